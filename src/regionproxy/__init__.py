@@ -1,0 +1,25 @@
+"""regionproxy: keep a WSGI app serving when a DynamoDB region fails."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from regionproxy.errors import (
+    AllRegionsFailed,
+    AmbiguousWriteError,
+    ConfigError,
+    RegionProxyError,
+    RegionUnavailable,
+)
+
+try:
+    __version__ = version("regionproxy")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AllRegionsFailed",
+    "AmbiguousWriteError",
+    "ConfigError",
+    "RegionProxyError",
+    "RegionUnavailable",
+    "__version__",
+]

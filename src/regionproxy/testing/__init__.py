@@ -1,0 +1,9 @@
+"""A local multi-region lab for failover drills: moto servers, faults, replication.
+
+Needs the ``testing`` extra (``pip install regionproxy[testing]``).
+"""
+
+from regionproxy.testing.faults import Fault, FaultProxy, ProxiedRequest
+from regionproxy.testing.lab import LocalRegions, wait_for
+
+__all__ = ["Fault", "FaultProxy", "LocalRegions", "ProxiedRequest", "wait_for"]

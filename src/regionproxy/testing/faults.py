@@ -1,0 +1,354 @@
+"""A TCP proxy on loopback that forwards HTTP requests and injects faults.
+
+One :class:`FaultProxy` stands in front of each region's DynamoDB endpoint in
+the lab. Faults act on real sockets, so clients see what they would see in
+an outage: ``refuse`` closes the listener (connection refused), ``reset``
+accepts and resets, ``blackhole`` accepts and never answers, ``latency``
+delays each request, ``error`` answers a fraction of requests with a
+DynamoDB-format JSON error without forwarding them. Latency combines with
+the other modes, and faults can change while traffic flows.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from regionproxy.errors import ConfigError
+
+OUTAGES = frozenset({"refuse", "reset", "blackhole", "error"})
+MODES = OUTAGES | {"latency"}
+
+# The error code DynamoDB sends with each status, when the caller names none.
+_DEFAULT_CODES = {
+    400: "ThrottlingException",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
+_CODE_NAMESPACES = {
+    "ThrottlingException": "com.amazon.coral.availability",
+    "ServiceUnavailable": "com.amazon.coral.availability",
+}
+_MAX_HEADER = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One fault to inject.
+
+    :param mode: ``refuse``, ``reset``, ``blackhole``, ``error`` or ``latency``.
+    :param delay: seconds added to each request (``latency``).
+    :param jitter: uniform spread around ``delay``, in seconds.
+    :param status: HTTP status of injected errors (``error``).
+    :param code: DynamoDB error code; by default the one DynamoDB sends with
+        ``status`` (400 is ``ThrottlingException``).
+    :param rate: fraction of requests answered with the error, 0 to 1.
+    """
+
+    mode: str
+    delay: float = 0.0
+    jitter: float = 0.0
+    status: int = 500
+    code: str | None = None
+    rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown fault mode {self.mode!r}; use one of {sorted(MODES)}", setting="mode")
+        if self.delay < 0 or self.jitter < 0 or (self.mode == "latency" and self.jitter > self.delay):
+            raise ConfigError("latency needs delay >= jitter >= 0", setting="delay")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ConfigError(f"rate must be between 0 and 1, got {self.rate}", setting="rate")
+        if not 400 <= self.status <= 599:
+            raise ConfigError(f"status must be an HTTP error status, got {self.status}", setting="status")
+
+    def error_body(self) -> bytes:
+        code = self.code or _DEFAULT_CODES.get(self.status, "InternalServerError")
+        namespace = _CODE_NAMESPACES.get(code, "com.amazonaws.dynamodb.v20120810")
+        return json.dumps({"__type": f"{namespace}#{code}", "message": f"injected {code}"}).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ProxiedRequest:
+    """What the proxy did with one request: ``forwarded``, ``error``,
+    ``reset`` or ``blackholed`` (the last two before any request was read)."""
+
+    at: float
+    operation: str | None
+    action: str
+
+
+@dataclass
+class _FaultState:
+    outage: Fault | None = None
+    latency: Fault | None = None
+    held: list[socket.socket] = field(default_factory=list)
+
+
+class FaultProxy:
+    """Forward HTTP requests from a loopback port to ``upstream``, with faults.
+
+    :param upstream: ``(host, port)`` of the real server.
+    :param host: address to listen on (loopback).
+    :param rng: source of randomness for jitter and error rates.
+    :param timeout: seconds to wait on a silent peer before giving up.
+    """
+
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        *,
+        host: str = "127.0.0.1",
+        rng: random.Random | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.upstream = upstream
+        self._host = host
+        self._rng = rng or random.Random()
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = _FaultState()
+        self._log: list[ProxiedRequest] = []
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._port = 0
+        self._acceptor: threading.Thread | None = None
+        self._workers: set[threading.Thread] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        self._listen()
+        self._acceptor = threading.Thread(target=self._accept_loop, name=f"faultproxy:{self._port}", daemon=True)
+        self._acceptor.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=5)
+        with self._lock:
+            self._close_listener()
+            self._release_held()
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout=5)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self._host, self._port)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    # -- faults ------------------------------------------------------------
+
+    def set_fault(self, fault: Fault) -> None:
+        """Inject ``fault``; latency adds to an outage, an outage replaces one."""
+        with self._lock:
+            if fault.mode == "latency":
+                self._state.latency = fault
+                return
+            self._state.outage = fault
+            if fault.mode == "refuse":
+                self._close_listener()
+            elif self._listener is None and not self._stopping.is_set():
+                self._listen()
+
+    def heal(self, mode: str | None = None) -> None:
+        """Remove every fault, or only ``latency`` / the outage."""
+        with self._lock:
+            if mode in (None, "latency"):
+                self._state.latency = None
+            if mode is None or mode in OUTAGES:
+                self._state.outage = None
+                self._release_held()
+                if self._listener is None and not self._stopping.is_set():
+                    self._listen()
+
+    @property
+    def outage(self) -> str | None:
+        """The outage mode in force, if any (``latency`` is not an outage)."""
+        outage = self._state.outage
+        return outage.mode if outage else None
+
+    def requests(self) -> list[ProxiedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    # -- sockets -----------------------------------------------------------
+
+    def _listen(self) -> None:
+        listener = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Healing a refused region reopens the same port, so clients that
+        # hold the endpoint keep working.
+        listener.bind((self._host, self._port))
+        listener.listen(128)
+        self._port = listener.getsockname()[1]
+        self._listener = listener
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            # close() alone leaves the socket listening while the acceptor's
+            # select() still holds it, and queued clients then see a reset
+            # instead of a refusal; shutdown() stops listening at once.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+
+    def _release_held(self) -> None:
+        for held in self._state.held:
+            _close_quietly(held)
+        self._state.held.clear()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            listener = self._listener
+            if listener is None:  # refusing: nothing to accept until healed
+                self._stopping.wait(0.02)
+                continue
+            try:
+                ready, _, _ = select.select([listener], [], [], 0.05)
+                if not ready:
+                    continue
+                conn, _ = listener.accept()
+            except (OSError, ValueError):  # closed under us by refuse or stop
+                continue
+            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            with self._lock:
+                self._workers.add(worker)
+            worker.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            self._serve_one(conn)
+        except OSError:
+            _close_quietly(conn)
+        finally:
+            with self._lock:
+                self._workers.discard(threading.current_thread())
+
+    def _serve_one(self, conn: socket.socket) -> None:
+        outage = self._state.outage
+        if outage is not None and outage.mode in ("reset", "blackhole"):
+            self._refuse_connection(conn, outage.mode, operation=None)
+            return
+        conn.settimeout(self._timeout)
+        head, body = _read_request(conn)
+        if head is None:
+            conn.close()
+            return
+        operation = _operation(head)
+        latency = self._state.latency
+        if latency is not None:
+            pause = latency.delay + self._rng.uniform(-latency.jitter, latency.jitter)
+            if self._stopping.wait(max(pause, 0.0)):
+                conn.close()
+                return
+        # Read the outage again: it may have changed while we waited.
+        outage = self._state.outage
+        if outage is not None and outage.mode in ("reset", "blackhole"):
+            self._refuse_connection(conn, outage.mode, operation)
+        elif outage is not None and outage.mode == "error" and self._rng.random() < outage.rate:
+            self._record(operation, "error")
+            _send_error(conn, outage)
+            conn.close()
+        else:
+            self._record(operation, "forwarded")
+            self._forward(conn, head, body)
+
+    def _refuse_connection(self, conn: socket.socket, mode: str, operation: str | None) -> None:
+        self._record(operation, "reset" if mode == "reset" else "blackholed")
+        if mode == "reset":
+            # SO_LINGER with a zero timeout makes close() send RST, not FIN.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            return
+        with self._lock:
+            if self._stopping.is_set() or self._state.outage is None:
+                conn.close()
+            else:
+                self._state.held.append(conn)
+
+    def _forward(self, conn: socket.socket, head: bytes, body: bytes) -> None:
+        with socket.create_connection(self.upstream, timeout=self._timeout) as upstream:
+            upstream.sendall(_close_after(head) + body)
+            while chunk := upstream.recv(65536):
+                conn.sendall(chunk)
+        conn.close()
+
+    def _record(self, operation: str | None, action: str) -> None:
+        with self._lock:
+            self._log.append(ProxiedRequest(self._clock(), operation, action))
+
+
+def _read_request(conn: socket.socket) -> tuple[bytes | None, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None, b""
+        data += chunk
+        if len(data) > _MAX_HEADER:
+            return None, b""
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None, b""
+        body += chunk
+    return head + b"\r\n\r\n", body
+
+
+def _operation(head: bytes) -> str | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"x-amz-target":
+            return value.strip().decode("latin-1").rpartition(".")[2]
+    return None
+
+
+def _close_after(head: bytes) -> bytes:
+    """Ask the upstream to close after answering, so EOF ends the response."""
+    lines = [
+        line for line in head.rstrip(b"\r\n").split(b"\r\n") if not line.lower().startswith((b"connection:", b"keep-alive:"))
+    ]
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _send_error(conn: socket.socket, fault: Fault) -> None:
+    body = fault.error_body()
+    head = (
+        f"HTTP/1.1 {fault.status} Injected\r\n"
+        "Content-Type: application/x-amz-json-1.0\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    conn.sendall(head + body)
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -1,0 +1,211 @@
+"""A local stand-in for DynamoDB Global Tables, for failover drills.
+
+:class:`LocalRegions` runs one moto server per region on loopback, a
+:class:`~regionproxy.testing.faults.FaultProxy` in front of each, and a
+stream-based :class:`~regionproxy.testing.replication.Replicator` between
+them. Clients use :attr:`LocalRegions.endpoints` (the proxies), so every
+injected fault is what a real client would meet.
+
+In-process servers (the default) share moto's module-global backends: the
+lab keeps regions apart by region name, and empties moto's state when it
+starts, so run one in-process lab at a time in a process.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from regionproxy.errors import ConfigError
+from regionproxy.testing.faults import Fault, FaultProxy, ProxiedRequest
+from regionproxy.testing.replication import Replicator
+from regionproxy.testing.servers import MotoServer
+
+if TYPE_CHECKING:
+    from regionproxy.session import RegionSession
+
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# Cutting a region off stops replication to and from it, as in a real outage.
+_CUT = frozenset({"refuse", "reset", "blackhole"})
+
+
+class LocalRegions:
+    """One moto server per region on loopback, with faults and replication.
+
+    :param regions: region names; the first is the local one by convention.
+    :param mode: ``thread`` (in-process servers, fast to start) or
+        ``process`` (``moto_server`` subprocesses, for benchmarks).
+    :param lag: seconds before a change reaches the other regions
+        (0: as fast as the replicator can; 1.0 is realistic).
+    :param replicate: run the replicator at all.
+    :param seed: seeds the randomness of jitter and error rates.
+    :param host: loopback address for servers and proxies.
+    """
+
+    def __init__(
+        self,
+        regions: Iterable[str],
+        *,
+        mode: str = "thread",
+        lag: float = 0.0,
+        replicate: bool = True,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+        poll_interval: float = 0.02,
+    ) -> None:
+        self.regions = list(regions)
+        if not self.regions or len(set(self.regions)) != len(self.regions):
+            raise ConfigError(f"regions must be distinct and not empty, got {self.regions}", setting="regions")
+        if lag < 0:
+            raise ConfigError(f"lag must be >= 0, got {lag}", setting="lag")
+        self._mode = mode
+        self._lag = lag
+        self._replicate = replicate
+        self._rng = random.Random(seed)
+        self._host = host
+        self._poll_interval = poll_interval
+        self._servers: dict[str, MotoServer] = {}
+        self._proxies: dict[str, FaultProxy] = {}
+        self._tables: list[str] = []
+        self._sessions: list[RegionSession] = []
+        self.replicator: Replicator | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> LocalRegions:
+        try:
+            for region in self.regions:
+                server = self._servers[region] = MotoServer(self._mode, self._host).start()
+                self._proxies[region] = FaultProxy(
+                    server.address, host=self._host, rng=random.Random(self._rng.random())
+                ).start()
+            if self._mode == "thread":
+                # In-process backends outlive a lab: start from nothing.
+                next(iter(self._servers.values())).reset()
+            if self._replicate:
+                self.replicator = Replicator(
+                    {region: self.client(region, direct=True) for region in self.regions},
+                    {region: self.client(region, direct=True, service="dynamodbstreams") for region in self.regions},
+                    self._is_cut,
+                    lag=self._lag,
+                    poll_interval=self._poll_interval,
+                )
+                self.replicator.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for session in self._sessions:
+            session.close()
+        self._sessions.clear()
+        if self.replicator is not None:
+            self.replicator.stop()
+            self.replicator = None
+        for proxy in self._proxies.values():
+            proxy.stop()
+        for server in self._servers.values():
+            server.stop()
+        self._proxies.clear()
+        self._servers.clear()
+
+    def __enter__(self) -> LocalRegions:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what clients use ------------------------------------------------------
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Each region's endpoint as clients should use it: through its proxy."""
+        return {region: proxy.endpoint for region, proxy in self._proxies.items()}
+
+    @property
+    def direct_endpoints(self) -> dict[str, str]:
+        """Each region's moto server itself, past the fault proxy."""
+        return {region: server.endpoint for region, server in self._servers.items()}
+
+    def client(self, region: str, *, direct: bool = False, service: str = "dynamodb", config: Any = None) -> Any:
+        """A boto3 client for ``region``: through its proxy, or ``direct``."""
+        import boto3
+        from botocore.config import Config
+
+        endpoint = (self.direct_endpoints if direct else self.endpoints)[self._known(region)]
+        config = config or Config(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
+        return boto3.session.Session().client(
+            service, region_name=region, endpoint_url=endpoint, config=config, **CREDENTIALS
+        )
+
+    def session(self, **kwargs: Any) -> RegionSession:
+        """A :class:`~regionproxy.RegionSession` wired to this lab's proxies.
+
+        Keyword arguments go to the session; ``regions`` defaults to the
+        lab's, in its order. The lab closes the session when it stops.
+        """
+        import boto3
+
+        from regionproxy.session import RegionSession
+
+        kwargs.setdefault("regions", self.regions)
+        kwargs.setdefault("endpoints", self.endpoints)
+        kwargs.setdefault("boto3_session", boto3.session.Session(**CREDENTIALS))
+        session = RegionSession(**kwargs)
+        self._sessions.append(session)
+        return session
+
+    def create_table(self, **kwargs: Any) -> dict[str, Any]:
+        """Create a table in every region, streams on, as a Global Table."""
+        kwargs.setdefault("StreamSpecification", {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        if "BillingMode" not in kwargs and "ProvisionedThroughput" not in kwargs:
+            kwargs["BillingMode"] = "PAY_PER_REQUEST"
+        descriptions = [self.client(region, direct=True).create_table(**kwargs) for region in self.regions]
+        self._tables.append(kwargs["TableName"])
+        if self.replicator is not None:
+            self.replicator.add_table(kwargs["TableName"])
+        return descriptions[0]["TableDescription"]
+
+    # -- faults and replication ---------------------------------------------
+
+    def fault(self, region: str, mode: str, **params: Any) -> None:
+        """Inject a fault: ``refuse``, ``reset``, ``blackhole``, ``latency``
+        (``delay``, ``jitter``) or ``error`` (``status``, ``code``, ``rate``)."""
+        self._proxies[self._known(region)].set_fault(Fault(mode, **params))
+
+    def heal(self, region: str | None = None, mode: str | None = None) -> None:
+        """Remove faults from ``region`` (every region if None); ``mode``
+        ``latency`` removes only the latency, an outage mode only the outage."""
+        for name in [self._known(region)] if region else self.regions:
+            self._proxies[name].heal(mode)
+
+    def wait_replicated(self, timeout: float = 5.0) -> None:
+        """Block until every change so far reached every region not cut off."""
+        if self.replicator is None:
+            raise RuntimeError("this lab was started with replicate=False")
+        self.replicator.wait_replicated(timeout)
+
+    def requests(self, region: str) -> list[ProxiedRequest]:
+        """What the region's proxy forwarded or answered, oldest first."""
+        return self._proxies[self._known(region)].requests()
+
+    def _is_cut(self, region: str) -> bool:
+        return self._proxies[region].outage in _CUT
+
+    def _known(self, region: str) -> str:
+        if region not in self.regions:
+            raise ConfigError(f"unknown region {region!r}; this lab has {self.regions}", setting="region")
+        return region
+
+
+def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
