@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from regionproxy.config import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
 from regionproxy.errors import (
     AllRegionsFailed,
     AmbiguousWriteError,
@@ -9,6 +10,7 @@ from regionproxy.errors import (
     RegionProxyError,
     RegionUnavailable,
 )
+from regionproxy.session import RegionSession
 
 try:
     __version__ = version("regionproxy")
@@ -18,8 +20,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "AllRegionsFailed",
     "AmbiguousWriteError",
+    "BreakerPolicy",
+    "CachePolicy",
     "ConfigError",
+    "HedgePolicy",
     "RegionProxyError",
+    "RegionSession",
     "RegionUnavailable",
+    "Timeouts",
     "__version__",
 ]
