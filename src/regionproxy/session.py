@@ -299,8 +299,8 @@ class RegionSession:
             self.hooks.emit(CallFinished(region, operation, kind, time.perf_counter() - started, OK))
             if errors:
                 self._failed_over(operation, plan[0], region, errors)
-            if kind == WRITE and region != self.local_region:
-                self._sticky.remember(region, operation, params)
+                if kind == WRITE:
+                    self._sticky.remember(region, operation, params)
             return result
         raise AllRegionsFailed(operation, errors) from _last_error(errors)
 

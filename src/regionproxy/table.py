@@ -95,9 +95,9 @@ class RegionTable:
         return self._session.execute("DescribeTable", {"TableName": self.name})["Table"]
 
     def _call(self, operation: str, params: dict[str, Any], *, with_table: bool = True) -> dict[str, Any]:
-        # boto3 transforms the caller's dict in place; work on a copy so the
-        # caller's arguments come back as they were given.
-        params = copy.copy(params)
+        # The transformer rewrites nested values in place; boto3's resource
+        # deep-copies the parameters first (copy_dynamodb_params), and so do we.
+        params = copy.deepcopy(params)
         if with_table:
             params["TableName"] = self.name
         model = self._session.client.meta.service_model.operation_model(operation)

@@ -1,0 +1,85 @@
+"""Operation kinds and idempotency."""
+
+from __future__ import annotations
+
+import pytest
+
+from regionproxy.operations import CONTROL, READ, WRITE, is_idempotent, kind_of, written_keys
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "kind"),
+    [
+        ("GetItem", {}, READ),
+        ("Query", {}, READ),
+        ("BatchGetItem", {}, READ),
+        ("TransactGetItems", {}, READ),
+        ("PutItem", {}, WRITE),
+        ("TransactWriteItems", {}, WRITE),
+        ("ExecuteStatement", {"Statement": "SELECT * FROM t"}, READ),
+        ("ExecuteStatement", {"Statement": "  select * from t"}, READ),
+        ("ExecuteStatement", {"Statement": "UPDATE t SET a=1"}, WRITE),
+        ("BatchExecuteStatement", {"Statements": [{"Statement": "SELECT 1"}, {"Statement": "DELETE FROM t"}]}, WRITE),
+        ("CreateTable", {}, CONTROL),
+        ("DescribeTable", {}, CONTROL),
+    ],
+)
+def test_kind_of(operation, params, kind):
+    assert kind_of(operation, params) == kind
+
+
+KEY = {"TableName": "t", "Key": {"pk": {"S": "a"}}}
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "idempotent"),
+    [
+        pytest.param("PutItem", {"TableName": "t", "Item": {}}, True, id="plain-put"),
+        pytest.param("PutItem", {"ConditionExpression": "attribute_not_exists(pk)"}, False, id="conditional-put"),
+        pytest.param("DeleteItem", KEY, True, id="plain-delete"),
+        pytest.param("DeleteItem", {**KEY, "Expected": {"a": {"Exists": False}}}, False, id="legacy-conditional"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET a = :a REMOVE b"}, True, id="set-remove"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET a = if_not_exists(a, :z)"}, True, id="if-not-exists"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "ADD n :one"}, False, id="add"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET n = n + :one"}, False, id="arithmetic"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET l = list_append(l, :x)"}, False, id="list-append"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "DELETE s :x"}, False, id="delete-from-set"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET #a-b = :c-d"}, True, id="dashes-in-placeholders"),
+        pytest.param(
+            "UpdateItem", {**KEY, "UpdateExpression": "SET a = :a", "ConditionExpression": "a = :b"}, False, id="cond"
+        ),
+        pytest.param("UpdateItem", {**KEY, "AttributeUpdates": {"a": {"Action": "ADD"}}}, False, id="legacy-add"),
+        pytest.param("UpdateItem", {**KEY, "AttributeUpdates": {"a": {"Action": "PUT"}}}, True, id="legacy-put"),
+        pytest.param("BatchWriteItem", {}, True, id="batch-write"),
+        pytest.param(
+            "TransactWriteItems",
+            {"TransactItems": [{"Put": {"Item": {}}}, {"Delete": KEY}]},
+            True,
+            id="transact-plain",
+        ),
+        pytest.param(
+            "TransactWriteItems",
+            {"TransactItems": [{"Put": {"Item": {}}}, {"ConditionCheck": {**KEY, "ConditionExpression": "x"}}]},
+            False,
+            id="transact-condition-check",
+        ),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET a=1"}, False, id="partiql"),
+    ],
+)
+def test_is_idempotent(operation, params, idempotent):
+    assert is_idempotent(operation, params) is idempotent
+
+
+def test_written_keys_finds_put_keys_from_the_schema():
+    params = {
+        "RequestItems": {
+            "t": [
+                {"PutRequest": {"Item": {"pk": {"S": "a"}, "other": {"S": "x"}}}},
+                {"DeleteRequest": {"Key": {"pk": {"S": "b"}}}},
+            ]
+        }
+    }
+    assert written_keys("BatchWriteItem", params, lambda table: ("pk",)) == [
+        ("t", {"pk": {"S": "a"}}),
+        ("t", {"pk": {"S": "b"}}),
+    ]
