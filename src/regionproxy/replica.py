@@ -27,7 +27,6 @@ def client_config(timeouts: Timeouts) -> Config:
         connect_timeout=timeouts.connect,
         read_timeout=timeouts.read,
         retries={"mode": "standard", "total_max_attempts": timeouts.attempts},
-        tcp_keepalive=True,
     )
 
 

@@ -1,0 +1,1 @@
+"""Benchmark helpers: a near-free canned DynamoDB endpoint and timing loops."""
