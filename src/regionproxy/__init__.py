@@ -1,6 +1,9 @@
 """regionproxy: keep a WSGI app serving when a DynamoDB region fails."""
 
+from __future__ import annotations
+
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from regionproxy.config import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
 from regionproxy.errors import (
@@ -10,7 +13,24 @@ from regionproxy.errors import (
     RegionProxyError,
     RegionUnavailable,
 )
-from regionproxy.session import RegionSession
+
+if TYPE_CHECKING:
+    from regionproxy.session import RegionSession
+
+# Imported on first use, so that `import regionproxy` (which pytest does for
+# the plugin in every run) does not import boto3.
+_LAZY = {"RegionSession": "regionproxy.session"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'regionproxy' has no attribute {name!r}")
+
 
 try:
     __version__ = version("regionproxy")
