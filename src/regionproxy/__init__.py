@@ -15,11 +15,12 @@ from regionproxy.errors import (
 )
 
 if TYPE_CHECKING:
+    from regionproxy.middleware import RegionProxyMiddleware
     from regionproxy.session import RegionSession
 
 # Imported on first use, so that `import regionproxy` (which pytest does for
 # the plugin in every run) does not import boto3.
-_LAZY = {"RegionSession": "regionproxy.session"}
+_LAZY = {"RegionProxyMiddleware": "regionproxy.middleware", "RegionSession": "regionproxy.session"}
 
 
 def __getattr__(name: str) -> object:
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigError",
     "HedgePolicy",
     "RegionProxyError",
+    "RegionProxyMiddleware",
     "RegionSession",
     "RegionUnavailable",
     "Timeouts",

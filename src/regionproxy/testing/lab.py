@@ -192,6 +192,10 @@ class LocalRegions:
         """What the region's proxy forwarded or answered, oldest first."""
         return self._proxies[self._known(region)].requests()
 
+    def outage(self, region: str) -> str | None:
+        """The outage mode injected in ``region`` now, if any."""
+        return self._proxies[self._known(region)].outage
+
     def _is_cut(self, region: str) -> bool:
         return self._proxies[region].outage in _CUT
 

@@ -1,0 +1,259 @@
+"""Health: background probes of each region, and what to tell a load balancer.
+
+:class:`HealthMonitor` probes every region in the background (one thread
+per region, so a blackholed region delays no other) through the region's
+breaker, like live traffic: a dead region is found even when no user
+traffic reaches it, and a healed one is taken back by a probe's half-open
+trial. :func:`assess` turns breaker states and the last probes into an
+answer, and the health endpoints only read that state: they answer in
+milliseconds while a region is blackholed, and never call DynamoDB.
+
+Readiness policies:
+
+- ``evacuate`` (default): fail while the local region is unusable, so the
+  load balancer or DNS moves users to a region whose replica is healthy.
+  Serving from a remote replica works, but is the degraded mode.
+- ``any``: pass while any region serves.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from regionproxy.breakers import CLOSED, HALF_OPEN
+from regionproxy.errors import ConfigError
+from regionproxy.events import CALLER_ERROR, FAULT, OK, CallFinished
+from regionproxy.faults import classify
+
+if TYPE_CHECKING:
+    from regionproxy.session import RegionSession
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+POLICIES = ("evacuate", "any")
+PROBE_KEY = "__regionproxy_probe__"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The last probe of one region."""
+
+    ok: bool
+    at: float  # monotonic seconds
+    latency: float  # seconds
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionHealth:
+    region: str
+    status: str
+    breaker: str
+    latency_ms: float | None
+    reason: str | None
+    probed_at: float | None  # wall-clock seconds, for the health+json "time"
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    status: str
+    regions: tuple[RegionHealth, ...]
+    output: str | None = None
+
+
+def region_health(region: str, breaker: str, probe: Probe | None, *, stale_after: float, now: float) -> str:
+    """``pass``, ``warn`` or ``fail`` for one region. Pure."""
+    if breaker not in (CLOSED, HALF_OPEN):
+        return FAIL  # open or evacuated: no traffic goes there
+    if probe is not None and not probe.ok:
+        return FAIL
+    if breaker == HALF_OPEN or probe is None or now - probe.at > stale_after:
+        return WARN  # recovering, or not probed recently: usable, not proven
+    return PASS
+
+
+def assess(policy: str, local: str, regions: dict[str, str]) -> tuple[str, str | None]:
+    """Overall status from each region's, under ``policy``. Pure."""
+    if policy == "evacuate":
+        if regions[local] == FAIL:
+            return FAIL, "local region unavailable: serving from remote replicas, move users away"
+        return regions[local], None
+    statuses = set(regions.values())
+    if statuses == {FAIL}:
+        return FAIL, "no region available"
+    if PASS in statuses:
+        return PASS if regions[local] == PASS else WARN, None
+    return WARN, None
+
+
+class HealthMonitor:
+    """Probe each region of a session every ``interval`` seconds.
+
+    :param session: the session whose regions and breakers it watches.
+    :param interval: seconds between probes of a region.
+    :param policy: ``evacuate`` or ``any`` (see the module docstring).
+    :param probe: what a probe does, ``(replica) -> None``; by default a
+        ``ListTables(Limit=1)`` call, or with ``probe_table`` a ``GetItem``
+        of a key no item has (string key attributes), which tests the data plane.
+    :param probe_table: a table to probe with ``GetItem``.
+    :param stale_after: seconds after which a probe no longer proves a region.
+    """
+
+    def __init__(
+        self,
+        session: RegionSession,
+        *,
+        interval: float = 2.0,
+        policy: str = "evacuate",
+        probe: Callable[[Any], None] | None = None,
+        probe_table: str | None = None,
+        stale_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ConfigError(f"readiness policy must be one of {POLICIES}, got {policy!r}", setting="readiness")
+        if not interval > 0:
+            raise ConfigError(f"probe interval must be > 0, got {interval!r}", setting="probe_interval")
+        self.session = session
+        self.interval = interval
+        self.policy = policy
+        self._probe = probe or _probe_with(session, probe_table)
+        self._stale_after = stale_after if stale_after is not None else 3 * interval + session.settings.timeouts.read
+        self._clock = clock
+        self._probes: dict[str, Probe] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the probe threads in this process, once (safe after fork)."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # Threads do not survive a fork: a worker forked from a parent
+            # that started probing gets fresh threads and a fresh stop flag.
+            self._stop = threading.Event()
+            self._threads = [
+                threading.Thread(target=self._run, args=(region,), name=f"regionproxy-probe:{region}", daemon=True)
+                for region in self.session.regions
+            ]
+            for thread in self._threads:
+                thread.start()
+            self._pid = os.getpid()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.session.settings.timeouts.read * self.session.settings.timeouts.attempts + 1)
+        self._threads = []
+        self._pid = -1
+
+    def probe_now(self, region: str) -> Probe | None:
+        """Probe ``region`` once, through its breaker; None if the breaker
+        kept the probe out (open and not yet due a trial)."""
+        replica = self.session.replicas[region]
+        ticket = replica.breaker.admit()
+        if ticket is None:
+            return None
+        started = self._clock()
+        try:
+            self._probe(replica)
+        except Exception as error:  # noqa: BLE001 - classified below
+            verdict = classify(error, throttling_is_fault=self.session.settings.throttling_is_fault)
+            duration = self._clock() - started
+            if verdict.fault:
+                replica.breaker.failed(ticket)
+                result = Probe(False, self._clock(), duration, verdict.reason)
+                outcome = FAULT
+            else:
+                replica.breaker.succeeded(ticket)  # it answered: the region is up
+                result = Probe(True, self._clock(), duration)
+                outcome = CALLER_ERROR
+            self.session.hooks.emit(CallFinished(region, "Probe", "probe", duration, outcome, verdict.reason))
+        except BaseException:
+            replica.breaker.released(ticket)
+            raise
+        else:
+            duration = self._clock() - started
+            replica.breaker.succeeded(ticket)
+            result = Probe(True, self._clock(), duration)
+            self.session.hooks.emit(CallFinished(region, "Probe", "probe", duration, OK))
+        self._probes[region] = result
+        return result
+
+    def readiness(self) -> Readiness:
+        """The current answer, from kept state only: no I/O."""
+        now = self._clock()
+        wall = time.time()
+        regions = []
+        for region, replica in self.session.replicas.items():
+            probe = self._probes.get(region)
+            breaker = replica.breaker.state
+            status = region_health(region, breaker, probe, stale_after=self._stale_after, now=now)
+            regions.append(
+                RegionHealth(
+                    region,
+                    status,
+                    breaker,
+                    round(probe.latency * 1000, 3) if probe else None,
+                    probe.reason if probe and not probe.ok else (None if breaker in (CLOSED, HALF_OPEN) else breaker),
+                    wall - (now - probe.at) if probe else None,
+                )
+            )
+        overall, output = assess(self.policy, self.session.local_region, {r.region: r.status for r in regions})
+        return Readiness(overall, tuple(regions), output)
+
+    def _run(self, region: str) -> None:
+        stop = self._stop
+        while not stop.is_set():
+            try:
+                self.probe_now(region)
+            except Exception:  # noqa: BLE001 - a probe thread must outlive a bad probe
+                pass
+            stop.wait(self.interval)
+
+
+def _probe_with(session: RegionSession, table: str | None) -> Callable[[Any], None]:
+    if table is None:
+        return lambda replica: replica.call("ListTables", {"Limit": 1})
+
+    def probe(replica: Any) -> None:
+        # A GetItem of a key no item has: the data plane of the table, at
+        # the cost of one read unit. Key names come from DescribeTable once.
+        names = session._key_names(replica.region, table)
+        key = {name: {"S": PROBE_KEY} for name in names}
+        replica.call("GetItem", {"TableName": table, "Key": key})
+
+    return probe
+
+
+def health_json(readiness: Readiness, *, service: str = "regionproxy") -> dict[str, Any]:
+    """The ``application/health+json`` body: status and a check per region,
+    with nothing that names an endpoint, a host or a credential."""
+    checks = {}
+    for region in readiness.regions:
+        check: dict[str, Any] = {
+            "componentId": region.region,
+            "componentType": "datastore",
+            "status": region.status,
+            "observedUnit": "ms",
+            "observedValue": region.latency_ms,
+            "breaker": region.breaker,
+        }
+        if region.probed_at is not None:
+            check["time"] = datetime.fromtimestamp(region.probed_at, UTC).isoformat(timespec="milliseconds")
+        if region.reason:
+            check["output"] = region.reason
+        checks[f"dynamodb:{region.region}"] = [check]
+    body: dict[str, Any] = {"status": readiness.status, "serviceId": service, "checks": checks}
+    if readiness.output:
+        body["output"] = readiness.output
+    return body

@@ -1,0 +1,208 @@
+"""WSGI middleware: hands the app a session and answers health and admin paths.
+
+``RegionProxyMiddleware(app, session)`` wraps any WSGI app (Flask's
+``app.wsgi_app``, Django's ``get_wsgi_application()``, plain WSGI). It puts
+the session in ``environ["regionproxy.session"]``, answers its own paths
+through small mounted WSGI apps, and passes everything else through
+untouched: the body is streamed, never buffered, and the app iterable's
+``close()`` is honoured.
+
+Paths (configurable): ``/livez`` (process alive, no dependency checks),
+``/readyz`` and ``/healthz`` (readiness), ``/metrics`` and
+``/_regionproxy/`` (admin surface, allowed clients only).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from regionproxy.admin import LOOPBACK, AdminAccess, AdminApp, StartResponse, not_found, respond
+from regionproxy.errors import ConfigError
+from regionproxy.events import CacheLookup, CallFinished, Event
+from regionproxy.health import FAIL, HealthMonitor, health_json
+
+if TYPE_CHECKING:
+    from regionproxy.session import RegionSession
+
+ENVIRON_KEY = "regionproxy.session"
+HEALTH_TYPE = "application/health+json"
+PROBE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class HealthApp:
+    """``/livez`` (``ready=False``) or ``/readyz`` (``ready=True``).
+
+    Answers GET, HEAD and OPTIONS, HTTP/1.0 without a Host header included,
+    from kept state only. 200 for pass and warn, 503 for fail.
+    """
+
+    def __init__(self, monitor: HealthMonitor, *, ready: bool) -> None:
+        self.monitor = monitor
+        self.ready = ready
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in PROBE_METHODS:
+            return respond(
+                start_response, "405 Method Not Allowed", b"", "text/plain", Allow=", ".join(PROBE_METHODS)
+            )
+        if self.ready:
+            body = health_json(self.monitor.readiness())
+        else:
+            body = {"status": "pass", "serviceId": "regionproxy"}  # alive: nothing else is checked
+        status = "503 Service Unavailable" if body["status"] == FAIL else "200 OK"
+        payload = json.dumps(body).encode()
+        result = respond(start_response, status, payload, HEALTH_TYPE, Allow=", ".join(PROBE_METHODS))
+        return [] if method == "HEAD" else result
+
+
+class _RequestTiming:
+    """DynamoDB time, calls, cache hits and regions of one request."""
+
+    __slots__ = ("seconds", "calls", "cache_hits", "regions")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self.cache_hits = 0
+        self.regions: list[str] = []
+
+    def header(self) -> str:
+        regions = ",".join(self.regions)
+        return (
+            f'dynamodb;dur={self.seconds * 1000:.1f};desc="{self.calls} calls", '
+            f'cache;desc="{self.cache_hits} hits", regions;desc="{regions}"'
+        )
+
+
+_timing: contextvars.ContextVar[_RequestTiming | None] = contextvars.ContextVar("regionproxy_timing", default=None)
+
+
+def _record_timing(event: Event) -> None:
+    """Listener: add the event to the current request's timing, if any."""
+    timing = _timing.get()
+    if timing is None:
+        return
+    if isinstance(event, CallFinished):
+        timing.seconds += event.duration
+        timing.calls += 1
+        if event.region not in timing.regions:
+            timing.regions.append(event.region)
+    elif isinstance(event, CacheLookup) and event.hit:
+        timing.cache_hits += 1
+
+
+class RegionProxyMiddleware:
+    """Wrap ``app``: hand it ``session``, answer health and admin paths.
+
+    :param app: the WSGI app to wrap.
+    :param session: the :class:`~regionproxy.RegionSession` to hand it.
+    :param readiness: ``evacuate`` (fail while the local region is down) or ``any``.
+    :param live_paths: paths of the liveness endpoint.
+    :param ready_paths: paths of the readiness endpoint.
+    :param admin_prefix: where the status page and actions live.
+    :param metrics_path: the Prometheus endpoint, or None for none.
+    :param admin_allow: networks allowed on the admin surface and metrics.
+    :param admin_token: a bearer token also required there, or None.
+    :param server_timing: add a ``Server-Timing`` header to every response.
+    :param probe_interval: seconds between background probes of a region.
+    :param probe_table: a table to probe with ``GetItem`` (data plane).
+    :param lab: demo mode only: a LocalRegions whose outages the page controls.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        session: RegionSession,
+        *,
+        readiness: str = "evacuate",
+        live_paths: Sequence[str] = ("/livez",),
+        ready_paths: Sequence[str] = ("/readyz", "/healthz"),
+        admin_prefix: str = "/_regionproxy",
+        metrics_path: str | None = "/metrics",
+        admin_allow: Sequence[str] = LOOPBACK,
+        admin_token: str | None = None,
+        server_timing: bool = False,
+        probe_interval: float = 2.0,
+        probe_table: str | None = None,
+        monitor: HealthMonitor | None = None,
+        lab: Any = None,
+    ) -> None:
+        self.app = app
+        self.session = session
+        self.monitor = monitor or HealthMonitor(
+            session, interval=probe_interval, policy=readiness, probe_table=probe_table
+        )
+        self.metrics = _metrics_listener(session) if metrics_path else None
+        self.admin = AdminApp(self.monitor, AdminAccess(admin_allow, admin_token), metrics=self.metrics, lab=lab)
+        self.server_timing = server_timing
+        if server_timing:
+            session.hooks.add(_record_timing)
+        if not admin_prefix.startswith("/") or admin_prefix.endswith("/"):
+            raise ConfigError(f"admin_prefix must start and not end with '/', got {admin_prefix!r}", setting="admin_prefix")
+        self.admin_prefix = admin_prefix
+        self.metrics_path = metrics_path
+        live, ready = HealthApp(self.monitor, ready=False), HealthApp(self.monitor, ready=True)
+        self._mounts: dict[str, Any] = {**{p: live for p in live_paths}, **{p: ready for p in ready_paths}}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        self.monitor.start()  # once per process; a no-op after the first request
+        path = environ.get("PATH_INFO", "")
+        mounted = self._mounts.get(path)
+        if mounted is not None:
+            return mounted(environ, start_response)
+        if path == self.metrics_path:
+            return self._mounted_admin(environ, start_response, "/metrics", self.metrics_path)
+        if path == self.admin_prefix or path.startswith(self.admin_prefix + "/"):
+            if path == self.admin_prefix:  # the page's relative links need the slash
+                if not self.admin.access.allows(environ):
+                    return not_found(start_response)
+                return respond(start_response, "308 Permanent Redirect", b"", "text/plain", Location=path + "/")
+            return self._mounted_admin(environ, start_response, path[len(self.admin_prefix) :], self.admin_prefix)
+        environ[ENVIRON_KEY] = self.session
+        if not self.server_timing:
+            return self.app(environ, start_response)
+        return self._timed(environ, start_response)
+
+    def _mounted_admin(self, environ: dict[str, Any], start_response: StartResponse, path: str, script: str) -> Any:
+        # Like werkzeug's DispatcherMiddleware: the mount point moves from
+        # PATH_INFO to SCRIPT_NAME, so the admin app sees paths of its own.
+        inner = dict(environ)
+        inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + script
+        inner["PATH_INFO"] = path
+        return self.admin(inner, start_response)
+
+    def _timed(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        timing = _RequestTiming()
+        token = _timing.set(timing)
+
+        def timed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # Calls made while the body streams come after the headers are
+            # sent: Server-Timing counts what happened before start_response.
+            return start_response(status, [*headers, ("Server-Timing", timing.header())], exc_info)
+
+        try:
+            return self.app(environ, timed_start_response)
+        finally:
+            _timing.reset(token)
+
+    def close(self) -> None:
+        """Stop the background probes (the session is the caller's to close)."""
+        self.monitor.stop()
+
+
+def _metrics_listener(session: RegionSession) -> Any:
+    from regionproxy.metrics import PrometheusListener
+
+    try:
+        listener = PrometheusListener(regions=session.regions)
+    except ImportError as error:  # prometheus_client is the 'metrics' extra
+        raise ConfigError(
+            "metrics need prometheus-client (pip install regionproxy[metrics]); or pass metrics_path=None",
+            setting="metrics_path",
+        ) from error
+    session.hooks.add(listener)
+    return listener
