@@ -3,7 +3,19 @@ pytest plugin (entry point ``pytest11``), as users get it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Tests talk only to the lab on loopback: fake credentials, so that nothing
+# can reach (or sign for) a real AWS account.
+for _name, _value in (
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_DEFAULT_REGION", "eu-west-3"),
+):
+    os.environ[_name] = _value
+os.environ.pop("AWS_PROFILE", None)
 
 TABLE = "Items"
 KEY_SCHEMA = {

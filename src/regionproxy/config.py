@@ -158,8 +158,11 @@ ENVIRONMENT: dict[str, tuple[str, Any]] = {
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy}
 
 
-def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
+def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
     """Build :class:`Settings` from ``REGIONPROXY_*`` variables in ``environ``.
+
+    Values are strings as in the environment, or already-typed values (a
+    list of regions, a dict of endpoints) as framework settings give them.
 
     A variable that does not parse, or a value the settings reject, raises
     :class:`ConfigError` naming the variable.
@@ -170,8 +173,9 @@ def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
         variable = ENV_PREFIX + suffix
         if variable not in environ:
             continue
+        raw = environ[variable]
         try:
-            value = parse(environ[variable])
+            value = parse(raw) if isinstance(raw, str) else raw
         except ValueError as error:
             raise ConfigError(f"{variable}={environ[variable]!r}: {error}", setting=variable) from error
         owner, _, name = target.partition(".")

@@ -14,9 +14,10 @@ Paths (configurable): ``/livez`` (process alive, no dependency checks),
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from regionproxy.admin import LOOPBACK, AdminAccess, AdminApp, StartResponse, not_found, respond
@@ -95,6 +96,37 @@ def _record_timing(event: Event) -> None:
         timing.cache_hits += 1
 
 
+# Framework settings (Flask's REGIONPROXY_* config, Django's REGIONPROXY
+# dict) -> middleware keyword, and how to read a string value.
+MIDDLEWARE_SETTINGS: dict[str, tuple[str, Any]] = {
+    "READINESS": ("readiness", str),
+    "LIVE_PATHS": ("live_paths", lambda text: tuple(text.split(","))),
+    "READY_PATHS": ("ready_paths", lambda text: tuple(text.split(","))),
+    "ADMIN_PREFIX": ("admin_prefix", str),
+    "METRICS_PATH": ("metrics_path", lambda text: text or None),
+    "ADMIN_ALLOW": ("admin_allow", lambda text: tuple(part.strip() for part in text.split(","))),
+    "ADMIN_TOKEN": ("admin_token", str),
+    "SERVER_TIMING": ("server_timing", lambda text: text.strip().lower() in ("1", "true", "yes", "on")),
+    "PROBE_INTERVAL": ("probe_interval", float),
+    "PROBE_TABLE": ("probe_table", str),
+}
+
+
+def middleware_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Middleware keywords from framework settings without the prefix
+    (``{"READINESS": "any", ...}``); strings are parsed, other values kept."""
+    options = {}
+    for name, value in settings.items():
+        if name not in MIDDLEWARE_SETTINGS:
+            continue
+        keyword, parse = MIDDLEWARE_SETTINGS[name]
+        try:
+            options[keyword] = parse(value) if isinstance(value, str) else value
+        except ValueError as error:
+            raise ConfigError(f"REGIONPROXY {name}={value!r}: {error}", setting=name) from error
+    return options
+
+
 class RegionProxyMiddleware:
     """Wrap ``app``: hand it ``session``, answer health and admin paths.
 
@@ -149,6 +181,27 @@ class RegionProxyMiddleware:
         self._mounts: dict[str, Any] = {**{p: live for p in live_paths}, **{p: ready for p in ready_paths}}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        answer = self.dispatch(environ, start_response)
+        if answer is not None:
+            return answer
+        environ[ENVIRON_KEY] = self.session
+        if not self.server_timing:
+            return self.app(environ, start_response)
+        with self.timing() as timing:
+
+            def timed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                # Calls made while the body streams come after the headers
+                # are sent: Server-Timing counts what happened before.
+                return start_response(status, [*headers, ("Server-Timing", timing.header())], exc_info)
+
+            return self.app(environ, timed_start_response)
+
+    def dispatch(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
+        """Answer a health, metrics or admin path; None for any other path.
+
+        For frameworks whose middleware is not WSGI (Django): they call this
+        first and handle the request themselves when it returns None.
+        """
         self.monitor.start()  # once per process; a no-op after the first request
         path = environ.get("PATH_INFO", "")
         mounted = self._mounts.get(path)
@@ -156,16 +209,24 @@ class RegionProxyMiddleware:
             return mounted(environ, start_response)
         if path == self.metrics_path:
             return self._mounted_admin(environ, start_response, "/metrics", self.metrics_path)
-        if path == self.admin_prefix or path.startswith(self.admin_prefix + "/"):
-            if path == self.admin_prefix:  # the page's relative links need the slash
-                if not self.admin.access.allows(environ):
-                    return not_found(start_response)
-                return respond(start_response, "308 Permanent Redirect", b"", "text/plain", Location=path + "/")
+        if path == self.admin_prefix:  # the page's relative links need the slash
+            if not self.admin.access.allows(environ):
+                return not_found(start_response)
+            return respond(start_response, "308 Permanent Redirect", b"", "text/plain", Location=path + "/")
+        if path.startswith(self.admin_prefix + "/"):
             return self._mounted_admin(environ, start_response, path[len(self.admin_prefix) :], self.admin_prefix)
-        environ[ENVIRON_KEY] = self.session
-        if not self.server_timing:
-            return self.app(environ, start_response)
-        return self._timed(environ, start_response)
+        return None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def timing() -> Iterator[_RequestTiming]:
+        """Collect the DynamoDB time of the code inside (one request)."""
+        timing = _RequestTiming()
+        token = _timing.set(timing)
+        try:
+            yield timing
+        finally:
+            _timing.reset(token)
 
     def _mounted_admin(self, environ: dict[str, Any], start_response: StartResponse, path: str, script: str) -> Any:
         # Like werkzeug's DispatcherMiddleware: the mount point moves from
@@ -174,20 +235,6 @@ class RegionProxyMiddleware:
         inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + script
         inner["PATH_INFO"] = path
         return self.admin(inner, start_response)
-
-    def _timed(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        timing = _RequestTiming()
-        token = _timing.set(timing)
-
-        def timed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            # Calls made while the body streams come after the headers are
-            # sent: Server-Timing counts what happened before start_response.
-            return start_response(status, [*headers, ("Server-Timing", timing.header())], exc_info)
-
-        try:
-            return self.app(environ, timed_start_response)
-        finally:
-            _timing.reset(token)
 
     def close(self) -> None:
         """Stop the background probes (the session is the caller's to close)."""

@@ -1,0 +1,1 @@
+"""The blog both examples share: a WordPress-style single-table model."""

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from blogsite import views
+
+urlpatterns = [
+    path("posts", views.posts),
+    path("posts/<str:post_id>", views.post),
+    path("users", views.users),
+    path("users/<str:user_id>", views.user),
+]
