@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared blog 
 from blog.model import TABLE, BlogStore, NotFound  # noqa: E402
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
+def create_app(config: dict[str, Any] | None = None, **regionproxy_options: Any) -> Flask:
     app = Flask(__name__)
     app.config.from_prefixed_env("FLASK")
     app.config.update(config or {})
-    RegionProxy(app)  # regionproxy, line 1 of 2
+    RegionProxy(app, **regionproxy_options)  # regionproxy, line 1 of 2
 
     def store() -> BlogStore:
         return BlogStore(table(TABLE))  # regionproxy, line 2 of 2: was boto3.resource("dynamodb").Table(TABLE)

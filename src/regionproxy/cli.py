@@ -14,14 +14,17 @@ DEMO_REGIONS = ["eu-west-3", "us-east-1"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="regionproxy", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("lab", "start a local multi-region lab and print its endpoints"),
-        ("demo", "the main job: a local two-region lab with the demo app"),
-    ):
-        command = commands.add_parser(name, help=text, description=text)
-        command.add_argument("--regions", nargs="+", default=DEMO_REGIONS, help="region names, local first")
+    lab = commands.add_parser("lab", help="start a local multi-region lab and print its endpoints")
+    lab.add_argument("--regions", nargs="+", default=DEMO_REGIONS, help="region names, local first")
+    demo = commands.add_parser("demo", help="the main job: the Flask blog over a local two-region lab")
+    demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
+    for command in (lab, demo):
         command.add_argument("--for", dest="duration", type=float, default=None, help="stop after SECONDS")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from regionproxy.demo import run
+
+        return run(args.port, args.duration)
     return run_lab(args.regions, args.duration)
 
 

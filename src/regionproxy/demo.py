@@ -1,0 +1,130 @@
+"""``regionproxy demo``: the Flask blog over a local two-region lab.
+
+Starts :class:`~regionproxy.testing.LocalRegions` with an OVHcloud-to-AWS
+latency profile (an app server in Gravelines: ~5 ms to eu-west-3 Paris,
+~80 ms to us-east-1 Virginia), seeds the example blog, serves it wrapped by
+the middleware on 127.0.0.1, and sends it a light, bounded stream of reads
+so that the status page shows traffic. From the status page a person can
+cause and heal an outage of a region (demo mode only) and watch requests
+keep working while readiness turns to fail and back.
+
+Needs a source checkout (the blog lives in ``examples/``): ``make demo``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REGIONS = ["eu-west-3", "us-east-1"]
+# One-way added delay per request from an OVHcloud Gravelines server.
+OVH_GRAVELINES = {"eu-west-3": (0.005, 0.001), "us-east-1": (0.080, 0.005)}
+TRAFFIC_INTERVAL = 0.25  # seconds between background reads
+TRAFFIC_MAX = 200_000  # and never more than this many
+
+
+def examples_dir() -> Path:
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "examples" / "flask_blog" / "app.py").is_file():
+            return parent / "examples"
+    raise SystemExit("regionproxy demo needs a source checkout (examples/ not found): run it with 'make demo'")
+
+
+def build(lab: Any, port: int) -> tuple[Any, Any]:
+    """The wrapped Flask blog over ``lab``, and a werkzeug server for it."""
+    import os
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: object, **kwargs: object) -> None:
+            """The background traffic would flood the terminal."""
+
+    sys.path.insert(0, str(examples_dir()))
+    model = importlib.import_module("blog.model")
+    flask_app = importlib.import_module("flask_blog.app")
+    lab.create_table(**model.TABLE_SPEC)
+    # The lab's fake credentials, for this demo process only.
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    config = {
+        "REGIONPROXY_REGIONS": REGIONS,
+        "REGIONPROXY_ENDPOINTS": lab.endpoints,
+        "REGIONPROXY_CONNECT_TIMEOUT": 0.3,
+        "REGIONPROXY_READ_TIMEOUT": 0.5,
+        "REGIONPROXY_ATTEMPTS": 1,
+        "REGIONPROXY_BREAKER_RESET_TIMEOUT": 5.0,
+        "REGIONPROXY_CACHE_TTL": 2.0,
+        "REGIONPROXY_PROBE_INTERVAL": 0.5,
+        "REGIONPROXY_SERVER_TIMING": True,
+    }
+    app = flask_app.create_app(config, lab=lab)
+    model.seed(model.BlogStore(app.extensions["regionproxy"].session.table(model.TABLE)))
+    lab.wait_replicated(timeout=10)
+    return app, make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
+
+
+class Traffic:
+    """Reads a post every ``TRAFFIC_INTERVAL`` s and counts failures."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ok = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TRAFFIC_INTERVAL) and self.ok + self.failed < TRAFFIC_MAX:
+            try:
+                with urllib.request.urlopen(f"{self.url}/posts/post-1", timeout=5) as response:
+                    response.read()
+                self.ok += 1
+            except (urllib.error.URLError, OSError):
+                self.failed += 1
+
+
+def run(port: int = 8000, duration: float | None = None) -> int:
+    from regionproxy.testing import LocalRegions
+
+    with LocalRegions(REGIONS, lag=0.5) as lab:
+        for region, (delay, jitter) in OVH_GRAVELINES.items():
+            lab.fault(region, "latency", delay=delay, jitter=jitter)
+        app, server = build(lab, port)
+        url = f"http://127.0.0.1:{server.server_port}"
+        serving = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
+        serving.start()
+        traffic = Traffic(url)
+        traffic.start()
+        print("regionproxy demo: the Flask blog over two local regions (moto), OVH Gravelines latency profile")
+        print(f"  blog          {url}/")
+        print(f"  status page   {url}/_regionproxy/   (cause and heal outages here)")
+        print(f"  readiness     {url}/readyz")
+        print(f"  metrics       {url}/metrics")
+        print("Stop with Ctrl-C." if duration is None else f"Stopping in {duration:g} s.", flush=True)
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(min(5.0, max(0.0, deadline - time.monotonic())) if deadline else 5.0)
+                ready = app.extensions["regionproxy"].middleware.monitor.readiness().status
+                print(f"  served {traffic.ok} reads, {traffic.failed} failed; readiness {ready}", flush=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            traffic.stop()
+            server.shutdown()
+            server.server_close()
+            app.extensions["regionproxy"].middleware.close()
+    return 0
