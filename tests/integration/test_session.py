@@ -224,13 +224,23 @@ def test_reads_in_parallel_threads_cost_one_read_timeout_not_eight(lab, table):
 def test_threads_against_a_slow_region_run_in_parallel(lab, table):
     _seed(lab, table, 1)
     lab.fault(LOCAL, "latency", delay=0.05)
-    threads = [threading.Thread(target=lambda: table.get_item(Key={"pk": "p0", "sk": "s"})) for _ in range(8)]
+
+    def read():
+        table.get_item(Key={"pk": "p0", "sk": "s"})
+
+    started = time.perf_counter()
+    for _ in range(8):
+        read()
+    serial = time.perf_counter() - started
+    threads = [threading.Thread(target=read) for _ in range(8)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.perf_counter() - started < 8 * 0.05 / 2
+    parallel = time.perf_counter() - started
+    assert serial >= 8 * 0.05
+    assert parallel < serial / 3, f"8 threads took {parallel:.3f} s, one after another {serial:.3f} s"
 
 
 def test_status_reports_breakers_calls_latency_and_failovers(lab, table, session):
