@@ -6,18 +6,18 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 sys.path.insert(0, str(EXAMPLES / "django_blog"))
 
 from blog.model import TABLE_SPEC, BlogStore, seed  # noqa: E402
+
+from regionproxy.testing import serving  # noqa: E402
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
 
@@ -116,18 +116,11 @@ def test_flask_blog_crud_survives_a_local_outage(blog_lab, flask_app):
 
 
 def test_flask_blog_through_a_real_server(blog_lab, flask_app):
-    httpd = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{httpd.server_port}"
-    try:
+    with serving(flask_app) as base:
         assert "Post 5" in requests.get(f"{base}/", timeout=5).text
         blog_lab.fault(LOCAL, "refuse")
         assert requests.get(f"{base}/posts/post-3", timeout=5).json()["title"] == "Post 3"
         assert requests.get(f"{base}/livez", timeout=5).status_code == 200
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_flask_extension_keeps_state_and_helpers(flask_app):

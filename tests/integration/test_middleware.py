@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 import regionproxy as rp
-from regionproxy.testing import wait_for
+from regionproxy.testing import serving, wait_for
 from tests.conftest import TABLE
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
@@ -76,12 +74,8 @@ def client(wrapped):
 
 @pytest.fixture
 def server(wrapped):
-    httpd = make_server("127.0.0.1", 0, wrapped, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(wrapped) as url:
+        yield url
 
 
 def _ready(client):

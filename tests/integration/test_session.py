@@ -47,6 +47,17 @@ def _seed(lab, table, count=5):
     lab.wait_replicated()
 
 
+def _in_threads(target, count):
+    """Run ``target`` in ``count`` threads at once; the seconds until all end."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def _served_by(lab, region, since, operation):
     return [r for r in lab.requests(region)[since:] if r.operation == operation and r.action == "forwarded"]
 
@@ -210,13 +221,7 @@ def test_reads_in_parallel_threads_cost_one_read_timeout_not_eight(lab, table):
         except Exception as error:  # noqa: BLE001 - counted below
             errors.append(error)
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = _in_threads(read, 8)
     assert errors == [] and results == [0] * 8
     assert elapsed < 2 * READ_TIMEOUT, f"8 reads took {elapsed:.2f} s: serialised behind the dead region"
 
@@ -232,13 +237,7 @@ def test_threads_against_a_slow_region_run_in_parallel(lab, table):
     for _ in range(8):
         read()
     serial = time.perf_counter() - started
-    threads = [threading.Thread(target=read) for _ in range(8)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    parallel = time.perf_counter() - started
+    parallel = _in_threads(read, 8)
     assert serial >= 8 * 0.05
     assert parallel < serial / 3, f"8 threads took {parallel:.3f} s, one after another {serial:.3f} s"
 

@@ -6,11 +6,10 @@ the page shows that region's breaker open. The screenshot is kept in
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+from regionproxy.testing import serving
 
 import regionproxy as rp
 
@@ -39,12 +38,8 @@ def status_url(lab):
         breaker=rp.BreakerPolicy(fail_max=2, reset_timeout=30),
     )
     middleware = rp.RegionProxyMiddleware(hello, session, probe_interval=0.2, lab=lab)
-    httpd = make_server("127.0.0.1", 0, middleware, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/_regionproxy/"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(middleware) as url:
+        yield f"{url}/_regionproxy/"
     middleware.close()
 
 

@@ -13,9 +13,11 @@ starts, so run one in-process lab at a time in a process.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from regionproxy.errors import ConfigError
@@ -203,6 +205,23 @@ class LocalRegions:
         if region not in self.regions:
             raise ConfigError(f"unknown region {region!r}; this lab has {self.regions}", setting="region")
         return region
+
+
+@contextlib.contextmanager
+def serving(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve a WSGI app with werkzeug's threaded server on a free loopback
+    port for the duration of the block; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"wsgi:{server.server_port}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> bool:
