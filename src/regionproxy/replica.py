@@ -30,6 +30,10 @@ def client_config(timeouts: Timeouts) -> Config:
     )
 
 
+_SESSIONS: dict[int, boto3.session.Session] = {}
+_SESSIONS_LOCK = threading.RLock()
+
+
 class Replica:
     """The replica of a Global Table in one region.
 
@@ -55,7 +59,6 @@ class Replica:
         self.endpoint = endpoint
         self._config = client_config(timeouts)
         self._boto3_session = boto3_session
-        self._lock = threading.Lock()
         self._pid = -1
         self._client: Any = None
         self._methods: dict[str, Any] = {}
@@ -79,13 +82,15 @@ class Replica:
         return method(**params)
 
     def close(self) -> None:
-        with self._lock:
+        with _SESSIONS_LOCK:
             if self._client is not None and self._pid == os.getpid():
                 self._client.close()
             self._client, self._pid, self._methods = None, -1, {}
 
     def _create_client(self) -> None:
-        with self._lock:
+        # boto3 sessions are not safe for concurrent client creation, and all
+        # regions may share one: one lock for every replica's creation.
+        with _SESSIONS_LOCK:
             if self._pid == os.getpid():
                 return  # another thread created it while we waited
             session = self._boto3_session or _process_session()
@@ -96,14 +101,10 @@ class Replica:
             self._pid = os.getpid()
 
 
-_SESSIONS: dict[int, boto3.session.Session] = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
 def _process_session() -> boto3.session.Session:
-    """One boto3 session per process for sessions built without one."""
+    """One boto3 session per process for sessions built without one
+    (called with _SESSIONS_LOCK held)."""
     pid = os.getpid()
-    with _SESSIONS_LOCK:
-        if pid not in _SESSIONS:
-            _SESSIONS[pid] = boto3.session.Session()
-        return _SESSIONS[pid]
+    if pid not in _SESSIONS:
+        _SESSIONS[pid] = boto3.session.Session()
+    return _SESSIONS[pid]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from regionproxy.breakers import RegionBreaker
 from regionproxy.cache import ReadCache
 from regionproxy.config import BreakerPolicy, CachePolicy, HedgePolicy, Settings, Timeouts, settings_from_env
-from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, RegionUnavailable
+from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, ConfigError, RegionUnavailable
 from regionproxy.events import CALLER_ERROR, FAULT, OK, CacheLookup, CallFinished, FailedOver, Hooks, Listener
 from regionproxy.faults import classify
 from regionproxy.operations import READ, WRITE, is_idempotent, key_fingerprint, kind_of, written_keys, written_tables
@@ -204,7 +204,11 @@ class RegionSession:
             "write_mode": self.settings.write_mode,
             "regions": regions,
             "failovers": {"total": self.stats.failover_count, "recent": recent},
-            "cache": {"enabled": self.cache is not None, "entries": len(self.cache or ()), **self.stats.cache()},
+            "cache": {
+                "enabled": self.cache is not None,
+                "entries": len(self.cache) if self.cache is not None else 0,
+                **self.stats.cache(),
+            },
         }
 
     def close(self) -> None:
@@ -331,8 +335,6 @@ class RegionSession:
         raise LookupError(f"no region could describe table {table}")
 
     def _replica(self, region: str) -> Replica:
-        from regionproxy.errors import ConfigError
-
         if region not in self.replicas:
             raise ConfigError(f"unknown region {region!r}; this session has {list(self.regions)}", setting="region")
         return self.replicas[region]
