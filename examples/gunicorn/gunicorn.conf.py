@@ -1,0 +1,25 @@
+"""gunicorn settings for an app wrapped by regionproxy, with Prometheus
+multiprocess metrics (the README's recipe).
+
+    PROMETHEUS_MULTIPROC_DIR=/run/app-metrics gunicorn -c gunicorn.conf.py --preload app:application
+
+The variable must be set before prometheus_client is imported (so here, or
+in the environment), and the directory emptied when gunicorn starts. This
+file runs in the master before it imports the app (``--preload`` imports it
+before the ``on_starting`` hook), so the emptying happens here, at load.
+"""
+
+import os
+import shutil
+
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/run/app-metrics")
+# Samples of an earlier run must not count.
+shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
