@@ -224,3 +224,18 @@ def test_django_system_check_passes_good_settings(django_setup, capsys):
 
 def test_example_modules_import_cleanly():
     assert importlib.import_module("blogsite.urls").urlpatterns
+
+
+def test_flask_extension_can_be_initialised_later(lab):
+    from flask import Flask
+
+    from regionproxy.contrib.flask import RegionProxy
+
+    extension = RegionProxy(session=lab.session(), metrics_path=None)
+    app = Flask("later")
+    app.config["REGIONPROXY_READINESS"] = "any"
+    state = extension.init_app(app)
+    assert app.extensions["regionproxy"] is state
+    assert state.middleware.monitor.policy == "any"
+    assert app.test_client().get("/livez").status_code == 200
+    state.middleware.close()
