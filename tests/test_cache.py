@@ -89,3 +89,32 @@ def test_invalidate_table_drops_only_that_table(cache):
     cache.invalidate_table("t")
     assert cache.get_or_load(("t", "a"), lambda: 3) == (3, False)
     assert cache.get_or_load(("u", "a"), lambda: 4) == (2, True)
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "kept"),
+    [
+        pytest.param("PutItem", {"TableName": "t", "Item": {"pk": "a", "v": 1}}, {("t", "b"), ("u", "a")}, id="put"),
+        pytest.param("DeleteItem", {"TableName": "t", "Key": {"pk": "a"}}, {("t", "b"), ("u", "a")}, id="delete"),
+        pytest.param(
+            "BatchWriteItem",
+            {"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": "a"}}}, {"DeleteRequest": {"Key": {"pk": "b"}}}]}},
+            {("u", "a")},
+            id="batch",
+        ),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET v=1"}, set(), id="partiql-drops-all"),
+    ],
+)
+def test_invalidate_write_drops_what_the_write_touches(cache, operation, params, kept):
+    from regionproxy.operations import key_fingerprint
+
+    entries = [("t", {"pk": "a"}), ("t", {"pk": "b"}), ("u", {"pk": "a"})]
+    for table, key in entries:
+        cache.get_or_load((table, key_fingerprint(key)), lambda: "cached")
+    cache.invalidate_write(operation, params, lambda table: ("pk",))
+    survivors = {
+        (table, key["pk"])
+        for table, key in entries
+        if cache.get_or_load((table, key_fingerprint(key)), lambda: "reloaded")[1]
+    }
+    assert survivors == kept

@@ -24,6 +24,7 @@ from typing import Any
 import cachetools
 
 from regionproxy.config import CachePolicy
+from regionproxy.operations import KeyNames, key_fingerprint, written_keys, written_tables
 
 
 class _Flight:
@@ -104,6 +105,23 @@ class ReadCache:
             for key, flight in self._flights.items():
                 if key[0] == table:
                     flight.stale = True
+
+    def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> None:
+        """Drop what a write touches: its keys; its tables when the keys
+        cannot be named; everything for a PartiQL write (table unknown)."""
+        try:
+            keys = written_keys(operation, params, key_names)
+        except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
+            keys = []
+        for table, key in keys:
+            self.invalidate((table, key_fingerprint(key)))
+        if keys:
+            return
+        tables = written_tables(operation, params)
+        for table in tables:
+            self.invalidate_table(table)
+        if not tables:
+            self.clear()
 
     def clear(self) -> None:
         with self._lock:

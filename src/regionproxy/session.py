@@ -22,7 +22,7 @@ from regionproxy.config import BreakerPolicy, CachePolicy, HedgePolicy, Settings
 from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, ConfigError, RegionUnavailable
 from regionproxy.events import CALLER_ERROR, FAULT, OK, CacheLookup, CallFinished, FailedOver, Hooks, Listener
 from regionproxy.faults import classify
-from regionproxy.operations import READ, WRITE, is_idempotent, key_fingerprint, kind_of, written_keys, written_tables
+from regionproxy.operations import READ, WRITE, is_idempotent, key_fingerprint, kind_of
 from regionproxy.replica import Replica
 from regionproxy.routing import Router, StickyWrites
 from regionproxy.stats import SessionStats
@@ -246,29 +246,13 @@ class RegionSession:
     def _write(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.cache is None:
             return self._route(operation, params, WRITE)
-        self._invalidate(operation, params)
+        self.cache.invalidate_write(operation, params, self._any_region_key_names)
         try:
             return self._route(operation, params, WRITE)
         finally:
             # Again after the write: a read that loaded between the first
             # invalidation and the write's landing may have stored the old item.
-            self._invalidate(operation, params)
-
-    def _invalidate(self, operation: str, params: dict[str, Any]) -> None:
-        assert self.cache is not None
-        try:
-            keys = written_keys(operation, params, self._any_region_key_names)
-        except Exception:  # noqa: BLE001 - cannot name the keys: drop the tables
-            keys = []
-        if keys:
-            for table, key in keys:
-                self.cache.invalidate((table, key_fingerprint(key)))
-            return
-        tables = written_tables(operation, params)
-        if not tables:
-            self.cache.clear()  # a PartiQL write: which table is not known
-        for table in tables:
-            self.cache.invalidate_table(table)
+            self.cache.invalidate_write(operation, params, self._any_region_key_names)
 
     def _route(self, operation: str, params: dict[str, Any], kind: str) -> dict[str, Any]:
         plan = self.router.plan(kind, self._sticky.region_for(operation, params) if kind == READ else None)
@@ -280,7 +264,6 @@ class RegionSession:
                 errors[region] = RegionUnavailable(region, replica.breaker.state)
                 continue
             started = time.perf_counter()
-            verdict = None
             try:
                 result = replica.call(operation, params)
             except Exception as error:
