@@ -83,7 +83,8 @@ class Hooks:
         self._listeners = (*self._listeners, listener)
 
     def remove(self, listener: Listener) -> None:
-        self._listeners = tuple(known for known in self._listeners if known is not listener)
+        # == not "is": each `obj.method` access makes a new, equal, bound method.
+        self._listeners = tuple(known for known in self._listeners if known != listener)
 
     def emit(self, event: Event) -> None:
         for listener in self._listeners:
