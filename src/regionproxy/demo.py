@@ -26,7 +26,8 @@ REGIONS = ["eu-west-3", "us-east-1"]
 # One-way added delay per request from an OVHcloud Gravelines server.
 OVH_GRAVELINES = {"eu-west-3": (0.005, 0.001), "us-east-1": (0.080, 0.005)}
 TRAFFIC_INTERVAL = 0.25  # seconds between background reads
-TRAFFIC_MAX = 200_000  # and never more than this many
+TRAFFIC_MAX = 20_000  # and never more than this many,
+TRAFFIC_SECONDS = 3600.0  # nor for longer than this
 
 
 def examples_dir() -> Path:
@@ -87,7 +88,12 @@ class Traffic:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(TRAFFIC_INTERVAL) and self.ok + self.failed < TRAFFIC_MAX:
+        deadline = time.monotonic() + TRAFFIC_SECONDS
+        while (
+            not self._stop.wait(TRAFFIC_INTERVAL)
+            and self.ok + self.failed < TRAFFIC_MAX
+            and time.monotonic() < deadline
+        ):
             try:
                 with urllib.request.urlopen(f"{self.url}/posts/post-1", timeout=5) as response:
                     response.read()
