@@ -198,13 +198,19 @@ class HealthMonitor:
             probe = self._probes.get(region)
             breaker = replica.breaker.state
             status = region_health(region, breaker, probe, stale_after=self._stale_after, now=now)
+            if probe is not None and not probe.ok:
+                reason = probe.reason  # what the last probe met
+            elif breaker not in (CLOSED, HALF_OPEN):
+                reason = breaker  # kept out by its breaker (open, evacuated)
+            else:
+                reason = None
             regions.append(
                 RegionHealth(
                     region,
                     status,
                     breaker,
                     round(probe.latency * 1000, 3) if probe else None,
-                    probe.reason if probe and not probe.ok else (None if breaker in (CLOSED, HALF_OPEN) else breaker),
+                    reason,
                     wall - (now - probe.at) if probe else None,
                 )
             )
