@@ -83,3 +83,19 @@ def test_written_keys_finds_put_keys_from_the_schema():
         ("t", {"pk": {"S": "a"}}),
         ("t", {"pk": {"S": "b"}}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "tables"),
+    [
+        ("GetItem", {"TableName": "t"}, ["t"]),
+        ("BatchGetItem", {"RequestItems": {"a": {}, "b": {}}}, ["a", "b"]),
+        ("TransactWriteItems", {"TransactItems": [{"Put": {"TableName": "a"}}, {"Delete": {"TableName": "b"}}]}, ["a", "b"]),
+        ("TransactGetItems", {"TransactItems": [{"Get": {"TableName": "a"}}]}, ["a"]),
+        ("ExecuteStatement", {"Statement": "UPDATE t SET a=1"}, []),
+    ],
+)
+def test_tables_of(operation, params, tables):
+    from regionproxy.operations import tables_of
+
+    assert tables_of(operation, params) == tables

@@ -24,7 +24,7 @@ from typing import Any
 import cachetools
 
 from regionproxy.config import CachePolicy
-from regionproxy.operations import KeyNames, key_fingerprint, written_keys, written_tables
+from regionproxy.operations import KeyNames, key_fingerprint, tables_of, written_keys
 
 
 class _Flight:
@@ -117,7 +117,7 @@ class ReadCache:
             self.invalidate((table, key_fingerprint(key)))
         if keys:
             return
-        tables = written_tables(operation, params)
+        tables = tables_of(operation, params)
         for table in tables:
             self.invalidate_table(table)
         if not tables:

@@ -126,14 +126,15 @@ def written_keys(operation: str, params: Mapping[str, Any], key_names: KeyNames)
     return found
 
 
-def written_tables(operation: str, params: Mapping[str, Any]) -> list[str]:
-    """The tables a write touches, when its keys cannot be named (PartiQL: all)."""
+def tables_of(operation: str, params: Mapping[str, Any]) -> list[str]:
+    """The tables a call names: one ``TableName``, the tables of a batch, or
+    of a transaction's items. PartiQL names none without parsing SQL: []."""
     if "TableName" in params:
         return [params["TableName"]]
-    if operation == "BatchWriteItem":
+    if operation in ("BatchGetItem", "BatchWriteItem"):
         return list(params.get("RequestItems", {}))
-    if operation == "TransactWriteItems":
-        return [next(iter(entry.values()))["TableName"] for entry in params.get("TransactItems", ())]
+    if operation in ("TransactGetItems", "TransactWriteItems"):
+        return [action["TableName"] for entry in params.get("TransactItems", ()) for action in entry.values()]
     return []
 
 

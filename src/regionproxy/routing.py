@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from regionproxy.operations import CONTROL, WRITE, key_fingerprint, written_keys
+from regionproxy.operations import CONTROL, WRITE, key_fingerprint, tables_of, written_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ class StickyWrites:
             if operation == "GetItem":
                 found = self._keys.get((params.get("TableName", ""), _fingerprint(params.get("Key"))))
             else:
-                found = next((self._tables[t] for t in _tables_of(operation, params) if t in self._tables), None)
+                found = next((self._tables[t] for t in tables_of(operation, params) if t in self._tables), None)
         return found[0] if found else None
 
     def _expire(self, now: float) -> None:
@@ -112,16 +112,6 @@ class StickyWrites:
             del self._tables[table]
         while self._keys and next(iter(self._keys.values()))[1] <= now:
             self._keys.popitem(last=False)
-
-
-def _tables_of(operation: str, params: Mapping[str, Any]) -> list[str]:
-    if "TableName" in params:
-        return [params["TableName"]]
-    if operation == "BatchGetItem":
-        return list(params.get("RequestItems", {}))
-    if operation == "TransactGetItems":
-        return [item["Get"]["TableName"] for item in params.get("TransactItems", ()) if "Get" in item]
-    return []
 
 
 def _fingerprint(key: Any) -> str:
