@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lint clean
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: $(BIN)/regionproxy
 
 test: $(BIN)/regionproxy
 	$(BIN)/python -m pytest
+
+lint: $(BIN)/regionproxy
+	$(BIN)/ruff check src tests examples benchmarks
 
 bench: $(BIN)/regionproxy
 	$(BIN)/python benchmarks/bench_overhead.py

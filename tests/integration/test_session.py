@@ -112,11 +112,11 @@ def test_missing_table_is_the_callers_error(session):
 
 def test_breaker_opens_after_fail_max_and_stops_sending_to_the_region(lab, table, session):
     lab.fault(LOCAL, "error", status=500)
-    for n in range(3):
+    for _ in range(3):
         table.get_item(Key={"pk": "x", "sk": "s"})
     assert session.replicas[LOCAL].breaker.state == OPEN
     sent = len(lab.requests(LOCAL))
-    for n in range(10):
+    for _ in range(10):
         table.get_item(Key={"pk": "x", "sk": "s"})
     assert len(lab.requests(LOCAL)) == sent
 

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from regionproxy.testing import serving
 
 import regionproxy as rp
+from regionproxy.testing import serving
 
 LOCAL = "eu-west-3"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
