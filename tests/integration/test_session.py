@@ -136,6 +136,22 @@ def test_traffic_returns_to_the_local_region_after_healing(lab, table, session):
     assert len(_served_by(lab, LOCAL, since, "GetItem")) == 5
 
 
+def test_half_open_region_gets_one_trial_while_the_rest_fail_over(lab, table, session):
+    _seed(lab, table, 1)
+    lab.fault(LOCAL, "refuse")
+    for _ in range(3):
+        table.get_item(Key={"pk": "p0", "sk": "s"})
+    assert session.replicas[LOCAL].breaker.state == OPEN
+    lab.heal(LOCAL)
+    lab.fault(LOCAL, "latency", delay=0.2)  # the trial is slow: the others arrive while it is out
+    time.sleep(0.5)  # reset_timeout
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    _in_threads(lambda: table.get_item(Key={"pk": "p0", "sk": "s"}), 8)
+    assert len(_served_by(lab, LOCAL, since[LOCAL], "GetItem")) == 1
+    assert len(_served_by(lab, REMOTE, since[REMOTE], "GetItem")) == 7
+    assert session.replicas[LOCAL].breaker.state == CLOSED
+
+
 def test_non_idempotent_update_during_blackhole_is_ambiguous_and_not_repeated(lab, session, table):
     _seed(lab, table, 1)
     lab.fault(LOCAL, "blackhole")
