@@ -57,3 +57,12 @@ def test_stats_count_calls_faults_and_percentiles():
     assert region["latency_ms"]["p50"] == pytest.approx(51, abs=1)
     assert region["latency_ms"]["p99"] == pytest.approx(100, abs=1)
     assert stats.failover_count == 1
+
+
+def test_adding_a_listener_twice_delivers_each_event_once():
+    seen = []
+    hooks = Hooks()
+    hooks.add(seen.append)
+    hooks.add(seen.append)
+    hooks.emit(EVENT)
+    assert seen == [EVENT]

@@ -12,6 +12,7 @@ switch like Route 53 ARC routing controls; readiness follows.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -136,7 +137,7 @@ class AdminApp:
         return status
 
     def _page(self, start_response: StartResponse) -> list[bytes]:
-        template = resources.files("regionproxy").joinpath("static/status.html").read_text(encoding="utf-8")
+        template = _status_template()
         # '</' cannot appear inside the JSON: it would end the script element.
         initial = json.dumps(self.status()).replace("</", "<\\/")
         body = template.replace("__INITIAL__", initial).encode()
@@ -175,6 +176,11 @@ class AdminApp:
             return respond(start_response, "200 OK", body.encode(), "application/json")
         base = environ.get("SCRIPT_NAME", "").rstrip("/")
         return respond(start_response, "303 See Other", b"", "text/plain", Location=f"{base}/")
+
+
+@functools.cache
+def _status_template() -> str:
+    return resources.files("regionproxy").joinpath("static/status.html").read_text(encoding="utf-8")
 
 
 def _same_origin(environ: dict[str, Any]) -> bool:

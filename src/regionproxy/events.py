@@ -80,7 +80,10 @@ class Hooks:
         self._listeners: tuple[Listener, ...] = tuple(listeners)
 
     def add(self, listener: Listener) -> None:
-        self._listeners = (*self._listeners, listener)
+        """Add ``listener``; adding one already there changes nothing (so two
+        middlewares on one session do not count each event twice)."""
+        if listener not in self._listeners:
+            self._listeners = (*self._listeners, listener)
 
     def remove(self, listener: Listener) -> None:
         # == not "is": each `obj.method` access makes a new, equal, bound method.

@@ -163,18 +163,19 @@ class RegionProxyMiddleware:
         monitor: HealthMonitor | None = None,
         lab: Any = None,
     ) -> None:
+        if not admin_prefix.startswith("/") or admin_prefix.endswith("/"):
+            raise ConfigError(f"admin_prefix must start and not end with '/', got {admin_prefix!r}", setting="admin_prefix")
         self.app = app
         self.session = session
         self.monitor = monitor or HealthMonitor(
             session, interval=probe_interval, policy=readiness, probe_table=probe_table
         )
+        access = AdminAccess(admin_allow, admin_token)  # validates before anything is hooked up
         self.metrics = _metrics_listener(session) if metrics_path else None
-        self.admin = AdminApp(self.monitor, AdminAccess(admin_allow, admin_token), metrics=self.metrics, lab=lab)
+        self.admin = AdminApp(self.monitor, access, metrics=self.metrics, lab=lab)
         self.server_timing = server_timing
         if server_timing:
             session.hooks.add(_record_timing)
-        if not admin_prefix.startswith("/") or admin_prefix.endswith("/"):
-            raise ConfigError(f"admin_prefix must start and not end with '/', got {admin_prefix!r}", setting="admin_prefix")
         self.admin_prefix = admin_prefix
         self.metrics_path = metrics_path
         live, ready = HealthApp(self.monitor, ready=False), HealthApp(self.monitor, ready=True)
@@ -237,8 +238,10 @@ class RegionProxyMiddleware:
         return self.admin(inner, start_response)
 
     def close(self) -> None:
-        """Stop the background probes (the session is the caller's to close)."""
+        """Stop the background probes and metrics (the session is the caller's to close)."""
         self.monitor.stop()
+        if self.metrics is not None:
+            self.session.hooks.remove(self.metrics)
 
 
 def _metrics_listener(session: RegionSession) -> Any:

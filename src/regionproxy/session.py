@@ -243,20 +243,24 @@ class RegionSession:
         self.hooks.emit(CacheLookup(table, "GetItem", hit))
         return result
 
+    def _local_key_names(self, table: str) -> tuple[str, ...]:
+        return self._key_names(self.local_region, table)
+
     def _write(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.cache is None:
             return self._route(operation, params, WRITE)
-        self.cache.invalidate_write(operation, params, self._any_region_key_names)
+        self.cache.invalidate_write(operation, params, self._local_key_names)
         try:
             return self._route(operation, params, WRITE)
         finally:
             # Again after the write: a read that loaded between the first
             # invalidation and the write's landing may have stored the old item.
-            self.cache.invalidate_write(operation, params, self._any_region_key_names)
+            self.cache.invalidate_write(operation, params, self._local_key_names)
 
     def _route(self, operation: str, params: dict[str, Any], kind: str) -> dict[str, Any]:
         plan = self.router.plan(kind, self._sticky.region_for(operation, params) if kind == READ else None)
         errors: dict[str, BaseException] = {}
+        reason = "breaker_open"  # why the preferred region did not serve
         for region in plan:
             replica = self.replicas[region]
             ticket = replica.breaker.admit()
@@ -278,6 +282,8 @@ class RegionSession:
                 if kind == WRITE and verdict.maybe_applied and not self._repeatable(operation, params):
                     raise AmbiguousWriteError(region, operation, error) from error
                 errors[region] = error
+                if region == plan[0]:
+                    reason = verdict.reason
                 continue
             except BaseException:
                 replica.breaker.released(ticket)
@@ -285,15 +291,11 @@ class RegionSession:
             replica.breaker.succeeded(ticket)
             self.hooks.emit(CallFinished(region, operation, kind, time.perf_counter() - started, OK))
             if errors:
-                self._failed_over(operation, plan[0], region, errors)
+                self.hooks.emit(FailedOver(operation, plan[0], region, reason, self._clock()))
                 if kind == WRITE:
                     self._sticky.remember(region, operation, params)
             return result
         raise AllRegionsFailed(operation, errors) from _last_error(errors)
-
-    def _failed_over(self, operation: str, first: str, region: str, errors: Mapping[str, BaseException]) -> None:
-        reason = classify(errors[first]).reason if first in errors else "breaker_open"
-        self.hooks.emit(FailedOver(operation, first, region, reason, self._clock()))
 
     def _repeatable(self, operation: str, params: Mapping[str, Any]) -> bool:
         return _IDEMPOTENT.get() or is_idempotent(operation, params)
@@ -301,20 +303,18 @@ class RegionSession:
     # -- key schema, for finding the key of a put item ----------------------------
 
     def _key_names(self, region: str, table: str) -> tuple[str, ...]:
+        """A table's key attribute names, from DescribeTable once per table;
+        asked of ``region`` first (the one that just answered), then the others."""
         names = self._key_schema.get(table)
-        if names is None:
-            schema = self.replicas[region].call("DescribeTable", {"TableName": table})["Table"]["KeySchema"]
-            names = self._key_schema[table] = tuple(part["AttributeName"] for part in schema)
-        return names
-
-    def _any_region_key_names(self, table: str) -> tuple[str, ...]:
-        if table in self._key_schema:
-            return self._key_schema[table]
-        for region in self.regions:
+        if names is not None:
+            return names
+        for candidate in (region, *(other for other in self.regions if other != region)):
             try:
-                return self._key_names(region, table)
+                schema = self.replicas[candidate].call("DescribeTable", {"TableName": table})["Table"]["KeySchema"]
             except Exception:  # noqa: BLE001 - try the next region
                 continue
+            names = self._key_schema[table] = tuple(part["AttributeName"] for part in schema)
+            return names
         raise LookupError(f"no region could describe table {table}")
 
     def _replica(self, region: str) -> Replica:

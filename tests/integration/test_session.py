@@ -47,6 +47,14 @@ def _seed(lab, table, count=5):
     lab.wait_replicated()
 
 
+def _trip_local_breaker(lab, table, session, mode="refuse", **params):
+    """Fault the local region and read until its breaker opens (fail_max=3)."""
+    lab.fault(LOCAL, mode, **params)
+    for _ in range(3):
+        table.get_item(Key={"pk": "p0", "sk": "s"})
+    assert session.replicas[LOCAL].breaker.state == OPEN
+
+
 def _in_threads(target, count):
     """Run ``target`` in ``count`` threads at once; the seconds until all end."""
     threads = [threading.Thread(target=target) for _ in range(count)]
@@ -111,10 +119,7 @@ def test_missing_table_is_the_callers_error(session):
 
 
 def test_breaker_opens_after_fail_max_and_stops_sending_to_the_region(lab, table, session):
-    lab.fault(LOCAL, "error", status=500)
-    for _ in range(3):
-        table.get_item(Key={"pk": "x", "sk": "s"})
-    assert session.replicas[LOCAL].breaker.state == OPEN
+    _trip_local_breaker(lab, table, session, "error", status=500)
     sent = len(lab.requests(LOCAL))
     for _ in range(10):
         table.get_item(Key={"pk": "x", "sk": "s"})
@@ -123,10 +128,7 @@ def test_breaker_opens_after_fail_max_and_stops_sending_to_the_region(lab, table
 
 def test_traffic_returns_to_the_local_region_after_healing(lab, table, session):
     _seed(lab, table, 1)
-    lab.fault(LOCAL, "refuse")
-    for _ in range(3):
-        table.get_item(Key={"pk": "p0", "sk": "s"})
-    assert session.replicas[LOCAL].breaker.state == OPEN
+    _trip_local_breaker(lab, table, session)
     lab.heal(LOCAL)
     time.sleep(0.5)  # the breaker's reset_timeout, in real time: this test drives real sockets
     since = len(lab.requests(LOCAL))
@@ -138,10 +140,7 @@ def test_traffic_returns_to_the_local_region_after_healing(lab, table, session):
 
 def test_half_open_region_gets_one_trial_while_the_rest_fail_over(lab, table, session):
     _seed(lab, table, 1)
-    lab.fault(LOCAL, "refuse")
-    for _ in range(3):
-        table.get_item(Key={"pk": "p0", "sk": "s"})
-    assert session.replicas[LOCAL].breaker.state == OPEN
+    _trip_local_breaker(lab, table, session)
     lab.heal(LOCAL)
     lab.fault(LOCAL, "latency", delay=0.2)  # the trial is slow: the others arrive while it is out
     time.sleep(0.5)  # reset_timeout
