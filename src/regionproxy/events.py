@@ -15,7 +15,7 @@ from typing import Protocol
 
 log = logging.getLogger("regionproxy")
 
-OK, CALLER_ERROR, FAULT = "ok", "caller_error", "fault"
+OK, CALLER_ERROR, FAULT, FAILED = "ok", "caller_error", "fault", "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +47,54 @@ class BreakerChanged:
 
 @dataclass(frozen=True, slots=True)
 class FailedOver:
-    """A call was served by ``to_region`` instead of ``from_region``."""
+    """A call went on to ``to_region`` after ``from_region`` (the preferred
+    region) did not serve it, for ``reason``. ``outcome`` says how that
+    attempt ended: ``ok`` (served there), ``caller_error`` or ``fault``;
+    every failover attempt is counted, not only the ones that succeed."""
 
     operation: str
     from_region: str
     to_region: str
     reason: str
+    at: float
+    outcome: str = OK
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFinished:
+    """One call of the app's (all its attempts, in every region) ended.
+
+    ``outcome`` is ``ok``, ``caller_error`` (the caller gets DynamoDB's
+    error) or ``failed`` (no region could serve it); ``region`` is the
+    region that answered last, if any; ``attempts`` counts the attempts.
+    """
+
+    operation: str
+    kind: str
+    outcome: str
+    region: str | None
+    duration: float
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonRequest:
+    """A request failed with a server error in every region that answered
+    it: the request's fault, so no breaker counted it."""
+
+    operation: str
+    regions: tuple[str, ...]
+    error: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaMissing:
+    """``region`` answered that ``table`` does not exist there while
+    another region has it: a Global Table without a replica in that region."""
+
+    region: str
+    table: str
     at: float
 
 
@@ -65,7 +107,7 @@ class CacheLookup:
     hit: bool
 
 
-Event = CallFinished | BreakerChanged | FailedOver | CacheLookup
+Event = CallFinished | BreakerChanged | FailedOver | OperationFinished | PoisonRequest | ReplicaMissing | CacheLookup
 
 
 class Listener(Protocol):
