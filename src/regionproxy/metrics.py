@@ -1,49 +1,88 @@
 """Prometheus metrics, fed by session events.
 
-:class:`PrometheusListener` is an event listener; :func:`metrics_app` is the
-``/metrics`` WSGI app. This is the only module that imports
-prometheus_client, and only when metrics are asked for (the ``metrics``
-extra).
+:class:`PrometheusListener` is an event listener, and its
+:meth:`~PrometheusListener.exposition` is what ``/metrics`` answers (admin.py).
+This is the only module that imports prometheus_client, and only when
+metrics are asked for (the ``metrics`` extra).
+
+Label values are bounded: ``operation`` is one of DynamoDB's operation
+names (botocore's service model, the only operations a session can send)
+or ``Probe``, anything else ``other``; ``region`` is one of the session's
+regions, anything else ``other``.
 
 Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an
-empty directory before the workers start (see the README's recipe): every
-worker then writes its samples there, and a scrape of any worker returns
-the sum over all of them.
+empty directory before the workers start and call
+``multiprocess.mark_process_dead(pid)`` when a worker exits (see the
+README's recipe): every worker writes its samples there, and a scrape of any
+worker returns the sum over all of them. The breaker gauge is ``livemax``:
+the worst state any *live* worker sees. ``mark_process_dead`` deletes only
+``live*`` gauge files, so under plain ``max`` a killed worker's open
+breaker would stay in every scrape until the directory is emptied.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 from regionproxy.breakers import CLOSED, EVACUATED, HALF_OPEN, OPEN
-from regionproxy.events import BreakerChanged, CacheLookup, CallFinished, Event, FailedOver
+from regionproxy.events import (
+    BreakerChanged,
+    CacheLookup,
+    CallFinished,
+    Event,
+    FailedOver,
+    OperationFinished,
+    PoisonRequest,
+    ReplicaMissing,
+)
 
 BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, EVACUATED: 3}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROBE = "Probe"  # the health probes' calls (health.py)
+OTHER = "other"
 
 
 def _multiprocess() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
 
 
+@functools.cache
+def operation_names() -> frozenset[str]:
+    """DynamoDB's operation names, from botocore's service model, and ``Probe``.
+
+    Loaded once per process (about 0.2 s): a session sends nothing botocore's
+    model does not know, so this is every operation name a label can need.
+    """
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    return frozenset(model.operation_names) | {PROBE}
+
+
 class PrometheusListener:
-    """Counts DynamoDB calls, failovers, breaker states and cache lookups.
+    """Counts DynamoDB calls, app operations, failovers, breaker states,
+    poison requests, missing replicas and cache lookups.
 
     :param registry: a ``prometheus_client.CollectorRegistry``; a private
         one by default, so two sessions in a process do not collide.
+    :param regions: the session's regions: the only ``region`` label values
+        besides ``other``.
     """
 
     def __init__(self, registry: Any = None, regions: tuple[str, ...] = ()) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self._regions = frozenset(regions)
+        self._operations = operation_names()
         # In multiprocess mode, samples go to files and the registry is only
         # read at scrape time; metrics must not be registered twice there.
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         target = None if _multiprocess() else self.registry
         self.calls = Counter(
             "regionproxy_dynamodb_calls",
-            "DynamoDB calls per region, operation and outcome (ok, caller_error, fault).",
+            "DynamoDB attempts per region, operation and outcome (ok, caller_error, fault).",
             ["region", "operation", "outcome"],
             registry=target,
         )
@@ -54,18 +93,36 @@ class PrometheusListener:
             buckets=LATENCY_BUCKETS,
             registry=target,
         )
+        self.operations = Counter(
+            "regionproxy_operations",
+            "The app's DynamoDB calls (all attempts together) per operation and outcome (ok, caller_error, failed).",
+            ["operation", "outcome"],
+            registry=target,
+        )
         self.failovers = Counter(
             "regionproxy_failovers",
-            "Calls served by another region than the preferred one.",
-            ["operation", "from_region", "to_region", "reason"],
+            "Attempts sent to another region than the preferred one, per reason and how the attempt ended.",
+            ["operation", "from_region", "to_region", "reason", "outcome"],
             registry=target,
         )
         self.breaker = Gauge(
             "regionproxy_breaker_state",
-            "Breaker state per region: 0 closed, 1 half-open, 2 open, 3 evacuated.",
+            "Breaker state per region: 0 closed, 1 half-open, 2 open, 3 evacuated (worst live worker).",
             ["region"],
             registry=target,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
+        )
+        self.poison = Counter(
+            "regionproxy_poison_requests",
+            "Requests that failed with a server error in every region they reached (no breaker counted them).",
+            ["operation"],
+            registry=target,
+        )
+        self.replica_missing = Counter(
+            "regionproxy_replica_missing",
+            "Calls that found no replica of a table in a region while another region has it.",
+            ["region", "table"],
+            registry=target,
         )
         self.cache = Counter(
             "regionproxy_cache_lookups",
@@ -76,14 +133,35 @@ class PrometheusListener:
         for region in regions:
             self.breaker.labels(region).set(0)
 
+    def _region(self, region: str | None) -> str:
+        return region if region in self._regions else OTHER
+
+    def _operation(self, operation: str) -> str:
+        return operation if operation in self._operations else OTHER
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, CallFinished):
-            self.calls.labels(event.region, event.operation, event.outcome).inc()
-            self.latency.labels(event.region, event.operation).observe(event.duration)
+            region, operation = self._region(event.region), self._operation(event.operation)
+            self.calls.labels(region, operation, event.outcome).inc()
+            self.latency.labels(region, operation).observe(event.duration)
+        elif isinstance(event, OperationFinished):
+            self.operations.labels(self._operation(event.operation), event.outcome).inc()
         elif isinstance(event, FailedOver):
-            self.failovers.labels(event.operation, event.from_region, event.to_region, event.reason).inc()
+            self.failovers.labels(
+                self._operation(event.operation),
+                self._region(event.from_region),
+                self._region(event.to_region),
+                event.reason,
+                event.outcome,
+            ).inc()
         elif isinstance(event, BreakerChanged):
-            self.breaker.labels(event.region).set(BREAKER_VALUES.get(event.new, 2))
+            if event.region in self._regions:
+                self.breaker.labels(event.region).set(BREAKER_VALUES.get(event.new, BREAKER_VALUES[OPEN]))
+        elif isinstance(event, PoisonRequest):
+            self.poison.labels(self._operation(event.operation)).inc()
+        elif isinstance(event, ReplicaMissing):
+            # Tables are the app's own, a handful per app: a label is fine.
+            self.replica_missing.labels(self._region(event.region), event.table).inc()
         elif isinstance(event, CacheLookup):
             self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
 
