@@ -1,11 +1,16 @@
-# Two commands on a fresh machine with only Python and make:
-#   make demo   - the main job: a local two-region lab (and, later, the demo app)
-#   make test   - the test suite
+# On a fresh machine with Python 3.11+ and make:
+#   make demo [PORT=8000]  - the main job: the Flask blog over a local two-region lab
+#   make test              - the test suite (installs Debian's chromium when root, else says how)
+#   make example-flask | example-django | example-gunicorn [PORT=8000]
+#                          - one example app over a lab with its tables created, seeded and replicated
 PYTHON ?= python3
 VENV   ?= .venv
-BIN    := $(VENV)/bin
+BIN    ?= $(VENV)/bin
+PORT   ?= 8000
+RUN    := $(abspath $(BIN))
+LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test chromium bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +19,30 @@ $(BIN)/regionproxy: pyproject.toml
 	@touch $@
 
 demo: $(BIN)/regionproxy
-	$(BIN)/regionproxy demo
+	$(BIN)/regionproxy demo --port $(PORT)
 
-test: $(BIN)/regionproxy
+# The status-page browser test drives Debian's chromium.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (apt-get) for the status-page browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "make test needs chromium for the status-page browser test: sudo apt-get install chromium" >&2; \
+	fi
+
+test: $(BIN)/regionproxy chromium
 	$(BIN)/python -m pytest
+
+example-flask: $(BIN)/regionproxy
+	$(LAB) --example blog -- $(RUN)/flask --app examples/flask_blog/app.py run --port $(PORT)
+
+example-django: $(BIN)/regionproxy
+	$(LAB) --example blog -- $(RUN)/python examples/django_blog/manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+example-gunicorn: $(BIN)/regionproxy
+	cd examples/gunicorn && $(LAB) --example gunicorn -- \
+	  $(RUN)/gunicorn --config gunicorn.conf.py --preload --workers 2 --bind 127.0.0.1:$(PORT) app:application
 
 lint: $(BIN)/regionproxy
 	$(BIN)/ruff check src tests examples benchmarks

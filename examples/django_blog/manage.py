@@ -1,5 +1,10 @@
 #!/usr/bin/env python
-"""Django's command-line utility for the example blog."""
+"""Django's command-line utility for the example blog.
+
+Run it over a local lab with the blog's tables (from the repository's root)::
+
+    make example-django PORT=8000
+"""
 
 import os
 import sys

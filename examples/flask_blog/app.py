@@ -3,9 +3,13 @@
 It is an ordinary Flask app; regionproxy adds two lines (marked below):
 the extension, which wraps the app in the middleware and builds the
 session from ``REGIONPROXY_*`` config, and ``table()``, which stands where
-``boto3.resource("dynamodb").Table(...)`` stood.
+``boto3.resource("dynamodb").Table(...)`` stood. Two error handlers show
+what a production app answers when no region can serve.
 
-    REGIONPROXY_REGIONS=eu-west-3,us-east-1 flask --app app run
+Over a local lab with the blog's tables (from the repository's root)::
+
+    make example-flask PORT=8000
+    # or: regionproxy lab --example blog -- flask --app examples/flask_blog/app.py run --port 8000
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from typing import Any
 
 from flask import Flask, abort, jsonify, request
 
+from regionproxy import AllRegionsFailed, AmbiguousWriteError
 from regionproxy.contrib.flask import RegionProxy, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared blog model
 from blog.model import TABLE, BlogStore, NotFound  # noqa: E402
+from blog.outage import RETRY_AFTER, ambiguous_write_page, unavailable_page  # noqa: E402
 
 
 def create_app(config: dict[str, Any] | None = None, **regionproxy_options: Any) -> Flask:
@@ -35,6 +41,20 @@ def create_app(config: dict[str, Any] | None = None, **regionproxy_options: Any)
     @app.errorhandler(NotFound)
     def not_found(error: NotFound) -> Any:
         return jsonify(error=f"not found: {error}"), 404
+
+    @app.errorhandler(AllRegionsFailed)
+    def regions_down(error: AllRegionsFailed) -> Any:
+        # Every region failed: nothing was read or written. A short page, no
+        # traceback, and a hint to come back (browsers and crawlers honour it).
+        app.logger.warning("%s", error)
+        return unavailable_page(), 503, {"Retry-After": str(RETRY_AFTER), "Content-Type": "text/html; charset=utf-8"}
+
+    @app.errorhandler(AmbiguousWriteError)
+    def write_outcome_unknown(error: AmbiguousWriteError) -> Any:
+        # The write may have been applied: no Retry-After, since repeating it
+        # blindly could apply it twice. The user checks first.
+        app.logger.warning("%s", error)
+        return ambiguous_write_page(), 504, {"Content-Type": "text/html; charset=utf-8"}
 
     @app.get("/")
     def index() -> str:

@@ -1,48 +1,164 @@
-"""The ``regionproxy`` command: ``regionproxy demo`` and ``regionproxy lab``."""
+"""The ``regionproxy`` command: ``regionproxy demo`` and ``regionproxy lab``.
+
+::
+
+    regionproxy demo [--port PORT] [--for SECONDS]
+    regionproxy lab [--regions REGION ...] [--example NAME] [--for SECONDS] [-- COMMAND ...]
+
+``lab --example blog -- flask --app examples/flask_blog/app.py run`` starts a
+lab, creates and seeds the example's tables, waits until they are replicated,
+and runs the command with the variables that point it at the lab; the lab
+stops when the command exits (or on Ctrl-C, or after ``--for`` seconds).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import signal
+import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 
+from regionproxy.errors import ConfigError
+
 DEMO_REGIONS = ["eu-west-3", "us-east-1"]
+GRACE = 10.0  # seconds a command gets to exit after Ctrl-C or SIGTERM before it is killed
+EXPORTED = ("REGIONPROXY_REGIONS", "REGIONPROXY_ENDPOINTS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from regionproxy.testing.examples import EXAMPLES
+
+    parser = argparse.ArgumentParser(
+        prog="regionproxy", description="A local multi-region DynamoDB lab and the demo that runs on it."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab}")
+    demo = commands.add_parser(
+        "demo", help="the main job: the Flask blog over a local two-region lab", description="The Flask blog over a local two-region lab."
+    )
+    demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port; default 8000)")
+    lab = commands.add_parser(
+        "lab",
+        help="a local multi-region lab; with -- COMMAND, run COMMAND against it",
+        usage="regionproxy lab [-h] [--regions REGION [REGION ...]] [--example NAME] [--for SECONDS] [-- COMMAND ...]",
+        description="One moto server per region on loopback behind a fault proxy, replicated like a Global Table.",
+        epilog="Everything after -- is a command run with REGIONPROXY_REGIONS, REGIONPROXY_ENDPOINTS, fake AWS "
+        "credentials and AWS_DEFAULT_REGION set; the lab stops when it exits.",
+    )
+    lab.add_argument("--regions", nargs="+", default=DEMO_REGIONS, metavar="REGION", help="region names, local first")
+    lab.add_argument(
+        "--example",
+        choices=sorted(EXAMPLES),
+        help="create and seed this example's tables: "
+        + "; ".join(f"{name}: {example.summary}" for name, example in sorted(EXAMPLES.items())),
+    )
+    for command in (demo, lab):
+        command.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS", help="stop after SECONDS")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="regionproxy", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    lab = commands.add_parser("lab", help="start a local multi-region lab and print its endpoints")
-    lab.add_argument("--regions", nargs="+", default=DEMO_REGIONS, help="region names, local first")
-    demo = commands.add_parser("demo", help="the main job: the Flask blog over a local two-region lab")
-    demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
-    for command in (lab, demo):
-        command.add_argument("--for", dest="duration", type=float, default=None, help="stop after SECONDS")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse cannot tell a command's own options from ours: split at "--".
+    command: list[str] = []
+    dashes = "--" in argv
+    if dashes:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from regionproxy.demo import run
+    if dashes and args.command != "lab":
+        parser.error("only 'regionproxy lab' runs a command after --")
+    if dashes and not command:
+        parser.error("nothing to run after --")
+    try:
+        if args.command == "demo":
+            from regionproxy.demo import run
 
-        return run(args.port, args.duration)
-    return run_lab(args.regions, args.duration)
+            return run(args.port, args.duration)
+        return run_lab(args.regions, args.duration, example=args.example, command=command)
+    except ConfigError as error:
+        parser.exit(2, f"regionproxy: error: {error}\n")
+    return 2  # unreachable: parser.exit raises
 
 
-def run_lab(regions: list[str], duration: float | None) -> int:
+def run_lab(
+    regions: list[str], duration: float | None, *, example: str | None = None, command: Sequence[str] = ()
+) -> int:
     from regionproxy.testing import LocalRegions
+    from regionproxy.testing.examples import EXAMPLES, environment, exports, find_examples_dir, prepare
 
+    if example is not None and EXAMPLES[example].needs_checkout:
+        find_examples_dir()  # a clear error before anything starts
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalRegions(regions) as lab:
+    with LocalRegions(regions) as lab, tempfile.TemporaryDirectory(prefix="regionproxy-lab-") as scratch:
         print("regionproxy lab: one moto server per region behind a fault proxy")
         for region, endpoint in lab.endpoints.items():
             print(f"  {region:<16} {endpoint}")
+        chosen = prepare(lab, example) if example else None
+        if chosen is not None:
+            print(f"  example {chosen.name}: {chosen.summary} (created, seeded, replicated)")
+        env = environment(lab, chosen, os.environ)
+        for name in chosen.temp_dirs if chosen else ():
+            env.setdefault(name, os.path.join(scratch, name.lower()))
+        # This Python's scripts (flask, gunicorn, ...) first, as if its venv were active.
+        env["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", os.defpath)])
+        if command:
+            print(f"Running: {shlex.join(command)}", flush=True)
+            return run_command(command, env, duration, stop)
+        print("To point an app at it, in another shell:")
+        for line in exports(env, [*EXPORTED, *(chosen.env if chosen else ())]):
+            print(f"  {line}")
         print("Stop with Ctrl-C." if duration is None else f"Stopping in {duration:g} s.", flush=True)
         try:
             stop.wait(duration)
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def run_command(command: Sequence[str], env: dict[str, str], duration: float | None, stop: threading.Event) -> int:
+    """Run ``command`` until it exits, ``duration`` passes or ``stop`` is set;
+    its exit status (a signal ``n`` as ``128 + n``), or 0 if we stopped it."""
+    try:
+        child = subprocess.Popen(list(command), env=env)
+    except OSError as error:
+        print(f"regionproxy lab: cannot run {command[0]!r}: {error}", file=sys.stderr)
+        return 127
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            try:
+                return _status(child.wait(timeout=0.2))
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        # The terminal sent SIGINT to the whole process group: the command
+        # got it too and is shutting down; give it the grace period.
+        try:
+            return _status(child.wait(timeout=GRACE))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            pass
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=GRACE)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    return 0
+
+
+def _status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
 
 
 if __name__ == "__main__":

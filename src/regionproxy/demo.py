@@ -8,7 +8,8 @@ so that the status page shows traffic. From the status page a person can
 cause and heal an outage of a region (demo mode only) and watch requests
 keep working while readiness turns to fail and back.
 
-Needs a source checkout (the blog lives in ``examples/``): ``make demo``.
+Needs a source checkout (the blog lives in ``examples/``): ``make demo``
+(``make demo PORT=8080`` for another port).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 REGIONS = ["eu-west-3", "us-east-1"]
@@ -28,13 +28,6 @@ OVH_GRAVELINES = {"eu-west-3": (0.005, 0.001), "us-east-1": (0.080, 0.005)}
 TRAFFIC_INTERVAL = 0.25  # seconds between background reads
 TRAFFIC_MAX = 20_000  # and never more than this many,
 TRAFFIC_SECONDS = 3600.0  # nor for longer than this
-
-
-def examples_dir() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "examples" / "flask_blog" / "app.py").is_file():
-            return parent / "examples"
-    raise SystemExit("regionproxy demo needs a source checkout (examples/ not found): run it with 'make demo'")
 
 
 def build(lab: Any, port: int) -> tuple[Any, Any]:
@@ -47,10 +40,11 @@ def build(lab: Any, port: int) -> tuple[Any, Any]:
         def log_request(self, *args: object, **kwargs: object) -> None:
             """The background traffic would flood the terminal."""
 
-    sys.path.insert(0, str(examples_dir()))
-    model = importlib.import_module("blog.model")
+    from regionproxy.testing.examples import find_examples_dir, prepare
+
+    sys.path.insert(0, str(find_examples_dir()))
     flask_app = importlib.import_module("flask_blog.app")
-    lab.create_table(**model.TABLE_SPEC)
+    prepare(lab, "blog")  # creates, seeds and waits until replicated
     # The lab's fake credentials, for this demo process only.
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     config = {
@@ -65,8 +59,6 @@ def build(lab: Any, port: int) -> tuple[Any, Any]:
         "REGIONPROXY_SERVER_TIMING": True,
     }
     app = flask_app.create_app(config, lab=lab)
-    model.seed(model.BlogStore(app.extensions["regionproxy"].session.table(model.TABLE)))
-    lab.wait_replicated(timeout=10)
     return app, make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from blog.model import TABLE, BlogStore, NotFound
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
 
 from regionproxy.contrib.django import table
@@ -32,6 +33,17 @@ def api(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
             return JsonResponse({"error": f"not found: {error}"}, status=404)
 
     return wrapper
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    items = "".join(
+        f'<li><a href="/posts/{escape(p["id"])}">{escape(p["title"])}</a> <small>{escape(p["created_at"][:19])}</small></li>'
+        for p in store().list_posts()
+    )
+    return HttpResponse(
+        "<!doctype html><title>regionproxy blog</title><h1>Blog</h1>"
+        f'<ul>{items}</ul><p><a href="/_regionproxy/">status page</a> · <a href="/readyz">readiness</a></p>'
+    )
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
