@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 from regionproxy.contrib import configure
-from regionproxy.middleware import RegionProxyMiddleware
+from regionproxy.errors import ConfigError
+from regionproxy.middleware import OPTION_CHECKS, OPTIONS, RegionProxyMiddleware
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -43,10 +44,16 @@ class RegionProxy:
 
     :param app: the app, or None to call :meth:`init_app` later.
     :param session: a session to use instead of one built from the config.
-    :param options: middleware keywords that override the config.
+    :param options: middleware keywords that override the config; checked
+        here, so a wrong one fails before any app is wrapped.
     """
 
     def __init__(self, app: Flask | None = None, session: RegionSession | None = None, **options: Any) -> None:
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown RegionProxy options {unknown}; known: {sorted(OPTIONS)}", setting=unknown[0])
+        for name in options.keys() & OPTION_CHECKS.keys():  # paths against each other: in init_app, with the config
+            OPTION_CHECKS[name](name, options[name])
         self._session = session
         self._options = options
         if app is not None:

@@ -27,8 +27,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     from regionproxy.config import ENV_PREFIX, settings_from_env
     from regionproxy.contrib import check_settings as known
     from regionproxy.errors import ConfigError
-    from regionproxy.health import POLICIES
-    from regionproxy.middleware import middleware_options
+    from regionproxy.middleware import check_options, middleware_options
 
     config = getattr(settings, "REGIONPROXY", None)
     if not isinstance(config, dict):
@@ -36,9 +35,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     try:
         known(config)
         settings_from_env({ENV_PREFIX + name: value for name, value in config.items()})
-        options = middleware_options(config)
-        if options.get("readiness", "evacuate") not in POLICIES:
-            raise ConfigError(f"READINESS must be one of {POLICIES}", setting="READINESS")
+        check_options(middleware_options(config))  # each value, then paths against each other
     except ConfigError as error:
         return [checks.Error(f"settings.REGIONPROXY: {error}", id="regionproxy.E001")]
     return []
