@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from regionproxy.operations import CONTROL, READ, WRITE
+from regionproxy.calls import Call
+from regionproxy.operations import CONTROL, READ, WRITE, key_fingerprint
 from regionproxy.routing import Router, StickyWrites
 
 REGIONS = ("eu-west-3", "us-east-1", "ap-south-1")
@@ -43,20 +44,39 @@ class Clock:
         return self.now
 
 
+def _get(key, table="t"):
+    return Call("GetItem", {"TableName": table, "Key": key})
+
+
 def test_sticky_write_is_read_from_its_region_until_the_window_ends():
     clock = Clock()
-    sticky = StickyWrites(5.0, lambda region, table: ("pk",), clock=clock)
+    sticky = StickyWrites(5.0, clock=clock)
     key = {"pk": {"S": "a"}}
-    sticky.remember("us-east-1", "PutItem", {"TableName": "t", "Item": {**key, "v": {"S": "x"}}})
-    assert sticky.region_for("GetItem", {"TableName": "t", "Key": key}) == "us-east-1"
-    assert sticky.region_for("GetItem", {"TableName": "t", "Key": {"pk": {"S": "b"}}}) is None
-    assert sticky.region_for("Query", {"TableName": "t"}) == "us-east-1"
+    sticky.remember("us-east-1", ["t"], [("t", key_fingerprint(key))])
+    assert sticky.region_for(_get(key)) == "us-east-1"
+    assert sticky.region_for(_get({"pk": {"S": "b"}})) is None
+    assert sticky.region_for(Call("Query", {"TableName": "t"})) == "us-east-1"
+    assert sticky.region_for(_get(key, table="other")) is None
     clock.now = 5.1
-    assert sticky.region_for("GetItem", {"TableName": "t", "Key": key}) is None
-    assert sticky.region_for("Query", {"TableName": "t"}) is None
+    assert sticky.region_for(_get(key)) is None
+    assert sticky.region_for(Call("Query", {"TableName": "t"})) is None
+
+
+def test_sticky_keys_match_numbers_by_value():
+    sticky = StickyWrites(5.0, clock=Clock())
+    sticky.remember("us-east-1", ["t"], [("t", key_fingerprint({"pk": {"N": "1"}}))])
+    assert sticky.region_for(_get({"pk": {"N": "1.0"}})) == "us-east-1"
+
+
+def test_write_with_unknown_keys_makes_every_read_of_its_table_sticky():
+    sticky = StickyWrites(5.0, clock=Clock())
+    sticky.remember("us-east-1", ["t"], None)
+    assert sticky.region_for(_get({"pk": {"S": "any"}})) == "us-east-1"
+    assert sticky.region_for(_get({"pk": {"S": "any"}}, table="other")) is None
 
 
 def test_sticky_window_zero_remembers_nothing():
-    sticky = StickyWrites(0, lambda region, table: ("pk",))
-    sticky.remember("us-east-1", "DeleteItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}})
-    assert sticky.region_for("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}}) is None
+    sticky = StickyWrites(0)
+    key = {"pk": {"S": "a"}}
+    sticky.remember("us-east-1", ["t"], [("t", key_fingerprint(key))])
+    assert sticky.region_for(_get(key)) is None

@@ -55,6 +55,27 @@ class RegionUnavailable(RegionProxyError):
         super().__init__(f"region {region} not tried: breaker {state}")
 
 
+class ReplicaMissingError(RegionProxyError):
+    """A region answered that a table does not exist there, while the call
+    had come to it from another region: the Global Table has no replica in
+    ``region``. A configuration problem, reported in :class:`AllRegionsFailed`.
+
+    :param region: the region without the replica.
+    :param tables: the tables the call named.
+    :param error: DynamoDB's ``ResourceNotFoundException``; also the ``__cause__``.
+    """
+
+    def __init__(self, region: str, tables: list[str], error: BaseException) -> None:
+        self.region = region
+        self.tables = list(tables)
+        self.error = error
+        self.__cause__ = error
+        super().__init__(
+            f"no replica of {', '.join(self.tables)} in {region} (ResourceNotFoundException): "
+            "add a replica there, or remove the region from this session"
+        )
+
+
 class AmbiguousWriteError(RegionProxyError):
     """A write that is not safe to repeat may or may not have been applied.
 

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from regionproxy.breakers import CLOSED, HALF_OPEN
 from regionproxy.errors import ConfigError
-from regionproxy.events import CALLER_ERROR, FAULT, OK, CallFinished
-from regionproxy.faults import classify
+from regionproxy.events import CALLER_ERROR, FAULT, OK, CallFinished, Event
+from regionproxy.faults import CREDENTIAL_CODES, classify, error_code
+from regionproxy.forks import reset_after_fork
 
 if TYPE_CHECKING:
     from regionproxy.session import RegionSession
@@ -127,9 +128,22 @@ class HealthMonitor:
         self._clock = clock
         self._probes: dict[str, Probe] = {}
         self._stop = threading.Event()
+        # Set when live traffic meets a fault in a region: probe it now
+        # rather than at the next interval, so readiness follows within
+        # one probe's time instead of up to interval + timeout.
+        self._wake = {region: threading.Event() for region in session.regions}
         self._threads: list[threading.Thread] = []
         self._pid = -1
         self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def __repr__(self) -> str:
+        return f"HealthMonitor(interval={self.interval}, policy={self.policy!r})"
+
+    def _after_fork(self) -> None:
+        # The parent's probe threads do not exist here; start() makes new ones.
+        self._lock = threading.Lock()
+        self._threads = []
 
     def start(self) -> None:
         """Start the probe threads in this process, once (safe after fork)."""
@@ -141,6 +155,7 @@ class HealthMonitor:
             # Threads do not survive a fork: a worker forked from a parent
             # that started probing gets fresh threads and a fresh stop flag.
             self._stop = threading.Event()
+            self.session.hooks.add(self._on_event)
             self._threads = [
                 threading.Thread(target=self._run, args=(region,), name=f"regionproxy-probe:{region}", daemon=True)
                 for region in self.session.regions
@@ -151,10 +166,21 @@ class HealthMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+        self.session.hooks.remove(self._on_event)
+        for wake in self._wake.values():
+            wake.set()
+        timeouts = self.session.settings.timeouts
         for thread in self._threads:
-            thread.join(timeout=self.session.settings.timeouts.read * self.session.settings.timeouts.attempts + 1)
+            thread.join(timeout=timeouts.connect + timeouts.read + 1)
         self._threads = []
         self._pid = -1
+
+    def _on_event(self, event: Event) -> None:
+        """Listener: a live call's fault in a region wakes that region's probe."""
+        if isinstance(event, CallFinished) and event.outcome == FAULT and event.operation != "Probe":
+            wake = self._wake.get(event.region)
+            if wake is not None:
+                wake.set()
 
     def probe_now(self, region: str) -> Probe | None:
         """Probe ``region`` once, through its breaker; None if the breaker
@@ -167,27 +193,38 @@ class HealthMonitor:
         try:
             self._probe(replica)
         except Exception as error:  # noqa: BLE001 - classified below
-            verdict = classify(error, throttling_is_fault=self.session.settings.throttling_is_fault)
-            duration = self._clock() - started
-            if verdict.fault:
-                replica.breaker.failed(ticket)
-                result = Probe(False, self._clock(), duration, verdict.reason)
-                outcome = FAULT
-            else:
-                replica.breaker.succeeded(ticket)  # it answered: the region is up
-                result = Probe(True, self._clock(), duration)
-                outcome = CALLER_ERROR
-            self.session.hooks.emit(CallFinished(region, "Probe", "probe", duration, outcome, verdict.reason))
+            result, outcome = self._judge(replica, ticket, error, self._clock() - started)
         except BaseException:
             replica.breaker.released(ticket)
             raise
         else:
-            duration = self._clock() - started
             replica.breaker.succeeded(ticket)
-            result = Probe(True, self._clock(), duration)
-            self.session.hooks.emit(CallFinished(region, "Probe", "probe", duration, OK))
+            result, outcome = Probe(True, self._clock(), self._clock() - started), OK
+        if outcome is not None:
+            self.session.hooks.emit(CallFinished(region, "Probe", "probe", result.latency, outcome, result.reason))
         self._probes[region] = result
         return result
+
+    def _judge(self, replica: Any, ticket: str, error: BaseException, duration: float) -> tuple[Probe, str | None]:
+        """The probe's result and its CallFinished outcome (None: not sent)."""
+        verdict = classify(error, throttling_is_fault=self.session.settings.throttling_is_fault)
+        now = self._clock()
+        if not verdict.sent:
+            # Raised before a request left (no credentials, ...): the region
+            # said nothing, but this process cannot serve: not ready.
+            replica.breaker.released(ticket)
+            return Probe(False, now, duration, verdict.reason), None
+        if verdict.fault:
+            # A probe is a request known to be good: a 5xx is the region's.
+            replica.breaker.failed(ticket)
+            return Probe(False, now, duration, verdict.reason), FAULT
+        replica.breaker.succeeded(ticket)  # it answered: the region is up
+        code = error_code(error)
+        if code in CREDENTIAL_CODES:
+            return Probe(False, now, duration, "credentials_rejected"), CALLER_ERROR
+        if code == "ResourceNotFoundException":
+            return Probe(False, now, duration, "table_missing"), CALLER_ERROR
+        return Probe(True, now, duration), CALLER_ERROR
 
     def readiness(self) -> Readiness:
         """The current answer, from kept state only: no I/O."""
@@ -218,13 +255,15 @@ class HealthMonitor:
         return Readiness(overall, tuple(regions), output)
 
     def _run(self, region: str) -> None:
-        stop = self._stop
+        stop, wake = self._stop, self._wake[region]
         while not stop.is_set():
+            wake.clear()
             try:
                 self.probe_now(region)
             except Exception:  # noqa: BLE001 - a probe thread must outlive a bad probe
                 pass
-            stop.wait(self.interval)
+            if wake.wait(self.interval):
+                stop.wait(0.05)  # a burst of faults wakes one probe, not one per fault
 
 
 def _probe_with(session: RegionSession, table: str | None) -> Callable[[Any], None]:
@@ -233,8 +272,13 @@ def _probe_with(session: RegionSession, table: str | None) -> Callable[[Any], No
 
     def probe(replica: Any) -> None:
         # A GetItem of a key no item has: the data plane of the table, at
-        # the cost of one read unit. Key names come from DescribeTable once.
-        names = session._key_names(replica.region, table)
+        # the cost of one read unit. Until the key names are known, the
+        # probe is a DescribeTable of this region (it proves the region and
+        # the replica the same way, and teaches the key names).
+        names = session.key_schemas.known(table)
+        if names is None:
+            session.key_schemas.learn(table, replica.call("DescribeTable", {"TableName": table})["Table"])
+            return
         key = {name: {"S": PROBE_KEY} for name in names}
         replica.call("GetItem", {"TableName": table, "Key": key})
 

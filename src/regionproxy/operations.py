@@ -7,7 +7,8 @@ Pure functions of the operation name and its (wire-format) parameters.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 READ, WRITE, CONTROL = "read", "write", "control"
@@ -138,6 +139,26 @@ def tables_of(operation: str, params: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def key_fingerprint(key: Any) -> str:
-    """A hashable, order-independent form of a wire-format key."""
-    return repr(sorted(key.items())) if isinstance(key, Mapping) else repr(key)
+def key_fingerprint(key: Any) -> Hashable:
+    """A hashable, order-independent form of a wire-format key, with numbers
+    by value: ``{"N": "1"}`` and ``{"N": "1.0"}`` name the same item, as
+    they do in DynamoDB."""
+    if not isinstance(key, Mapping):
+        return repr(key)
+    return tuple(sorted((str(name), _value_fingerprint(value)) for name, value in key.items()))
+
+
+def _value_fingerprint(value: Any) -> Hashable:
+    if isinstance(value, Mapping) and len(value) == 1:
+        kind, raw = next(iter(value.items()))
+        if kind == "N" and isinstance(raw, str):
+            try:
+                number = Decimal(raw)
+            except InvalidOperation:
+                return ("N", raw)
+            if number.is_finite():
+                return ("N", str(number.normalize()) if number else "0")
+            return ("N", raw)
+        if kind in ("S", "B") and isinstance(raw, str | bytes | bytearray):
+            return (kind, bytes(raw) if kind == "B" and not isinstance(raw, str) else raw)
+    return repr(value)

@@ -19,19 +19,44 @@ from botocore.config import Config
 from regionproxy.breakers import RegionBreaker
 from regionproxy.config import Timeouts
 
+# Threaded servers run more threads than botocore's default pool of 10
+# connections per client; past the pool, botocore warns and blocks.
+DEFAULT_POOL = 50
 
-def client_config(timeouts: Timeouts) -> Config:
-    """botocore settings for one region: tight timeouts, few attempts, so a
-    dead region costs one timeout and the next region serves."""
-    return Config(
+
+def client_config(timeouts: Timeouts, user: Config | None = None) -> Config:
+    """botocore settings for one region: the caller's ``Config`` (pool size,
+    user agent, proxies, ...) under the session's own timeouts and retries.
+
+    botocore makes one attempt: the session makes every attempt itself, so
+    that it sees each one and never repeats a write that may have been
+    applied unless the write is idempotent. ("legacy" mode: with one
+    attempt, "standard" stamps ``MaxAttemptsReached`` on every successful
+    response, which plain boto3's responses do not carry.)
+    """
+    owned = Config(
         connect_timeout=timeouts.connect,
         read_timeout=timeouts.read,
-        retries={"mode": "standard", "total_max_attempts": timeouts.attempts},
+        retries={"mode": "legacy", "total_max_attempts": 1},
     )
+    if user is None:
+        return Config(max_pool_connections=DEFAULT_POOL).merge(owned)
+    return user.merge(owned)
 
 
 _SESSIONS: dict[int, boto3.session.Session] = {}
 _SESSIONS_LOCK = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's lock may be held by a thread that does not exist here, and
+    # its boto3 sessions belong to the parent: start over.
+    global _SESSIONS_LOCK
+    _SESSIONS_LOCK = threading.RLock()
+    _SESSIONS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Replica:
@@ -43,6 +68,8 @@ class Replica:
     :param endpoint: an endpoint URL override (a lab, a VPC endpoint).
     :param boto3_session: where credentials come from; the default session
         when None. All regions share one, so error classes are shared too.
+    :param config: a botocore ``Config`` the session's timeouts and retries
+        are merged onto.
     """
 
     def __init__(
@@ -53,11 +80,12 @@ class Replica:
         *,
         endpoint: str | None = None,
         boto3_session: boto3.session.Session | None = None,
+        config: Config | None = None,
     ) -> None:
         self.region = region
         self.breaker = breaker
         self.endpoint = endpoint
-        self._config = client_config(timeouts)
+        self._config = client_config(timeouts, config)
         self._boto3_session = boto3_session
         self._pid = -1
         self._client: Any = None
@@ -106,5 +134,6 @@ def _process_session() -> boto3.session.Session:
     (called with _SESSIONS_LOCK held)."""
     pid = os.getpid()
     if pid not in _SESSIONS:
+        _SESSIONS.clear()  # an ancestor's, after a fork: never used here again
         _SESSIONS[pid] = boto3.session.Session()
     return _SESSIONS[pid]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
-from regionproxy.operations import CONTROL, WRITE, key_fingerprint, tables_of, written_keys
+from regionproxy.forks import reset_after_fork
+from regionproxy.operations import CONTROL, WRITE, key_fingerprint
+
+if TYPE_CHECKING:
+    from regionproxy.calls import Call
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,49 +54,53 @@ class Router:
 
 
 class StickyWrites:
-    """Remember, for a short window, where writes that failed over landed.
+    """Remember, for a short window, where writes away from the local region
+    landed.
 
     Replication to the local region takes about a second (no SLA), so a
     user who wrote through a remote region would not read their own write
     from the local one. Reads of a remembered key (or, for queries and
     scans, of a remembered table) go to the region that took the write.
+    When a write's keys could not be named, every read of its tables does.
 
     :param seconds: how long a write is sticky; 0 turns it off.
-    :param key_names: returns the key attribute names of a table, for
-        finding the key of a ``PutItem`` item.
     :param maxsize: bound on remembered keys; the oldest are dropped.
     """
 
-    def __init__(
-        self,
-        seconds: float,
-        key_names: Callable[[str, str], tuple[str, ...]],
-        *,
-        maxsize: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, seconds: float, *, maxsize: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
-        self._key_names = key_names
         self._maxsize = maxsize
         self._clock = clock
         self._lock = threading.Lock()
-        self._keys: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
-        self._tables: dict[str, tuple[str, float]] = {}
+        self._keys: OrderedDict[tuple[str, Hashable], tuple[str, float]] = OrderedDict()
+        # table -> (region, until, every read of the table follows: keys unknown)
+        self._tables: dict[str, tuple[str, float, bool]] = {}
+        reset_after_fork(self)
 
-    def remember(self, region: str, operation: str, params: Mapping[str, Any]) -> None:
+    def __repr__(self) -> str:
+        return f"StickyWrites(seconds={self.seconds}, keys={len(self._keys)}, tables={sorted(self._tables)})"
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def remember(self, region: str, tables: Iterable[str], keys: Iterable[tuple[str, Hashable]] | None) -> None:
+        """A write landed in ``region``: ``keys`` are ``(table, key_fingerprint)``
+        of the items it touched, or None when they could not be named."""
         if not self.seconds:
             return
         until = self._clock() + self.seconds
-        keys = [(table, _fingerprint(key)) for table, key in written_keys(operation, params, partial(self._key_names, region))]
+        keys = list(keys) if keys is not None else None
         with self._lock:
-            for table, key in keys:
-                self._keys[(table, key)] = (region, until)
-                self._keys.move_to_end((table, key))
-                self._tables[table] = (region, until)
+            for table in tables:
+                whole = keys is None or self._tables.get(table, (None, 0.0, False))[2]
+                self._tables[table] = (region, until, whole)
+            for table_key in keys or ():
+                self._keys[table_key] = (region, until)
+                self._keys.move_to_end(table_key)
             while len(self._keys) > self._maxsize:
                 self._keys.popitem(last=False)
 
-    def region_for(self, operation: str, params: Mapping[str, Any]) -> str | None:
+    def region_for(self, call: Call) -> str | None:
         """The region that must serve this read, if a recent write says so."""
         # Common path: nothing remembered, no lock, no work.
         if not self._tables:
@@ -101,18 +108,18 @@ class StickyWrites:
         now = self._clock()
         with self._lock:
             self._expire(now)
-            if operation == "GetItem":
-                found = self._keys.get((params.get("TableName", ""), _fingerprint(params.get("Key"))))
-            else:
-                found = next((self._tables[t] for t in tables_of(operation, params) if t in self._tables), None)
-        return found[0] if found else None
+            tables = [self._tables[table] for table in call.tables if table in self._tables]
+            if not tables:
+                return None
+            if call.operation == "GetItem":
+                found = self._keys.get((call.params.get("TableName", ""), key_fingerprint(call.params.get("Key"))))
+                if found is not None:
+                    return found[0]
+                return next((region for region, _, whole in tables if whole), None)
+            return tables[0][0]
 
     def _expire(self, now: float) -> None:
-        for table in [table for table, (_, until) in self._tables.items() if until <= now]:
+        for table in [table for table, (_, until, _) in self._tables.items() if until <= now]:
             del self._tables[table]
         while self._keys and next(iter(self._keys.values()))[1] <= now:
             self._keys.popitem(last=False)
-
-
-def _fingerprint(key: Any) -> str:
-    return key_fingerprint(key)

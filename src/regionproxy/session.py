@@ -10,29 +10,44 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from regionproxy.attempts import AttemptLoop
 from regionproxy.breakers import RegionBreaker
 from regionproxy.cache import ReadCache
-from regionproxy.config import BreakerPolicy, CachePolicy, HedgePolicy, Settings, Timeouts, settings_from_env
-from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, ConfigError, RegionUnavailable
-from regionproxy.events import CALLER_ERROR, FAULT, OK, CacheLookup, CallFinished, FailedOver, Hooks, Listener
-from regionproxy.faults import classify
-from regionproxy.operations import READ, WRITE, is_idempotent, key_fingerprint, kind_of
+from regionproxy.calls import Call
+from regionproxy.config import (
+    BreakerPolicy,
+    CachePolicy,
+    HedgePolicy,
+    Settings,
+    Timeouts,
+    check_session_arguments,
+    settings_from_env,
+)
+from regionproxy.errors import ConfigError
+from regionproxy.events import CacheLookup, Hooks, Listener
+from regionproxy.forks import reset_after_fork
+from regionproxy.operations import READ, WRITE, key_fingerprint
 from regionproxy.replica import Replica
 from regionproxy.routing import Router, StickyWrites
+from regionproxy.schemas import KeySchemas
 from regionproxy.stats import SessionStats
 
 if TYPE_CHECKING:
     import boto3
     import pybreaker
+    from botocore.config import Config
 
     from regionproxy.client import RegionClient
     from regionproxy.table import RegionTable
+
+log = logging.getLogger("regionproxy")
 
 # Only plain eventually consistent GetItems are cached: ConsistentRead,
 # projections and capacity reports change the answer, so they bypass it.
@@ -59,11 +74,19 @@ class RegionSession:
         failed over to another region (read-your-writes).
     :param throttling_is_fault: throttling counts against the region and
         fails over (True), or reaches the caller (False).
+    :param key_schemas: key attribute names per table, ``{"Blog": ("PK", "SK")}``;
+        tables not named are described once (``DescribeTable``) when the
+        cache or read-your-writes needs a put item's key.
+    :param config: a botocore ``Config`` for every region's client (pool
+        size, user agent, proxies, ...); the session's timeouts and retries
+        override its ``connect_timeout``, ``read_timeout`` and ``retries``.
     :param boto3_session: where credentials come from.
     :param listeners: callables that receive every event.
     :param breaker_storage: ``region -> pybreaker storage``, e.g. Redis
         storage to share breaker state across gunicorn workers.
-    :param clock: wall-clock seconds for breakers; tests pass a fake one.
+    :param clock: wall-clock seconds for breakers and event times; tests pass a fake one.
+    :param monotonic: monotonic seconds for the cache and read-your-writes.
+    :param sleep: how to wait before an in-region retry; tests pass a fake one.
     """
 
     def __init__(
@@ -80,15 +103,25 @@ class RegionSession:
         write_failover: bool = False,
         sticky_seconds: float = 5.0,
         throttling_is_fault: bool = True,
+        key_schemas: Mapping[str, Iterable[str]] | None = None,
+        config: Config | None = None,
         boto3_session: boto3.session.Session | None = None,
         listeners: Iterable[Listener] = (),
         breaker_storage: Callable[[str], pybreaker.CircuitBreakerStorage] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        check_session_arguments(
+            boto3_session=boto3_session,
+            listeners=listeners,
+            breaker_storage=breaker_storage,
+            clock=clock,
+            monotonic=monotonic,
+        )
         self.settings = Settings(
-            regions=tuple(regions) if not isinstance(regions, str) else regions,  # Settings rejects a str
-            endpoints=dict(endpoints or {}),
+            regions=tuple(regions) if isinstance(regions, list | tuple) else regions,  # Settings rejects the rest
+            endpoints=endpoints if endpoints is not None else {},
             write_mode=write_mode,
             primary_region=primary_region,
             write_failover=write_failover,
@@ -98,6 +131,8 @@ class RegionSession:
             hedge=hedge,
             sticky_seconds=sticky_seconds,
             throttling_is_fault=throttling_is_fault,
+            key_schemas=key_schemas if key_schemas is not None else {},
+            client_config=config,
         )
         settings = self.settings
         self.regions = settings.regions
@@ -119,16 +154,25 @@ class RegionSession:
                 settings.timeouts,
                 endpoint=settings.endpoints.get(region),
                 boto3_session=boto3_session,
+                config=settings.client_config,
             )
             for region in settings.regions
         }
+        self.attempts = AttemptLoop(
+            self.replicas,
+            self.hooks,
+            attempts=settings.timeouts.attempts,
+            throttling_is_fault=settings.throttling_is_fault,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.key_schemas = KeySchemas(settings.key_schemas, self._describe)
         self.cache = ReadCache(settings.cache, clock=monotonic) if settings.cache else None
-        self._sticky = StickyWrites(settings.sticky_seconds, self._key_names, clock=monotonic)
-        self._key_schema: dict[str, tuple[str, ...]] = {}
+        self._sticky = StickyWrites(settings.sticky_seconds, clock=monotonic)
         self._clock = clock
-        self._throttling_is_fault = settings.throttling_is_fault
         self._client: RegionClient | None = None
         self._lock = threading.Lock()
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"RegionSession(regions={list(self.regions)!r}, write_mode={self.settings.write_mode!r})"
@@ -145,6 +189,7 @@ class RegionSession:
         settings = settings_from_env(os.environ if environ is None else environ, **overrides)
         rest = {name: value for name, value in kwargs.items() if name not in settings_names}
         fields = {name: getattr(settings, name) for name in settings_names}
+        fields["config"] = fields.pop("client_config")
         return cls(**fields, **rest)
 
     # -- the surfaces users call -------------------------------------------------
@@ -226,109 +271,68 @@ class RegionSession:
     def execute(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run one DynamoDB operation (``"GetItem"``, wire-format ``params``)
         on the best region that can serve it."""
-        kind = kind_of(operation, params)
-        if kind == READ:
+        call = Call(operation, params, marked_idempotent=_IDEMPOTENT.get())
+        if call.kind == READ:
             if self.cache is not None and operation == "GetItem" and params.keys() <= _CACHEABLE_GET:
-                return self._cached_get(params)
-            return self._route(operation, params, kind)
-        if kind == WRITE:
-            return self._write(operation, params)
-        return self._route(operation, params, kind)
+                return self._cached_get(call)
+            return self._read(call)
+        if call.kind == WRITE:
+            return self._write(call)
+        return self.attempts.run(call, self.router.plan(call.kind))[0]
 
-    def _cached_get(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _read(self, call: Call) -> dict[str, Any]:
+        return self.attempts.run(call, self.router.plan(READ, self._sticky.region_for(call)))[0]
+
+    def _cached_get(self, call: Call) -> dict[str, Any]:
         assert self.cache is not None
-        table = params["TableName"]
-        key = (table, key_fingerprint(params["Key"]))
-        result, hit = self.cache.get_or_load(key, lambda: self._route("GetItem", params, READ))
+        table = call.params["TableName"]
+        key = (table, key_fingerprint(call.params["Key"]))
+        result, hit = self.cache.get_or_load(key, lambda: self._read(call))
         self.hooks.emit(CacheLookup(table, "GetItem", hit))
         return result
 
-    def _local_key_names(self, table: str) -> tuple[str, ...]:
-        return self._key_names(self.local_region, table)
-
-    def _write(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _write(self, call: Call) -> dict[str, Any]:
+        plan = self.router.plan(WRITE)
         if self.cache is None:
-            return self._route(operation, params, WRITE)
-        self.cache.invalidate_write(operation, params, self._local_key_names)
+            result, region = self.attempts.run(call, plan)
+        else:
+            self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+            try:
+                result, region = self.attempts.run(call, plan)
+            finally:
+                # Again after the write: a read that loaded between the first
+                # invalidation and the write's landing may have stored the old item.
+                self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+        if region != plan[0]:
+            self._remember(region, call)  # it failed over: reads of it follow it
+        return result
+
+    def _remember(self, region: str, call: Call) -> None:
+        """Make reads of what a write that failed over touched follow it to
+        ``region``. The write was applied: nothing here may turn that into an error."""
         try:
-            return self._route(operation, params, WRITE)
-        finally:
-            # Again after the write: a read that loaded between the first
-            # invalidation and the write's landing may have stored the old item.
-            self.cache.invalidate_write(operation, params, self._local_key_names)
+            keys: list[tuple[str, Any]] | None = [
+                (table, key_fingerprint(key))
+                for table, key in call.written_keys(lambda table: self.key_schemas.names(table, region))
+            ]
+        except Exception as error:  # noqa: BLE001 - e.g. DescribeTable denied: follow whole tables instead
+            log.warning("regionproxy: keys of a %s in %s unknown (%s); reads of %s follow it", call.operation, region, error, call.tables)
+            keys = None
+        try:
+            self._sticky.remember(region, call.tables, keys)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("regionproxy: read-your-writes bookkeeping failed after a %s", call.operation)
 
-    def _route(self, operation: str, params: dict[str, Any], kind: str) -> dict[str, Any]:
-        plan = self.router.plan(kind, self._sticky.region_for(operation, params) if kind == READ else None)
-        errors: dict[str, BaseException] = {}
-        reason = "breaker_open"  # why the preferred region did not serve
-        for region in plan:
-            replica = self.replicas[region]
-            ticket = replica.breaker.admit()
-            if ticket is None:
-                errors[region] = RegionUnavailable(region, replica.breaker.state)
-                continue
-            started = time.perf_counter()
-            try:
-                result = replica.call(operation, params)
-            except Exception as error:
-                duration = time.perf_counter() - started
-                verdict = classify(error, throttling_is_fault=self._throttling_is_fault)
-                if not verdict.fault:
-                    replica.breaker.succeeded(ticket)  # the region answered: it is healthy
-                    self.hooks.emit(CallFinished(region, operation, kind, duration, CALLER_ERROR, _code(error)))
-                    raise
-                replica.breaker.failed(ticket)
-                self.hooks.emit(CallFinished(region, operation, kind, duration, FAULT, verdict.reason))
-                if kind == WRITE and verdict.maybe_applied and not self._repeatable(operation, params):
-                    raise AmbiguousWriteError(region, operation, error) from error
-                errors[region] = error
-                if region == plan[0]:
-                    reason = verdict.reason
-                continue
-            except BaseException:
-                replica.breaker.released(ticket)
-                raise
-            replica.breaker.succeeded(ticket)
-            self.hooks.emit(CallFinished(region, operation, kind, time.perf_counter() - started, OK))
-            if errors:
-                self.hooks.emit(FailedOver(operation, plan[0], region, reason, self._clock()))
-                if kind == WRITE:
-                    self._sticky.remember(region, operation, params)
-            return result
-        raise AllRegionsFailed(operation, errors) from _last_error(errors)
-
-    def _repeatable(self, operation: str, params: Mapping[str, Any]) -> bool:
-        return _IDEMPOTENT.get() or is_idempotent(operation, params)
-
-    # -- key schema, for finding the key of a put item ----------------------------
-
-    def _key_names(self, region: str, table: str) -> tuple[str, ...]:
-        """A table's key attribute names, from DescribeTable once per table;
-        asked of ``region`` first (the one that just answered), then the others."""
-        names = self._key_schema.get(table)
-        if names is not None:
-            return names
-        for candidate in (region, *(other for other in self.regions if other != region)):
-            try:
-                schema = self.replicas[candidate].call("DescribeTable", {"TableName": table})["Table"]["KeySchema"]
-            except Exception:  # noqa: BLE001 - try the next region
-                continue
-            names = self._key_schema[table] = tuple(part["AttributeName"] for part in schema)
-            return names
-        raise LookupError(f"no region could describe table {table}")
+    def _describe(self, table: str, prefer: str | None) -> Mapping[str, Any]:
+        """DescribeTable through the breakers, ``prefer`` first (the region
+        that just answered), then the others."""
+        plan = self.router.plan(READ) if prefer is None else (prefer, *(r for r in self.regions if r != prefer))
+        return self.attempts.run(Call("DescribeTable", {"TableName": table}), plan)[0]["Table"]
 
     def _replica(self, region: str) -> Replica:
         if region not in self.replicas:
             raise ConfigError(f"unknown region {region!r}; this session has {list(self.regions)}", setting="region")
         return self.replicas[region]
 
-
-def _code(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return response.get("Error", {}).get("Code") or type(error).__name__
-    return type(error).__name__
-
-
-def _last_error(errors: Mapping[str, BaseException]) -> BaseException | None:
-    return next(reversed(errors.values()), None) if errors else None
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()

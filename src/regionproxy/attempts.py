@@ -1,0 +1,226 @@
+"""The attempt loop: every attempt of one call, in every region, seen here.
+
+botocore makes one attempt per client call (``total_max_attempts=1``); this
+loop makes the rest. That is what lets it keep the promise a failover layer
+must keep: no write that may have been applied is sent again, in the same
+region or another, unless it is safe to repeat.
+
+For each region of the plan, in order: ask its breaker; try up to
+``attempts`` times while the failure is fast and transient (a reset, a 5xx,
+throttling); fail over on anything else. Then judge the call as a whole:
+
+- a caller error (4xx) is raised unchanged at once, and closes no breaker
+  it should not: only an answer from a region counts as one;
+- an error raised before a request was sent (parameter validation, no
+  credentials) says nothing about the region: its trial is released;
+- a 5xx answer is charged to its region only if another region answered
+  the same request. If none could, no breaker counts it; and if every
+  region answered it with a 5xx, the request itself is the likely cause (a
+  poison request): the caller gets the first region's error as the
+  ``ClientError`` it was. (With a region unreachable as well, the caller
+  gets :class:`AllRegionsFailed`, which names every region's error.);
+- ``ResourceNotFoundException`` from a region tried after another failed is
+  a replica missing there (configuration), reported, not raised as such.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from regionproxy.breakers import NORMAL
+from regionproxy.calls import Call
+from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, RegionUnavailable, ReplicaMissingError
+from regionproxy.events import (
+    CALLER_ERROR,
+    FAILED,
+    FAULT,
+    OK,
+    CallFinished,
+    FailedOver,
+    Hooks,
+    OperationFinished,
+    PoisonRequest,
+    ReplicaMissing,
+)
+from regionproxy.faults import classify, error_code
+from regionproxy.operations import WRITE
+from regionproxy.replica import Replica
+
+_MISSING = "ResourceNotFoundException"
+
+
+class AttemptLoop:
+    """Runs a :class:`~regionproxy.calls.Call` over a plan of regions.
+
+    :param replicas: every region's replica.
+    :param hooks: where events go (emitted with no lock held).
+    :param attempts: attempts per region, the first included.
+    :param throttling_is_fault: throttling fails over (True) or is the caller's.
+    :param backoff: seconds; an in-region retry waits a random fraction of
+        ``min(backoff_cap, backoff * 2**n)`` (full jitter).
+    :param clock: wall-clock seconds for event times.
+    :param sleep: how to wait before an in-region retry; tests pass a fake.
+    :param rng: ``() -> float`` in [0, 1), for jitter.
+    """
+
+    def __init__(
+        self,
+        replicas: Mapping[str, Replica],
+        hooks: Hooks,
+        *,
+        attempts: int,
+        throttling_is_fault: bool = True,
+        backoff: float = 0.025,
+        backoff_cap: float = 0.25,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.replicas = replicas
+        self.hooks = hooks
+        self.attempts = attempts
+        self.throttling_is_fault = throttling_is_fault
+        self.backoff = backoff
+        self.backoff_cap = backoff_cap
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def __repr__(self) -> str:
+        return f"AttemptLoop(attempts={self.attempts}, backoff={self.backoff}, backoff_cap={self.backoff_cap})"
+
+    def run(self, call: Call, plan: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+        """The response and the region that gave it; or the error to raise."""
+        run = _Run(call, plan)
+        started = time.perf_counter()
+        try:
+            for region in plan:
+                result = self._try_region(run, region)
+                if result is not None:
+                    self._charge_server_errors(run, region)
+                    self._finished(run, OK, region, started)
+                    return result, region
+        except BaseException as error:
+            outcome = FAILED if isinstance(error, AmbiguousWriteError) else CALLER_ERROR
+            self._finished(run, outcome, run.last_region, started)
+            raise
+        self._finished(run, FAILED, run.last_region, started)
+        if run.server_errors and all(region in run.server_regions for region in run.errors):
+            # Every region answered this request with a server error: blame
+            # the request, not the regions (none was charged for it).
+            first_error = run.server_errors[0][1]
+            regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
+            self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
+            raise first_error
+        raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+
+    # -- one region ----------------------------------------------------------------
+
+    def _try_region(self, run: _Run, region: str) -> dict[str, Any] | None:
+        call, replica = run.call, self.replicas[region]
+        failover = region != run.plan[0]
+        for attempt in range(self.attempts):
+            ticket = replica.breaker.admit()
+            if ticket is None:
+                run.errors.setdefault(region, RegionUnavailable(region, replica.breaker.state))
+                return None
+            run.attempts += 1
+            run.last_region = region
+            started = time.perf_counter()
+            try:
+                result = replica.call(call.operation, call.params)
+            except Exception as error:
+                duration = time.perf_counter() - started
+                verdict = classify(error, throttling_is_fault=self.throttling_is_fault)
+                if not verdict.sent:
+                    replica.breaker.released(ticket)  # the region said nothing
+                    raise
+                if not verdict.fault:
+                    replica.breaker.succeeded(ticket)  # the region answered
+                    self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
+                    if failover and run.errors and error_code(error) == _MISSING:
+                        self._replica_missing(run, region, error, failover)
+                        return None
+                    if failover:
+                        self._failed_over(run, region, CALLER_ERROR)
+                    raise
+                if verdict.server_error:
+                    replica.breaker.released(ticket)  # charged at the end, if another region answers
+                    run.server_errors.append((region, error))
+                    run.server_regions.add(region)
+                else:
+                    replica.breaker.failed(ticket)
+                    run.server_regions.discard(region)
+                self._emit_attempt(region, call, duration, FAULT, verdict.reason)
+                run.errors[region] = error
+                if region == run.plan[0]:
+                    run.reason = verdict.reason
+                if call.kind == WRITE and verdict.maybe_applied and not call.repeatable:
+                    if failover:
+                        self._failed_over(run, region, FAULT)
+                    raise AmbiguousWriteError(region, call.operation, error) from error
+                if verdict.retry_here and attempt + 1 < self.attempts:
+                    self._sleep(self._rng() * min(self.backoff_cap, self.backoff * 2**attempt))
+                    continue
+                break
+            except BaseException:
+                replica.breaker.released(ticket)
+                raise
+            replica.breaker.succeeded(ticket)
+            self._emit_attempt(region, call, time.perf_counter() - started, OK, None)
+            if failover:
+                self._failed_over(run, region, OK)
+            return result
+        if failover:
+            self._failed_over(run, region, FAULT)
+        return None
+
+    def _replica_missing(self, run: _Run, region: str, error: BaseException, failover: bool) -> None:
+        tables = run.call.tables or ["?"]
+        for table in tables:
+            self.hooks.emit(ReplicaMissing(region, table, self._clock()))
+        run.errors[region] = ReplicaMissingError(region, tables, error)
+        self._failed_over(run, region, CALLER_ERROR)
+
+    def _charge_server_errors(self, run: _Run, served_by: str) -> None:
+        # Another region answered this very request: the 5xx was the region's.
+        for region, _ in run.server_errors:
+            if region != served_by:
+                self.replicas[region].breaker.failed(NORMAL)
+
+    # -- events --------------------------------------------------------------------
+
+    def _emit_attempt(self, region: str, call: Call, duration: float, outcome: str, error: str | None) -> None:
+        self.hooks.emit(CallFinished(region, call.operation, call.kind, duration, outcome, error))
+
+    def _failed_over(self, run: _Run, region: str, outcome: str) -> None:
+        self.hooks.emit(FailedOver(run.call.operation, run.plan[0], region, run.reason, self._clock(), outcome))
+
+    def _finished(self, run: _Run, outcome: str, region: str | None, started: float) -> None:
+        call = run.call
+        self.hooks.emit(
+            OperationFinished(call.operation, call.kind, outcome, region, time.perf_counter() - started, run.attempts)
+        )
+
+
+class _Run:
+    """What one call has met so far."""
+
+    __slots__ = ("call", "plan", "errors", "server_errors", "server_regions", "reason", "attempts", "last_region")
+
+    def __init__(self, call: Call, plan: tuple[str, ...]) -> None:
+        self.call = call
+        self.plan = plan
+        self.errors: dict[str, BaseException] = {}
+        self.server_errors: list[tuple[str, BaseException]] = []
+        self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
+        self.reason = "breaker_open"  # why the preferred region did not serve
+        self.attempts = 0
+        self.last_region: str | None = None
+
+
+def _last(errors: Mapping[str, BaseException]) -> BaseException | None:
+    return next(reversed(errors.values()), None) if errors else None

@@ -1,0 +1,51 @@
+"""One DynamoDB call, described once and passed down.
+
+The session, the attempt loop, the cache and read-your-writes all need to
+know what a call is: its kind, the tables and keys it touches, whether it
+is safe to repeat. :class:`Call` computes each of those where it is first
+asked and keeps it (like botocore's ``OperationModel``, built once per call
+and handed to every part), so no module parses the parameters again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from regionproxy.operations import KeyNames, is_idempotent, kind_of, tables_of, written_keys
+
+
+class Call:
+    """One operation with its wire-format parameters.
+
+    :param operation: the DynamoDB operation name, e.g. ``"GetItem"``.
+    :param params: wire-format parameters, as ``boto3.client`` takes them.
+    :param marked_idempotent: the caller vouched that repeating this write
+        is safe (``RegionSession.idempotent()``).
+    """
+
+    def __init__(self, operation: str, params: dict[str, Any], *, marked_idempotent: bool = False) -> None:
+        self.operation = operation
+        self.params = params
+        self.kind = kind_of(operation, params)
+        self.marked_idempotent = marked_idempotent
+
+    def __repr__(self) -> str:
+        return f"Call({self.operation!r}, kind={self.kind!r}, tables={self.tables!r})"
+
+    @cached_property
+    def tables(self) -> list[str]:
+        """The tables the call names (none for PartiQL, which names them in SQL)."""
+        return tables_of(self.operation, self.params)
+
+    @cached_property
+    def repeatable(self) -> bool:
+        """Whether sending it again (in this region or another) is safe when
+        an earlier attempt may have been applied."""
+        return self.marked_idempotent or is_idempotent(self.operation, self.params)
+
+    def written_keys(self, key_names: KeyNames) -> list[tuple[str, Mapping[str, Any]]]:
+        """``(table, key)`` of every item the write touches; raises what
+        ``key_names`` raises when a put's key cannot be named."""
+        return written_keys(self.operation, self.params, key_names)
