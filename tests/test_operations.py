@@ -44,7 +44,13 @@ KEY = {"TableName": "t", "Key": {"pk": {"S": "a"}}}
         pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET n = n + :one"}, False, id="arithmetic"),
         pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET l = list_append(l, :x)"}, False, id="list-append"),
         pytest.param("UpdateItem", {**KEY, "UpdateExpression": "DELETE s :x"}, False, id="delete-from-set"),
-        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET #a-b = :c-d"}, True, id="dashes-in-placeholders"),
+        # DynamoDB's placeholders are [A-Za-z0-9_]: '#a-b' reads as '#a - b', arithmetic.
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET #a-b = :c-d"}, False, id="dash-is-arithmetic"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET #c = #c - :one"}, False, id="minus-after-name"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET #p = #cur, #cur = :v"}, False, id="copy-then-write"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "SET l[9] = :v"}, False, id="list-index-write"),
+        pytest.param("UpdateItem", {**KEY, "UpdateExpression": "REMOVE l[0]"}, False, id="list-index-remove"),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET a=1 WHERE pk='x'"}, False, id="partiql-write"),
         pytest.param(
             "UpdateItem", {**KEY, "UpdateExpression": "SET a = :a", "ConditionExpression": "a = :b"}, False, id="cond"
         ),
@@ -56,6 +62,12 @@ KEY = {"TableName": "t", "Key": {"pk": {"S": "a"}}}
             {"TransactItems": [{"Put": {"Item": {}}}, {"Delete": KEY}]},
             True,
             id="transact-plain",
+        ),
+        pytest.param(
+            "TransactWriteItems",
+            {"TransactItems": [{"Update": {**KEY, "UpdateExpression": "SET #c = :ten - #c"}}]},
+            False,
+            id="transact-value-minus-name",
         ),
         pytest.param(
             "TransactWriteItems",

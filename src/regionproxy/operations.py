@@ -11,6 +11,8 @@ from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from regionproxy.updates import attribute_updates_are_idempotent, update_is_idempotent
+
 READ, WRITE, CONTROL = "read", "write", "control"
 
 READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
@@ -18,10 +20,6 @@ WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Tr
 PARTIQL = frozenset({"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"})
 
 _SELECT = re.compile(r"^\s*select\b", re.IGNORECASE)
-# An update is idempotent when applying it twice leaves what applying it once
-# did: ADD and DELETE clauses, arithmetic and list_append depend on the
-# current value, so they are not.
-_NOT_IDEMPOTENT_UPDATE = re.compile(r"\b(ADD|DELETE)\b|[+-]|\blist_append\s*\(", re.IGNORECASE)
 
 
 def kind_of(operation: str, params: Mapping[str, Any]) -> str:
@@ -40,7 +38,9 @@ def is_idempotent(operation: str, params: Mapping[str, Any]) -> bool:
 
     Conditional writes are never idempotent: the repeat may fail its
     condition against the first attempt's result, or pass it when the first
-    attempt should have been the only one.
+    attempt should have been the only one. Update expressions are parsed
+    (:mod:`regionproxy.updates`); PartiQL writes are never idempotent (the
+    statement would have to be parsed, and when unsure, a write is not).
     """
     if operation in READS:
         return True
@@ -64,10 +64,8 @@ def _idempotent_update(params: Mapping[str, Any]) -> bool:
         return False
     expression = params.get("UpdateExpression")
     if expression is not None:
-        return not _NOT_IDEMPOTENT_UPDATE.search(_without_placeholders(expression))
-    # Legacy AttributeUpdates: PUT and DELETE repeat harmlessly, ADD does not.
-    updates = params.get("AttributeUpdates") or {}
-    return all(update.get("Action", "PUT") != "ADD" for update in updates.values())
+        return update_is_idempotent(expression, params.get("ExpressionAttributeNames"))
+    return attribute_updates_are_idempotent(params.get("AttributeUpdates") or {})
 
 
 def _idempotent_transact_item(item: Mapping[str, Any]) -> bool:
@@ -80,11 +78,6 @@ def _idempotent_transact_item(item: Mapping[str, Any]) -> bool:
     if "Update" in item:
         return _idempotent_update(item["Update"])
     return False
-
-
-def _without_placeholders(expression: str) -> str:
-    # '#a-b' or ':x-1' are names, not arithmetic: drop placeholders first.
-    return re.sub(r"[#:][A-Za-z0-9_-]+", "", expression)
 
 
 def _statements(operation: str, params: Mapping[str, Any]) -> list[str]:

@@ -3,8 +3,11 @@
 One :class:`FaultProxy` stands in front of each region's DynamoDB endpoint in
 the lab. Faults act on real sockets, so clients see what they would see in
 an outage: ``refuse`` closes the listener (connection refused), ``reset``
-accepts and resets, ``blackhole`` accepts and never answers, ``latency``
-delays each request, ``error`` answers a fraction of requests with a
+accepts and resets, ``blackhole`` accepts and never answers, ``late``
+forwards the request (so DynamoDB applies it) and holds the answer back for
+``delay`` seconds (past the client's read timeout), ``flap`` resets every
+connection during alternate ``delay``-second periods, ``latency`` delays
+each request, ``error`` answers a fraction of requests with a
 DynamoDB-format JSON error without forwarding them. Latency combines with
 the other modes, and faults can change while traffic flows.
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 
 from regionproxy.errors import ConfigError
 
-OUTAGES = frozenset({"refuse", "reset", "blackhole", "error"})
+OUTAGES = frozenset({"refuse", "reset", "blackhole", "error", "late", "flap"})
 MODES = OUTAGES | {"latency"}
 
 # The error code DynamoDB sends with each status, when the caller names none.
@@ -43,8 +46,11 @@ _MAX_HEADER = 64 * 1024
 class Fault:
     """One fault to inject.
 
-    :param mode: ``refuse``, ``reset``, ``blackhole``, ``error`` or ``latency``.
-    :param delay: seconds added to each request (``latency``).
+    :param mode: ``refuse``, ``reset``, ``blackhole``, ``error``, ``late``,
+        ``flap`` or ``latency``.
+    :param delay: seconds added to each request (``latency``); seconds an
+        applied request's answer is held back (``late``); the length of each
+        up and down period (``flap``).
     :param jitter: uniform spread around ``delay``, in seconds.
     :param status: HTTP status of injected errors (``error``).
     :param code: DynamoDB error code; by default the one DynamoDB sends with
@@ -66,6 +72,8 @@ class Fault:
             raise ConfigError("latency needs delay >= jitter >= 0", setting="delay")
         if not 0.0 <= self.rate <= 1.0:
             raise ConfigError(f"rate must be between 0 and 1, got {self.rate}", setting="rate")
+        if self.mode in ("late", "flap") and not self.delay > 0:
+            raise ConfigError(f"{self.mode} needs delay > 0 seconds", setting="delay")
         if not 400 <= self.status <= 599:
             raise ConfigError(f"status must be an HTTP error status, got {self.status}", setting="status")
 
@@ -77,8 +85,9 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class ProxiedRequest:
-    """What the proxy did with one request: ``forwarded``, ``error``,
-    ``reset`` or ``blackholed`` (the last two before any request was read)."""
+    """What the proxy did with one request: ``forwarded``, ``late``
+    (forwarded, answer held back), ``error``, ``reset`` or ``blackholed``
+    (the last two before any request was read)."""
 
     at: float
     operation: str | None
@@ -88,6 +97,7 @@ class ProxiedRequest:
 @dataclass
 class _FaultState:
     outage: Fault | None = None
+    outage_since: float = 0.0
     latency: Fault | None = None
     held: list[socket.socket] = field(default_factory=list)
 
@@ -160,6 +170,7 @@ class FaultProxy:
                 self._state.latency = fault
                 return
             self._state.outage = fault
+            self._state.outage_since = self._clock()
             if fault.mode == "refuse":
                 self._close_listener()
             elif self._listener is None and not self._stopping.is_set():
@@ -242,8 +253,14 @@ class FaultProxy:
             with self._lock:
                 self._workers.discard(threading.current_thread())
 
+    def _flapping_down(self, outage: Fault) -> bool:
+        return int((self._clock() - self._state.outage_since) / outage.delay) % 2 == 1
+
     def _serve_one(self, conn: socket.socket) -> None:
         outage = self._state.outage
+        if outage is not None and outage.mode == "flap" and self._flapping_down(outage):
+            self._refuse_connection(conn, "reset", operation=None)
+            return
         if outage is not None and outage.mode in ("reset", "blackhole"):
             self._refuse_connection(conn, outage.mode, operation=None)
             return
@@ -267,6 +284,9 @@ class FaultProxy:
             self._record(operation, "error")
             _send_error(conn, outage)
             conn.close()
+        elif outage is not None and outage.mode == "late":
+            self._record(operation, "late")
+            self._forward(conn, head, body, hold=outage.delay)
         else:
             self._record(operation, "forwarded")
             self._forward(conn, head, body)
@@ -284,11 +304,17 @@ class FaultProxy:
             else:
                 self._state.held.append(conn)
 
-    def _forward(self, conn: socket.socket, head: bytes, body: bytes) -> None:
+    def _forward(self, conn: socket.socket, head: bytes, body: bytes, hold: float = 0.0) -> None:
         with socket.create_connection(self.upstream, timeout=self._timeout) as upstream:
             upstream.sendall(_close_after(head) + body)
-            while chunk := upstream.recv(65536):
-                conn.sendall(chunk)
+            if hold:
+                # The request is applied upstream; its answer comes too late.
+                answer = b"".join(iter(lambda: upstream.recv(65536), b""))
+                if not self._stopping.wait(hold):
+                    conn.sendall(answer)  # the client gave up: usually a broken pipe
+            else:
+                while chunk := upstream.recv(65536):
+                    conn.sendall(chunk)
         conn.close()
 
     def _record(self, operation: str | None, action: str) -> None:
