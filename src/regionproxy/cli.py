@@ -92,10 +92,14 @@ def run_lab(
     regions: list[str], duration: float | None, *, example: str | None = None, command: Sequence[str] = ()
 ) -> int:
     from regionproxy.testing import LocalRegions
-    from regionproxy.testing.examples import EXAMPLES, environment, exports, find_examples_dir, prepare
+    from regionproxy.testing.examples import EXAMPLES, REAL_ACCOUNT, environment, exports, find_examples_dir, prepare
 
     if example is not None and EXAMPLES[example].needs_checkout:
         find_examples_dir()  # a clear error before anything starts
+    # The lab signs with fake keys; a profile the lab's boto3 cannot find
+    # (or a real one) must not leak in, here or in the command.
+    for name in REAL_ACCOUNT:
+        os.environ.pop(name, None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalRegions(regions) as lab, tempfile.TemporaryDirectory(prefix="regionproxy-lab-") as scratch:
