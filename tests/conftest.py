@@ -29,6 +29,8 @@ KEY_SCHEMA = {
 
 @pytest.fixture
 def lab(local_regions):
-    """The default two-region lab with one table, ``Items`` (pk, sk)."""
+    """The default two-region lab with one empty table, ``Items`` (``TABLE``;
+    pk, sk). The lab is shared between tests and reset around each one (see
+    ``local_regions``), so every test gets a fresh ``Items`` and no faults."""
     local_regions.create_table(TableName=TABLE, **KEY_SCHEMA)
     return local_regions

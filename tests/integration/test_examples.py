@@ -17,19 +17,25 @@ sys.path.insert(0, str(EXAMPLES / "django_blog"))
 
 from blog.model import TABLE_SPEC, BlogStore, seed  # noqa: E402
 
+import regionproxy as rp  # noqa: E402
 from regionproxy.testing import serving  # noqa: E402
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
 
 
 def settings_for(lab):
+    # The outage in these tests is a blackhole, which never answers, so the
+    # read timeout bounds what each call to it costs; the healthy region
+    # shares that timeout, so it is short only next to a blackhole (1 s),
+    # not next to a call on a loaded machine. The breaker stays open for the
+    # whole test once tripped: no trial calls into the blackhole.
     return {
         "REGIONS": [LOCAL, REMOTE],
         "ENDPOINTS": lab.endpoints,
-        "CONNECT_TIMEOUT": 0.2,
-        "READ_TIMEOUT": 0.3,
+        "CONNECT_TIMEOUT": 1.0,
+        "READ_TIMEOUT": 1.0,
         "ATTEMPTS": 1,
-        "BREAKER_RESET_TIMEOUT": 1.0,
+        "BREAKER_RESET_TIMEOUT": 60.0,
         "PROBE_INTERVAL": 0.2,
     }
 
@@ -37,7 +43,8 @@ def settings_for(lab):
 @pytest.fixture
 def blog_lab(local_regions):
     local_regions.create_table(**TABLE_SPEC)
-    seed(BlogStore(local_regions.session().table(TABLE_SPEC["TableName"])))
+    patient = rp.Timeouts(connect=1, read=5, attempts=1)
+    seed(BlogStore(local_regions.session(timeouts=patient).table(TABLE_SPEC["TableName"])))
     local_regions.wait_replicated()
     return local_regions
 

@@ -13,12 +13,20 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
-from regionproxy.breakers import CLOSED, OPEN
+from regionproxy.breakers import CLOSED, HALF_OPEN, OPEN
 from regionproxy.testing.lab import CREDENTIALS, wait_for
 from tests.conftest import TABLE
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
-READ_TIMEOUT = 0.3
+# The region meant to be healthy must never miss its timeout, however loaded
+# the machine: patient timeouts wherever the fault answers (refuse, reset,
+# error, latency). Only a blackhole needs a short read timeout, since it
+# never answers; there the healthy region shares that timeout (one Timeouts
+# per session), so it is short only next to a blackhole, not next to a call.
+PATIENT = rp.Timeouts(connect=1, read=5, attempts=1)
+BLACKHOLE_READ = 1.0
+BLACKHOLE = rp.Timeouts(connect=1, read=BLACKHOLE_READ, attempts=1)
+RESET_TIMEOUT = 0.5
 FAULTS = [
     pytest.param("refuse", {}, id="refuse"),
     pytest.param("reset", {}, id="reset"),
@@ -30,10 +38,7 @@ FAULTS = [
 
 @pytest.fixture
 def session(lab):
-    return lab.session(
-        timeouts=rp.Timeouts(connect=0.2, read=READ_TIMEOUT, attempts=1),
-        breaker=rp.BreakerPolicy(fail_max=3, reset_timeout=0.5),
-    )
+    return lab.session(timeouts=PATIENT, breaker=rp.BreakerPolicy(fail_max=3, reset_timeout=RESET_TIMEOUT))
 
 
 @pytest.fixture
@@ -41,9 +46,29 @@ def table(session):
     return session.table(TABLE)
 
 
-def _seed(lab, table, count=5):
+def _faulted_session(lab, mode):
+    """A session for a test about failing over from ``mode``: no half-open
+    trial during the test (it is not about recovery)."""
+    return lab.session(
+        timeouts=BLACKHOLE if mode == "blackhole" else PATIENT, breaker=rp.BreakerPolicy(fail_max=3, reset_timeout=60)
+    )
+
+
+@pytest.fixture
+def blackhole_session(lab):
+    return _faulted_session(lab, "blackhole")
+
+
+@pytest.fixture
+def blackhole_table(blackhole_session):
+    return blackhole_session.table(TABLE)
+
+
+def _seed(lab, count=5):
+    """Write ``count`` items in the local region, directly, and replicate them."""
+    client = lab.client(LOCAL)
     for n in range(count):
-        table.put_item(Item={"pk": f"p{n}", "sk": "s", "n": n})
+        client.put_item(TableName=TABLE, Item={"pk": {"S": f"p{n}"}, "sk": {"S": "s"}, "n": {"N": str(n)}})
     lab.wait_replicated()
 
 
@@ -56,13 +81,22 @@ def _trip_local_breaker(lab, table, session, mode="refuse", **params):
 
 
 def _in_threads(target, count):
-    """Run ``target`` in ``count`` threads at once; the seconds until all end."""
-    threads = [threading.Thread(target=target) for _ in range(count)]
-    started = time.perf_counter()
+    """Run ``target`` in ``count`` threads at once; the seconds from when all
+    were ready until all ended."""
+    ready = threading.Barrier(count + 1)
+
+    def run():
+        ready.wait(timeout=30)
+        target()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
+    ready.wait(timeout=30)
+    started = time.perf_counter()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
     return time.perf_counter() - started
 
 
@@ -71,8 +105,9 @@ def _served_by(lab, region, since, operation):
 
 
 @pytest.mark.parametrize(("mode", "params"), FAULTS)
-def test_reads_fail_over_with_zero_errors(lab, table, mode, params):
-    _seed(lab, table)
+def test_reads_fail_over_with_zero_errors(lab, mode, params):
+    table = _faulted_session(lab, mode).table(TABLE)
+    _seed(lab)
     lab.fault(LOCAL, mode, **params)
     for n in range(5):
         assert table.get_item(Key={"pk": f"p{n}", "sk": "s"})["Item"]["n"] == n
@@ -80,7 +115,8 @@ def test_reads_fail_over_with_zero_errors(lab, table, mode, params):
 
 
 @pytest.mark.parametrize(("mode", "params"), FAULTS)
-def test_idempotent_writes_fail_over_with_zero_errors(lab, table, mode, params):
+def test_idempotent_writes_fail_over_with_zero_errors(lab, mode, params):
+    table = _faulted_session(lab, mode).table(TABLE)
     lab.fault(LOCAL, mode, **params)
     for n in range(5):
         table.put_item(Item={"pk": f"w{n}", "sk": "s"})
@@ -127,10 +163,10 @@ def test_breaker_opens_after_fail_max_and_stops_sending_to_the_region(lab, table
 
 
 def test_traffic_returns_to_the_local_region_after_healing(lab, table, session):
-    _seed(lab, table, 1)
+    _seed(lab, count=1)
     _trip_local_breaker(lab, table, session)
     lab.heal(LOCAL)
-    time.sleep(0.5)  # the breaker's reset_timeout, in real time: this test drives real sockets
+    time.sleep(RESET_TIMEOUT)  # the breaker's reset_timeout, in real time: this test drives real sockets
     since = len(lab.requests(LOCAL))
     for _ in range(5):
         assert table.get_item(Key={"pk": "p0", "sk": "s"})["Item"]["n"] == 0
@@ -139,20 +175,35 @@ def test_traffic_returns_to_the_local_region_after_healing(lab, table, session):
 
 
 def test_half_open_region_gets_one_trial_while_the_rest_fail_over(lab, table, session):
-    _seed(lab, table, 1)
+    _seed(lab, count=1)
     _trip_local_breaker(lab, table, session)
     lab.heal(LOCAL)
-    lab.fault(LOCAL, "latency", delay=0.2)  # the trial is slow: the others arrive while it is out
-    time.sleep(0.5)  # reset_timeout
+    # The trial is slow, so the others arrive while it is out: they start
+    # once the breaker shows it half-open (trial admitted), and seven
+    # parallel reads end long before a 2 s delay does.
+    lab.fault(LOCAL, "latency", delay=2.0)
+    time.sleep(RESET_TIMEOUT)
     since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
-    _in_threads(lambda: table.get_item(Key={"pk": "p0", "sk": "s"}), 8)
+
+    def read():
+        assert table.get_item(Key={"pk": "p0", "sk": "s"})["Item"]["n"] == 0
+
+    trial = threading.Thread(target=read)
+    trial.start()
+    try:
+        assert wait_for(lambda: session.replicas[LOCAL].breaker.state == HALF_OPEN, timeout=10)
+        _in_threads(read, 7)
+        assert session.replicas[LOCAL].breaker.state == HALF_OPEN, "the trial ended before the others: not a test"
+    finally:
+        trial.join(timeout=30)
     assert len(_served_by(lab, LOCAL, since[LOCAL], "GetItem")) == 1
     assert len(_served_by(lab, REMOTE, since[REMOTE], "GetItem")) == 7
     assert session.replicas[LOCAL].breaker.state == CLOSED
 
 
-def test_non_idempotent_update_during_blackhole_is_ambiguous_and_not_repeated(lab, session, table):
-    _seed(lab, table, 1)
+def test_non_idempotent_update_during_blackhole_is_ambiguous_and_not_repeated(lab, blackhole_table):
+    table = blackhole_table
+    _seed(lab, count=1)
     lab.fault(LOCAL, "blackhole")
     since = len(lab.requests(REMOTE))
     with pytest.raises(rp.AmbiguousWriteError) as caught:
@@ -167,7 +218,7 @@ def test_non_idempotent_update_during_blackhole_is_ambiguous_and_not_repeated(la
 
 
 def test_non_idempotent_write_refused_before_sending_fails_over(lab, table):
-    _seed(lab, table, 1)
+    _seed(lab, count=1)
     lab.fault(LOCAL, "refuse")
     table.update_item(Key={"pk": "p0", "sk": "s"}, UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": 1})
     assert lab.client(REMOTE).get_item(TableName=TABLE, Key={"pk": {"S": "p0"}, "sk": {"S": "s"}})["Item"]["n"] == {
@@ -175,8 +226,9 @@ def test_non_idempotent_write_refused_before_sending_fails_over(lab, table):
     }
 
 
-def test_caller_may_mark_a_write_idempotent(lab, session, table):
-    _seed(lab, table, 1)
+def test_caller_may_mark_a_write_idempotent(lab, blackhole_session, blackhole_table):
+    session, table = blackhole_session, blackhole_table
+    _seed(lab, count=1)
     lab.fault(LOCAL, "blackhole")
     with session.idempotent():
         table.put_item(Item={"pk": "p0", "sk": "s", "n": 7}, ConditionExpression=Attr("pk").exists())
@@ -184,7 +236,7 @@ def test_caller_may_mark_a_write_idempotent(lab, session, table):
 
 
 def test_primary_mode_sends_every_write_to_the_primary(lab):
-    session = lab.session(write_mode="primary", primary_region=REMOTE)
+    session = lab.session(write_mode="primary", primary_region=REMOTE, timeouts=PATIENT)
     table = session.table(TABLE)
     since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
     for n in range(4):
@@ -196,7 +248,7 @@ def test_primary_mode_sends_every_write_to_the_primary(lab):
 
 
 def test_primary_mode_does_not_fail_writes_over_unless_configured(lab):
-    timeouts = rp.Timeouts(connect=0.2, read=READ_TIMEOUT, attempts=1)
+    timeouts = PATIENT
     strict = lab.session(write_mode="primary", primary_region=REMOTE, timeouts=timeouts)
     lab.fault(REMOTE, "refuse")
     with pytest.raises(rp.AllRegionsFailed) as caught:
@@ -225,8 +277,9 @@ def test_failover_write_is_read_back_from_its_region(lab, table):
     assert "Item" not in lab.client(LOCAL).get_item(TableName=TABLE, Key={"pk": {"S": "ryw"}, "sk": {"S": "s"}})
 
 
-def test_reads_in_parallel_threads_cost_one_read_timeout_not_eight(lab, table):
-    _seed(lab, table, 1)
+def test_reads_in_parallel_threads_cost_one_read_timeout_not_eight(lab, blackhole_table):
+    table = blackhole_table
+    _seed(lab, count=1)
     lab.fault(LOCAL, "blackhole")
     results, errors = [], []
 
@@ -238,27 +291,29 @@ def test_reads_in_parallel_threads_cost_one_read_timeout_not_eight(lab, table):
 
     elapsed = _in_threads(read, 8)
     assert errors == [] and results == [0] * 8
-    assert elapsed < 2 * READ_TIMEOUT, f"8 reads took {elapsed:.2f} s: serialised behind the dead region"
+    # Serialised behind the dead region, eight reads take at least eight
+    # read timeouts; half that leaves seconds for the work on any machine.
+    assert elapsed < 4 * BLACKHOLE_READ, f"8 reads took {elapsed:.2f} s: serialised behind the dead region"
 
 
 def test_threads_against_a_slow_region_run_in_parallel(lab, table):
-    _seed(lab, table, 1)
-    lab.fault(LOCAL, "latency", delay=0.05)
+    _seed(lab, count=1)
+    delay = 0.5
+    lab.fault(LOCAL, "latency", delay=delay)
+    since = len(lab.requests(LOCAL))
 
     def read():
         table.get_item(Key={"pk": "p0", "sk": "s"})
 
-    started = time.perf_counter()
-    for _ in range(8):
-        read()
-    serial = time.perf_counter() - started
     parallel = _in_threads(read, 8)
-    assert serial >= 8 * 0.05
-    assert parallel < serial / 3, f"8 threads took {parallel:.3f} s, one after another {serial:.3f} s"
+    assert len(_served_by(lab, LOCAL, since, "GetItem")) == 8
+    # Each read waits `delay` in the region, so one after another they take
+    # at least 8 * delay; half that leaves seconds for the work itself.
+    assert parallel < 4 * delay, f"8 threads took {parallel:.3f} s, one after another at least {8 * delay} s"
 
 
 def test_status_reports_breakers_calls_latency_and_failovers(lab, table, session):
-    _seed(lab, table, 1)
+    _seed(lab, count=1)
     lab.fault(LOCAL, "refuse")
     for _ in range(4):
         table.get_item(Key={"pk": "p0", "sk": "s"})
@@ -272,7 +327,7 @@ def test_status_reports_breakers_calls_latency_and_failovers(lab, table, session
 
 
 def test_evacuate_and_restore_move_traffic(lab, session, table):
-    _seed(lab, table, 1)
+    _seed(lab, count=1)
     session.evacuate(LOCAL)
     since = len(lab.requests(LOCAL))
     table.get_item(Key={"pk": "p0", "sk": "s"})
@@ -361,7 +416,7 @@ def test_transactions_and_partiql_route_through_the_session(lab, session):
 
 
 def test_cached_reads_skip_dynamodb_until_a_write_invalidates(lab):
-    session = lab.session(cache=rp.CachePolicy(maxsize=100, ttl=60))
+    session = lab.session(cache=rp.CachePolicy(maxsize=100, ttl=60), timeouts=PATIENT)
     table = session.table(TABLE)
     table.put_item(Item={"pk": "hot", "sk": "s", "v": 1})
     since = len(lab.requests(LOCAL))
@@ -401,4 +456,4 @@ def test_session_built_before_fork_works_in_the_child(lab, session, table):
 def test_wait_for_helper_reports_success():
     flag = []
     threading.Timer(0.05, lambda: flag.append(1)).start()
-    assert wait_for(lambda: flag, timeout=2)
+    assert wait_for(lambda: flag, timeout=30)

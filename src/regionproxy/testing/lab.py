@@ -9,6 +9,10 @@ injected fault is what a real client would meet.
 In-process servers (the default) share moto's module-global backends: the
 lab keeps regions apart by region name, and empties moto's state when it
 starts, so run one in-process lab at a time in a process.
+
+Starting a lab costs about a second (servers, clients, the replicator);
+:meth:`LocalRegions.reset` returns a started lab to its just-started state
+in milliseconds, which is how the pytest plugin shares one lab between tests.
 """
 
 from __future__ import annotations
@@ -72,6 +76,11 @@ class LocalRegions:
         self._proxies: dict[str, FaultProxy] = {}
         self._tables: list[str] = []
         self._sessions: list[RegionSession] = []
+        self._since: dict[str, int] = {}  # where requests() starts, per region, since the last reset
+        self._boto3: Any = None
+        self._loader: Any = None
+        self._boto3_lock = threading.Lock()
+        self._replication_clients: tuple[dict[str, Any], dict[str, Any]] | None = None
         self.replicator: Replicator | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -85,34 +94,74 @@ class LocalRegions:
                 ).start()
             if self._mode == "thread":
                 # In-process backends outlive a lab: start from nothing.
-                next(iter(self._servers.values())).reset()
-            if self._replicate:
-                self.replicator = Replicator(
-                    {region: self.client(region, direct=True) for region in self.regions},
-                    {region: self.client(region, direct=True, service="dynamodbstreams") for region in self.regions},
-                    self._is_cut,
-                    lag=self._lag,
-                    poll_interval=self._poll_interval,
-                )
-                self.replicator.start()
+                self._reset_moto()
+            self._start_replicator()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def reset(self) -> LocalRegions:
+        """Return a started lab to the state :meth:`start` left it in, without
+        restarting servers: sessions from :meth:`session` closed, every fault
+        healed, every table dropped (moto emptied), a fresh replicator with
+        the lab's ``lag``, and :meth:`requests` counting from now.
+
+        Test fixtures share one lab and reset it between tests: a reset takes
+        milliseconds where a start takes about a second.
+        """
+        if not self._servers:
+            raise RuntimeError("reset needs a started lab")
+        self._close_sessions()
+        self._stop_replicator()
+        self.heal()
+        self._reset_moto()
+        self._tables.clear()
+        self._since = {region: len(proxy.requests()) for region, proxy in self._proxies.items()}
+        self._start_replicator()
+        return self
+
     def stop(self) -> None:
-        for session in self._sessions:
-            session.close()
-        self._sessions.clear()
-        if self.replicator is not None:
-            self.replicator.stop()
-            self.replicator = None
+        self._close_sessions()
+        self._stop_replicator()
         for proxy in self._proxies.values():
             proxy.stop()
         for server in self._servers.values():
             server.stop()
         self._proxies.clear()
         self._servers.clear()
+        self._since.clear()
+        self._replication_clients = None
+
+    def _reset_moto(self) -> None:
+        # In-process servers share one set of backends: one reset empties all.
+        servers = list(self._servers.values())
+        for server in servers[:1] if self._mode == "thread" else servers:
+            server.reset()
+
+    def _start_replicator(self) -> None:
+        if not self._replicate:
+            return
+        if self._replication_clients is None:
+            # Built once per start: a reset reuses them (clients are cheap to
+            # keep, slow to build, and moto's reset does not touch them).
+            self._replication_clients = (
+                {region: self.client(region, direct=True) for region in self.regions},
+                {region: self.client(region, direct=True, service="dynamodbstreams") for region in self.regions},
+            )
+        clients, streams = self._replication_clients
+        self.replicator = Replicator(clients, streams, self._is_cut, lag=self._lag, poll_interval=self._poll_interval)
+        self.replicator.start()
+
+    def _stop_replicator(self) -> None:
+        if self.replicator is not None:
+            self.replicator.stop()
+            self.replicator = None
+
+    def _close_sessions(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
     def __enter__(self) -> LocalRegions:
         return self.start()
@@ -133,15 +182,50 @@ class LocalRegions:
         return {region: server.endpoint for region, server in self._servers.items()}
 
     def client(self, region: str, *, direct: bool = False, service: str = "dynamodb", config: Any = None) -> Any:
-        """A boto3 client for ``region``: through its proxy, or ``direct``."""
-        import boto3
+        """A new boto3 client for ``region``: through its proxy, or ``direct``.
+
+        Clients come from one boto3 session per lab, which parses the service
+        model once (a client from a fresh boto3 session costs ~0.2 s, and
+        much more on a loaded machine); the lock keeps that session to one
+        thread at a time, as boto3 asks.
+        """
         from botocore.config import Config
 
         endpoint = (self.direct_endpoints if direct else self.endpoints)[self._known(region)]
         config = config or Config(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
-        return boto3.session.Session().client(
-            service, region_name=region, endpoint_url=endpoint, config=config, **CREDENTIALS
-        )
+        with self._boto3_lock:
+            return self._lab_boto3().client(service, region_name=region, endpoint_url=endpoint, config=config)
+
+    def _lab_boto3(self) -> Any:
+        import boto3
+        import botocore.session
+
+        if self._boto3 is None:
+            core = botocore.session.Session()
+            self._boto3 = boto3.session.Session(botocore_session=core, **CREDENTIALS)
+            self._loader = core.get_component("data_loader")
+        return self._boto3
+
+    def _boto3_session(self) -> Any:
+        """A boto3 session of its own for a :class:`RegionSession`, sharing
+        only the lab's model loader: its clients cost milliseconds, not a
+        parse of the service model each (boto3 sessions are not thread-safe,
+        so sessions are not shared; the loader only caches what it parsed)."""
+        import boto3
+        import botocore.session
+
+        with self._boto3_lock:
+            self._lab_boto3()
+            loader = self._loader
+            core = botocore.session.Session()
+            core.register_component("data_loader", loader)
+            paths = list(loader.search_paths)
+            session = boto3.session.Session(botocore_session=core, **CREDENTIALS)
+            # Every boto3 session appends boto3's own data path to its loader:
+            # keep one copy, not one per session.
+            if len(loader.search_paths) > len(paths) and loader.search_paths[-1] in paths:
+                loader.search_paths.pop()
+            return session
 
     def session(self, **kwargs: Any) -> RegionSession:
         """A :class:`~regionproxy.RegionSession` wired to this lab's proxies.
@@ -149,13 +233,12 @@ class LocalRegions:
         Keyword arguments go to the session; ``regions`` defaults to the
         lab's, in its order. The lab closes the session when it stops.
         """
-        import boto3
-
         from regionproxy.session import RegionSession
 
         kwargs.setdefault("regions", self.regions)
         kwargs.setdefault("endpoints", self.endpoints)
-        kwargs.setdefault("boto3_session", boto3.session.Session(**CREDENTIALS))
+        if "boto3_session" not in kwargs:
+            kwargs["boto3_session"] = self._boto3_session()
         session = RegionSession(**kwargs)
         self._sessions.append(session)
         return session
@@ -191,8 +274,9 @@ class LocalRegions:
         self.replicator.wait_replicated(timeout)
 
     def requests(self, region: str) -> list[ProxiedRequest]:
-        """What the region's proxy forwarded or answered, oldest first."""
-        return self._proxies[self._known(region)].requests()
+        """What the region's proxy forwarded or answered since the lab started
+        or was last reset, oldest first."""
+        return self._proxies[self._known(region)].requests()[self._since.get(region, 0) :]
 
     def outage(self, region: str) -> str | None:
         """The outage mode injected in ``region`` now, if any."""

@@ -2,11 +2,15 @@
 
 Loaded in every pytest run where regionproxy is installed, so it imports
 nothing heavy at module level; the lab (and moto) load when a test asks.
+
+Starting a lab costs about a second, resetting one a few milliseconds, so
+the fixture keeps one started lab for the whole test session and resets it
+around each test (:meth:`~regionproxy.testing.LocalRegions.reset`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,16 +28,73 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+class SharedLab:
+    """At most one started lab at a time, handed from test to test.
+
+    In-process labs share moto's module-global backends, so two live at once
+    would see each other's tables; asking for other regions stops the lab
+    held before starting the new one.
+    """
+
+    def __init__(self) -> None:
+        self._lab: LocalRegions | None = None
+
+    def get(self, regions: Sequence[str]) -> LocalRegions:
+        """The held lab, reset, if it has ``regions``; else a new one."""
+        from regionproxy.testing.lab import LocalRegions
+
+        if self._lab is not None and self._lab.regions == list(regions):
+            try:
+                return self._lab.reset()
+            except BaseException:
+                self.close()  # a lab that cannot reset is replaced, not reused
+                raise
+        self.close()
+        self._lab = LocalRegions(regions).start()
+        return self._lab
+
+    def release(self, lab: LocalRegions) -> None:
+        """A test is done with ``lab``: heal it, close its sessions, drop its
+        tables now, so nothing of the test runs on into the next one."""
+        try:
+            lab.reset()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        lab, self._lab = self._lab, None
+        if lab is not None:
+            lab.stop()
+
+
+@pytest.fixture(scope="session")
+def local_regions_shared() -> Iterator[SharedLab]:
+    """The session's :class:`SharedLab`, behind ``local_regions``; stopped
+    when the test session ends."""
+    shared = SharedLab()
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def local_regions(request: pytest.FixtureRequest) -> Iterator[LocalRegions]:
+def local_regions(request: pytest.FixtureRequest, local_regions_shared: SharedLab) -> Iterator[LocalRegions]:
     """A started :class:`~regionproxy.testing.LocalRegions` with the regions
-    of the ``regionproxy_regions`` ini option; stopped after the test.
+    of the ``regionproxy_regions`` ini option, as a fresh lab looks: no
+    tables, no faults, replication running without lag, ``requests()``
+    empty. Shared between tests (fixture ``local_regions_shared``, session
+    scope) and reset before and after each one, so a test must not stop it;
+    the sessions it made with ``lab.session()`` are closed after the test.
 
     Override the regions for one test with
     ``@pytest.mark.parametrize("local_regions", [["a", "b", "c"]], indirect=True)``.
-    """
-    from regionproxy.testing.lab import LocalRegions
 
+    In-process moto state is global: while this fixture is in use, do not
+    start another in-process ``LocalRegions`` or ``moto.mock_aws`` (a test
+    that needs its own lab can start one with ``mode="process"``, or
+    in-process without this fixture).
+    """
     regions = getattr(request, "param", None) or request.config.getini("regionproxy_regions")
-    with LocalRegions(regions) as lab:
-        yield lab
+    lab = local_regions_shared.get(regions)
+    yield lab
+    local_regions_shared.release(lab)

@@ -89,7 +89,11 @@ class MotoServer:
         app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(self.host, 0, app, threaded=True, request_handler=QuietHandler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"moto:{self.port}", daemon=True)
+        # serve_forever checks for shutdown every poll_interval (0.5 s by
+        # default), which stop() waits out: a short poll makes stop fast.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"moto:{self.port}", daemon=True
+        )
         self._thread.start()
 
     def _start_process(self) -> None:
