@@ -1,10 +1,13 @@
 """The status page in headless Chromium (Debian's ``chromium``; ``.ci/run``
-installs it where missing): a region's outage is caused from the page, and
-the page shows that region's breaker open. The screenshot is kept in
-``test-artifacts/``."""
+installs it where missing): a region's outage is caused from the page, the
+page shows what is true during it (breaker open, probe timed out, reads
+served by the remote region, failovers by route and reason) and after it
+heals (closed again), and fits a 1280x800 screen. Both screenshots are kept
+in ``test-artifacts/``."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -12,8 +15,10 @@ import pytest
 
 import regionproxy as rp
 from regionproxy.testing import serving
+from tests.conftest import TABLE
 
-LOCAL = "eu-west-3"
+LOCAL, REMOTE = "eu-west-3", "us-east-1"
+REMOTE_READS = 100  # with a 100 ms pause each: ten or more of the page's refreshes
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -32,11 +37,16 @@ def hello(environ, start_response):
 
 
 @pytest.fixture
-def status_url(lab):
-    session = lab.session(
+def session(lab):
+    # reset_timeout: a healed region is taken back by a probe's trial within seconds.
+    return lab.session(
         timeouts=rp.Timeouts(connect=0.2, read=0.3, attempts=1),
-        breaker=rp.BreakerPolicy(fail_max=2, reset_timeout=30),
+        breaker=rp.BreakerPolicy(fail_max=2, reset_timeout=2),
     )
+
+
+@pytest.fixture
+def status_url(lab, session):
     middleware = rp.RegionProxyMiddleware(hello, session, probe_interval=0.2, lab=lab)
     with serving(middleware) as url:
         yield f"{url}/_regionproxy/"
@@ -55,23 +65,58 @@ def browser():
         browser.close()
 
 
-def test_status_page_shows_the_breaker_of_a_failed_region_open(browser, status_url):
-    page = browser.new_page(viewport={"width": 1280, "height": 600})
+def _read_until(session, page, predicate, reads=REMOTE_READS):
+    """App reads, until the page shows what ``predicate`` looks for (bounded)."""
+    for _ in range(reads):
+        with contextlib.suppress(rp.RegionProxyError):
+            session.client.get_item(TableName=TABLE, Key={"pk": {"S": "a"}, "sk": {"S": "s"}})
+        page.wait_for_timeout(100)  # the page's own refresh, every second
+        if predicate():
+            return True
+    return predicate()
+
+
+def _fits(page):
+    return page.evaluate(
+        "document.documentElement.scrollHeight <= window.innerHeight && document.documentElement.scrollWidth <= window.innerWidth"
+    )
+
+
+def test_status_page_shows_the_outage_then_the_healed_region(browser, status_url, session):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
     page.goto(status_url)
-    breaker = page.locator(f'tr[data-region="{LOCAL}"] td.breaker')
-    assert breaker.inner_text() == "closed"
-    page.locator(f'tr[data-region="{LOCAL}"] button[name="outage"]').click()  # demo mode: blackhole the region
-    from playwright.sync_api import expect
+    local = page.locator(f'tr[data-region="{LOCAL}"]')
+    assert local.locator("td.breaker").inner_text() == "closed"
+    assert "last 60 s" in page.locator("#p50-head").inner_text(), "latency says its window"
+    local.locator('button[name="outage"]').click()  # demo mode: blackhole the region
 
     # The page refreshes itself from status.json: no reload here.
-    expect(page.locator(f'tr[data-region="{LOCAL}"] td.breaker')).to_have_text("open", timeout=10_000)
+    expect(local.locator("td.breaker")).to_have_text("open", timeout=10_000)
     expect(page.locator("#readiness")).to_have_text("fail")
-    assert page.locator(f'tr[data-region="{LOCAL}"] td.health').inner_text() == "fail"
+    expect(local.locator("td.health")).to_have_text("fail")
+    expect(local.locator("td.probe")).to_have_text("timed out")  # not the timeout as if it were a latency
+    served_remote = page.locator('#operations tr[data-kind="read"] td.served-remote')
+    assert _read_until(session, page, lambda: served_remote.count() == 1 and served_remote.inner_text() != "0"), (
+        "reads served by the remote region during the outage show on the page"
+    )
+    route = page.locator("#failovers tbody tr").filter(has_text=LOCAL).filter(has_text=REMOTE)
+    expect(route.first).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "status-page-outage.png"), full_page=True)
-    assert (ARTIFACTS / "status-page-outage.png").stat().st_size > 0
+    assert _fits(page), "the page fits 1280x800 without scrolling"
+
+    local.locator('button[name="heal"]').click()
+    # Taken back by a probe's half-open trial once the reset timeout passes.
+    expect(local.locator("td.breaker")).to_have_text("closed", timeout=20_000)
+    expect(local.locator("td.health")).not_to_have_text("fail")
+    expect(local.locator("td.probe")).not_to_have_text("timed out")
+    assert local.locator('button[name="outage"]').count() == 1
+    page.screenshot(path=str(ARTIFACTS / "status-page-healed.png"), full_page=True)
+    assert _fits(page), "the page fits 1280x800 without scrolling"
     assert errors == []
-    page.locator(f'tr[data-region="{LOCAL}"] button[name="heal"]').click()
-    assert page.locator(f'tr[data-region="{LOCAL}"] button[name="outage"]').count() == 1
+    for name in ("status-page-outage.png", "status-page-healed.png"):
+        assert (ARTIFACTS / name).stat().st_size > 0
