@@ -1,36 +1,75 @@
 """Policies (plain values) and reading them from ``REGIONPROXY_*`` variables.
 
-Every value is checked when it is built: a wrong setting fails at startup
-with :class:`~regionproxy.errors.ConfigError` naming it, never mid-request.
+Every value is checked when it is built, types, ranges and URL shapes
+included: a wrong setting fails at startup with
+:class:`~regionproxy.errors.ConfigError` naming it (``.setting``), never
+mid-request and never as another exception type.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+import ipaddress
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from regionproxy.errors import ConfigError
 
+if TYPE_CHECKING:
+    from botocore.config import Config
+
 WRITE_MODES = ("local", "primary")
+# Every partition botocore knows: aws (eu-west-3), aws-cn, aws-us-gov
+# (us-gov-west-1), aws-iso* (us-isob-east-1), aws-eusc (eusc-de-east-1).
+# No "local": the lab and DynamoDB Local take real names, and a made-up
+# name with no endpoint would only fail at the first call.
+REGION_NAME = re.compile(r"(?:[a-z]{2}(?:-gov|-iso[a-z]*)?|eusc-[a-z]{2})-[a-z]+-[0-9]+", re.ASCII)
+# A table name, or an ARN for one (DynamoDB takes both as TableName).
+TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}|arn:[\x21-\x7e]{1,1020}", re.ASCII)
+DAY = 86_400.0
+# Socket timeouts past ~9e9 s overflow the OS timer (every call then fails
+# with OverflowError), and far before that a blackholed region holds each
+# request for the whole timeout instead of failing over: 5 minutes at most.
+MAX_TIMEOUT = 300.0
+# Client options the session sets itself for each region; a value given in
+# ``client_config`` would be silently replaced.
+SESSION_OWNED_CLIENT_OPTIONS = ("connect_timeout", "read_timeout", "retries", "region_name")
+SESSION_ARGUMENTS = ("boto3_session", "listeners", "breaker_storage", "clock", "monotonic")
 
 
-def _positive(owner: str, name: str, value: float, *, integer: bool = False, zero: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
-        raise ConfigError(f"{owner}.{name} must be a {'whole ' if integer else ''}number, got {value!r}", setting=name)
-    if value < 0 or (value == 0 and not zero):
-        raise ConfigError(f"{owner}.{name} must be {'>= 0' if zero else '> 0'}, got {value!r}", setting=name)
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _number(label: str, setting: str, value: Any, *, low: float, high: float, integer: bool = False, above: bool = False) -> None:
+    """``low <= value <= high`` (``low < value`` with ``above``); NaN and the
+    infinities fail the comparisons, and comparing (not converting) a huge
+    int never overflows."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ConfigError(f"{label} must be a {'whole ' if integer else ''}number, got {_show(value)}", setting=setting)
+    if not ((low < value) if above else (low <= value)) or not value <= high:
+        bound = f"> {low:g}" if above else f">= {low:g}"
+        raise ConfigError(f"{label} must be {bound} and <= {high:g}, got {_show(value)}", setting=setting)
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):  # "false" is truthy: only a real bool means what it says
+        raise ConfigError(f"{name} must be True or False, got {_show(value)}", setting=name)
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
     """When a region's breaker opens and closes (pybreaker's meaning).
 
-    :param fail_max: consecutive region faults that open the breaker.
-    :param reset_timeout: seconds open before one trial call is let through.
-    :param success_threshold: successful trials that close it again.
+    :param fail_max: consecutive region faults that open the breaker (1-1000).
+    :param reset_timeout: seconds open before one trial call is let through
+        (0 < x <= 86400).
+    :param success_threshold: successful trials that close it again (1-1000).
     """
 
     fail_max: int = 3
@@ -38,9 +77,9 @@ class BreakerPolicy:
     success_threshold: int = 1
 
     def __post_init__(self) -> None:
-        _positive("BreakerPolicy", "fail_max", self.fail_max, integer=True)
-        _positive("BreakerPolicy", "reset_timeout", self.reset_timeout)
-        _positive("BreakerPolicy", "success_threshold", self.success_threshold, integer=True)
+        _number("BreakerPolicy.fail_max", "fail_max", self.fail_max, low=1, high=1000, integer=True)
+        _number("BreakerPolicy.reset_timeout", "reset_timeout", self.reset_timeout, low=0, high=DAY, above=True)
+        _number("BreakerPolicy.success_threshold", "success_threshold", self.success_threshold, low=1, high=1000, integer=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +87,11 @@ class Timeouts:
     """Per attempt, per region. Tight on purpose: a dead region should cost
     one timeout, then the next region serves.
 
-    :param connect: seconds to open a connection.
-    :param read: seconds to wait for a response.
-    :param attempts: botocore attempts per region, the first included
+    :param connect: seconds to open a connection (0 < x <= 300).
+    :param read: seconds to wait for a response (0 < x <= 300). Longer
+        socket timeouts overflow the OS timer (past ~9e9 s every call fails)
+        or, well before that, keep a dead region from ever failing over.
+    :param attempts: botocore attempts per region, the first included (1-10)
         (``retries={"total_max_attempts": attempts, "mode": "standard"}``).
     """
 
@@ -59,38 +100,58 @@ class Timeouts:
     attempts: int = 2
 
     def __post_init__(self) -> None:
-        _positive("Timeouts", "connect", self.connect)
-        _positive("Timeouts", "read", self.read)
-        _positive("Timeouts", "attempts", self.attempts, integer=True)
+        _number("Timeouts.connect", "connect", self.connect, low=0, high=MAX_TIMEOUT, above=True)
+        _number("Timeouts.read", "read", self.read, low=0, high=MAX_TIMEOUT, above=True)
+        _number("Timeouts.attempts", "attempts", self.attempts, low=1, high=10, integer=True)
 
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """The read cache: at most ``maxsize`` items, each for ``ttl`` seconds."""
+    """The read cache: at most ``maxsize`` items (1-10,000,000), each for
+    ``ttl`` seconds (0 < x <= 86400)."""
 
     maxsize: int = 10_000
     ttl: float = 5.0
 
     def __post_init__(self) -> None:
-        _positive("CachePolicy", "maxsize", self.maxsize, integer=True)
-        _positive("CachePolicy", "ttl", self.ttl)
+        _number("CachePolicy.maxsize", "maxsize", self.maxsize, low=1, high=10_000_000, integer=True)
+        _number("CachePolicy.ttl", "ttl", self.ttl, low=0, high=DAY, above=True)
 
 
 @dataclass(frozen=True, slots=True)
 class HedgePolicy:
-    """Hedged reads: after ``delay`` seconds, ask the next region too."""
+    """Hedged reads: after ``delay`` seconds (0 < x <= 60), ask the next region too."""
 
     delay: float = 0.05
 
     def __post_init__(self) -> None:
-        _positive("HedgePolicy", "delay", self.delay)
+        _number("HedgePolicy.delay", "delay", self.delay, low=0, high=60, above=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything a :class:`~regionproxy.RegionSession` is built from."""
+    """Everything a :class:`~regionproxy.RegionSession` is built from.
 
-    regions: tuple[str, ...]
+    :param regions: AWS region names, a list or tuple (order is preference,
+        local first), distinct.
+    :param endpoints: region -> ``http(s)://host[:port][/path]`` override.
+    :param write_mode: ``local`` or ``primary``.
+    :param primary_region: the write region; only with ``write_mode="primary"``.
+    :param write_failover: a bool: in ``primary`` mode, writes may fail over.
+    :param breaker: a :class:`BreakerPolicy`.
+    :param timeouts: a :class:`Timeouts`.
+    :param cache: a :class:`CachePolicy`, or None for no cache.
+    :param hedge: must be None (hedged reads are not available yet).
+    :param sticky_seconds: read-your-writes window, 0-3600 seconds.
+    :param throttling_is_fault: a bool.
+    :param key_schemas: table name -> ``(hash_key,)`` or ``(hash_key,
+        range_key)``, so the session need not ask ``DescribeTable``.
+    :param client_config: a ``botocore.config.Config`` for every region's
+        client (pool size, proxies, user agent), or None; timeouts, retries
+        and the region belong to the session and are refused here.
+    """
+
+    regions: tuple[str, ...] = ()
     endpoints: Mapping[str, str] = field(default_factory=dict)
     write_mode: str = "local"
     primary_region: str | None = None
@@ -101,59 +162,326 @@ class Settings:
     hedge: HedgePolicy | None = None
     sticky_seconds: float = 5.0
     throttling_is_fault: bool = True
+    key_schemas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    client_config: Config | None = None
 
     def __post_init__(self) -> None:
-        regions = self.regions
-        if isinstance(regions, str) or not regions or not all(isinstance(r, str) and r for r in regions):
-            raise ConfigError(f"regions must be a non-empty list of region names, got {regions!r}", setting="regions")
-        if len(set(regions)) != len(regions):
-            raise ConfigError(f"regions must be distinct, got {list(regions)}", setting="regions")
-        unknown = set(self.endpoints) - set(regions)
-        if unknown:
-            raise ConfigError(f"endpoints name regions not in regions: {sorted(unknown)}", setting="endpoints")
-        for region, url in self.endpoints.items():
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ConfigError(f"endpoint for {region} must be an http(s) URL", setting="endpoints")
-        if self.write_mode not in WRITE_MODES:
-            raise ConfigError(f"write_mode must be one of {WRITE_MODES}, got {self.write_mode!r}", setting="write_mode")
-        if self.primary_region is not None and self.primary_region not in regions:
-            raise ConfigError(
-                f"primary_region {self.primary_region!r} is not in regions {list(regions)}", setting="primary_region"
-            )
+        # Frozen: normalised copies go in through object.__setattr__, so a
+        # caller's list or dict changed later cannot change the settings.
+        object.__setattr__(self, "regions", _checked_regions(self.regions))
+        object.__setattr__(self, "endpoints", _checked_endpoints(self.endpoints, self.regions))
+        if not isinstance(self.write_mode, str) or self.write_mode not in WRITE_MODES:
+            raise ConfigError(f"write_mode must be one of {WRITE_MODES}, got {_show(self.write_mode)}", setting="write_mode")
+        _check_primary(self.primary_region, self.regions, self.write_mode)
+        _flag("write_failover", self.write_failover)
+        _flag("throttling_is_fault", self.throttling_is_fault)
         for name, kind in (("breaker", BreakerPolicy), ("timeouts", Timeouts)):
             if not isinstance(getattr(self, name), kind):
-                raise ConfigError(f"{name} must be a {kind.__name__}", setting=name)
+                raise ConfigError(f"{name} must be a {kind.__name__}, got {_show(getattr(self, name))}", setting=name)
         if self.cache is not None and not isinstance(self.cache, CachePolicy):
-            raise ConfigError("cache must be a CachePolicy or None", setting="cache")
+            raise ConfigError(f"cache must be a CachePolicy or None, got {_show(self.cache)}", setting="cache")
         if self.hedge is not None:
             raise ConfigError("hedged reads are not available in this version; pass hedge=None", setting="hedge")
-        _positive("Settings", "sticky_seconds", self.sticky_seconds, zero=True)
+        _number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
+        object.__setattr__(self, "key_schemas", _checked_key_schemas(self.key_schemas))
+        check_client_config(self.client_config)
 
     @property
     def primary(self) -> str:
         return self.primary_region or self.regions[0]
 
 
+def _checked_regions(regions: Any) -> tuple[str, ...]:
+    if not isinstance(regions, (list, tuple)):  # a set or a str has no order of preference
+        raise ConfigError(f"regions must be a list of region names, local first, got {_show(regions)}", setting="regions")
+    if not regions:
+        raise ConfigError("regions must name at least one region", setting="regions")
+    for region in regions:
+        if not isinstance(region, str) or not REGION_NAME.fullmatch(region):
+            raise ConfigError(f"regions: {_show(region)} is not an AWS region name such as 'eu-west-3'", setting="regions")
+    if len(set(regions)) != len(regions):
+        raise ConfigError(f"regions must be distinct, got {list(regions)}", setting="regions")
+    return tuple(regions)
+
+
+def _checked_endpoints(endpoints: Any, regions: tuple[str, ...]) -> dict[str, str]:
+    if not isinstance(endpoints, Mapping):
+        raise ConfigError(f"endpoints must be a mapping of region -> URL, got {_show(endpoints)}", setting="endpoints")
+    for region, url in endpoints.items():
+        if region not in regions:
+            raise ConfigError(f"endpoints: {_show(region)} is not one of regions {list(regions)}", setting="endpoints")
+        problem = endpoint_problem(url)
+        if problem:
+            raise ConfigError(f"endpoints: {region}={_redacted(url)} {problem}", setting="endpoints")
+    return dict(endpoints)
+
+
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_HOST_NAME = re.compile(r"(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)  # botocore's
+_DOTTED_NUMBERS = re.compile(r"[0-9.]+", re.ASCII)
+
+
+def endpoint_problem(url: Any) -> str | None:
+    """What is wrong with an endpoint URL (a phrase), or None if botocore and
+    a socket will take it: ``http(s)://host[:port][/path]``, printable ASCII,
+    no credentials, query or fragment."""
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    if not isinstance(url, str):
+        return "must be a URL string"
+    if not url.isascii() or not url.isprintable() or any(char.isspace() for char in url):
+        return "must be printable ASCII with no spaces"
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        return f"is not a URL ({error})"
+    if parts.scheme not in ("http", "https") or not url.lower().startswith(parts.scheme + "://"):
+        return "must start with http:// or https://"
+    if "@" in parts.netloc:
+        return "must not carry credentials (user:password@)"
+    if "?" in url or "#" in url:
+        return "must not have a query or fragment"
+    host, port = parts.netloc, None
+    if ":" in host and not host.endswith("]"):
+        host, _, port = host.rpartition(":")
+    if port is not None and (not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535):
+        return f"has port {port!r}; a port is 1-65535"
+    if not host:
+        return "has no host"
+    if host.startswith("["):
+        return None if host.endswith("]") and is_valid_ipv6_endpoint_url(url) else "has an invalid IPv6 address"
+    # Check the host as split here too: urlsplit reads "h:80:90" as host "h".
+    if len(host) > 255 or not _HOST_NAME.fullmatch(host.removesuffix(".")) or not is_valid_endpoint_url(url):
+        return "has an invalid host name"
+    if _DOTTED_NUMBERS.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return "has an invalid IPv4 address"
+    return None
+
+
+def _redacted(url: Any) -> str:
+    """The URL for a message, without any user:password@ in it."""
+    if isinstance(url, str):
+        url = re.sub(r"(//)[^/?#]*@", r"\1***@", url)
+    return _show(url)
+
+
+def _check_primary(primary: Any, regions: tuple[str, ...], write_mode: str) -> None:
+    if primary is None:
+        return
+    if not isinstance(primary, str) or primary not in regions:
+        raise ConfigError(f"primary_region {_show(primary)} is not one of regions {list(regions)}", setting="primary_region")
+    if write_mode != "primary":
+        raise ConfigError(
+            f"primary_region={primary!r} applies only with write_mode='primary'; in 'local' mode writes go to "
+            "the preferred healthy region",
+            setting="primary_region",
+        )
+
+
+def _checked_key_schemas(schemas: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(schemas, Mapping):
+        raise ConfigError(f"key_schemas must be a mapping of table -> key names, got {_show(schemas)}", setting="key_schemas")
+    checked = {}
+    for table, names in schemas.items():
+        if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
+            raise ConfigError(f"key_schemas: {_show(table)} is not a DynamoDB table name", setting="key_schemas")
+        if isinstance(names, str):
+            raise ConfigError(
+                f"key_schemas[{table!r}] must be a tuple; for a hash key alone write ({names!r},)", setting="key_schemas"
+            )
+        if not isinstance(names, (list, tuple)) or len(names) not in (1, 2):
+            raise ConfigError(
+                f"key_schemas[{table!r}] must be (hash_key,) or (hash_key, range_key), got {_show(names)}",
+                setting="key_schemas",
+            )
+        for name in names:
+            if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "replace")) <= 255 or not name.isprintable():
+                raise ConfigError(
+                    f"key_schemas[{table!r}]: {_show(name)} is not a key attribute name (1-255 bytes of printable text)",
+                    setting="key_schemas",
+                )
+        if len(set(names)) != len(names):
+            raise ConfigError(f"key_schemas[{table!r}] names one attribute twice: {_show(names)}", setting="key_schemas")
+        checked[table] = tuple(names)
+    return checked
+
+
+def check_client_config(config: Any) -> None:
+    """``config`` is None or a ``botocore.config.Config`` with no option
+    the session sets itself, and a sane pool size."""
+    if config is None:
+        return
+    from botocore.config import Config
+
+    if not isinstance(config, Config):
+        raise ConfigError(f"client_config must be a botocore.config.Config or None, got {_show(config)}", setting="client_config")
+    # botocore keeps what the caller passed apart from its defaults (merge() relies on it).
+    given = getattr(config, "_user_provided_options", {})
+    owned = [name for name in SESSION_OWNED_CLIENT_OPTIONS if name in given]
+    if owned:
+        raise ConfigError(
+            f"client_config sets {owned}, which the session sets per region: use timeouts=Timeouts(...) "
+            "for timeouts and attempts, and regions for the region",
+            setting="client_config",
+        )
+    if "max_pool_connections" in given:
+        pool = given["max_pool_connections"]
+        _number("client_config max_pool_connections", "client_config", pool, low=1, high=1000, integer=True)
+
+
+def check_session_arguments(
+    *,
+    boto3_session: Any,
+    listeners: Any,
+    breaker_storage: Any,
+    clock: Any,
+    monotonic: Any,
+    sleep: Any = time.sleep,
+) -> tuple[Callable[..., Any], ...]:
+    """Check the :class:`~regionproxy.RegionSession` arguments that are not
+    settings; returns ``listeners`` as a tuple (pass that on: a one-shot
+    iterator has been used up). The clocks are called once each, to check
+    that they answer seconds; ``sleep`` is only checked to be callable."""
+    if boto3_session is not None:
+        import boto3.session
+
+        if not isinstance(boto3_session, boto3.session.Session):
+            raise ConfigError(
+                f"boto3_session must be a boto3.session.Session or None, got {_show(boto3_session)}", setting="boto3_session"
+            )
+    if callable(listeners) or isinstance(listeners, (str, bytes, Mapping)) or not isinstance(listeners, Iterable):
+        raise ConfigError(
+            f"listeners must be a list of callables (for one, [listener]), got {_show(listeners)}", setting="listeners"
+        )
+    listeners = tuple(listeners)
+    for listener in listeners:
+        if not callable(listener):
+            raise ConfigError(f"listeners: {_show(listener)} is not callable", setting="listeners")
+    if breaker_storage is not None and not callable(breaker_storage):
+        raise ConfigError(
+            f"breaker_storage must be a function region -> pybreaker storage, got {_show(breaker_storage)}",
+            setting="breaker_storage",
+        )
+    if not callable(sleep):
+        raise ConfigError(f"sleep must be a function taking seconds, got {_show(sleep)}", setting="sleep")
+    for name, function in (("clock", clock), ("monotonic", monotonic)):
+        if not callable(function):
+            raise ConfigError(f"{name} must be a function returning seconds, got {_show(function)}", setting=name)
+        try:
+            now = function()
+        except Exception as error:
+            raise ConfigError(f"{name}() raised {type(error).__name__}: {error}", setting=name) from error
+        _number(f"{name}()", name, now, low=-1e12, high=1e12)
+    return listeners
+
+
 # -- environment ------------------------------------------------------------------
+#
+# Rules, the same for every variable: surrounding whitespace is stripped;
+# an empty value is an error (it is usually a template that expanded to
+# nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; an
+# empty entry in a list ("eu-west-3,,us-east-1", a trailing comma) is an
+# error for the same reason; numbers are plain ASCII decimals; booleans
+# are true/false, 1/0, yes/no, on/off in any case.
+
+_INTEGER = re.compile(r"[-+]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("is empty (unset the variable for the default)")
+    return text
+
+
+def _integer(text: str) -> int:
+    text = _text(text)
+    if not _INTEGER.fullmatch(text) or len(text) > 20:
+        raise ValueError("expected a whole number")
+    return int(text)
+
+
+def _decimal(text: str) -> float:
+    text = _text(text)
+    if not _DECIMAL.fullmatch(text) or len(text) > 40:
+        raise ValueError("expected a number such as 0.5")
+    return float(text)
+
+
+def _boolean(text: str) -> bool:
+    lowered = _text(text).lower()
+    if lowered not in _BOOLEANS:
+        raise ValueError("expected true or false (also 1/0, yes/no, on/off)")
+    return _BOOLEANS[lowered]
+
+
+def _entries(text: str, example: str) -> list[str]:
+    entries = [entry.strip() for entry in text.split(",")]
+    if not all(entries):
+        raise ValueError(f"has an empty entry between commas; expected e.g. {example!r}")
+    return entries
+
+
+def _region_list(text: str) -> tuple[str, ...]:
+    return tuple(_entries(_text(text), "eu-west-3,us-east-1"))
+
+
+def _pairs(text: str, example: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    if not text.strip():
+        return pairs
+    for entry in _entries(text, example):
+        key, sep, value = (part.strip() for part in entry.partition("="))
+        if not sep or not key or not value:
+            raise ValueError(f"expected name=value pairs separated by commas (e.g. {example!r}), got {entry!r}")
+        if key in pairs:
+            raise ValueError(f"names {key!r} twice")
+        pairs[key] = value
+    return pairs
+
+
+def _endpoint_pairs(text: str) -> dict[str, str]:
+    return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
+
+
+def _key_schema_pairs(text: str) -> dict[str, tuple[str, ...]]:
+    schemas = {}
+    for table, names in _pairs(text, "Blog=PK:SK,Users=id").items():
+        parts = tuple(part.strip() for part in names.split(":"))
+        if not all(parts):
+            raise ValueError(f"{table}={names!r}: expected hash_key or hash_key:range_key")
+        schemas[table] = parts
+    return schemas
+
 
 ENV_PREFIX = "REGIONPROXY_"
-# Variable name (without prefix) -> (Settings field or policy.field, parser).
-ENVIRONMENT: dict[str, tuple[str, Any]] = {
-    "REGIONS": ("regions", lambda text: tuple(part.strip() for part in text.split(",") if part.strip())),
-    "ENDPOINTS": ("endpoints", lambda text: _pairs(text)),
-    "WRITE_MODE": ("write_mode", str),
-    "PRIMARY_REGION": ("primary_region", str),
-    "WRITE_FAILOVER": ("write_failover", lambda text: _boolean(text)),
-    "BREAKER_FAIL_MAX": ("breaker.fail_max", int),
-    "BREAKER_RESET_TIMEOUT": ("breaker.reset_timeout", float),
-    "BREAKER_SUCCESS_THRESHOLD": ("breaker.success_threshold", int),
-    "CONNECT_TIMEOUT": ("timeouts.connect", float),
-    "READ_TIMEOUT": ("timeouts.read", float),
-    "ATTEMPTS": ("timeouts.attempts", int),
-    "CACHE_MAXSIZE": ("cache.maxsize", int),
-    "CACHE_TTL": ("cache.ttl", float),
-    "STICKY_SECONDS": ("sticky_seconds", float),
-    "THROTTLING_IS_FAULT": ("throttling_is_fault", lambda text: _boolean(text)),
+# Variable name (without prefix) -> (Settings field or owner.field, parser of
+# its text). Framework settings may give typed values instead of text
+# (a list of regions, a dict of endpoints, a number): those are not
+# parsed, and the settings check them the same way.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "REGIONS": ("regions", _region_list),
+    "ENDPOINTS": ("endpoints", _endpoint_pairs),
+    "WRITE_MODE": ("write_mode", _text),
+    "PRIMARY_REGION": ("primary_region", _text),
+    "WRITE_FAILOVER": ("write_failover", _boolean),
+    "BREAKER_FAIL_MAX": ("breaker.fail_max", _integer),
+    "BREAKER_RESET_TIMEOUT": ("breaker.reset_timeout", _decimal),
+    "BREAKER_SUCCESS_THRESHOLD": ("breaker.success_threshold", _integer),
+    "CONNECT_TIMEOUT": ("timeouts.connect", _decimal),
+    "READ_TIMEOUT": ("timeouts.read", _decimal),
+    "ATTEMPTS": ("timeouts.attempts", _integer),
+    "CACHE_MAXSIZE": ("cache.maxsize", _integer),
+    "CACHE_TTL": ("cache.ttl", _decimal),
+    "STICKY_SECONDS": ("sticky_seconds", _decimal),
+    "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
+    "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
+    "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
 }
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy}
 
@@ -163,56 +491,85 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
 
     Values are strings as in the environment, or already-typed values (a
     list of regions, a dict of endpoints) as framework settings give them.
+    ``overrides`` are :class:`Settings` fields; each replaces whatever the
+    environment says about that field (``breaker=`` replaces every
+    ``BREAKER_*`` variable), except that ``client_config`` is merged over
+    ``MAX_POOL_CONNECTIONS``.
 
     A variable that does not parse, or a value the settings reject, raises
-    :class:`ConfigError` naming the variable.
+    :class:`ConfigError` naming the variable; a bad override, naming the
+    override. Variables this function does not read are ignored (see
+    :func:`unknown_variables`).
     """
-    values: dict[str, Any] = {}
-    policies: dict[str, dict[str, Any]] = {}
+    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]!r} is not a setting; settings are {sorted(Settings.__dataclass_fields__)}", setting=unknown[0]
+        )
+    if not isinstance(environ, Mapping):
+        raise ConfigError(f"environ must be a mapping of variables, got {_show(environ)}", setting="environ")
+    values: dict[str, Any] = {}  # field or owner.field -> value
+    variables: dict[str, str] = {}  # field or owner.field -> the variable it came from
     for suffix, (target, parse) in ENVIRONMENT.items():
         variable = ENV_PREFIX + suffix
-        if variable not in environ:
-            continue
+        owner = target.partition(".")[0]
+        if variable not in environ or (owner in overrides and owner != "client_config"):
+            continue  # an override replaces the variable (client_config is merged over it instead)
         raw = environ[variable]
         try:
-            value = parse(raw) if isinstance(raw, str) else raw
+            values[target] = parse(raw) if isinstance(raw, str) else raw
         except ValueError as error:
-            raise ConfigError(f"{variable}={environ[variable]!r}: {error}", setting=variable) from error
-        owner, _, name = target.partition(".")
-        if name:
-            policies.setdefault(owner, {})[name] = (variable, value)
-        else:
-            values[owner] = (variable, value)
+            raise ConfigError(f"{variable}={_show(raw)}: {error}", setting=variable) from error
+        variables[target] = variable
     if "regions" not in values and "regions" not in overrides:
         raise ConfigError(f"{ENV_PREFIX}REGIONS is not set (e.g. 'eu-west-3,us-east-1')", setting=ENV_PREFIX + "REGIONS")
-    built: dict[str, Any] = {}
-    for owner, fields in policies.items():
-        try:
-            built[owner] = _POLICIES[owner](**{name: value for name, (_, value) in fields.items()})
-        except ConfigError as error:
-            variable = next(var for name, (var, _) in fields.items() if name == error.setting)
-            raise ConfigError(f"{variable}: {error}", setting=variable) from error
+
+    def named(error: ConfigError, target: str) -> ConfigError:
+        variable = variables.get(target)
+        if variable is None:  # an override, or a setting no variable gave
+            return error
+        return ConfigError(f"{variable}: {error}", setting=variable)
+
+    kwargs = {target: value for target, value in values.items() if "." not in target}
+    for owner, policy in _POLICIES.items():
+        fields = {target.partition(".")[2]: value for target, value in values.items() if target.startswith(owner + ".")}
+        if fields:
+            try:
+                kwargs[owner] = policy(**fields)
+            except ConfigError as error:
+                raise named(error, f"{owner}.{error.setting}") from error
+    if "client_config.max_pool_connections" in values:
+        kwargs["client_config"] = _pool_config(
+            values["client_config.max_pool_connections"],
+            variables["client_config.max_pool_connections"],
+            overrides.pop("client_config", None),
+        )
     try:
-        return Settings(**{name: value for name, (_, value) in values.items()}, **built, **overrides)
+        return Settings(**kwargs, **overrides)
     except ConfigError as error:
-        variable = values.get(error.setting or "", (ENV_PREFIX + (error.setting or "").upper(), None))[0]
-        raise ConfigError(f"{variable}: {error}", setting=variable) from error
+        raise named(error, error.setting or "") from error
 
 
-def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
+def _pool_config(pool: Any, variable: str, override: Any) -> Config:
+    """``Config(max_pool_connections=pool)`` with ``override`` merged over it
+    (an option the caller's config sets wins over the environment's)."""
+    from botocore.config import Config
+
+    check_client_config(override)
+    _number(variable, variable, pool, low=1, high=1000, integer=True)
+    config = Config(max_pool_connections=pool)
+    return config.merge(override) if override is not None else config
 
 
-def _pairs(text: str) -> dict[str, str]:
-    pairs = {}
-    for part in filter(None, (chunk.strip() for chunk in text.split(","))):
-        region, sep, url = part.partition("=")
-        if not sep or not region.strip() or not url.strip():
-            raise ValueError(f"expected region=url pairs separated by commas, got {part!r}")
-        pairs[region.strip()] = url.strip()
-    return pairs
+def unknown_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
+    """The ``REGIONPROXY_*`` names in ``environ`` that neither the session
+    reads nor ``known`` lists (other readers' names, with or without the
+    prefix, e.g. ``middleware.MIDDLEWARE_SETTINGS``): likely typos, worth a
+    warning. Reading the environment never fails on them, since other parts
+    read variables of their own."""
+    names = set(ENVIRONMENT) | {name.removeprefix(ENV_PREFIX) for name in known}
+    return sorted(
+        name
+        for name in environ
+        if isinstance(name, str) and name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in names
+    )
