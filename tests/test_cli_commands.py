@@ -276,7 +276,8 @@ def test_lab_stops_its_command_and_itself(tmp_path, how, status):
             process.wait()
     assert process.returncode == status, err[-3000:]
     assert _gone(child), "the command was stopped with the lab"
-    assert "Traceback" not in err, err
+    # The sleeper's own KeyboardInterrupt may print; regionproxy's code must not.
+    assert not re.search(r'File ".*regionproxy', err), err
 
 
 def test_lab_with_dashes_and_no_command_is_an_error(capsys):
