@@ -240,7 +240,8 @@ class RegionSession:
                 "consecutive_failures": replica.breaker.failures,
                 **self.stats.region(region),
             }
-        recent = [
+        summary = self.stats.summary()
+        summary["failovers"]["recent"] = [
             {"operation": e.operation, "from": e.from_region, "to": e.to_region, "reason": e.reason, "at": e.at}
             for e in list(self.stats.failovers)
         ]
@@ -248,7 +249,7 @@ class RegionSession:
             "local_region": self.local_region,
             "write_mode": self.settings.write_mode,
             "regions": regions,
-            "failovers": {"total": self.stats.failover_count, "recent": recent},
+            **summary,
             "cache": {
                 "enabled": self.cache is not None,
                 "entries": len(self.cache) if self.cache is not None else 0,

@@ -56,6 +56,9 @@ class Fault:
     :param code: DynamoDB error code; by default the one DynamoDB sends with
         ``status`` (400 is ``ThrottlingException``).
     :param rate: fraction of requests answered with the error, 0 to 1.
+    :param operations: ``error`` only: answer only these operations (e.g.
+        ``("DescribeTable",)`` for a least-privilege IAM policy that denies
+        it); every other request is forwarded. Empty: every operation.
     """
 
     mode: str
@@ -64,6 +67,7 @@ class Fault:
     status: int = 500
     code: str | None = None
     rate: float = 1.0
+    operations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -72,6 +76,8 @@ class Fault:
             raise ConfigError("latency needs delay >= jitter >= 0", setting="delay")
         if not 0.0 <= self.rate <= 1.0:
             raise ConfigError(f"rate must be between 0 and 1, got {self.rate}", setting="rate")
+        if self.operations and (self.mode != "error" or isinstance(self.operations, str)):
+            raise ConfigError("operations is a tuple of operation names, for error faults", setting="operations")
         if self.mode in ("late", "flap") and not self.delay > 0:
             raise ConfigError(f"{self.mode} needs delay > 0 seconds", setting="delay")
         if not 400 <= self.status <= 599:
@@ -280,7 +286,12 @@ class FaultProxy:
         outage = self._state.outage
         if outage is not None and outage.mode in ("reset", "blackhole"):
             self._refuse_connection(conn, outage.mode, operation)
-        elif outage is not None and outage.mode == "error" and self._rng.random() < outage.rate:
+        elif (
+            outage is not None
+            and outage.mode == "error"
+            and (not outage.operations or operation in outage.operations)
+            and self._rng.random() < outage.rate
+        ):
             self._record(operation, "error")
             _send_error(conn, outage)
             conn.close()
