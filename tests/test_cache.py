@@ -113,8 +113,108 @@ def test_invalidate_write_drops_what_the_write_touches(cache, operation, params,
         cache.get_or_load((table, key_fingerprint(key)), lambda: "cached")
     cache.invalidate_write(operation, params, lambda table: ("pk",))
     survivors = {
-        (table, key["pk"])
-        for table, key in entries
-        if cache.get_or_load((table, key_fingerprint(key)), lambda: "reloaded")[1]
+        (table, key["pk"]) for table, key in entries if cache.get_or_load((table, key_fingerprint(key)), lambda: "reloaded")[1]
     }
     assert survivors == kept
+
+
+# -- bounded waits and fork safety ------------------------------------------------
+
+
+class BlockedLoad:
+    """A load that blocks (in its own thread) until released."""
+
+    def __init__(self, cache, key, value):
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.results = []
+
+        def load():
+            self.entered.set()
+            self.release.wait(30)
+            return value
+
+        self.thread = threading.Thread(target=lambda: self.results.append(cache.get_or_load(key, load)), daemon=True)
+        self.thread.start()
+        assert self.entered.wait(10), "the leader started loading"
+
+    def finish(self):
+        self.release.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        return self.results[0]
+
+
+def _bounded(target, timeout=10.0):
+    """``target()``'s result, run in a daemon thread; fails instead of hanging."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(target()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the reader waited without a bound"
+    return out[0]
+
+
+def test_reader_waits_at_most_wait_timeout_for_another_load(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock, wait_timeout=0.05)
+    stuck = BlockedLoad(cache, ("t", "k"), {"v": "stuck"})
+    try:
+        assert _bounded(lambda: cache.get_or_load(("t", "k"), lambda: {"v": "own"})) == ({"v": "own"}, False)
+        assert cache.get_or_load(("t", "k"), lambda: {"v": "third"}) == ({"v": "own"}, True), "the take-over stored"
+    finally:
+        assert stuck.finish() == ({"v": "stuck"}, False), "the overdue leader still answers its caller"
+    assert cache.get_or_load(("t", "k"), lambda: None) == ({"v": "own"}, True), "the overdue result is not stored"
+
+
+def test_take_over_load_overtaken_by_a_write_is_not_stored(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock, wait_timeout=0.05)
+    stuck = BlockedLoad(cache, ("t", "k"), {"v": "stuck"})
+
+    def load():
+        cache.invalidate(("t", "k"))
+        return {"v": "old"}
+
+    try:
+        assert _bounded(lambda: cache.get_or_load(("t", "k"), load)) == ({"v": "old"}, False)
+    finally:
+        stuck.finish()
+    assert cache.get_or_load(("t", "k"), lambda: {"v": "new"}) == ({"v": "new"}, False)
+
+
+def test_reader_within_wait_timeout_shares_the_load(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock, wait_timeout=30)
+    leader = BlockedLoad(cache, ("t", "k"), {"v": 1})
+    follower = []
+    thread = threading.Thread(target=lambda: follower.append(cache.get_or_load(("t", "k"), lambda: {"v": 2})))
+    thread.start()
+    leader.finish()
+    thread.join(10)
+    assert follower == [({"v": 1}, False)]
+
+
+@pytest.mark.parametrize("wait_timeout", [pytest.param(0, id="zero"), pytest.param(-1, id="negative")])
+def test_wait_timeout_must_be_positive(wait_timeout):
+    from regionproxy.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        ReadCache(CachePolicy(maxsize=1, ttl=1.0), wait_timeout=wait_timeout)
+    assert raised.value.setting == "wait_timeout"
+
+
+def test_after_fork_a_reader_does_not_wait_for_the_parents_load(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock, wait_timeout=3600)
+    parents = BlockedLoad(cache, ("t", "k"), {"v": "parent"})
+    try:
+        cache._after_fork()  # what the child runs; the loading thread would not exist there
+        assert _bounded(lambda: cache.get_or_load(("t", "k"), lambda: {"v": "child"})) == ({"v": "child"}, False)
+    finally:
+        parents.finish()
+    assert cache.get_or_load(("t", "k"), lambda: None) == ({"v": "child"}, True)
+
+
+def test_after_fork_replaces_a_lock_held_by_another_thread(cache):
+    cache.get_or_load(("t", "k"), lambda: {"v": 1})
+    cache._lock.acquire()  # a thread was inside the cache at the fork
+    cache._after_fork()
+    assert _bounded(lambda: cache.get_or_load(("t", "k"), lambda: {"v": 2})) == ({"v": 2}, False), (
+        "entries that may have been half-written are dropped"
+    )

@@ -4,8 +4,10 @@ Only eventually consistent reads are cached (``ConsistentRead=True``
 bypasses the cache). A write through the session drops what it touches
 before it is sent and again after it returns, and a read that started
 before a write never stores its (older) result after it. Concurrent misses
-for one key make one DynamoDB call; the others wait for its result. The
-lock guards the dictionaries, never the I/O.
+for one key make one DynamoDB call; the others wait for its result, for a
+bounded time: a load that overruns ``wait_timeout`` (its thread is stuck,
+or did not survive a fork) is taken over by the next reader. The lock
+guards the dictionaries, never the I/O.
 
 Staleness is bounded by the TTL plus replication lag: a write made in
 another region (or another process) is not seen until the entry expires.
@@ -24,6 +26,8 @@ from typing import Any
 import cachetools
 
 from regionproxy.config import CachePolicy
+from regionproxy.errors import ConfigError
+from regionproxy.forks import reset_after_fork
 from regionproxy.operations import KeyNames, key_fingerprint, tables_of, written_keys
 
 
@@ -46,15 +50,27 @@ class ReadCache:
 
     :param policy: ``maxsize`` entries, each for ``ttl`` seconds.
     :param clock: monotonic seconds; tests pass a fake one.
+    :param wait_timeout: the longest a reader waits for another thread's
+        load of the same key before it loads the key itself; the session
+        passes its worst-case call time.
     """
 
-    def __init__(self, policy: CachePolicy, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        policy: CachePolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait_timeout: float = 10.0,
+    ) -> None:
+        if not wait_timeout > 0:
+            raise ConfigError(f"wait_timeout must be positive, not {wait_timeout!r}", setting="wait_timeout")
         self.policy = policy
-        self._entries: cachetools.TTLCache[tuple[str, Hashable], Any] = cachetools.TTLCache(
-            maxsize=policy.maxsize, ttl=policy.ttl, timer=clock
-        )
+        self.wait_timeout = wait_timeout
+        self._clock = clock
+        self._entries = self._new_entries()
         self._lock = threading.Lock()
         self._flights: dict[tuple[str, Hashable], _Flight] = {}
+        reset_after_fork(self)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -73,10 +89,31 @@ class ReadCache:
                 flight = self._flights[key] = _Flight()
         assert flight is not None
         if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return copy.deepcopy(flight.result), False
+            if flight.done.wait(self.wait_timeout):
+                if flight.error is not None:
+                    raise flight.error
+                return copy.deepcopy(flight.result), False
+            flight = self._take_over(key, flight)
+        return copy.deepcopy(self._load(key, flight, load)), False
+
+    def _take_over(self, key: tuple[str, Hashable], overdue: _Flight) -> _Flight:
+        """The flight this reader leads after ``overdue``'s leader overran
+        ``wait_timeout`` (its thread is stuck, or did not survive a fork).
+
+        The reader takes the key over, so later readers wait for a load that
+        is making progress, and the overdue leader no longer stores what it
+        loads. If another reader took over first, this one loads for itself
+        alone and stores nothing (its own flight is registered nowhere).
+        """
+        with self._lock:
+            if self._flights.get(key) is overdue:
+                flight = self._flights[key] = _Flight()
+                return flight
+        return _Flight()
+
+    def _load(self, key: tuple[str, Hashable], flight: _Flight, load: Callable[[], Any]) -> Any:
+        """Run ``load()`` for ``flight``'s waiters; store the result if the
+        flight still owns the key and no write overtook it."""
         try:
             flight.result = load()
         except BaseException as error:
@@ -84,11 +121,14 @@ class ReadCache:
             raise
         finally:
             with self._lock:
-                del self._flights[key]
-                if flight.error is None and not flight.stale:
-                    self._entries[key] = flight.result
+                # Not ours any more after a take-over (or a fork): leave the
+                # key, and its successor's flight, alone.
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+                    if flight.error is None and not flight.stale:
+                        self._entries[key] = flight.result
             flight.done.set()
-        return copy.deepcopy(flight.result), False
+        return flight.result
 
     def invalidate(self, key: tuple[str, Hashable]) -> None:
         with self._lock:
@@ -128,3 +168,17 @@ class ReadCache:
             self._entries.clear()
             for flight in self._flights.values():
                 flight.stale = True
+
+    def _new_entries(self) -> cachetools.TTLCache[tuple[str, Hashable], Any]:
+        return cachetools.TTLCache(maxsize=self.policy.maxsize, ttl=self.policy.ttl, timer=self._clock)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the lock and the loads in flight belonged to the
+        parent's threads. A reader in the child must not wait for a load that
+        no thread will finish, so it starts its own."""
+        if self._lock.locked():
+            # Another thread was changing the entries at the fork: the
+            # TTLCache's links may be half-updated. Start empty.
+            self._entries = self._new_entries()
+        self._lock = threading.Lock()
+        self._flights = {}
