@@ -12,6 +12,7 @@ from regionproxy.errors import (
     ConfigError,
     RegionProxyError,
     RegionUnavailable,
+    ReplicaMissingError,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ __all__ = [
     "RegionProxyMiddleware",
     "RegionSession",
     "RegionUnavailable",
+    "ReplicaMissingError",
     "Timeouts",
     "__version__",
 ]
