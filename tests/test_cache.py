@@ -218,3 +218,16 @@ def test_after_fork_replaces_a_lock_held_by_another_thread(cache):
     assert _bounded(lambda: cache.get_or_load(("t", "k"), lambda: {"v": 2})) == ({"v": 2}, False), (
         "entries that may have been half-written are dropped"
     )
+
+
+def test_load_that_reads_its_own_key_does_not_wait_for_itself(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock, wait_timeout=3600)
+
+    def load():
+        # e.g. a breaker listener that makes a DynamoDB call during the load
+        inner = cache.get_or_load(("t", "k"), lambda: {"v": "inner"})
+        return {"v": "outer", "inner": inner}
+
+    result = _bounded(lambda: cache.get_or_load(("t", "k"), load))
+    assert result == ({"v": "outer", "inner": ({"v": "inner"}, False)}, False)
+    assert cache.get_or_load(("t", "k"), lambda: None)[0]["v"] == "outer", "the outer load stores"

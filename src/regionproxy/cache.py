@@ -34,10 +34,13 @@ from regionproxy.operations import KeyNames, key_fingerprint, tables_of, written
 class _Flight:
     """One in-progress load that other readers of the same key wait for."""
 
-    __slots__ = ("done", "result", "error", "stale")
+    __slots__ = ("done", "result", "error", "stale", "leader")
 
     def __init__(self) -> None:
         self.done = threading.Event()
+        # The loading thread: if its load reads the same key again (an event
+        # listener making a DynamoDB call), waiting would wait for itself.
+        self.leader = threading.get_ident()
         self.result: Any = None
         self.error: BaseException | None = None
         # Set by an invalidation while loading: the result may predate a
@@ -89,6 +92,9 @@ class ReadCache:
                 flight = self._flights[key] = _Flight()
         assert flight is not None
         if not leader:
+            if flight.leader == threading.get_ident():
+                # A load that reads its own key: load for this caller alone.
+                return copy.deepcopy(self._load(key, _Flight(), load)), False
             if flight.done.wait(self.wait_timeout):
                 if flight.error is not None:
                     raise flight.error
