@@ -32,6 +32,7 @@ from typing import Any
 
 from regionproxy.breakers import NORMAL
 from regionproxy.calls import Call
+from regionproxy.config import Timeouts
 from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, RegionUnavailable, ReplicaMissingError
 from regionproxy.events import (
     CALLER_ERROR,
@@ -91,6 +92,12 @@ class AttemptLoop:
 
     def __repr__(self) -> str:
         return f"AttemptLoop(attempts={self.attempts}, backoff={self.backoff}, backoff_cap={self.backoff_cap})"
+
+    def longest_call(self, timeouts: Timeouts) -> float:
+        """Seconds one call can take at most: every attempt in every region
+        meeting its connect and read timeouts, plus the backoffs."""
+        per_region = self.attempts * (timeouts.connect + timeouts.read) + (self.attempts - 1) * self.backoff_cap
+        return len(self.replicas) * per_region
 
     def run(self, call: Call, plan: tuple[str, ...]) -> tuple[dict[str, Any], str]:
         """The response and the region that gave it; or the error to raise."""

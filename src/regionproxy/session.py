@@ -22,6 +22,7 @@ from regionproxy.breakers import RegionBreaker
 from regionproxy.cache import ReadCache
 from regionproxy.calls import Call
 from regionproxy.config import (
+    SESSION_ARGUMENTS,
     BreakerPolicy,
     CachePolicy,
     HedgePolicy,
@@ -112,12 +113,13 @@ class RegionSession:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        check_session_arguments(
+        listeners = check_session_arguments(  # a tuple: a one-shot iterator is used up here
             boto3_session=boto3_session,
             listeners=listeners,
             breaker_storage=breaker_storage,
             clock=clock,
             monotonic=monotonic,
+            sleep=sleep,
         )
         self.settings = Settings(
             regions=tuple(regions) if isinstance(regions, list | tuple) else regions,  # Settings rejects the rest
@@ -167,7 +169,11 @@ class RegionSession:
             sleep=sleep,
         )
         self.key_schemas = KeySchemas(settings.key_schemas, self._describe)
-        self.cache = ReadCache(settings.cache, clock=monotonic) if settings.cache else None
+        self.cache = (
+            ReadCache(settings.cache, clock=monotonic, wait_timeout=self.attempts.longest_call(settings.timeouts) + 1.0)
+            if settings.cache
+            else None
+        )
         self._sticky = StickyWrites(settings.sticky_seconds, clock=monotonic)
         self._clock = clock
         self._client: RegionClient | None = None
@@ -184,11 +190,12 @@ class RegionSession:
         Keyword arguments that are not settings (``boto3_session``,
         ``listeners``, ...) go to the constructor as they are.
         """
-        settings_names = set(Settings.__dataclass_fields__)
-        overrides = {name: value for name, value in kwargs.items() if name in settings_names}
-        settings = settings_from_env(os.environ if environ is None else environ, **overrides)
-        rest = {name: value for name, value in kwargs.items() if name not in settings_names}
-        fields = {name: getattr(settings, name) for name in settings_names}
+        if "config" in kwargs:  # the constructor's name for the client_config setting
+            kwargs["client_config"] = kwargs.pop("config")
+        rest = {name: kwargs.pop(name) for name in (*SESSION_ARGUMENTS, "sleep") if name in kwargs}
+        # Everything else is a setting: an unknown name is a ConfigError naming it.
+        settings = settings_from_env(os.environ if environ is None else environ, **kwargs)
+        fields = {name: getattr(settings, name) for name in Settings.__dataclass_fields__}
         fields["config"] = fields.pop("client_config")
         return cls(**fields, **rest)
 

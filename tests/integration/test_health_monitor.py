@@ -1,0 +1,52 @@
+"""The health monitor against the lab: how fast readiness follows a fault."""
+
+from __future__ import annotations
+
+import threading
+
+import regionproxy as rp
+from regionproxy.events import CallFinished
+from regionproxy.health import FAIL, PASS, HealthMonitor
+from regionproxy.testing.lab import wait_for
+from tests.conftest import TABLE
+
+LOCAL, REMOTE = "eu-west-3", "us-east-1"
+KEY = {"pk": {"S": "a"}, "sk": {"S": "s"}}
+
+
+def test_a_live_fault_wakes_the_probe_instead_of_waiting_for_the_interval(lab):
+    session = lab.session(timeouts=rp.Timeouts(connect=1.0, read=0.5, attempts=1))
+    # An interval far longer than the wait below: only a woken probe can
+    # turn readiness to fail in time.
+    monitor = HealthMonitor(session, interval=120)
+    monitor.start()
+    try:
+        assert wait_for(lambda: monitor.readiness().status == PASS, timeout=30)
+        lab.fault(LOCAL, "blackhole")
+        session.client.get_item(TableName=TABLE, Key=KEY)  # fails over; its fault wakes the local probe
+        assert wait_for(lambda: monitor.readiness().status == FAIL, timeout=30)
+        assert {r.region: r.reason for r in monitor.readiness().regions}[LOCAL] == "read_timeout"
+    finally:
+        monitor.stop()
+
+
+def test_probe_faults_do_not_wake_probes_in_a_loop(lab):
+    probes = []
+    session = lab.session(
+        timeouts=rp.Timeouts(connect=1.0, read=0.2, attempts=1),
+        listeners=[lambda e: probes.append(e) if isinstance(e, CallFinished) and e.operation == "Probe" else None],
+    )
+    monitor = HealthMonitor(session, interval=120)
+    monitor.start()
+    try:
+        assert wait_for(lambda: monitor.readiness().status == PASS, timeout=30)  # the first probes are done
+        lab.fault(LOCAL, "refuse")
+        session.client.get_item(TableName=TABLE, Key=KEY)
+        assert wait_for(lambda: monitor.readiness().status == FAIL, timeout=30)
+        seen = len([p for p in probes if p.region == LOCAL])
+        # A probe's own fault must not wake the probe again: a refused
+        # region would then be probed back to back instead of every interval.
+        threading.Event().wait(0.5)
+        assert len([p for p in probes if p.region == LOCAL]) == seen
+    finally:
+        monitor.stop()

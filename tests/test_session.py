@@ -1,0 +1,46 @@
+"""RegionSession construction: no I/O, no lab (clients are built lazily)."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.config import Config
+
+import regionproxy as rp
+
+REGIONS = ["eu-west-3", "us-east-1"]
+
+
+def test_listeners_given_as_a_one_shot_iterator_all_receive_events():
+    seen = []
+    session = rp.RegionSession(REGIONS, listeners=iter([seen.append]))
+    session.evacuate("us-east-1")
+    assert [event.new for event in seen] == ["evacuated"]
+
+
+def test_from_env_takes_a_client_config_and_merges_the_pool_size():
+    env = {"REGIONPROXY_REGIONS": ",".join(REGIONS)}
+    session = rp.RegionSession.from_env(env, config=Config(user_agent_extra="blog/1.0"))
+    assert session.settings.client_config.user_agent_extra == "blog/1.0"
+
+
+def test_from_env_refuses_a_misspelt_setting_by_name():
+    with pytest.raises(rp.ConfigError, match="regoins"):
+        rp.RegionSession.from_env({"REGIONPROXY_REGIONS": ",".join(REGIONS)}, regoins=["eu-west-3"])
+
+
+def test_clients_get_the_callers_config_under_the_sessions_timeouts_and_one_botocore_attempt():
+    session = rp.RegionSession(
+        REGIONS,
+        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},
+        timeouts=rp.Timeouts(connect=0.7, read=1.3, attempts=3),
+        config=Config(max_pool_connections=7, user_agent_extra="blog/1.0"),
+    )
+    config = session.replicas["eu-west-3"].client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (0.7, 1.3)
+    assert config.retries["total_max_attempts"] == 1  # the session makes the other attempts itself
+    assert (config.max_pool_connections, config.user_agent_extra) == (7, "blog/1.0")
+
+
+def test_default_pool_fits_a_threaded_server():
+    session = rp.RegionSession(REGIONS, endpoints={region: "http://127.0.0.1:9" for region in REGIONS})
+    assert session.replicas["us-east-1"].client.meta.config.max_pool_connections == 50
