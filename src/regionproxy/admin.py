@@ -66,6 +66,8 @@ def parse_host(value: str) -> tuple[str, int | None] | None:
     unbracketed one is tolerated without a port), a name loses one trailing
     dot; the port is None when absent.
     """
+    if not value.isascii():  # and so lower() cannot turn a foreign letter into an ASCII one
+        return None
     text = value.lower()
     port = ""
     if text.startswith("["):
@@ -167,7 +169,7 @@ class AllowedHosts:
         addresses or networks (``127.0.0.0/8``, ``::1``, ``[::1]``).
     """
 
-    def __init__(self, hosts: Any = LOOPBACK_HOSTS, setting: str = "admin_hosts") -> None:
+    def __init__(self, hosts: Sequence[str] = LOOPBACK_HOSTS, setting: str = "admin_hosts") -> None:
         names, suffixes, networks = set(), [], []
         entries = _sequence(setting, hosts, "host names")
         if not entries:
@@ -220,7 +222,9 @@ class AdminAccess:
         a request without one is allowed only from a loopback address.
     """
 
-    def __init__(self, allow: Iterable[str] = LOOPBACK, token: str | None = None, hosts: Any = LOOPBACK_HOSTS) -> None:
+    def __init__(
+        self, allow: Sequence[str] = LOOPBACK, token: str | None = None, hosts: Sequence[str] = LOOPBACK_HOSTS
+    ) -> None:
         self.networks = allowed_networks(allow)
         token = admin_token(token)
         self.hosts = AllowedHosts(hosts)
