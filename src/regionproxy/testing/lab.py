@@ -76,7 +76,6 @@ class LocalRegions:
         self._proxies: dict[str, FaultProxy] = {}
         self._tables: list[str] = []
         self._sessions: list[RegionSession] = []
-        self._since: dict[str, int] = {}  # where requests() starts, per region, since the last reset
         self._boto3: Any = None
         self._loader: Any = None
         self._boto3_lock = threading.Lock()
@@ -88,10 +87,8 @@ class LocalRegions:
     def start(self) -> LocalRegions:
         try:
             for region in self.regions:
-                server = self._servers[region] = MotoServer(self._mode, self._host).start()
-                self._proxies[region] = FaultProxy(
-                    server.address, host=self._host, rng=random.Random(self._rng.random())
-                ).start()
+                self._servers[region] = MotoServer(self._mode, self._host).start()
+            self._proxies = self._new_proxies()
             if self._mode == "thread":
                 # In-process backends outlive a lab: start from nothing.
                 self._reset_moto()
@@ -103,35 +100,48 @@ class LocalRegions:
 
     def reset(self) -> LocalRegions:
         """Return a started lab to the state :meth:`start` left it in, without
-        restarting servers: sessions from :meth:`session` closed, every fault
-        healed, every table dropped (moto emptied), a fresh replicator with
-        the lab's ``lag``, and :meth:`requests` counting from now.
+        restarting its servers: sessions from :meth:`session` closed, every
+        table dropped (moto emptied), new fault proxies on new ports (no
+        faults, no requests recorded), a new replicator with the lab's
+        ``lag``.
 
-        Test fixtures share one lab and reset it between tests: a reset takes
-        milliseconds where a start takes about a second.
+        Test fixtures share one lab and reset it between tests: a reset
+        takes milliseconds where a start takes about a second. The new ports
+        keep tests apart as separate labs would: a client or session a test
+        leaked (a health prober, say) meets a closed port, not the next
+        test's regions.
         """
         if not self._servers:
             raise RuntimeError("reset needs a started lab")
         self._close_sessions()
         self._stop_replicator()
-        self.heal()
+        old, self._proxies = self._proxies, self._new_proxies()
+        _stop_all(old.values())
         self._reset_moto()
         self._tables.clear()
-        self._since = {region: len(proxy.requests()) for region, proxy in self._proxies.items()}
         self._start_replicator()
         return self
 
     def stop(self) -> None:
         self._close_sessions()
         self._stop_replicator()
-        for proxy in self._proxies.values():
-            proxy.stop()
+        _stop_all(self._proxies.values())
+        if self._mode == "thread" and self._servers:
+            # Leave in-process moto as empty as start() found it, so a lab
+            # that comes later in this process finds no tables of this one.
+            with contextlib.suppress(OSError):
+                self._reset_moto()
         for server in self._servers.values():
             server.stop()
-        self._proxies.clear()
+        self._proxies = {}
         self._servers.clear()
-        self._since.clear()
         self._replication_clients = None
+
+    def _new_proxies(self) -> dict[str, FaultProxy]:
+        return {
+            region: FaultProxy(server.address, host=self._host, rng=random.Random(self._rng.random())).start()
+            for region, server in self._servers.items()
+        }
 
     def _reset_moto(self) -> None:
         # In-process servers share one set of backends: one reset empties all.
@@ -267,7 +277,7 @@ class LocalRegions:
         for name in [self._known(region)] if region else self.regions:
             self._proxies[name].heal(mode)
 
-    def wait_replicated(self, timeout: float = 5.0) -> None:
+    def wait_replicated(self, timeout: float = 10.0) -> None:
         """Block until every change so far reached every region not cut off."""
         if self.replicator is None:
             raise RuntimeError("this lab was started with replicate=False")
@@ -276,7 +286,7 @@ class LocalRegions:
     def requests(self, region: str) -> list[ProxiedRequest]:
         """What the region's proxy forwarded or answered since the lab started
         or was last reset, oldest first."""
-        return self._proxies[self._known(region)].requests()[self._since.get(region, 0) :]
+        return self._proxies[self._known(region)].requests()
 
     def outage(self, region: str) -> str | None:
         """The outage mode injected in ``region`` now, if any."""
@@ -289,6 +299,15 @@ class LocalRegions:
         if region not in self.regions:
             raise ConfigError(f"unknown region {region!r}; this lab has {self.regions}", setting="region")
         return region
+
+
+def _stop_all(proxies: Iterable[FaultProxy]) -> None:
+    """Stop proxies side by side: each waits out its acceptor's poll."""
+    stoppers = [threading.Thread(target=proxy.stop, name="faultproxy-stop") for proxy in proxies]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join(timeout=10)
 
 
 @contextlib.contextmanager

@@ -40,22 +40,21 @@ class SharedLab:
         self._lab: LocalRegions | None = None
 
     def get(self, regions: Sequence[str]) -> LocalRegions:
-        """The held lab, reset, if it has ``regions``; else a new one."""
+        """The held lab if it has ``regions`` (reset when the last test
+        released it); else a new one."""
         from regionproxy.testing.lab import LocalRegions
 
         if self._lab is not None and self._lab.regions == list(regions):
-            try:
-                return self._lab.reset()
-            except BaseException:
-                self.close()  # a lab that cannot reset is replaced, not reused
-                raise
+            return self._lab
         self.close()
         self._lab = LocalRegions(regions).start()
         return self._lab
 
     def release(self, lab: LocalRegions) -> None:
-        """A test is done with ``lab``: heal it, close its sessions, drop its
-        tables now, so nothing of the test runs on into the next one."""
+        """A test is done with ``lab``: reset it now (its faults, sessions,
+        tables and ports), so nothing of the test runs on into the next one
+        and another in-process lab may run meanwhile. A lab that cannot
+        reset is stopped, and the next test gets a new one."""
         try:
             lab.reset()
         except BaseException:
@@ -83,16 +82,18 @@ def local_regions(request: pytest.FixtureRequest, local_regions_shared: SharedLa
     of the ``regionproxy_regions`` ini option, as a fresh lab looks: no
     tables, no faults, replication running without lag, ``requests()``
     empty. Shared between tests (fixture ``local_regions_shared``, session
-    scope) and reset before and after each one, so a test must not stop it;
-    the sessions it made with ``lab.session()`` are closed after the test.
+    scope) and reset after each one, so a test must not stop it; the
+    sessions it made with ``lab.session()`` are closed after the test, and
+    its endpoints (new ports after each reset) are valid for one test only.
 
     Override the regions for one test with
     ``@pytest.mark.parametrize("local_regions", [["a", "b", "c"]], indirect=True)``.
 
-    In-process moto state is global: while this fixture is in use, do not
-    start another in-process ``LocalRegions`` or ``moto.mock_aws`` (a test
-    that needs its own lab can start one with ``mode="process"``, or
-    in-process without this fixture).
+    In-process moto state is global: in a test that uses this fixture, do
+    not start another in-process ``LocalRegions`` or ``moto.mock_aws``; a
+    test that needs its own lab (another ``lag``, process mode) starts one
+    without this fixture, and may do so in-process: the shared lab is idle
+    and empty between tests, and a lab empties moto when it stops.
     """
     regions = getattr(request, "param", None) or request.config.getini("regionproxy_regions")
     lab = local_regions_shared.get(regions)
