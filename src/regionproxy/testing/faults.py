@@ -7,9 +7,16 @@ accepts and resets, ``blackhole`` accepts and never answers, ``late``
 forwards the request (so DynamoDB applies it) and holds the answer back for
 ``delay`` seconds (past the client's read timeout), ``flap`` resets every
 connection during alternate ``delay``-second periods, ``latency`` delays
-each request, ``error`` answers a fraction of requests with a
+each request (or a ``rate`` fraction of them, and adds ``spike`` seconds to
+a ``spike_rate`` fraction: tail spikes), ``error`` answers a fraction of requests with a
 DynamoDB-format JSON error without forwarding them. Latency combines with
 the other modes, and faults can change while traffic flows.
+
+Latency is added per request, after the request is read and before it is
+forwarded, not per packet: the proxy closes each client connection after
+its answer (moto's server does too), so a per-packet delay would also
+charge a connect round trip to every call, which a kept-alive connection
+to DynamoDB does not pay.
 """
 
 from __future__ import annotations
@@ -55,7 +62,12 @@ class Fault:
     :param status: HTTP status of injected errors (``error``).
     :param code: DynamoDB error code; by default the one DynamoDB sends with
         ``status`` (400 is ``ThrottlingException``).
-    :param rate: fraction of requests answered with the error, 0 to 1.
+    :param rate: fraction of requests answered with the error (``error``),
+        or delayed by ``delay`` (``latency``), 0 to 1.
+    :param spike: ``latency`` only: seconds added on top of ``delay`` to a
+        ``spike_rate`` fraction of requests (tail spikes: ``delay=0.005,
+        spike=0.2, spike_rate=0.05`` is 5 ms always, 205 ms for 5%).
+    :param spike_rate: fraction of requests that get ``spike``, 0 to 1.
     :param operations: ``error`` only: answer only these operations (e.g.
         ``("DescribeTable",)`` for a least-privilege IAM policy that denies
         it); every other request is forwarded. Empty: every operation.
@@ -68,6 +80,8 @@ class Fault:
     code: str | None = None
     rate: float = 1.0
     operations: tuple[str, ...] = ()
+    spike: float = 0.0
+    spike_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -76,12 +90,25 @@ class Fault:
             raise ConfigError("latency needs delay >= jitter >= 0", setting="delay")
         if not 0.0 <= self.rate <= 1.0:
             raise ConfigError(f"rate must be between 0 and 1, got {self.rate}", setting="rate")
+        if self.spike < 0 or not 0.0 <= self.spike_rate <= 1.0:
+            raise ConfigError("spike needs spike >= 0 and spike_rate between 0 and 1", setting="spike")
+        if (self.spike or self.spike_rate) and self.mode != "latency":
+            raise ConfigError("spike and spike_rate are for latency faults", setting="spike")
         if self.operations and (self.mode != "error" or isinstance(self.operations, str)):
             raise ConfigError("operations is a tuple of operation names, for error faults", setting="operations")
         if self.mode in ("late", "flap") and not self.delay > 0:
             raise ConfigError(f"{self.mode} needs delay > 0 seconds", setting="delay")
         if not 400 <= self.status <= 599:
             raise ConfigError(f"status must be an HTTP error status, got {self.status}", setting="status")
+
+    def pause(self, rng: random.Random) -> float:
+        """Seconds one request waits under this ``latency`` fault."""
+        pause = 0.0
+        if self.rate >= 1.0 or rng.random() < self.rate:
+            pause = self.delay + rng.uniform(-self.jitter, self.jitter)
+        if self.spike and rng.random() < self.spike_rate:
+            pause += self.spike
+        return max(pause, 0.0)
 
     def error_body(self) -> bytes:
         code = self.code or _DEFAULT_CODES.get(self.status, "InternalServerError")
@@ -93,11 +120,13 @@ class Fault:
 class ProxiedRequest:
     """What the proxy did with one request: ``forwarded``, ``late``
     (forwarded, answer held back), ``error``, ``reset`` or ``blackholed``
-    (the last two before any request was read)."""
+    (the last two before any request was read); ``delayed``: the seconds of
+    injected latency it waited first."""
 
     at: float
     operation: str | None
     action: str
+    delayed: float = 0.0
 
 
 @dataclass
@@ -277,33 +306,34 @@ class FaultProxy:
             return
         operation = _operation(head)
         latency = self._state.latency
+        pause = 0.0
         if latency is not None:
-            pause = latency.delay + self._rng.uniform(-latency.jitter, latency.jitter)
-            if self._stopping.wait(max(pause, 0.0)):
+            pause = latency.pause(self._rng)
+            if pause and self._stopping.wait(pause):
                 conn.close()
                 return
         # Read the outage again: it may have changed while we waited.
         outage = self._state.outage
         if outage is not None and outage.mode in ("reset", "blackhole"):
-            self._refuse_connection(conn, outage.mode, operation)
+            self._refuse_connection(conn, outage.mode, operation, pause)
         elif (
             outage is not None
             and outage.mode == "error"
             and (not outage.operations or operation in outage.operations)
             and self._rng.random() < outage.rate
         ):
-            self._record(operation, "error")
+            self._record(operation, "error", pause)
             _send_error(conn, outage)
             conn.close()
         elif outage is not None and outage.mode == "late":
-            self._record(operation, "late")
+            self._record(operation, "late", pause)
             self._forward(conn, head, body, hold=outage.delay)
         else:
-            self._record(operation, "forwarded")
+            self._record(operation, "forwarded", pause)
             self._forward(conn, head, body)
 
-    def _refuse_connection(self, conn: socket.socket, mode: str, operation: str | None) -> None:
-        self._record(operation, "reset" if mode == "reset" else "blackholed")
+    def _refuse_connection(self, conn: socket.socket, mode: str, operation: str | None, delayed: float = 0.0) -> None:
+        self._record(operation, "reset" if mode == "reset" else "blackholed", delayed)
         if mode == "reset":
             # SO_LINGER with a zero timeout makes close() send RST, not FIN.
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -328,9 +358,9 @@ class FaultProxy:
                     conn.sendall(chunk)
         conn.close()
 
-    def _record(self, operation: str | None, action: str) -> None:
+    def _record(self, operation: str | None, action: str, delayed: float = 0.0) -> None:
         with self._lock:
-            self._log.append(ProxiedRequest(self._clock(), operation, action))
+            self._log.append(ProxiedRequest(self._clock(), operation, action, delayed))
 
 
 def _read_request(conn: socket.socket) -> tuple[bytes | None, bytes]:
