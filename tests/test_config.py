@@ -48,6 +48,8 @@ def test_from_env_builds_every_setting():
             "REGIONPROXY_THROTTLING_IS_FAULT": "OFF",
             "REGIONPROXY_KEY_SCHEMAS": "Blog=PK:SK, Users = id",
             "REGIONPROXY_MAX_POOL_CONNECTIONS": "50",
+            "REGIONPROXY_HEDGE_DELAY": "p95",
+            "REGIONPROXY_HEDGE_BUDGET": "0.05",
         }
     )
     assert settings.regions == TWO
@@ -59,6 +61,7 @@ def test_from_env_builds_every_setting():
     assert (settings.sticky_seconds, settings.throttling_is_fault) == (0.0, False)
     assert settings.key_schemas == {"Blog": ("PK", "SK"), "Users": ("id",)}
     assert settings.client_config.max_pool_connections == 50
+    assert settings.hedge == HedgePolicy(delay="p95", budget=0.05)
 
 
 def test_every_variable_is_read():
@@ -67,6 +70,7 @@ def test_every_variable_is_read():
         "REGIONS", "ENDPOINTS", "WRITE_MODE", "PRIMARY_REGION", "WRITE_FAILOVER", "BREAKER_FAIL_MAX",
         "BREAKER_RESET_TIMEOUT", "BREAKER_SUCCESS_THRESHOLD", "CONNECT_TIMEOUT", "READ_TIMEOUT", "ATTEMPTS",
         "CACHE_MAXSIZE", "CACHE_TTL", "STICKY_SECONDS", "THROTTLING_IS_FAULT", "KEY_SCHEMAS", "MAX_POOL_CONNECTIONS",
+        "HEDGE_DELAY", "HEDGE_BUDGET",
     }  # fmt: skip
 
 
@@ -169,6 +173,9 @@ ENV_CASES = [
     ({**REGIONS, "REGIONPROXY_MAX_POOL_CONNECTIONS": "0"}, "REGIONPROXY_MAX_POOL_CONNECTIONS", "pool-zero"),
     ({**REGIONS, "REGIONPROXY_MAX_POOL_CONNECTIONS": "many"}, "REGIONPROXY_MAX_POOL_CONNECTIONS", "pool-text"),
     ({**REGIONS, "REGIONPROXY_MAX_POOL_CONNECTIONS": True}, "REGIONPROXY_MAX_POOL_CONNECTIONS", "pool-typed-bool"),
+    ({**REGIONS, "REGIONPROXY_HEDGE_DELAY": "soon"}, "REGIONPROXY_HEDGE_DELAY", "hedge-delay-word"),
+    ({**REGIONS, "REGIONPROXY_HEDGE_DELAY": "0"}, "REGIONPROXY_HEDGE_DELAY", "hedge-delay-zero"),
+    ({**REGIONS, "REGIONPROXY_HEDGE_BUDGET": "2"}, "REGIONPROXY_HEDGE_BUDGET", "hedge-budget-over-one"),
 ]
 
 
@@ -231,7 +238,6 @@ SETTINGS_CASES = [
     ({"timeouts": 1.0}, "timeouts", "timeouts-number"),
     ({"cache": True}, "cache", "cache-true"),
     ({"cache": {"ttl": 5}}, "cache", "cache-dict"),
-    ({"hedge": HedgePolicy()}, "hedge", "hedge-not-available"),
     ({"hedge": 0.05}, "hedge", "hedge-number"),
     ({"sticky_seconds": -1}, "sticky_seconds", "sticky-negative"),
     ({"sticky_seconds": math.nan}, "sticky_seconds", "sticky-nan"),

@@ -146,7 +146,7 @@ def _holds(built):
     assert type(built.write_failover) is bool and type(built.throttling_is_fault) is bool
     assert isinstance(built.breaker, BreakerPolicy) and isinstance(built.timeouts, Timeouts)
     assert built.cache is None or isinstance(built.cache, CachePolicy)
-    assert built.hedge is None
+    assert built.hedge is None or isinstance(built.hedge, HedgePolicy)
     assert type(built.sticky_seconds) in (int, float) and 0 <= built.sticky_seconds <= 3600
     for table, names in built.key_schemas.items():
         assert isinstance(table, str) and isinstance(names, tuple) and len(names) in (1, 2)

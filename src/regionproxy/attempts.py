@@ -33,7 +33,7 @@ from typing import Any
 from regionproxy.breakers import NORMAL
 from regionproxy.calls import Call
 from regionproxy.config import Timeouts
-from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, RegionUnavailable, ReplicaMissingError
+from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, RegionProxyError, RegionUnavailable, ReplicaMissingError
 from regionproxy.events import (
     CALLER_ERROR,
     FAILED,
@@ -47,7 +47,8 @@ from regionproxy.events import (
     ReplicaMissing,
 )
 from regionproxy.faults import classify, error_code
-from regionproxy.operations import WRITE
+from regionproxy.hedging import Hedger
+from regionproxy.operations import READ, WRITE
 from regionproxy.replica import Replica
 
 _MISSING = "ResourceNotFoundException"
@@ -65,6 +66,7 @@ class AttemptLoop:
     :param clock: wall-clock seconds for event times.
     :param sleep: how to wait before an in-region retry; tests pass a fake.
     :param rng: ``() -> float`` in [0, 1), for jitter.
+    :param hedger: hedges reads (see :mod:`regionproxy.hedging`), or None.
     """
 
     def __init__(
@@ -79,7 +81,9 @@ class AttemptLoop:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        hedger: Hedger | None = None,
     ) -> None:
+        self.hedger = hedger
         self.replicas = replicas
         self.hooks = hooks
         self.attempts = attempts
@@ -100,21 +104,30 @@ class AttemptLoop:
         return len(self.replicas) * per_region
 
     def run(self, call: Call, plan: tuple[str, ...]) -> tuple[dict[str, Any], str]:
-        """The response and the region that gave it; or the error to raise."""
-        run = _Run(call, plan)
+        """The response and the region that gave it; or the error to raise.
+        Reads are hedged when the session has a hedge policy."""
+        tally = _Tally()
         started = time.perf_counter()
         try:
-            for region in plan:
-                result = self._try_region(run, region)
-                if result is not None:
-                    self._charge_server_errors(run, region)
-                    self._finished(run, OK, region, started)
-                    return result, region
+            if self.hedger is not None and call.kind == READ and len(plan) > 1:
+                result, region = self.hedger.run(call, plan, lambda c, p: self._attempt(c, p, tally))
+            else:
+                result, region = self._attempt(call, plan, tally)
         except BaseException as error:
-            outcome = FAILED if isinstance(error, AmbiguousWriteError) else CALLER_ERROR
-            self._finished(run, outcome, run.last_region, started)
+            outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
+            self._finished(call, outcome, tally, started)
             raise
-        self._finished(run, FAILED, run.last_region, started)
+        self._finished(call, OK, tally, started)
+        return result, region
+
+    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally) -> tuple[dict[str, Any], str]:
+        """Every region of ``plan`` in turn, until one serves."""
+        run = _Run(call, plan, tally)
+        for region in plan:
+            result = self._try_region(run, region)
+            if result is not None:
+                self._charge_server_errors(run, region)
+                return result, region
         if run.server_errors and all(region in run.server_regions for region in run.errors):
             # Every region answered this request with a server error: blame
             # the request, not the regions (none was charged for it).
@@ -134,8 +147,8 @@ class AttemptLoop:
             if ticket is None:
                 run.errors.setdefault(region, RegionUnavailable(region, replica.breaker.state))
                 return None
-            run.attempts += 1
-            run.last_region = region
+            run.tally.attempts += 1
+            run.tally.region = region
             started = time.perf_counter()
             try:
                 result = replica.call(call.operation, call.params)
@@ -206,27 +219,36 @@ class AttemptLoop:
     def _failed_over(self, run: _Run, region: str, outcome: str) -> None:
         self.hooks.emit(FailedOver(run.call.operation, run.plan[0], region, run.reason, self._clock(), outcome))
 
-    def _finished(self, run: _Run, outcome: str, region: str | None, started: float) -> None:
-        call = run.call
+    def _finished(self, call: Call, outcome: str, tally: _Tally, started: float) -> None:
         self.hooks.emit(
-            OperationFinished(call.operation, call.kind, outcome, region, time.perf_counter() - started, run.attempts)
+            OperationFinished(call.operation, call.kind, outcome, tally.region, time.perf_counter() - started, tally.attempts)
         )
 
 
+class _Tally:
+    """Attempts of one call, over both sides of a hedge; and the region that
+    answered last."""
+
+    __slots__ = ("attempts", "region")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.region: str | None = None
+
+
 class _Run:
-    """What one call has met so far."""
+    """What one pass over a plan has met so far."""
 
-    __slots__ = ("call", "plan", "errors", "server_errors", "server_regions", "reason", "attempts", "last_region")
+    __slots__ = ("call", "plan", "tally", "errors", "server_errors", "server_regions", "reason")
 
-    def __init__(self, call: Call, plan: tuple[str, ...]) -> None:
+    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally) -> None:
         self.call = call
         self.plan = plan
+        self.tally = tally
         self.errors: dict[str, BaseException] = {}
         self.server_errors: list[tuple[str, BaseException]] = []
         self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
         self.reason = "breaker_open"  # why the preferred region did not serve
-        self.attempts = 0
-        self.last_region: str | None = None
 
 
 def _last(errors: Mapping[str, BaseException]) -> BaseException | None:

@@ -118,14 +118,41 @@ class CachePolicy:
         _number("CachePolicy.ttl", "ttl", self.ttl, low=0, high=DAY, above=True)
 
 
+_HEDGE_FLOOR = 0.005
+
+
 @dataclass(frozen=True, slots=True)
 class HedgePolicy:
-    """Hedged reads: after ``delay`` seconds (0 < x <= 60), ask the next region too."""
+    """Hedged reads: when the preferred region has not answered a read after
+    ``delay``, send the same read to the next admitted region too; the first
+    success wins. Writes are never hedged.
 
-    delay: float = 0.05
+    :param delay: seconds (0 < x <= 60), or ``"p95"``: the preferred region's
+        recently observed p95 latency, kept between ``floor`` and ``ceiling``.
+    :param budget: at most this fraction of reads (0 < x <= 1) is hedged over
+        the last ``window`` seconds, plus one, so an idle app can hedge too.
+    :param floor: the least ``"p95"`` delay, seconds.
+    :param ceiling: the most ``"p95"`` delay, seconds.
+    :param window: seconds over which the budget is counted (1-3600).
+    """
+
+    delay: float | str = 0.05
+    budget: float = 0.1
+    floor: float = _HEDGE_FLOOR
+    ceiling: float = 1.0
+    window: float = 10.0
 
     def __post_init__(self) -> None:
-        _number("HedgePolicy.delay", "delay", self.delay, low=0, high=60, above=True)
+        if self.delay != "p95":
+            _number("HedgePolicy.delay", "delay", self.delay, low=0, high=60, above=True)
+        _number("HedgePolicy.budget", "budget", self.budget, low=0, high=1, above=True)
+        _number("HedgePolicy.floor", "floor", self.floor, low=0, high=60, above=True)
+        _number("HedgePolicy.ceiling", "ceiling", self.ceiling, low=0, high=60, above=True)
+        if self.floor > self.ceiling:
+            # Blame the one moved from its default (the caller's change).
+            blamed = "floor" if self.floor != _HEDGE_FLOOR else "ceiling"
+            raise ConfigError(f"HedgePolicy.floor ({self.floor}) must be <= ceiling ({self.ceiling})", setting=blamed)
+        _number("HedgePolicy.window", "window", self.window, low=1, high=3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +168,7 @@ class Settings:
     :param breaker: a :class:`BreakerPolicy`.
     :param timeouts: a :class:`Timeouts`.
     :param cache: a :class:`CachePolicy`, or None for no cache.
-    :param hedge: must be None (hedged reads are not available yet).
+    :param hedge: a :class:`HedgePolicy` for hedged reads, or None.
     :param sticky_seconds: read-your-writes window, 0-3600 seconds.
     :param throttling_is_fault: a bool.
     :param key_schemas: table name -> ``(hash_key,)`` or ``(hash_key,
@@ -180,8 +207,8 @@ class Settings:
                 raise ConfigError(f"{name} must be a {kind.__name__}, got {_show(getattr(self, name))}", setting=name)
         if self.cache is not None and not isinstance(self.cache, CachePolicy):
             raise ConfigError(f"cache must be a CachePolicy or None, got {_show(self.cache)}", setting="cache")
-        if self.hedge is not None:
-            raise ConfigError("hedged reads are not available in this version; pass hedge=None", setting="hedge")
+        if self.hedge is not None and not isinstance(self.hedge, HedgePolicy):
+            raise ConfigError(f"hedge must be a HedgePolicy or None, got {_show(self.hedge)}", setting="hedge")
         _number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
         object.__setattr__(self, "key_schemas", _checked_key_schemas(self.key_schemas))
         check_client_config(self.client_config)
@@ -482,8 +509,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
     "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
     "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
+    "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
+    "HEDGE_BUDGET": ("hedge.budget", _decimal),
 }
-_POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy}
+_POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
 
 
 def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:

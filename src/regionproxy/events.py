@@ -99,6 +99,20 @@ class ReplicaMissing:
 
 
 @dataclass(frozen=True, slots=True)
+class Hedged:
+    """A read was also sent to ``to_region`` after ``from_region`` had not
+    answered within ``delay`` seconds. ``outcome``: ``won`` (the hedge
+    answered first), ``lost`` (the preferred region did), ``failed``
+    (neither served), or ``refused`` (the budget was spent: not sent)."""
+
+    operation: str
+    from_region: str
+    to_region: str
+    outcome: str
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
 class CacheLookup:
     """A read looked in the cache."""
 
@@ -107,7 +121,9 @@ class CacheLookup:
     hit: bool
 
 
-Event = CallFinished | BreakerChanged | FailedOver | OperationFinished | PoisonRequest | ReplicaMissing | CacheLookup
+Event = (
+    CallFinished | BreakerChanged | FailedOver | OperationFinished | PoisonRequest | ReplicaMissing | Hedged | CacheLookup
+)
 
 
 class Listener(Protocol):

@@ -33,6 +33,7 @@ from regionproxy.events import (
     CallFinished,
     Event,
     FailedOver,
+    Hedged,
     OperationFinished,
     PoisonRequest,
     ReplicaMissing,
@@ -124,6 +125,12 @@ class PrometheusListener:
             ["region", "table"],
             registry=target,
         )
+        self.hedges = Counter(
+            "regionproxy_hedges",
+            "Hedged reads per hedge region and outcome (won, lost, failed, refused: over budget, not sent).",
+            ["region", "outcome"],
+            registry=target,
+        )
         self.cache = Counter(
             "regionproxy_cache_lookups",
             "Read cache lookups per table and result (hit, miss).",
@@ -162,6 +169,8 @@ class PrometheusListener:
         elif isinstance(event, ReplicaMissing):
             # Tables are the app's own, a handful per app: a label is fine.
             self.replica_missing.labels(self._region(event.region), event.table).inc()
+        elif isinstance(event, Hedged):
+            self.hedges.labels(self._region(event.to_region), event.outcome).inc()
         elif isinstance(event, CacheLookup):
             self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
 

@@ -34,6 +34,7 @@ from regionproxy.config import (
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheLookup, Hooks, Listener
 from regionproxy.forks import reset_after_fork
+from regionproxy.hedging import Hedger
 from regionproxy.operations import READ, WRITE, key_fingerprint
 from regionproxy.replica import Replica
 from regionproxy.routing import Router, StickyWrites
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
     from regionproxy.client import RegionClient
+    from regionproxy.resource import RegionResource
     from regionproxy.table import RegionTable
 
 log = logging.getLogger("regionproxy")
@@ -67,7 +69,8 @@ class RegionSession:
     :param timeouts: per attempt, per region.
     :param cache: a :class:`CachePolicy` to cache eventually consistent
         ``GetItem`` results, or None.
-    :param hedge: reserved for hedged reads; must be None in this version.
+    :param hedge: a :class:`HedgePolicy`: hedge reads (after a delay, ask the
+        next region too; the first success wins), or None.
     :param primary_region: the write region in ``primary`` mode (default:
         the first region).
     :param write_failover: in ``primary`` mode, let writes fail over.
@@ -168,6 +171,10 @@ class RegionSession:
             clock=clock,
             sleep=sleep,
         )
+        if settings.hedge is not None:
+            self.attempts.hedger = Hedger(
+                settings.hedge, self.hooks, longest_call=self.attempts.longest_call(settings.timeouts), clock=monotonic
+            )
         self.key_schemas = KeySchemas(settings.key_schemas, self._describe)
         self.cache = (
             ReadCache(settings.cache, clock=monotonic, wait_timeout=self.attempts.longest_call(settings.timeouts) + 1.0)
@@ -212,11 +219,22 @@ class RegionSession:
                     self._client = RegionClient(self)
         return self._client
 
-    def table(self, name: str) -> RegionTable:
-        """A drop-in for ``boto3.resource("dynamodb").Table(name)``."""
-        from regionproxy.table import RegionTable
+    @property
+    def resource(self) -> RegionResource:
+        """A drop-in for ``boto3.resource("dynamodb")``; safe to share between threads."""
+        resource = getattr(self, "_resource", None)
+        if resource is None:
+            from regionproxy.resource import RegionResource
 
-        return RegionTable(name, self)
+            with self._lock:
+                resource = getattr(self, "_resource", None)
+                if resource is None:
+                    resource = self._resource = RegionResource(self)
+        return resource
+
+    def table(self, name: str) -> RegionTable:
+        """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``."""
+        return self.resource.Table(name)
 
     @staticmethod
     @contextlib.contextmanager
@@ -265,6 +283,8 @@ class RegionSession:
         }
 
     def close(self) -> None:
+        if self.attempts.hedger is not None:
+            self.attempts.hedger.close()
         for replica in self.replicas.values():
             replica.close()
 

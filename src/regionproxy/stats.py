@@ -29,6 +29,7 @@ from regionproxy.events import (
     CallFinished,
     Event,
     FailedOver,
+    Hedged,
     OperationFinished,
     PoisonRequest,
     ReplicaMissing,
@@ -115,6 +116,7 @@ class SessionStats:
         self.breaker_changes: deque[BreakerChanged] = deque(maxlen=recent_failovers)
         self.cache_hits = 0
         self.cache_misses = 0
+        self._hedges: dict[str, int] = {"won": 0, "lost": 0, "failed": 0, "refused": 0}
 
     @property
     def failover_count(self) -> int:
@@ -143,6 +145,9 @@ class SessionStats:
         elif isinstance(event, BreakerChanged):
             with self._lock:
                 self.breaker_changes.append(event)
+        elif isinstance(event, Hedged):
+            with self._lock:
+                self._hedges[event.outcome] = self._hedges.get(event.outcome, 0) + 1
         elif isinstance(event, CacheLookup):
             with self._lock:
                 if event.hit:
@@ -205,7 +210,8 @@ class SessionStats:
 
     def summary(self) -> dict[str, Any]:
         """Everything not per region, JSON-ready, for ``session.status()``:
-        ``failovers``, ``operations``, ``poison_requests``, ``missing_replicas``."""
+        ``failovers``, ``operations``, ``poison_requests``, ``missing_replicas``,
+        ``hedges`` (hedged reads by outcome)."""
         with self._lock:
             return {
                 "latency_window_s": self.window,
@@ -213,6 +219,7 @@ class SessionStats:
                 "operations": {kind: dict(counts) for kind, counts in self._operations.items()},
                 "poison_requests": self._poison.json(),
                 "missing_replicas": self._missing.json(),
+                "hedges": dict(self._hedges),
             }
 
     def cache(self) -> dict[str, Any]:

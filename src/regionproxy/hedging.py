@@ -1,0 +1,209 @@
+"""Hedged reads: ask the next region too when the preferred one is slow.
+
+A blackholed region costs every read that meets it a full read timeout
+until its breaker opens, and a brownout (slow, not down) never opens it at
+all. Hedging bounds both at the hedge delay: when the preferred region has
+not answered a read after ``delay``, the same read goes to the next
+admitted region, and the first success wins. The loser is not awaited; its
+outcome still reaches its region's breaker, since each side is an ordinary
+attempt loop. A budget caps hedges at a fraction of recent reads, so a
+region-wide slowdown cannot double the load on the other regions.
+
+Writes are never hedged: sending one twice is what the rest of the session
+works to avoid.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from regionproxy.calls import Call
+from regionproxy.config import HedgePolicy
+from regionproxy.errors import RegionProxyError
+from regionproxy.events import OK, CallFinished, Event, Hedged, Hooks
+from regionproxy.forks import reset_after_fork
+
+# The attempt loop over a plan: (call, plan) -> (response, region).
+Attempt = Callable[[Call, tuple[str, ...]], tuple[dict[str, Any], str]]
+_SAMPLES = 256  # recent successful latencies kept per region, for "p95"
+_BUCKET = 1.0  # seconds per budget bucket
+
+
+class HedgeBudget:
+    """Hedges allowed: at most ``fraction`` of the reads of the last
+    ``window`` seconds, plus one. Counted in one-second buckets.
+
+    :param fraction: the share of reads that may be hedged.
+    :param window: seconds counted.
+    :param clock: monotonic seconds; tests pass a fake one.
+    """
+
+    def __init__(self, fraction: float, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.fraction = fraction
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: deque[list[float]] = deque()  # [start, reads, hedges]
+        reset_after_fork(self)
+
+    def __repr__(self) -> str:
+        reads, hedges = self._totals()
+        return f"HedgeBudget(fraction={self.fraction}, window={self.window}, reads={reads:g}, hedges={hedges:g})"
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def read(self) -> None:
+        """Count one read."""
+        with self._lock:
+            self._bucket()[1] += 1
+
+    def spend(self) -> bool:
+        """Take one hedge if the budget allows it."""
+        with self._lock:
+            bucket = self._bucket()
+            reads = sum(b[1] for b in self._buckets)
+            hedges = sum(b[2] for b in self._buckets)
+            if hedges + 1 > self.fraction * reads + 1:
+                return False
+            bucket[2] += 1
+            return True
+
+    def _bucket(self) -> list[float]:
+        now = self._clock()
+        while self._buckets and self._buckets[0][0] <= now - self.window:
+            self._buckets.popleft()
+        if not self._buckets or now - self._buckets[-1][0] >= _BUCKET:
+            self._buckets.append([now, 0.0, 0.0])
+        return self._buckets[-1]
+
+    def _totals(self) -> tuple[float, float]:
+        with self._lock:
+            return sum(b[1] for b in self._buckets), sum(b[2] for b in self._buckets)
+
+
+class RecentLatency:
+    """Listener: each region's recent successful attempt latencies, for a
+    ``"p95"`` hedge delay."""
+
+    def __init__(self) -> None:
+        self._samples: dict[str, deque[float]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, CallFinished) and event.outcome == OK and event.operation != "Probe":
+            samples = self._samples.get(event.region)
+            if samples is None:
+                samples = self._samples.setdefault(event.region, deque(maxlen=_SAMPLES))
+            samples.append(event.duration)  # deque.append is atomic: no lock
+
+    def p95(self, region: str) -> float | None:
+        samples = sorted(self._samples.get(region, ()))
+        if len(samples) < 20:
+            return None  # too few to say
+        return samples[min(len(samples) - 1, math.ceil(0.95 * len(samples)) - 1)]
+
+
+class Hedger:
+    """Runs reads with a hedge.
+
+    :param policy: the :class:`~regionproxy.config.HedgePolicy`.
+    :param hooks: where ``Hedged`` events go; the latency listener is added there.
+    :param longest_call: seconds one attempt loop can take at most: the bound
+        on every wait here.
+    """
+
+    def __init__(
+        self, policy: HedgePolicy, hooks: Hooks, *, longest_call: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.policy = policy
+        self.budget = HedgeBudget(policy.budget, policy.window, clock=clock)
+        self.latency = RecentLatency()
+        self._hooks = hooks
+        self._longest_call = longest_call
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pid = -1
+        hooks.add(self.latency)
+        reset_after_fork(self)
+
+    def __repr__(self) -> str:
+        return f"Hedger({self.policy!r})"
+
+    def _after_fork(self) -> None:
+        # The parent's pool threads do not exist here: a new pool on first use.
+        self._lock = threading.Lock()
+        self._pool, self._pid = None, -1
+
+    def delay(self, region: str) -> float:
+        """Seconds to wait for ``region`` before hedging."""
+        if self.policy.delay != "p95":
+            return float(self.policy.delay)
+        observed = self.latency.p95(region)
+        if observed is None:
+            return self.policy.ceiling
+        return min(self.policy.ceiling, max(self.policy.floor, observed))
+
+    def run(self, call: Call, plan: tuple[str, ...], attempt: Attempt) -> tuple[dict[str, Any], str]:
+        """``attempt(call, plan)``, hedged after the delay with
+        ``attempt(call, plan[1:])``; the first success wins."""
+        self.budget.read()
+        pool = self._executor()
+        delay = self.delay(plan[0])
+        primary = pool.submit(attempt, call, plan)
+        try:
+            return primary.result(timeout=delay)
+        except concurrent.futures.TimeoutError:
+            pass
+        if not self.budget.spend():
+            self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
+            return primary.result(timeout=self._longest_call + 1.0)
+        hedge = pool.submit(attempt, call, plan[1:])
+        return self._first_success(call, plan, delay, primary, hedge)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool, self._pid = self._pool, None, -1
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _first_success(
+        self,
+        call: Call,
+        plan: tuple[str, ...],
+        delay: float,
+        primary: concurrent.futures.Future[Any],
+        hedge: concurrent.futures.Future[Any],
+    ) -> tuple[dict[str, Any], str]:
+        pending = {primary, hedge}
+        deadline = time.monotonic() + self._longest_call + 1.0
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, timeout=max(0.0, deadline - time.monotonic()), return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            if not done:
+                break  # both loops are bounded by their timeouts: only a stuck pool gets here
+            for future in done:
+                error = future.exception()
+                if error is None or not isinstance(error, RegionProxyError):
+                    # A success, or DynamoDB's own answer (a caller error): the answer.
+                    outcome = "won" if future is hedge else "lost"
+                    self._hooks.emit(Hedged(call.operation, plan[0], plan[1], outcome, delay))
+                    return future.result()
+        self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
+        return primary.result(timeout=0)  # raises the preferred side's error (it covers every region)
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="regionproxy-hedge")
+                    self._pid = os.getpid()
+        assert self._pool is not None
+        return self._pool

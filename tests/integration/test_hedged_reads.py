@@ -1,0 +1,82 @@
+"""Hedged reads on the lab: a slow or silent local region is hedged to the
+remote one; the loser still feeds its breaker; writes are never hedged."""
+
+from __future__ import annotations
+
+import threading
+
+import regionproxy as rp
+from regionproxy.events import CallFinished, Hedged
+from regionproxy.testing.lab import wait_for
+from tests.conftest import TABLE
+
+LOCAL, REMOTE = "eu-west-3", "us-east-1"
+KEY = {"pk": {"S": "h"}, "sk": {"S": "s"}}
+
+
+def _session(lab, events, **kwargs):
+    session = lab.session(
+        timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1),
+        hedge=rp.HedgePolicy(delay=0.05, budget=1.0),
+        listeners=[events.append],
+        **kwargs,
+    )
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
+    lab.wait_replicated()
+    return session
+
+
+def _forwarded(lab, region, operation, since):
+    return [r for r in lab.requests(region)[since:] if r.operation == operation and r.action == "forwarded"]
+
+
+def test_brownout_read_is_served_by_the_hedge_and_the_loser_still_reports(lab):
+    events = []
+    session = _session(lab, events)
+    lab.fault(LOCAL, "latency", delay=0.8)  # slow, not down: no breaker would ever open
+    response = session.client.get_item(TableName=TABLE, Key=KEY)
+    assert response["Item"]["v"] == {"S": "x"}
+    assert [(e.to_region, e.outcome) for e in events if isinstance(e, Hedged)] == [(REMOTE, "won")]
+    # The loser was not awaited, but its answer reaches its region's stats and breaker.
+    assert wait_for(
+        lambda: any(isinstance(e, CallFinished) and e.region == LOCAL and e.operation == "GetItem" for e in events),
+        timeout=30,
+    )
+
+
+def test_blackholed_local_region_is_hedged_and_its_timeout_still_counts(lab):
+    events = []
+    session = _session(lab, events)
+    lab.fault(LOCAL, "blackhole")
+    assert session.table(TABLE).get_item(Key={"pk": "h", "sk": "s"})["Item"]["v"] == "x"
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won"]
+    assert wait_for(lambda: session.replicas[LOCAL].breaker.failures == 1, timeout=30)
+
+
+def test_writes_are_not_hedged_even_when_slow(lab):
+    events = []
+    session = _session(lab, events)
+    lab.fault(LOCAL, "latency", delay=0.3)
+    since = len(lab.requests(REMOTE))
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "y"}})
+    assert [e for e in events if isinstance(e, Hedged)] == []
+    assert _forwarded(lab, REMOTE, "PutItem", since) == []
+
+
+def test_concurrent_cached_misses_make_one_hedged_read(lab):
+    events = []
+    session = _session(lab, events, cache=rp.CachePolicy(ttl=60))
+    lab.fault(LOCAL, "latency", delay=0.5)
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(session.client.get_item(TableName=TABLE, Key=KEY)))
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 6 and all(r["Item"]["v"] == {"S": "x"} for r in results)
+    assert len(_forwarded(lab, REMOTE, "GetItem", since[REMOTE])) == 1  # one hedge for six readers
+    assert wait_for(lambda: len(_forwarded(lab, LOCAL, "GetItem", since[LOCAL])) == 1, timeout=30)

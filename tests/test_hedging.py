@@ -1,0 +1,202 @@
+"""Hedged reads: the budget, the delay, and the first success winning.
+
+The two sides are plain functions that block on events, so the tests decide
+which side answers first; no sockets, no sleeps on the timed path.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from botocore.exceptions import ClientError
+
+from regionproxy.calls import Call
+from regionproxy.config import HedgePolicy
+from regionproxy.errors import AllRegionsFailed, ConfigError
+from regionproxy.events import CallFinished, Hedged, Hooks
+from regionproxy.hedging import HedgeBudget, Hedger
+
+PLAN = ("eu-west-3", "us-east-1")
+GET = Call("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}})
+PUT = Call("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}}})
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_budget_allows_the_fraction_of_recent_reads_plus_one():
+    clock = Clock()
+    budget = HedgeBudget(0.1, 10, clock=clock)
+    for _ in range(20):
+        budget.read()
+    assert [budget.spend() for _ in range(4)] == [True, True, True, False]  # 0.1 x 20 + 1
+
+
+def test_budget_forgets_reads_and_hedges_older_than_its_window():
+    clock = Clock()
+    budget = HedgeBudget(0.1, 10, clock=clock)
+    for _ in range(20):
+        budget.read()
+    while budget.spend():
+        pass
+    clock.now += 11
+    budget.read()
+    assert budget.spend() is True  # the idle allowance is back
+    assert budget.spend() is False
+
+
+def test_p95_delay_follows_observed_latency_within_floor_and_ceiling():
+    hooks = Hooks()
+    hedger = Hedger(HedgePolicy(delay="p95", floor=0.01, ceiling=0.5), hooks, longest_call=5)
+    assert hedger.delay("eu-west-3") == 0.5  # nothing observed yet: the ceiling
+    for n in range(100):
+        hooks.emit(CallFinished("eu-west-3", "GetItem", "read", 0.020 + n / 10_000, "ok"))
+    assert hedger.delay("eu-west-3") == pytest.approx(0.0295, abs=0.0011)
+    for _ in range(256):
+        hooks.emit(CallFinished("eu-west-3", "GetItem", "read", 0.001, "ok"))
+    assert hedger.delay("eu-west-3") == 0.01  # the floor
+    hedger.close()
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        pytest.param({"delay": "fast"}, id="delay-word"),
+        pytest.param({"delay": 0}, id="delay-zero"),
+        pytest.param({"budget": 0}, id="budget-zero"),
+        pytest.param({"budget": 1.5}, id="budget-over-one"),
+        pytest.param({"floor": 0.5, "ceiling": 0.1}, id="floor-above-ceiling"),
+        pytest.param({"window": 0.5}, id="window-short"),
+    ],
+)
+def test_bad_hedge_policy_is_a_config_error(policy):
+    with pytest.raises(ConfigError):
+        HedgePolicy(**policy)
+
+
+class Sides:
+    """The preferred side blocks until released; the hedge answers at once."""
+
+    def __init__(self, primary_result=None, hedge_result=None):
+        self.release = threading.Event()
+        self.primary_result = primary_result or ({"from": "primary"}, PLAN[0])
+        self.hedge_result = hedge_result or ({"from": "hedge"}, PLAN[1])
+        self.plans = []
+
+    def __call__(self, call, plan):
+        self.plans.append(plan)
+        if plan == PLAN:
+            assert self.release.wait(10)
+            return _result(self.primary_result)
+        return _result(self.hedge_result)
+
+
+def _result(value):
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+def _hedger(events, **policy):
+    return Hedger(HedgePolicy(**{"delay": 0.01, "budget": 1.0, **policy}), Hooks([events.append]), longest_call=10)
+
+
+def test_slow_preferred_region_loses_to_the_hedge():
+    events = []
+    hedger, sides = _hedger(events), Sides()
+    try:
+        assert hedger.run(GET, PLAN, sides) == ({"from": "hedge"}, PLAN[1])
+        assert sides.plans == [PLAN, PLAN[1:]]
+        assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won"]
+    finally:
+        sides.release.set()
+        hedger.close()
+
+
+def test_fast_preferred_region_sends_no_hedge():
+    events = []
+    hedger, sides = _hedger(events, delay=5.0), Sides()
+    sides.release.set()
+    assert hedger.run(GET, PLAN, sides) == ({"from": "primary"}, PLAN[0])
+    assert sides.plans == [PLAN]
+    assert [e for e in events if isinstance(e, Hedged)] == []
+    hedger.close()
+
+
+def test_failed_hedge_waits_for_the_preferred_region():
+    events = []
+    failure = AllRegionsFailed("GetItem", {PLAN[1]: RuntimeError("down")})
+    sides = Sides(hedge_result=failure)
+    hedger = _hedger(events)
+    threading.Timer(0.05, sides.release.set).start()
+    assert hedger.run(GET, PLAN, sides) == ({"from": "primary"}, PLAN[0])
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"]
+    hedger.close()
+
+
+def test_a_caller_error_from_either_side_is_the_answer():
+    events = []
+    error = ClientError({"Error": {"Code": "ValidationException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetItem")
+    sides = Sides(hedge_result=error)
+    hedger = _hedger(events)
+    try:
+        with pytest.raises(ClientError) as caught:
+            hedger.run(GET, PLAN, sides)
+        assert caught.value is error
+    finally:
+        sides.release.set()
+        hedger.close()
+
+
+def test_both_sides_failing_raises_the_preferred_sides_error():
+    events = []
+    primary_failure = AllRegionsFailed("GetItem", {PLAN[0]: RuntimeError("a"), PLAN[1]: RuntimeError("b")})
+    sides = Sides(primary_result=primary_failure, hedge_result=AllRegionsFailed("GetItem", {PLAN[1]: RuntimeError("b")}))
+    hedger = _hedger(events)
+    threading.Timer(0.05, sides.release.set).start()
+    with pytest.raises(AllRegionsFailed) as caught:
+        hedger.run(GET, PLAN, sides)
+    assert caught.value is primary_failure
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["failed"]
+    hedger.close()
+
+
+def test_spent_budget_sends_no_hedge_and_says_so():
+    events = []
+    hedger, sides = _hedger(events, budget=0.01), Sides()
+    hedger.budget.spend()  # the idle allowance, taken
+    threading.Timer(0.05, sides.release.set).start()
+    assert hedger.run(GET, PLAN, sides) == ({"from": "primary"}, PLAN[0])
+    assert sides.plans == [PLAN]
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["refused"]
+    hedger.close()
+
+
+def test_writes_are_never_hedged_by_the_attempt_loop():
+    from regionproxy.attempts import AttemptLoop
+
+    class Slow:
+        def __init__(self, region):
+            from regionproxy.breakers import RegionBreaker
+            from regionproxy.config import BreakerPolicy
+
+            self.region = region
+            self.breaker = RegionBreaker(region, BreakerPolicy(), Hooks())
+            self.calls = 0
+
+        def call(self, operation, params):
+            self.calls += 1
+            return {}
+
+    replicas = {region: Slow(region) for region in PLAN}
+    events = []
+    loop = AttemptLoop(replicas, Hooks([events.append]), attempts=1)
+    loop.hedger = _hedger(events, delay=0.001)
+    loop.hedger.run = lambda *args: pytest.fail("a write reached the hedger")
+    assert loop.run(PUT, PLAN) == ({}, PLAN[0])
+    assert (replicas[PLAN[0]].calls, replicas[PLAN[1]].calls) == (1, 0)
