@@ -143,7 +143,7 @@ def test_fault_matrix(lab, matrix_table, fault, kind):
         breaker=rp.BreakerPolicy(fail_max=50, reset_timeout=60),
         listeners=[lambda event: finished.append(event) if isinstance(event, OperationFinished) else None],
     )
-    session.client  # build the clients before the fault: only the fault is timed
+    session.prepare()  # clients built before the fault: only the fault is timed
     mode, params = FAULTS[fault]
     lab.fault(LOCAL, mode, **params)
     operation = OPERATIONS[kind]

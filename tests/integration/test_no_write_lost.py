@@ -32,7 +32,7 @@ def test_every_acknowledged_write_survives_outages_and_reaches_every_region(lab)
         cache=rp.CachePolicy(ttl=1.0),
         key_schemas={TABLE: ("pk", "sk")},
     )
-    session.client  # clients built before the chaos starts
+    session.prepare()  # clients built before the chaos starts
     acknowledged: dict[str, str] = {}
     refused: list[str] = []
     lock = threading.Lock()
