@@ -1,131 +1,140 @@
-"""``session.table(name)``: a drop-in for ``boto3.resource("dynamodb").Table(name)``.
+"""``session.resource.Table(name)``: a drop-in for ``boto3.resource("dynamodb").Table(name)``.
 
-The same methods, arguments and return shapes, built on the session's
-thread-safe clients rather than on a boto3 resource (resources must not be
-shared between threads). Python values and ``boto3.dynamodb.conditions``
-are turned into the wire format by boto3's own ``TransformationInjector``
-(``TypeSerializer``, ``TypeDeserializer``, ``ConditionExpressionBuilder``),
-called directly instead of registered as event handlers on the clients.
+The same methods, attributes, arguments and return shapes, as thin calls
+to the session's Python-value client (:class:`~regionproxy.client.ResourceClient`,
+also ``table.meta.client``), which does every transformation and routes
+every call. Nothing here is a boto3 resource: those must not be shared
+between threads, and this Table may be.
+
+Item calls (``get_item``, ``put_item``, ``query``, ..., ``batch_writer()``)
+are routed like the client's. Table calls (``load()``, the description
+attributes, ``update()``, ``delete()``, the waiters) are control-plane:
+the local region, as for the client.
 """
 
 from __future__ import annotations
 
-import copy
-import threading
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.table import BatchWriter
-from boto3.dynamodb.transform import TransformationInjector
 
 if TYPE_CHECKING:
-    from regionproxy.session import RegionSession
-
-# The condition builder numbers its placeholders as it goes: one per thread.
-_injectors = threading.local()
+    from regionproxy.client import ResourceClient
 
 
-def _injector() -> TransformationInjector:
-    injector = getattr(_injectors, "value", None)
-    if injector is None:
-        injector = _injectors.value = TransformationInjector()
-    return injector
+class TableMeta:
+    """``table.meta``, as boto3 resources have it: ``client`` and ``data``
+    (the ``DescribeTable`` description, or None until loaded)."""
+
+    service_name = "dynamodb"
+    identifiers = ("name",)
+
+    def __init__(self, client: ResourceClient, data: dict[str, Any] | None = None) -> None:
+        self.client = client
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "TableMeta('dynamodb', identifiers=['name'])"
 
 
 class RegionTable:
     """A DynamoDB table over the session's regions.
 
+    Safe to share between threads: item calls keep no state, and the
+    description attributes are a snapshot taken on first access (or by
+    :meth:`load`), as boto3's are.
+
     :param name: the table name.
-    :param session: the :class:`~regionproxy.RegionSession` that routes calls.
+    :param client: the session's :class:`~regionproxy.client.ResourceClient`.
+    :param attributes: description attribute names (``item_count``) to
+        ``DescribeTable`` member names (``ItemCount``).
     """
 
-    def __init__(self, name: str, session: RegionSession) -> None:
-        self.name = self.table_name = name
-        self._session = session
-        self.meta = _TableMeta(session)
+    def __init__(self, name: str, client: ResourceClient, attributes: dict[str, str]) -> None:
+        if name is None:
+            raise ValueError("Required parameter name not set")  # boto3's words
+        self.name = name
+        self.meta = TableMeta(client)
+        self._call = client._make_api_call  # the hot path: one lookup, here
+        self._attributes = attributes
 
     def __repr__(self) -> str:
         return f"RegionTable(name={self.name!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RegionTable) and (other.name, other._session) == (self.name, self._session)
+        return isinstance(other, RegionTable) and (other.name, other.meta.client) == (self.name, self.meta.client)
 
     def __hash__(self) -> int:
-        return hash((self.name, id(self._session)))
+        return hash((self.name, id(self.meta.client)))
+
+    @property
+    def table_name(self) -> str:
+        """The identifier, as boto3's alias of it: no ``DescribeTable``."""
+        return self.name
+
+    # -- items: routed across regions ---------------------------------------------
+    # boto3's actions: the table's name first, the caller's keywords over it.
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("GetItem", kwargs)
+        return self._call("GetItem", {"TableName": self.name, **kwargs})
 
     def put_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("PutItem", kwargs)
+        return self._call("PutItem", {"TableName": self.name, **kwargs})
 
     def update_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("UpdateItem", kwargs)
+        return self._call("UpdateItem", {"TableName": self.name, **kwargs})
 
     def delete_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("DeleteItem", kwargs)
+        return self._call("DeleteItem", {"TableName": self.name, **kwargs})
 
     def query(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("Query", kwargs)
+        return self._call("Query", {"TableName": self.name, **kwargs})
 
     def scan(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("Scan", kwargs)
+        return self._call("Scan", {"TableName": self.name, **kwargs})
 
     def batch_writer(self, overwrite_by_pkeys: list[str] | None = None) -> BatchWriter:
-        """boto3's own ``BatchWriter``: buffers puts and deletes, sends them
-        25 at a time, resends unprocessed items."""
-        return BatchWriter(self.name, _BatchClient(self), overwrite_by_pkeys=overwrite_by_pkeys)
+        """boto3's own ``BatchWriter`` over ``meta.client``: buffers puts and
+        deletes, sends them 25 at a time, resends unprocessed items."""
+        return BatchWriter(self.name, self.meta.client, overwrite_by_pkeys=overwrite_by_pkeys)
 
-    @property
-    def key_schema(self) -> list[dict[str, str]]:
-        return self._describe()["KeySchema"]
+    # -- the table itself: control plane, the local region ------------------------
 
-    @property
-    def attribute_definitions(self) -> list[dict[str, str]]:
-        return self._describe()["AttributeDefinitions"]
+    def load(self) -> None:
+        """Describe the table; the description attributes read from it."""
+        self.meta.data = self.meta.client.describe_table(TableName=self.name)["Table"]
 
-    @property
-    def global_secondary_indexes(self) -> list[dict[str, Any]] | None:
-        return self._describe().get("GlobalSecondaryIndexes")
+    reload = load
 
-    @property
-    def item_count(self) -> int:
-        return self._describe().get("ItemCount", 0)
+    def delete(self, **kwargs: Any) -> dict[str, Any]:
+        return self.meta.client.delete_table(**{"TableName": self.name, **kwargs})
 
-    def _describe(self) -> dict[str, Any]:
-        return self._session.execute("DescribeTable", {"TableName": self.name})["Table"]
+    def update(self, **kwargs: Any) -> RegionTable:
+        """``UpdateTable``; a new Table loaded with the updated description."""
+        response = self.meta.client.update_table(**{"TableName": self.name, **kwargs})
+        table = RegionTable(self.name, self.meta.client, self._attributes)
+        table.meta.data = response.get("TableDescription")
+        return table
 
-    def _call(self, operation: str, params: dict[str, Any], *, with_table: bool = True) -> dict[str, Any]:
-        # The transformer rewrites nested values in place; boto3's resource
-        # deep-copies the parameters first (copy_dynamodb_params), and so do we.
-        params = copy.deepcopy(params)
-        if with_table:
-            params["TableName"] = self.name
-        model = self._session.client.meta.service_model.operation_model(operation)
-        injector = _injector()
-        injector.inject_condition_expressions(params, model)
-        injector.inject_attribute_value_input(params, model)
-        response = self._session.execute(operation, params)
-        injector.inject_attribute_value_output(response, model)
-        return response
+    def wait_until_exists(self, **kwargs: Any) -> None:
+        self.meta.client.get_waiter("table_exists").wait(**{"TableName": self.name, **kwargs})
 
+    def wait_until_not_exists(self, **kwargs: Any) -> None:
+        self.meta.client.get_waiter("table_not_exists").wait(**{"TableName": self.name, **kwargs})
 
-class _BatchClient:
-    """What boto3's BatchWriter needs of a client: ``batch_write_item`` on
-    Python values, answering unprocessed items as Python values."""
+    def get_available_subresources(self) -> list[str]:
+        return []
 
-    def __init__(self, table: RegionTable) -> None:
-        self._table = table
+    def __getattr__(self, name: str) -> Any:
+        # The description attributes (key_schema, item_count, table_status,
+        # ...: every DescribeTable member of this botocore): loaded on first use.
+        member = self.__dict__.get("_attributes", {}).get(name)
+        if member is None:
+            raise AttributeError(f"'RegionTable' object has no attribute {name!r}")
+        if self.meta.data is None:
+            self.load()
+        assert self.meta.data is not None
+        return self.meta.data.get(member)
 
-    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._table._call("BatchWriteItem", kwargs, with_table=False)
-
-
-class _TableMeta:
-    """``table.meta.client``, as boto3 resources have it."""
-
-    def __init__(self, session: RegionSession) -> None:
-        self._session = session
-
-    @property
-    def client(self) -> Any:
-        return self._session.client
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._attributes})
