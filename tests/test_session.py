@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.config import Config
 
@@ -44,3 +46,31 @@ def test_clients_get_the_callers_config_under_the_sessions_timeouts_and_one_boto
 def test_default_pool_fits_a_threaded_server():
     session = rp.RegionSession(REGIONS, endpoints={region: "http://127.0.0.1:9" for region in REGIONS})
     assert session.replicas["us-east-1"].client.meta.config.max_pool_connections == 50
+
+
+def test_a_chain_of_forks_keeps_one_boto3_session_per_process():
+    import os
+
+    from regionproxy import replica
+
+    replica._process_session()  # the parent's
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: fork once more, and report what the grandchild keeps
+        os.close(read)
+        inner = os.fork()
+        if inner == 0:
+            replica._process_session()
+            os.write(write, repr(sorted(replica._SESSIONS) == [os.getpid()]).encode())
+            os._exit(0)
+        os.waitpid(inner, 0)
+        os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 20  # never wait without a bound
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child hung")
+        time.sleep(0.01)
+    with os.fdopen(read) as answer:
+        assert answer.read() == "True"  # no ancestor's session left behind
