@@ -73,25 +73,32 @@ class RegionTable:
         return self.name
 
     # -- items: routed across regions ---------------------------------------------
-    # boto3's actions: the table's name first, the caller's keywords over it.
+    # boto3's actions: the table's name first, the caller's keywords over it;
+    # and after each one that succeeds, the loaded description is dropped
+    # (boto3 reloads it on the next attribute read).
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("GetItem", {"TableName": self.name, **kwargs})
+        return self._action("GetItem", kwargs)
 
     def put_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("PutItem", {"TableName": self.name, **kwargs})
+        return self._action("PutItem", kwargs)
 
     def update_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("UpdateItem", {"TableName": self.name, **kwargs})
+        return self._action("UpdateItem", kwargs)
 
     def delete_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("DeleteItem", {"TableName": self.name, **kwargs})
+        return self._action("DeleteItem", kwargs)
 
     def query(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("Query", {"TableName": self.name, **kwargs})
+        return self._action("Query", kwargs)
 
     def scan(self, **kwargs: Any) -> dict[str, Any]:
-        return self._call("Scan", {"TableName": self.name, **kwargs})
+        return self._action("Scan", kwargs)
+
+    def _action(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        response = self._call(operation, {"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def batch_writer(self, overwrite_by_pkeys: list[str] | None = None) -> BatchWriter:
         """boto3's own ``BatchWriter`` over ``meta.client``: buffers puts and
@@ -102,16 +109,19 @@ class RegionTable:
 
     def load(self) -> None:
         """Describe the table; the description attributes read from it."""
-        self.meta.data = self.meta.client.describe_table(TableName=self.name)["Table"]
+        self._load()
 
     reload = load
 
     def delete(self, **kwargs: Any) -> dict[str, Any]:
-        return self.meta.client.delete_table(**{"TableName": self.name, **kwargs})
+        response = self.meta.client.delete_table(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def update(self, **kwargs: Any) -> RegionTable:
         """``UpdateTable``; a new Table loaded with the updated description."""
         response = self.meta.client.update_table(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
         table = RegionTable(self.name, self.meta.client, self._attributes)
         table.meta.data = response.get("TableDescription")
         return table
@@ -131,10 +141,14 @@ class RegionTable:
         member = self.__dict__.get("_attributes", {}).get(name)
         if member is None:
             raise AttributeError(f"'RegionTable' object has no attribute {name!r}")
-        if self.meta.data is None:
-            self.load()
-        assert self.meta.data is not None
-        return self.meta.data.get(member)
+        data = self.meta.data  # once: another thread's action may drop it meanwhile
+        if data is None:
+            data = self._load()
+        return data.get(member)
+
+    def _load(self) -> dict[str, Any]:
+        data = self.meta.data = self.meta.client.describe_table(TableName=self.name)["Table"]
+        return data
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._attributes})

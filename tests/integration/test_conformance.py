@@ -1,0 +1,518 @@
+"""The session's surfaces behave as boto3's, against the same server.
+
+Each scenario runs through plain boto3 (client, resource, ``Table``,
+``Table.meta.client``) and through the session's surfaces reached two ways
+(``session.table(name)`` and its ``meta.client``; ``session.resource.Table(name)``
+and ``session.resource.meta.client``), each time on a fresh table in the
+lab's local region. Results must be identical (``ResponseMetadata`` aside;
+``Decimal`` by its digits, sets, ``Binary`` and types exactly), and so must
+exceptions: class name, message, and the error response (``Item`` of a
+failed condition, a transaction's cancellation reasons).
+
+moto is the server (see /work/shared/MOTO.md): the scenarios are ones it
+answers as DynamoDB does, and the point is that both paths see the same.
+Several of them come from boto3's own tests (``tests/integration/test_dynamodb.py``:
+every condition operator, sets, binary, ``Decimal``; ``tests/functional/dynamodb``:
+the batch writer, placeholders next to the caller's own names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import Binary
+from botocore.exceptions import ClientError
+
+import regionproxy as rp
+from regionproxy.testing.lab import CREDENTIALS
+
+LOCAL = "eu-west-3"
+NAME = "Conformance"
+PATIENT = rp.Timeouts(connect=1, read=5)
+SPEC: dict[str, Any] = {
+    "TableName": NAME,
+    "BillingMode": "PAY_PER_REQUEST",
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+        {"AttributeName": "kind", "AttributeType": "S"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": "ByKind",
+            "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ],
+}
+# What differs between two creations of the same table, whatever the path.
+VOLATILE = frozenset({"ResponseMetadata", "TableId", "CreationDateTime", "LatestStreamArn", "LatestStreamLabel"})
+PI = Decimal("3.1415926535897932384626433832795028842")  # 38 significant digits: DynamoDB's most
+ITEM = {
+    "pk": "a",
+    "sk": "1",
+    "kind": "post",
+    "title": "Hello",
+    "n": Decimal("1.50"),
+    "pi": PI,
+    "big": Decimal("-1E+125"),
+    "flag": True,
+    "nothing": None,
+    "blob": Binary(b"\x00\xff"),
+    "raw": b"bytes",
+    "tags": {"x", "y"},
+    "scores": {Decimal(1), Decimal("2.5")},
+    "blobs": {Binary(b"\x01"), Binary(b"\x02")},
+    "list": [1, "two", [Decimal("3.0")], {"four": b"4"}],
+    "map": {"nested": {"deep": [True, None]}, "empty": {}},
+}
+
+
+@dataclass
+class Api:
+    """The surfaces one scenario run uses: the wire-format client, the
+    resource, the table and the Python-value client under test."""
+
+    client: Any
+    resource: Any
+    table: Any
+    values: Any
+
+
+def boto3_api(lab) -> Api:
+    boto = boto3.session.Session(**CREDENTIALS)
+    resource = boto.resource("dynamodb", region_name=LOCAL, endpoint_url=lab.endpoints[LOCAL])
+    client = boto.client("dynamodb", region_name=LOCAL, endpoint_url=lab.endpoints[LOCAL])
+    table = resource.Table(NAME)
+    return Api(client, resource, table, table.meta.client)
+
+
+def session_table_api(session: rp.RegionSession) -> Api:
+    table = session.table(NAME)
+    return Api(session.client, session.resource, table, table.meta.client)
+
+
+def session_resource_api(session: rp.RegionSession) -> Api:
+    return Api(session.client, session.resource, session.resource.Table(NAME), session.resource.meta.client)
+
+
+def canonical(value: Any) -> Any:
+    """``value`` in a form where equal means identical: types kept,
+    ``Decimal`` by its digits (``1.50`` is not ``1.5``), sets unordered."""
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items() if key not in VOLATILE}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return ("set", sorted((canonical(item) for item in value), key=repr))
+    if isinstance(value, Decimal):
+        return ("Decimal", str(value))
+    if isinstance(value, Binary):
+        return ("Binary", bytes(value))
+    return (type(value).__name__, value)
+
+
+def outcome(scenario: Callable[[Api], Any], api: Api) -> tuple[Any, ...]:
+    try:
+        return ("returned", canonical(scenario(api)))
+    except ClientError as error:
+        return ("raised", type(error).__name__, str(error), canonical(error.response))
+    except Exception as error:  # noqa: BLE001 - client-side errors must match too
+        return ("raised", type(error).__name__, str(error))
+
+
+def fresh_table(lab) -> None:
+    """The local region with one empty table, ``NAME``, and no other."""
+    client = lab.client(LOCAL)
+    for name in client.list_tables()["TableNames"]:
+        client.delete_table(TableName=name)
+    client.create_table(**SPEC)
+
+
+def seed(api: Api, count: int = 5) -> None:
+    for n in range(count):
+        api.table.put_item(Item={**ITEM, "sk": str(n), "n": Decimal(n), "kind": "post" if n % 2 else "page"})
+
+
+def describe(table: Any) -> dict[str, Any]:
+    """The description attributes a caller reads, loaded the resource's way."""
+    return {
+        "name": table.name,
+        "table_name": table.table_name,
+        "key_schema": table.key_schema,
+        "attribute_definitions": table.attribute_definitions,
+        "table_status": table.table_status,
+        "item_count": table.item_count,
+        "global_secondary_indexes": table.global_secondary_indexes,
+        "local_secondary_indexes": table.local_secondary_indexes,
+        "billing_mode_summary": table.billing_mode_summary,
+    }
+
+
+# -- scenarios: each takes an Api and returns what the caller would look at ------
+
+
+def put_then_get_every_type(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    return api.table.get_item(Key={"pk": "a", "sk": "1"}, ConsistentRead=True)
+
+
+def update_with_return_values(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    first = api.table.update_item(
+        Key={"pk": "a", "sk": "1"},
+        UpdateExpression="SET n = n + :inc, title = :t ADD tags :more REMOVE nothing",
+        ExpressionAttributeValues={":inc": Decimal("0.25"), ":t": "Updated", ":more": {"z"}},
+        ReturnValues="ALL_NEW",
+    )
+    second = api.table.update_item(
+        Key={"pk": "a", "sk": "1"},
+        UpdateExpression="SET #m.nested.deep = :v",
+        ConditionExpression=Attr("flag").eq(True) & Attr("n").gt(Decimal(1)),
+        ExpressionAttributeNames={"#m": "map"},  # the caller's names next to generated ones
+        ExpressionAttributeValues={":v": [Decimal("9.99")]},
+        ReturnValues="UPDATED_OLD",
+    )
+    return first, second
+
+
+def delete_with_return_values(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    return api.table.delete_item(Key={"pk": "a", "sk": "1"}, ReturnValues="ALL_OLD")
+
+
+def failed_condition_returns_the_item(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    return api.table.put_item(
+        Item={"pk": "a", "sk": "1"},
+        ConditionExpression=Attr("pk").not_exists(),
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+
+
+def failed_update_condition(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    return api.table.update_item(
+        Key={"pk": "a", "sk": "1"},
+        UpdateExpression="SET title = :t",
+        ConditionExpression=Attr("title").eq("Other"),
+        ExpressionAttributeValues={":t": "x"},
+    )
+
+
+def every_condition_operator(api: Api) -> Any:
+    seed(api)
+    conditions = [
+        Attr("n").eq(Decimal(1)),
+        Attr("n").ne(Decimal(1)),
+        Attr("n").lt(Decimal(2)),
+        Attr("n").lte(Decimal(2)),
+        Attr("n").gt(Decimal(2)),
+        Attr("n").gte(Decimal(2)),
+        Attr("n").between(Decimal(1), Decimal(3)),
+        Attr("n").is_in([Decimal(0), Decimal(4)]),
+        Attr("title").begins_with("He"),
+        Attr("tags").contains("x"),
+        Attr("list").size().eq(4),
+        Attr("blob").attribute_type("B"),
+        Attr("nothing").exists(),
+        Attr("missing").not_exists(),
+        (Attr("n").lt(Decimal(2)) | Attr("n").gt(Decimal(3))) & ~Attr("kind").eq("page"),
+    ]
+    return [
+        sorted(item["sk"] for item in api.table.scan(FilterExpression=condition, ConsistentRead=True)["Items"])
+        for condition in conditions
+    ]
+
+
+def query_with_key_conditions(api: Api) -> Any:
+    seed(api)
+    return [
+        api.table.query(KeyConditionExpression=Key("pk").eq("a") & Key("sk").between("1", "3"), ScanIndexForward=False),
+        api.table.query(KeyConditionExpression=Key("pk").eq("a") & Key("sk").begins_with("2"), ConsistentRead=True),
+        api.table.query(
+            IndexName="ByKind",
+            KeyConditionExpression=Key("kind").eq("post"),
+            FilterExpression=Attr("n").gte(Decimal(2)),
+            ProjectionExpression="sk, #n",
+            ExpressionAttributeNames={"#n": "n"},
+        ),
+        api.table.scan(Select="COUNT"),
+    ]
+
+
+def query_pages_through_meta_client(api: Api) -> Any:
+    seed(api)
+    paginator = api.values.get_paginator("query")
+    pages = list(
+        paginator.paginate(
+            TableName=NAME, KeyConditionExpression=Key("pk").eq("a"), PaginationConfig={"PageSize": 2}
+        )
+    )
+    assert len(pages) == 3  # the scenario must really page
+    partial = paginator.paginate(
+        TableName=NAME, KeyConditionExpression=Key("pk").eq("a"), PaginationConfig={"MaxItems": 3, "PageSize": 2}
+    ).build_full_result()
+    return pages, partial
+
+
+def scan_pages_through_wire_client(api: Api) -> Any:
+    seed(api)
+    pages = api.client.get_paginator("scan").paginate(TableName=NAME, PaginationConfig={"PageSize": 2})
+    return list(pages)
+
+
+def transaction_through_meta_client(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    api.table.put_item(Item={"pk": "c", "sk": "1", "flag": True})
+    written = api.values.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": NAME, "Item": {"pk": "t", "sk": "1", "n": 1, "tags": {"a"}}}},
+            {
+                "Update": {
+                    "TableName": NAME,
+                    "Key": {"pk": "a", "sk": "1"},
+                    "UpdateExpression": "SET n = n + :one",
+                    "ExpressionAttributeValues": {":one": Decimal(1)},
+                }
+            },
+            {
+                "ConditionCheck": {
+                    "TableName": NAME,
+                    "Key": {"pk": "c", "sk": "1"},
+                    "ConditionExpression": "flag = :yes",
+                    "ExpressionAttributeValues": {":yes": True},
+                }
+            },
+        ]
+    )
+    read = api.values.transact_get_items(
+        TransactItems=[
+            {"Get": {"TableName": NAME, "Key": {"pk": "t", "sk": "1"}}},
+            {"Get": {"TableName": NAME, "Key": {"pk": "a", "sk": "1"}}},
+        ]
+    )
+    return written, read
+
+
+def canceled_transaction_gives_reasons(api: Api) -> Any:
+    api.table.put_item(Item=ITEM)
+    return api.values.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": NAME, "Item": {"pk": "t", "sk": "1"}}},
+            {
+                "ConditionCheck": {
+                    "TableName": NAME,
+                    "Key": {"pk": "a", "sk": "1"},
+                    "ConditionExpression": "title = :other",
+                    "ExpressionAttributeValues": {":other": "Other"},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+        ]
+    )
+
+
+def condition_objects_inside_a_transaction(api: Api) -> Any:
+    # boto3 puts the placeholders a condition object generates at the top of
+    # the request, where TransactWriteItems has no place for them: refused
+    # before sending, by boto3 and the session alike.
+    return api.values.transact_write_items(
+        TransactItems=[
+            {"ConditionCheck": {"TableName": NAME, "Key": {"pk": "a", "sk": "1"}, "ConditionExpression": Attr("flag").eq(True)}}
+        ]
+    )
+
+
+def batches_through_meta_client(api: Api) -> Any:
+    written = api.values.batch_write_item(
+        RequestItems={NAME: [{"PutRequest": {"Item": {**ITEM, "sk": str(n)}}} for n in range(3)]}
+    )
+    read = api.values.batch_get_item(
+        RequestItems={NAME: {"Keys": [{"pk": "a", "sk": str(n)} for n in range(4)], "ConsistentRead": True}}
+    )
+    read["Responses"][NAME].sort(key=lambda item: item["sk"])
+    return written, read
+
+
+def batches_through_resource(api: Api) -> Any:
+    written = api.resource.batch_write_item(
+        RequestItems={
+            NAME: [
+                {"PutRequest": {"Item": {"pk": "b", "sk": "1", "pi": PI}}},
+                {"DeleteRequest": {"Key": {"pk": "missing", "sk": "1"}}},
+            ]
+        }
+    )
+    read = api.resource.batch_get_item(RequestItems={NAME: {"Keys": [{"pk": "b", "sk": "1"}]}})
+    return written, read
+
+
+def batch_writer_with_overwrite(api: Api) -> Any:
+    with api.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+        for n in range(30):
+            batch.put_item(Item={"pk": "w", "sk": str(n % 27), "n": Decimal(n)})
+        batch.delete_item(Key={"pk": "w", "sk": "0"})
+    items = api.table.scan(ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda item: item["sk"])
+
+
+def partiql_with_python_values(api: Api) -> Any:
+    # moto cannot bind parameters of an INSERT (HTTP 500): that one is literal.
+    api.table.put_item(Item=ITEM)
+    inserted = api.values.execute_statement(Statement=f"INSERT INTO \"{NAME}\" VALUE {{'pk': 'p', 'sk': '1', 'n': 5}}")
+    updated = api.values.execute_statement(
+        Statement=f'UPDATE "{NAME}" SET pi = ? WHERE pk = ? AND sk = ?', Parameters=[PI, "p", "1"]
+    )
+    selected = api.values.execute_statement(Statement=f'SELECT * FROM "{NAME}" WHERE pk = ?', Parameters=["a"])
+    batch = api.values.batch_execute_statement(
+        Statements=[{"Statement": f'SELECT * FROM "{NAME}" WHERE pk = ? AND sk = ?', "Parameters": ["p", "1"]}]
+    )
+    return inserted, updated, selected, batch
+
+
+def missing_table(api: Api) -> Any:
+    return api.resource.Table("NoSuchTable").get_item(Key={"pk": "a", "sk": "1"})
+
+
+def float_is_refused(api: Api) -> Any:
+    return api.table.put_item(Item={"pk": "a", "sk": "1", "f": 1.5})
+
+
+def too_many_digits_are_refused(api: Api) -> Any:
+    return api.table.put_item(Item={"pk": "a", "sk": "1", "n": Decimal("1.23456789012345678901234567890123456789")})
+
+
+def missing_parameter_is_refused(api: Api) -> Any:
+    return api.values.get_item(TableName=NAME)
+
+
+def positional_arguments_are_refused(api: Api) -> Any:
+    return api.values.get_item({"TableName": NAME})
+
+
+def table_description_loads_on_first_use(api: Api) -> Any:
+    before = describe(api.table)
+    seed(api, 2)
+    stale = api.table.item_count  # a snapshot until reloaded
+    api.table.reload()
+    return before, stale, describe(api.table), api.table.meta.data
+
+
+def table_update_and_waiters(api: Api) -> Any:
+    api.table.wait_until_exists()
+    updated = api.table.update(
+        AttributeDefinitions=[{"AttributeName": "sk", "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "BySk",
+                    "KeySchema": [{"AttributeName": "sk", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            }
+        ],
+    )
+    deleted = api.table.delete()
+    api.table.wait_until_not_exists()
+    return updated.name, updated.meta.data, deleted
+
+
+def resource_creates_and_lists_tables(api: Api) -> Any:
+    spec = {key: value for key, value in SPEC.items() if key != "GlobalSecondaryIndexes"}
+    created = api.resource.create_table(**{**spec, "TableName": "Another", "AttributeDefinitions": SPEC["AttributeDefinitions"][:2]})
+    names = [table.name for table in api.resource.tables.all()]
+    limited = [table.name for table in api.resource.tables.limit(1)]
+    pages = [[table.name for table in page] for page in api.resource.tables.page_size(1).pages()]
+    filtered = [table.name for table in api.resource.tables.filter(ExclusiveStartTableName="Another")]
+    return describe(created), created.meta.data, names, limited, pages, filtered
+
+
+def client_waiter_and_describe(api: Api) -> Any:
+    api.values.get_waiter("table_exists").wait(TableName=NAME, WaiterConfig={"Delay": 1, "MaxAttempts": 2})
+    return api.values.describe_table(TableName=NAME), api.client.describe_table(TableName=NAME)
+
+
+SCENARIOS = [
+    pytest.param(put_then_get_every_type, None, id="put-get-every-type"),
+    pytest.param(update_with_return_values, None, id="update-return-values"),
+    pytest.param(delete_with_return_values, None, id="delete-return-values"),
+    pytest.param(failed_condition_returns_the_item, "ConditionalCheckFailedException", id="condition-failed-item"),
+    pytest.param(failed_update_condition, "ConditionalCheckFailedException", id="update-condition-failed"),
+    pytest.param(every_condition_operator, None, id="condition-operators"),
+    pytest.param(query_with_key_conditions, None, id="query-key-conditions"),
+    pytest.param(query_pages_through_meta_client, None, id="query-paginator"),
+    pytest.param(scan_pages_through_wire_client, None, id="scan-paginator-wire"),
+    pytest.param(transaction_through_meta_client, None, id="transaction"),
+    pytest.param(canceled_transaction_gives_reasons, "TransactionCanceledException", id="transaction-canceled"),
+    pytest.param(condition_objects_inside_a_transaction, "ParamValidationError", id="transaction-condition-object"),
+    pytest.param(batches_through_meta_client, None, id="batches-meta-client"),
+    pytest.param(batches_through_resource, None, id="batches-resource"),
+    pytest.param(batch_writer_with_overwrite, None, id="batch-writer"),
+    pytest.param(partiql_with_python_values, None, id="partiql"),
+    pytest.param(missing_table, "ResourceNotFoundException", id="missing-table"),
+    pytest.param(float_is_refused, "TypeError", id="float-refused"),
+    pytest.param(too_many_digits_are_refused, "Inexact", id="decimal-precision"),
+    pytest.param(missing_parameter_is_refused, "ParamValidationError", id="missing-parameter"),
+    pytest.param(positional_arguments_are_refused, "TypeError", id="positional-arguments"),
+    pytest.param(table_description_loads_on_first_use, None, id="table-load"),
+    pytest.param(table_update_and_waiters, None, id="table-update-delete-waiters"),
+    pytest.param(resource_creates_and_lists_tables, None, id="resource-create-list"),
+    pytest.param(client_waiter_and_describe, None, id="client-waiter-describe"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "raises"), SCENARIOS)
+def test_session_surfaces_behave_as_boto3(lab, scenario, raises):
+    session = lab.session(timeouts=PATIENT)
+    runs = {
+        "boto3": boto3_api(lab),
+        "session.table": session_table_api(session),
+        "session.resource": session_resource_api(session),
+    }
+    outcomes = {}
+    for name, api in runs.items():
+        fresh_table(lab)
+        outcomes[name] = outcome(scenario, api)
+    expected = outcomes.pop("boto3")
+    # The scenario tests what it says: it raised what it names, or returned.
+    assert expected[0] == ("raised" if raises else "returned"), expected
+    if raises:
+        assert expected[1] == raises, expected
+    for name, got in outcomes.items():
+        assert got == expected, name
+
+
+def test_unprocessed_keys_come_back_in_python_values(lab):
+    # moto answers a BatchGetItem past 16 MB as DynamoDB does: the rest of
+    # the keys in UnprocessedKeys, in wire format, which the resource client
+    # turns into Python values. (moto never leaves items unprocessed in a
+    # BatchWriteItem: tests/test_table.py covers the batch writer's resend.)
+    fresh_table(lab)
+    session = lab.session(timeouts=PATIENT)
+    boto = boto3_api(lab)
+    filler = "x" * 380_000
+    with boto.table.batch_writer() as batch:
+        for n in range(45):  # 45 x 380 kB > 16 MB
+            batch.put_item(Item={"pk": "big", "sk": f"{n:02}", "filler": filler})
+    request = {NAME: {"Keys": [{"pk": "big", "sk": f"{n:02}"} for n in range(45)]}}
+
+    def keys_only(response: dict[str, Any]) -> Any:
+        return (
+            sorted(item["sk"] for item in response["Responses"][NAME]),
+            canonical(response["UnprocessedKeys"]),
+        )
+
+    expected = keys_only(boto.values.batch_get_item(RequestItems=request))
+    assert expected[1], "the scenario must leave keys unprocessed"
+    assert expected[1][NAME]["Keys"][0]["pk"] == ("str", "big")  # Python values, not {"S": ...}
+    session_table, session_resource = session_table_api(session), session_resource_api(session)
+    assert keys_only(session_table.values.batch_get_item(RequestItems=request)) == expected
+    assert keys_only(session_resource.resource.batch_get_item(RequestItems=request)) == expected
