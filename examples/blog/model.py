@@ -5,6 +5,8 @@ Items (``PK``, ``SK``):
 - a post: ``PK=POST#<id>``, ``SK=METADATA``, with ``title``, ``body``,
   ``author_id``, ``created_at``; and ``GSI1PK="POST"``,
   ``GSI1SK=<created_at>#<id>`` for the ``PostsByDate`` index.
+- an edit of a post: ``PK=POST#<id>``, ``SK=REV#<edited_at>``, with the
+  fields it set and ``edited_at`` (the post's history, newest last).
 - a user: ``PK=USER#<id>``, ``SK=PROFILE``, with ``name`` and ``email``; and
   ``GSI2PK=EMAIL#<email>`` for the ``UsersByEmail`` index.
 
@@ -14,8 +16,11 @@ site with more than ~1,000 post writes a second would shard it
 (``POST#<yyyy-mm>``) and query the shards it needs. ``UsersByEmail`` is
 sparse: only users carry ``GSI2PK``.
 
-The store takes any object with the boto3 Table methods: a
-``boto3.resource("dynamodb").Table`` or a regionproxy session's table.
+The store takes any object with the boto3 Table methods and ``meta.client``:
+a ``boto3.resource("dynamodb").Table`` or a regionproxy session's table
+(``session.table(name)``, ``session.resource.Table(name)``). An edit is a
+transaction through ``table.meta.client``, in Python values, as boto3's
+resource client takes it; through the session it is routed like any write.
 """
 
 from __future__ import annotations
@@ -83,29 +88,55 @@ class BlogStore:
         self.table.put_item(Item=item)  # unconditional: safe to repeat on another region
         return _public(item)
 
-    def get_post(self, post_id: str) -> dict[str, Any]:
-        item = self.table.get_item(Key={"PK": f"POST#{post_id}", "SK": "METADATA"}).get("Item")
+    def get_post(self, post_id: str, *, consistent: bool = False) -> dict[str, Any]:
+        key = {"PK": f"POST#{post_id}", "SK": "METADATA"}
+        # ConsistentRead only when asked: a plain GetItem is what a read cache keeps.
+        item = (self.table.get_item(Key=key, ConsistentRead=True) if consistent else self.table.get_item(Key=key)).get("Item")
         if item is None:
             raise NotFound(post_id)
         return _public(item)
 
     def update_post(self, post_id: str, **fields: str) -> dict[str, Any]:
-        self.get_post(post_id)  # 404 for a missing post, and the update stays
-        # unconditional: SET-only updates are safe to repeat on another region
-        # when a region fails mid-write (a condition would make them ambiguous).
+        self.get_post(post_id)  # 404 for a missing post
+        edited = datetime.now(UTC).isoformat(timespec="microseconds")
         names = {f"#{name}": name for name in fields}
         values = {f":{name}": value for name, value in fields.items()}
-        response = self.table.update_item(
-            Key={"PK": f"POST#{post_id}", "SK": "METADATA"},
-            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
+        # The edit and its history entry are written together or not at all.
+        # Both stay unconditional (a SET-only update, a plain put), so the
+        # session may repeat the transaction on another region when a region
+        # fails mid-write; a condition would make it ambiguous instead.
+        self.table.meta.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.table.name,
+                        "Key": {"PK": f"POST#{post_id}", "SK": "METADATA"},
+                        "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                {"Put": {"TableName": self.table.name, "Item": {"PK": f"POST#{post_id}", "SK": f"REV#{edited}", **fields, "edited_at": edited}}},
+            ]
         )
-        return _public(response["Attributes"])
+        return self.get_post(post_id, consistent=True)  # the edit just made, not an older copy
+
+    def post_history(self, post_id: str) -> list[dict[str, Any]]:
+        """The edits of a post, oldest first."""
+        response = self.table.query(
+            KeyConditionExpression=Key("PK").eq(f"POST#{post_id}") & Key("SK").begins_with("REV#")
+        )
+        return [_public(item) for item in response["Items"]]
 
     def delete_post(self, post_id: str) -> None:
-        self.table.delete_item(Key={"PK": f"POST#{post_id}", "SK": "METADATA"})
+        history = self.table.query(
+            KeyConditionExpression=Key("PK").eq(f"POST#{post_id}") & Key("SK").begins_with("REV#"),
+            ProjectionExpression="PK, SK",
+        )["Items"]
+        with self.table.batch_writer() as batch:  # the post and its history
+            batch.delete_item(Key={"PK": f"POST#{post_id}", "SK": "METADATA"})
+            for key in history:
+                batch.delete_item(Key=key)
 
     def list_posts(self, limit: int = 20) -> list[dict[str, Any]]:
         response = self.table.query(

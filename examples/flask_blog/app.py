@@ -3,7 +3,10 @@
 It is an ordinary Flask app; regionproxy adds two lines (marked below):
 the extension, which wraps the app in the middleware and builds the
 session from ``REGIONPROXY_*`` config, and ``table()``, which stands where
-``boto3.resource("dynamodb").Table(...)`` stood. Two error handlers show
+``boto3.resource("dynamodb").Table(...)`` stood. The model uses that Table as
+boto3's: item calls, a batch writer, and an edit as a transaction through
+``table.meta.client`` (``examples/blog/model.py``); all of it is routed by
+the session. Two error handlers show
 what a production app answers when no region can serve.
 
 Over a local lab with the blog's tables (from the repository's root)::
@@ -88,6 +91,10 @@ def create_app(config: dict[str, Any] | None = None, **regionproxy_options: Any)
         if not fields:
             abort(400)
         return jsonify(store().update_post(post_id, **fields))
+
+    @app.get("/posts/<post_id>/history")
+    def post_history(post_id: str) -> Any:
+        return jsonify(store().post_history(post_id))
 
     @app.delete("/posts/<post_id>")
     def delete_post(post_id: str) -> Any:

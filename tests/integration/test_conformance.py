@@ -30,6 +30,8 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
+from regionproxy.events import OperationFinished
+from regionproxy.testing.examples import load_blog_model
 from regionproxy.testing.lab import CREDENTIALS
 
 LOCAL = "eu-west-3"
@@ -516,3 +518,29 @@ def test_unprocessed_keys_come_back_in_python_values(lab):
     session_table, session_resource = session_table_api(session), session_resource_api(session)
     assert keys_only(session_table.values.batch_get_item(RequestItems=request)) == expected
     assert keys_only(session_resource.resource.batch_get_item(RequestItems=request)) == expected
+
+
+def test_blog_edit_is_one_transaction_through_table_meta_client(lab):
+    # The example blog's edit (examples/blog/model.py): the post and its
+    # history entry in one TransactWriteItems through Table.meta.client,
+    # the same over boto3's Table and the session's.
+    model = load_blog_model()
+    lab.create_table(**model.TABLE_SPEC)
+    events: list[Any] = []
+    session = lab.session(timeouts=PATIENT, listeners=[events.append])
+    boto = boto3.session.Session(**CREDENTIALS).resource("dynamodb", region_name=LOCAL, endpoint_url=lab.endpoints[LOCAL])
+    seen = {}
+    for name, table in {"boto3": boto.Table(model.TABLE), "session": session.table(model.TABLE)}.items():
+        store = model.BlogStore(table)
+        store.create_post("Draft", "b", "ada", post_id=name)
+        store.update_post(name, title="First")
+        edited = store.update_post(name, title="Second", body="c")
+        history = [(entry["title"], entry.get("body")) for entry in store.post_history(name)]
+        store.delete_post(name)
+        with pytest.raises(model.NotFound):
+            store.get_post(name)
+        seen[name] = (edited["title"], edited["body"], history, store.post_history(name))
+    assert seen["boto3"] == ("Second", "c", [("First", None), ("Second", "c")], [])
+    assert seen["session"] == seen["boto3"]
+    routed = [event.operation for event in events if isinstance(event, OperationFinished) and event.outcome == "ok"]
+    assert routed.count("TransactWriteItems") == 2, "the session routed both edits"

@@ -1,7 +1,8 @@
 """JSON views of the blog: ordinary Django views over a DynamoDB table.
 
 ``table(TABLE)`` from regionproxy stands where
-``boto3.resource("dynamodb").Table(TABLE)`` stood.
+``boto3.resource("dynamodb").Table(TABLE)`` stood; the model uses it as
+boto3's Table, ``meta.client`` included (an edit is a transaction through it).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def post(request: HttpRequest, post_id: str) -> HttpResponse:
         store().delete_post(post_id)
         return HttpResponse(status=204)
     return JsonResponse(store().get_post(post_id))
+
+
+@api
+def post_history(request: HttpRequest, post_id: str) -> HttpResponse:
+    return JsonResponse(store().post_history(post_id), safe=False)
 
 
 @api
