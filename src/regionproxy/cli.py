@@ -1,9 +1,11 @@
-"""The ``regionproxy`` command: ``regionproxy demo`` and ``regionproxy lab``.
+"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe`` and ``bench``.
 
 ::
 
     regionproxy demo [--port PORT] [--for SECONDS]
     regionproxy lab [--regions REGION ...] [--example NAME] [--for SECONDS] [-- COMMAND ...]
+    regionproxy probe --region REGION [--region ...] [--endpoint [REGION=]URL] [--table T --key K=V] [--count N] [--json FILE]
+    regionproxy bench [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]
 
 ``lab --example blog -- flask --app examples/flask_blog/app.py run`` starts a
 lab, creates and seeds the example's tables, waits until they are replicated,
@@ -24,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from regionproxy.errors import ConfigError
 
@@ -36,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     from regionproxy.testing.examples import EXAMPLES
 
     parser = argparse.ArgumentParser(
-        prog="regionproxy", description="A local multi-region DynamoDB lab and the demo that runs on it."
+        prog="regionproxy",
+        description="A local multi-region DynamoDB lab, the demo that runs on it, a latency probe and the benchmarks.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab,probe,bench}")
     demo = commands.add_parser(
         "demo", help="the main job: the Flask blog over a local two-region lab", description="The Flask blog over a local two-region lab."
     )
@@ -60,7 +64,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (demo, lab):
         command.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS", help="stop after SECONDS")
+    _add_probe(commands)
+    _add_bench(commands)
     return parser
+
+
+def _add_probe(commands: Any) -> None:
+    probe = commands.add_parser(
+        "probe",
+        help="measure DNS, TCP, TLS, HTTPS and GetItem latency from this host to DynamoDB regions",
+        description="From this host to each region's DynamoDB endpoint: DNS, TCP connect, TLS handshake, an HTTPS "
+        "request and (with --table and --key) a signed GetItem; p50/p90/p99/p99.9/max as a table and JSON.",
+    )
+    probe.add_argument("--region", dest="regions", action="append", required=True, metavar="REGION", help="a region (repeat)")
+    probe.add_argument(
+        "--endpoint",
+        dest="endpoints",
+        action="append",
+        default=[],
+        metavar="[REGION=]URL",
+        help="endpoint for REGION, or for every region (default https://dynamodb.REGION.amazonaws.com)",
+    )
+    probe.add_argument("--table", help="also time GetItem on this table (needs --key and AWS credentials)")
+    probe.add_argument(
+        "--key", action="append", default=[], metavar="NAME=VALUE", help="key attribute, a string (repeat), or one JSON key"
+    )
+    probe.add_argument("--count", type=int, default=20, metavar="N", help="rounds per region and phase (default 20)")
+    probe.add_argument("--interval", type=float, default=0.1, metavar="SECONDS", help="pause between rounds (default 0.1)")
+    probe.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per phase (default 5)")
+    probe.add_argument("--json", metavar="FILE", help="write the results here (a latency profile for bench --profile)")
+    probe.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    probe.add_argument("--ca-file", metavar="PEM", help="trust the certificates in PEM (e.g. a test endpoint's)")
+
+
+def _add_bench(commands: Any) -> None:
+    from regionproxy.bench.profiles import SITES
+
+    bench = commands.add_parser(
+        "bench",
+        help="run the benchmark scenarios on a local lab; JSON, markdown and plots",
+        usage="regionproxy bench [-h] [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]",
+        description="Scenarios: overhead, failover, tail, webapp (default: all). Runs on LocalRegions with a latency "
+        "profile and writes results.json, results.md and PNG plots to --out.",
+    )
+    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="overhead, failover, tail or webapp (default: all)")
+    bench.add_argument(
+        "--profile",
+        default="GRA",
+        metavar="P",
+        help=f"an OVHcloud site ({', '.join(SITES)}; default GRA) or a JSON file from regionproxy probe --json",
+    )
+    size = bench.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="short runs: the whole suite in under 3 minutes on 2 cores")
+    size.add_argument("--smoke", action="store_true", help="every code path in seconds; figures meaningless (for tests)")
+    bench.add_argument("--out", metavar="DIR", help="where to write results (default benchmarks/results/<time>)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from regionproxy.demo import run
 
             return run(args.port, args.duration)
+        if args.command == "probe":
+            from regionproxy.probe import main as probe
+
+            return probe(args)
+        if args.command == "bench":
+            from regionproxy.bench.runner import main as bench
+
+            return bench(args)
         return run_lab(args.regions, args.duration, example=args.example, command=command)
     except ConfigError as error:
         parser.exit(2, f"regionproxy: error: {error}\n")

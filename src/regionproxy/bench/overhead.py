@@ -1,0 +1,257 @@
+"""Scenario ``overhead``: what regionproxy costs per call, beside raw boto3.
+
+Surfaces, the same calls interleaved round-robin so that drift in the
+machine hits every surface alike:
+
+- ``boto3 client``    boto3.client("dynamodb")             (baseline)
+- ``session.client``  RegionSession(...).client, no cache
+- ``boto3 Table``     boto3.resource("dynamodb").Table     (baseline for tables)
+- ``session.table``   RegionSession(...).table, no cache
+- ``cache hit``       session.table with a CachePolicy (GetItem only)
+
+Against a near-free canned endpoint in another process
+(:mod:`regionproxy.bench.canned`), so what is left is the client side. One
+boto3 process tops out near 700 calls/s (the GIL), so throughput is
+measured apart, with one closed loop per core in separate processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from regionproxy.bench.load import summarize
+
+REGIONS = ["eu-west-3", "us-east-1"]
+TABLE = "Bench"
+KEY = {"pk": "bench", "sk": "item"}
+WIRE_KEY = {"pk": {"S": "bench"}, "sk": {"S": "item"}}
+ITEM = {**KEY, "payload": "x" * 200, "n": 42}
+WIRE_ITEM = {**WIRE_KEY, "payload": {"S": "x" * 200}, "n": {"N": "42"}}
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+BASELINES = {"session.client": "boto3 client", "session.table": "boto3 Table", "cache hit": "boto3 Table"}
+
+
+@contextlib.contextmanager
+def canned_endpoint() -> Iterator[str]:
+    """Run the canned endpoint in another process for the block; its URL."""
+    server = subprocess.Popen([sys.executable, "-m", "regionproxy.bench.canned", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield f"http://127.0.0.1:{server.stdout.readline().strip()}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _boto3_session() -> Any:
+    import boto3
+
+    return boto3.session.Session(**CREDENTIALS)
+
+
+def _raw_config() -> Any:
+    from botocore.config import Config
+
+    # What the session gives each region: its default Timeouts, 2 attempts.
+    return Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=0.5, read_timeout=1.0)
+
+
+def surfaces(endpoint: str, session: Any, cached: Any = None) -> dict[str, dict[str, Callable[[], object]]]:
+    """The calls to time, per operation and surface."""
+    from boto3.dynamodb.conditions import Key
+
+    boto = _boto3_session()
+    raw = boto.client("dynamodb", region_name=REGIONS[0], endpoint_url=endpoint, config=_raw_config())
+    resource_table = boto.resource("dynamodb", region_name=REGIONS[0], endpoint_url=endpoint, config=_raw_config()).Table(
+        TABLE
+    )
+    client, table = session.client, session.table(TABLE)
+    query = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "bench"}}}
+    get = {
+        "boto3 client": lambda: raw.get_item(TableName=TABLE, Key=WIRE_KEY),
+        "session.client": lambda: client.get_item(TableName=TABLE, Key=WIRE_KEY),
+        "boto3 Table": lambda: resource_table.get_item(Key=KEY),
+        "session.table": lambda: table.get_item(Key=KEY),
+    }
+    if cached is not None:
+        cached_table = cached.table(TABLE)
+        get["cache hit"] = lambda: cached_table.get_item(Key=KEY)
+    return {
+        "GetItem": get,
+        "PutItem": {
+            "boto3 client": lambda: raw.put_item(TableName=TABLE, Item=WIRE_ITEM),
+            "session.client": lambda: client.put_item(TableName=TABLE, Item=WIRE_ITEM),
+            "boto3 Table": lambda: resource_table.put_item(Item=ITEM),
+            "session.table": lambda: table.put_item(Item=ITEM),
+        },
+        "Query": {
+            "boto3 client": lambda: raw.query(TableName=TABLE, **query),
+            "session.client": lambda: client.query(TableName=TABLE, **query),
+            "boto3 Table": lambda: resource_table.query(KeyConditionExpression=Key("pk").eq("bench")),
+            "session.table": lambda: table.query(KeyConditionExpression=Key("pk").eq("bench")),
+        },
+    }
+
+
+def measure(calls: dict[str, Callable[[], object]], count: int, time_limit: float = 120.0) -> dict[str, list[float]]:
+    """``count`` rounds of every call in turn; bounded by ``time_limit`` too."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():  # warm up: clients, connections, caches
+        for _ in range(20):
+            call()
+    deadline = time.monotonic() + time_limit
+    for _ in range(count):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - started)
+        if time.monotonic() > deadline:
+            break
+    return samples
+
+
+def compare(endpoint: str, session: Any, count: int, cached: Any = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per operation and surface: HdrHistogram summary, median (us), ratio
+    to its baseline's median and microseconds added."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for operation, calls in surfaces(endpoint, session, cached).items():
+        samples = measure(calls, count)
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        rows = results[operation] = {}
+        for name, values in samples.items():
+            baseline = BASELINES.get(name, name)
+            ordered = sorted(values)
+            rows[name] = {
+                **summarize(values),
+                "median_us": round(medians[name] * 1e6, 1),
+                "p99_us": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e6, 1),
+                "baseline": baseline,
+                "ratio": round(medians[name] / medians[baseline], 3),
+                "added_us": round((medians[name] - medians[baseline]) * 1e6, 1),
+            }
+    return results
+
+
+def print_rows(title: str, results: dict[str, dict[str, dict[str, Any]]], count: int) -> None:
+    print(f"\n== {title}: {count} calls per surface and operation, interleaved")
+    print(f"{'operation':<9} {'surface':<15} {'median us':>10} {'p99 us':>10} {'vs baseline':>12} {'added us':>9}")
+    for operation, rows in results.items():
+        for name, row in rows.items():
+            print(
+                f"{operation:<9} {name:<15} {row['median_us']:>10.1f} {row['p99_us']:>10.1f}"
+                f" {row['ratio']:>11.3f}x {row['added_us']:>9.1f}"
+            )
+
+
+def canned_sessions(endpoint: str) -> tuple[Any, Any]:
+    """A session without cache and one with, both on the canned endpoint."""
+    import regionproxy as rp
+
+    endpoints = {region: endpoint for region in REGIONS}
+    plain = rp.RegionSession(REGIONS, endpoints=endpoints, boto3_session=_boto3_session())
+    cached = rp.RegionSession(
+        REGIONS, endpoints=endpoints, boto3_session=_boto3_session(), cache=rp.CachePolicy(maxsize=1000, ttl=3600)
+    )
+    return plain, cached
+
+
+# -- throughput: one closed loop per process ---------------------------------
+
+
+def _worker(surface: str, endpoint: str, seconds: float) -> int:
+    """Run GetItem through ``surface`` for ``seconds``; the number of calls."""
+    if surface == "session.client":
+        plain, cached = canned_sessions(endpoint)
+        cached.close()
+        client = plain.client
+    else:
+        plain = None
+        client = _boto3_session().client("dynamodb", region_name=REGIONS[0], endpoint_url=endpoint, config=_raw_config())
+    for _ in range(20):
+        client.get_item(TableName=TABLE, Key=WIRE_KEY)
+    calls, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline and calls < 10_000_000:
+        client.get_item(TableName=TABLE, Key=WIRE_KEY)
+        calls += 1
+    if plain is not None:
+        plain.close()
+    return calls
+
+
+def throughput(endpoint: str, seconds: float, processes: int | None = None) -> dict[str, Any]:
+    """Calls/s of raw boto3 and of ``session.client``, each with one
+    process per core running GetItem in a closed loop for ``seconds``."""
+    processes = processes or os.cpu_count() or 1
+    results: dict[str, Any] = {"processes": processes, "seconds": seconds}
+    for surface in ("boto3 client", "session.client"):
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "regionproxy.bench.overhead", "worker", surface, endpoint, str(seconds)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
+        try:
+            counts = [int(child.communicate(timeout=seconds + 60)[0].strip() or 0) for child in children]
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        results[surface] = round(sum(counts) / seconds, 1)
+    results["ratio"] = round(results["session.client"] / results["boto3 client"], 3) if results["boto3 client"] else None
+    return results
+
+
+def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
+    """The ``overhead`` scenario for the bench runner."""
+    with canned_endpoint() as endpoint:
+        plain, cached = canned_sessions(endpoint)
+        try:
+            progress(f"overhead: {size.overhead_calls} calls per surface against the canned endpoint")
+            per_call = compare(endpoint, plain, size.overhead_calls, cached)
+        finally:
+            plain.close()
+            cached.close()
+        progress(f"overhead: throughput, {size.throughput_seconds:g} s per surface")
+        rates = throughput(endpoint, size.throughput_seconds, size.throughput_processes or None)
+    get = per_call["GetItem"]
+    figures = {
+        "session.client / boto3 client, GetItem median": get["session.client"]["ratio"],
+        "session.table / boto3 Table, GetItem median": get["session.table"]["ratio"],
+        "cache hit / boto3 Table, GetItem median": get["cache hit"]["ratio"],
+        "session.client / boto3 client, throughput": rates["ratio"],
+    }
+    worst = max(rows["session.client"]["ratio"] for rows in per_call.values())
+    return {
+        "scenario": "overhead",
+        "endpoint": "canned (near-free, another process)",
+        "calls": size.overhead_calls,
+        "per_call": per_call,
+        "throughput": rates,
+        "figures": figures,
+        "targets": [
+            {
+                "figure": "session.client median vs raw boto3, no cache (worst operation)",
+                "target": "<= 1.05x",
+                "value": f"{worst:.3f}x",
+                "met": worst <= 1.05,
+            }
+        ],
+    }
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "worker":
+    print(_worker(sys.argv[2], sys.argv[3], float(sys.argv[4])))

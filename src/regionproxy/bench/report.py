@@ -1,0 +1,276 @@
+"""Write bench results: ``results.json``, ``results.md`` and PNG plots.
+
+Plots use matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write(results: dict[str, Any], out: Path, plot: list[str] | None = None) -> list[Path]:
+    """Write the JSON and markdown for the scenarios finished so far, and
+    the plots of the scenarios named in ``plot`` (all if None); the paths
+    of everything in ``out`` that belongs to these results."""
+    for name in results["scenarios"] if plot is None else plot:
+        result = results["scenarios"][name]
+        if "error" not in result and name in PLOTS:
+            try:
+                PLOTS[name](result, out / f"{name}.png")
+            except Exception as error:  # noqa: BLE001 - a broken plot must not lose the figures
+                result["plot_error"] = f"{type(error).__name__}: {error}"
+    plots = [out / f"{name}.png" for name in results["scenarios"] if (out / f"{name}.png").is_file()]
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (out / "results.md").write_text(markdown(results, [path.name for path in plots]))
+    return [out / "results.json", out / "results.md", *plots]
+
+
+# -- markdown -----------------------------------------------------------------
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(row) for row in rows)]
+
+
+def _met(value: Any) -> str:
+    return {True: "met", False: "NOT met", None: "not measured"}[value]
+
+
+def markdown(results: dict[str, Any], plots: list[str]) -> str:
+    m = results["machine"]
+    lines = [
+        "# regionproxy bench results",
+        "",
+        f"Command: `{results['command']}` (size `{results['size']['name']}`), started {results['started']}"
+        + (f", {results['seconds']:.0f} s." if "seconds" in results else "."),
+        "",
+        f"Machine: {m['cpus']} x {m['cpu']}, {m['system']}, Python {m['python']}, boto3 {m['boto3']}, "
+        f"regionproxy {m['regionproxy']}. DynamoDB: moto on loopback behind the lab's fault proxy, "
+        "latency injected per request from the profile.",
+        "",
+        f"Latency profile `{results['profile']['name']}` ({results['profile']['origin']}): "
+        + ", ".join(f"{region} {values['rtt_ms']:g} ms" for region, values in results["profile"]["regions"].items())
+        + ".",
+        "",
+        "## Targets",
+        "",
+    ]
+    rows = []
+    for name, result in results["scenarios"].items():
+        for target in result.get("targets", []):
+            rows.append([name, target["figure"], target["target"], target["value"], _met(target["met"])])
+        if "error" in result:
+            rows.append([name, "scenario failed", "", result["error"], "NOT met"])
+    lines += _table(["scenario", "figure", "target", "measured", ""], rows)
+    for name, result in results["scenarios"].items():
+        lines += ["", f"## {name}", ""]
+        if "error" in result:
+            lines.append(f"Failed: `{result['error']}`")
+            continue
+        lines += SECTIONS.get(name, lambda r: [])(result)
+        if f"{name}.png" in plots:
+            lines += ["", f"![{name}]({name}.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def _overhead(result: dict[str, Any]) -> list[str]:
+    rows = []
+    for operation, surfaces in result["per_call"].items():
+        for surface, row in surfaces.items():
+            rows.append(
+                [operation, surface, row["median_us"], row["p99_us"], f"{row['ratio']:.3f}x vs {row['baseline']}", row["added_us"]]
+            )
+    rates = result["throughput"]
+    return [
+        f"Per call, {result['calls']} calls per surface, interleaved, against the {result['endpoint']} endpoint:",
+        "",
+        *_table(["operation", "surface", "median us", "p99 us", "ratio", "added us"], rows),
+        "",
+        f"Throughput, GetItem, {rates['processes']} processes x {rates['seconds']:g} s closed loops: "
+        f"raw boto3 {rates['boto3 client']} calls/s, session.client {rates['session.client']} calls/s "
+        f"({rates['ratio']}x).",
+    ]
+
+
+def _failover(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Regions {' (local) + '.join(result['regions'])}; {result['rate_per_stream']:g} GetItem/s per stream, "
+        f"phases of {result['phase_seconds']:g} s; timeouts connect {result['timeouts']['connect']} s, read "
+        f"{result['timeouts']['read']} s; breaker fail_max {result['breaker']['fail_max']}, reset_timeout "
+        f"{result['breaker']['reset_timeout']:g} s; brownout +{result['brownout_ms']:g} ms. Latency from the intended "
+        "send time.",
+        "",
+    ]
+    rows = []
+    for stream, data in result["streams"].items():
+        if not data.get("available"):
+            rows.append([stream, "not run", "", "", "", "", "", data.get("reason")])
+            continue
+        for row in data["phases"]:
+            latency = row["latency"]
+            extra = []
+            if "added_ms_first" in row:
+                extra.append(f"first request +{row['added_ms_first']} ms")
+            if row.get("failed_over_after_s") is not None:
+                extra.append(f"failed over after {row['failed_over_after_s']} s")
+            if row.get("back_after_s") is not None:
+                extra.append(f"back after {row['back_after_s']} s")
+            rows.append(
+                [
+                    stream,
+                    row["phase"],
+                    row["requests"],
+                    row["failed"],
+                    latency.get("p50_ms"),
+                    latency.get("p99_ms"),
+                    latency.get("max_ms"),
+                    "; ".join(extra),
+                ]
+            )
+    return lines + _table(["stream", "phase", "requests", "failed", "p50 ms", "p99 ms", "max ms", "notes"], rows)
+
+
+def _tail(result: dict[str, Any]) -> list[str]:
+    rows = []
+    for variant, data in result["variants"].items():
+        if not data.get("available"):
+            rows.append([variant, "", "", "", "", "", data.get("reason")])
+            continue
+        latency = data["latency"]
+        rows.append(
+            [
+                variant,
+                latency.get("count"),
+                latency.get("p50_ms"),
+                latency.get("p99_ms"),
+                latency.get("p99.9_ms"),
+                latency.get("max_ms"),
+                f"extra requests {data['extra_requests_pct']}%" if "extra_requests_pct" in data else "",
+            ]
+        )
+    return [
+        f"Regions {' (local) + '.join(result['regions'])}; the local region adds {result['spike_ms']:g} ms to "
+        f"{result['spike_rate'] * 100:g}% of requests; {result['rate']:g} GetItem/s per variant for "
+        f"{result['seconds']:g} s, side by side; hedge delay {result['hedge_delay_ms']:g} ms.",
+        "",
+        *_table(["variant", "requests", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "notes"], rows),
+    ]
+
+
+def _webapp(result: dict[str, Any]) -> list[str]:
+    rows = []
+    for config, data in result["configs"].items():
+        rows.append(
+            [config, data.get("requests_per_s"), data.get("p50_ms"), data.get("p90_ms"), data.get("p99_ms"), data.get("errors")]
+        )
+    return [
+        f"A Flask app (one GetItem per request) under gunicorn ({result['server']}), backed by the "
+        f"{result['backend']}; load from {result['load_generator']}, {result['seconds']:g} s per configuration.",
+        "",
+        *_table(["configuration", "requests/s", "p50 ms", "p90 ms", "p99 ms", "errors"], rows),
+    ]
+
+
+SECTIONS = {"overhead": _overhead, "failover": _failover, "tail": _tail, "webapp": _webapp}
+
+
+# -- plots --------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_overhead(result: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    operations = list(result["per_call"])
+    surfaces = list(dict.fromkeys(s for rows in result["per_call"].values() for s in rows))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(surfaces)
+    for index, surface in enumerate(surfaces):
+        xs = [i + index * width for i, op in enumerate(operations) if surface in result["per_call"][op]]
+        ys = [result["per_call"][op][surface]["median_us"] for op in operations if surface in result["per_call"][op]]
+        ax.bar(xs, ys, width, label=surface)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(operations))], operations)
+    ax.set_ylabel("median per call (us)")
+    ax.set_title("Per-call cost against a near-free endpoint (lower is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_failover(result: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    streams = list(result["samples"])
+    fig, axes = plt.subplots(len(streams), 1, figsize=(10, 2.6 * len(streams)), sharex=True, squeeze=False)
+    marks = result["marks"]
+    end = result["phase_seconds"] * len(marks)
+    for ax, stream in zip(axes[:, 0], streams, strict=True):
+        samples = result["samples"][stream]
+        ok = [(t, lat * 1000) for t, lat, _, error in samples if error is None]
+        failed = [(t, lat * 1000) for t, lat, _, error in samples if error is not None]
+        if ok:
+            ax.scatter(*zip(*ok, strict=True), s=4, label="served")
+        if failed:
+            ax.scatter(*zip(*failed, strict=True), s=14, marker="x", color="red", label=f"failed ({len(failed)})")
+        for index, (name, at) in enumerate(marks):
+            finish = marks[index + 1][1] if index + 1 < len(marks) else end
+            if name != "healthy" and name != "healed":
+                ax.axvspan(at, finish, alpha=0.15, color="orange")
+                ax.text(at, 1.02, name, transform=ax.get_xaxis_transform(), fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(stream, fontsize=9, loc="right")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[-1, 0].set_xlabel("seconds (intended send time)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_tail(result: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for variant, latencies in result.get("latencies", {}).items():
+        ordered = sorted(latencies)
+        if not ordered:
+            continue
+        n = len(ordered)
+        xs = [1 / (1 - (i + 0.5) / n) for i in range(n)]
+        ax.plot(xs, [value * 1000 for value in ordered], label=variant)
+    ax.set_xscale("log")
+    ticks = [2, 10, 100, 1000]
+    ax.set_xticks(ticks, ["p50", "p90", "p99", "p99.9"])
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Latency by percentile, local region with spikes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_webapp(result: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    configs = list(result["configs"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(configs, [result["configs"][c].get("requests_per_s") or 0 for c in configs])
+    ax.set_ylabel("requests/s")
+    ax.set_title(f"Flask app throughput ({result['load_generator']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+PLOTS = {"overhead": _plot_overhead, "failover": _plot_failover, "tail": _plot_tail, "webapp": _plot_webapp}

@@ -1,0 +1,57 @@
+"""``regionproxy bench`` end to end, at the ``--smoke`` size: every scenario's
+code path (labs, faults on a timeline, sessions with and without hedging,
+gunicorn under load, JSON, markdown, plots) in seconds. ``--quick`` (the
+3-minute run whose figures mean something) is the same code with longer
+phases; it is run by hand and its results kept in ``benchmarks/latest/``.
+No timing is asserted: the figures are printed, not judged, here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from regionproxy.bench.runner import SCENARIOS
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_smoke_runs_every_scenario_and_writes_json_markdown_and_plots(tmp_path):
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "regionproxy", "bench", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    markdown = (out / "results.md").read_text()
+    assert list(results["scenarios"]) == list(SCENARIOS)
+    for name, result in results["scenarios"].items():
+        assert "error" not in result, (name, result.get("error"))
+        assert result["targets"], name
+        assert (out / f"{name}.png").read_bytes().startswith(PNG)
+        assert f"![{name}]({name}.png)" in markdown
+    for written in ("results.json", "results.md", "failover.png"):
+        assert str(out / written) in done.stdout  # it says where it wrote
+    streams = results["scenarios"]["failover"]["streams"]
+    assert streams["regionproxy"]["total"] > 0 and streams["classic"]["total"] > 0
+    # The pinned app fails while its region refuses connections.
+    assert sum(row["failed"] for row in streams["classic"]["phases"] if row["phase"] == "refuse") > 0
+    # The hedged variants either ran or say why not (HedgePolicy not available).
+    for variant in (streams["regionproxy+hedge"], results["scenarios"]["tail"]["variants"]["hedging"]):
+        assert variant["available"] or "not available" in variant["reason"]
+    generator = results["scenarios"]["webapp"]["load_generator"]
+    assert generator.startswith(("wrk", "Python"))
+
+
+def test_bench_refuses_an_unknown_scenario_before_starting_anything(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "regionproxy", "bench", "nosuch", "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "unknown scenario 'nosuch'" in done.stderr
+    assert not (tmp_path / "results.json").exists()
