@@ -294,3 +294,16 @@ def lab_free_session():
     )
     yield session
     session.close()
+
+
+def test_a_condition_object_can_be_used_again(session):
+    # Conditions are not copied (nothing changes them): the same object
+    # serves any number of calls.
+    table = RegionResource(session).Table("T")
+    condition = Key("p").eq("x") & Key("s").begins_with("a")
+    table.query(KeyConditionExpression=condition)
+    table.query(KeyConditionExpression=condition)
+    first, second = (params for _, params in session.calls)
+    assert first == second
+    assert first["KeyConditionExpression"] == "(#n0 = :v0 AND begins_with(#n1, :v1))"
+    assert condition.get_expression()["values"][0].get_expression()["values"][1] == "x"

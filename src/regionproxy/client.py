@@ -21,11 +21,13 @@ client's; since every region's client comes from one boto3 session,
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
+from boto3.dynamodb.conditions import ConditionBase
+from boto3.dynamodb.transform import TransformationInjector
 from botocore import xform_name
 from botocore.exceptions import OperationNotPageableError
 from botocore.paginate import Paginator
@@ -175,6 +177,27 @@ def _shape_names(shape: Shape | None) -> set[str]:
     return names
 
 
+class _CopyMemo(dict):  # type: ignore[type-arg]
+    """boto3's deep-copy memo for DynamoDB parameters (``copy_dynamodb_params``):
+    it forgets, so an object repeated in the parameters becomes separate
+    copies, each transformed once."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
+    """boto3's copy of the parameters, except that condition objects at the
+    top (``KeyConditionExpression=Key(...)``, ...) are kept, not copied: the
+    transformation replaces them with strings and never changes them, and
+    copying one costs more than the rest of a query's client-side work."""
+    memo = _CopyMemo()
+    for value in params.values():
+        if isinstance(value, ConditionBase):
+            dict.__setitem__(memo, id(value), value)
+    return copy.deepcopy(params, memo)
+
+
 class ResourceClient(RegionClient):
     """The session's DynamoDB client in Python values: what
     ``boto3.resource("dynamodb").meta.client`` is.
@@ -214,9 +237,8 @@ class ResourceClient(RegionClient):
         model = transforms.model
         injector = _injector()
         if transforms.conditions or transforms.values_in:
-            # The transformer rewrites nested values in place: work on boto3's
-            # copy (one that copies an object repeated in the parameters twice).
-            params = copy_dynamodb_params(params)
+            # The transformer rewrites nested values in place: work on a copy.
+            params = _copy_params(params)
             if transforms.conditions:
                 injector.inject_condition_expressions(params, model)
             if transforms.values_in:
