@@ -1,4 +1,4 @@
-"""The read cache: hot ``GetItem`` results, invalidated at once by writes.
+"""The read cache: hot items and query pages, invalidated at once by writes.
 
 Only eventually consistent reads are cached (``ConsistentRead=True``
 bypasses the cache). A write through the session drops what it touches
@@ -9,49 +9,246 @@ bounded time: a load that overruns ``wait_timeout`` (its thread is stuck,
 or did not survive a fork) is taken over by the next reader. The lock
 guards the dictionaries, never the I/O.
 
+Entries are keyed ``(table, key fingerprint)`` for a ``GetItem`` answer in
+wire format, ``(table, key fingerprint, VALUES)`` for the same answer in
+Python values (what the Table surface returns: a hit deserialises
+nothing), and ``(table, QUERY, request)`` for a query page. A query page is
+also filed under tags: ``(table, attribute, value)`` for each equality of
+its key condition, or ``(table, None)`` when it has none or queries an
+index; a write drops the tags of its keys' attributes and the table's
+``None`` tag (see :func:`query_tags`).
+
+A hit is a lock-free dictionary read and a copy made by a plan worked out
+when the entry was stored (:func:`copy_plan`): immutable values are
+shared, containers of immutables are copied one level, and only odd
+values fall back to ``copy.deepcopy``.
+
 Staleness is bounded by the TTL plus replication lag: a write made in
 another region (or another process) is not seen until the entry expires.
-
-This is the only module that imports cachetools.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import cachetools
+from boto3.dynamodb.types import Binary
 
 from regionproxy.config import CachePolicy
 from regionproxy.errors import ConfigError
 from regionproxy.forks import reset_after_fork
 from regionproxy.operations import KeyNames, key_fingerprint, tables_of, written_keys
 
+MISS = object()  # lookup(): nothing fresh under that key
+VALUES = "values"  # the third part of a Python-value item key
+QUERY = "Query"  # the second part of a query key
+SIZE, EXPIRED = "size", "expired"  # why an entry was dropped
+
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDropped:
+    """``count`` entries of ``table`` left the cache for ``reason``:
+    ``size`` (evicted, least recently used first) or ``expired``.
+
+    An event like those of :mod:`regionproxy.events` (it belongs there).
+    """
+
+    table: str
+    reason: str
+    count: int
+
+
+# -- copying a hit ------------------------------------------------------------------
+
+_IMMUTABLE = frozenset({str, int, float, bool, bytes, Decimal, type(None), frozenset})
+_SHALLOW, _DICT_OF_SHALLOW, _LIST_OF_SHALLOW, _BINARY, _DEEP = "shallow", "dict-of-shallow", "list-of-shallow", "binary", "deep"
+_plans: dict[Any, Any] = {}  # interned plans: entries of one shape share one
+
+
+def copy_plan(value: Any) -> Any:
+    """How to copy ``value`` so that no caller can change it: None (share it:
+    immutable), a code, or ``("dict"|"list", ((key, plan), ...))`` naming
+    only the parts that need more than sharing."""
+    cls = type(value)
+    if cls in _IMMUTABLE:
+        return None
+    if cls is set:
+        return _SHALLOW  # members are hashable: str, Decimal, bytes, Binary
+    if cls is Binary:
+        return _BINARY
+    if cls is dict or cls is list:
+        parts = tuple(
+            (index, plan)
+            for index, plan in ((k, copy_plan(v)) for k, v in (value.items() if cls is dict else enumerate(value)))
+            if plan is not None
+        )
+        if not parts:
+            return _SHALLOW
+        if len(parts) == len(value) and all(plan is _SHALLOW for _, plan in parts):
+            return _DICT_OF_SHALLOW if cls is dict else _LIST_OF_SHALLOW
+        plan = ("dict" if cls is dict else "list", parts)
+        if len(_plans) < 10_000:  # bounded: odd shapes are simply not shared
+            plan = _plans.setdefault(plan, plan)
+        return plan
+    return _DEEP
+
+
+def copy_by(plan: Any, value: Any) -> Any:
+    """A copy of ``value`` made by its :func:`copy_plan`."""
+    if plan is None:
+        return value
+    if plan is _DICT_OF_SHALLOW:
+        return {name: part.copy() for name, part in value.items()}
+    if plan is _SHALLOW:
+        return value.copy()
+    if plan is _LIST_OF_SHALLOW:
+        return [part.copy() for part in value]
+    if plan is _BINARY:
+        return Binary(value.value)
+    if plan is _DEEP:
+        return copy.deepcopy(value)
+    out = value.copy()  # a dict, or a list
+    for index, part in plan[1]:
+        out[index] = copy_by(part, value[index])
+    return out
+
+
+# -- keys -------------------------------------------------------------------------
+
+
+def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
+    """The :func:`~regionproxy.operations.key_fingerprint` of a key given in
+    Python values (``{"pk": "a", "n": Decimal(1)}``), without serialising
+    it; None when a value is not one a key can hold (the uncached path then
+    raises what boto3 raises)."""
+    if type(key) is not dict:
+        return None
+    parts = []
+    for name, value in key.items():
+        cls = type(value)
+        if cls is str:
+            parts.append((name, ("S", value)))
+        elif cls is Decimal or cls is int:
+            number = Decimal(value)
+            if not number.is_finite():
+                return None
+            parts.append((name, ("N", str(number.normalize()) if number else "0")))
+        elif cls is Binary:
+            parts.append((name, ("B", bytes(value.value))))
+        elif cls is bytes or cls is bytearray:
+            parts.append((name, ("B", bytes(value))))
+        else:
+            return None
+    parts.sort()
+    return tuple(parts)
+
+
+def request_fingerprint(value: Any) -> Hashable:
+    """A hashable form of a whole (wire-format) request."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(name), request_fingerprint(part)) for name, part in value.items()))
+    if isinstance(value, list | tuple):
+        return ("[", *(request_fingerprint(part) for part in value))
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, Hashable):
+        return value
+    return repr(value)
+
+
+# ``name = :value`` or ``:value = name`` in a key condition (``<=``, ``>=``
+# never match: their ``<``/``>`` is no name character).
+_EQUALITY = re.compile(r"([#:]?[A-Za-z0-9_.\-]+)\s*=\s*([#:]?[A-Za-z0-9_.\-]+)")
+
+
+def query_tags(table: str, params: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """What invalidates a cached query of ``table``: ``(table, attribute,
+    value)`` for each equality its key condition states, or ``(table,
+    None)`` (every write to the table) for an index query or when none can
+    be read.
+
+    Every item a base-table query can return has its key attributes equal
+    to those values, and every write names its item's whole key: so a write
+    that can change the answer always drops one of its tags. Equalities on
+    the sort key only invalidate more often, never less.
+    """
+    if "IndexName" in params:
+        return ((table, None),)
+    tags: list[Hashable] = []
+    expression = params.get("KeyConditionExpression")
+    if isinstance(expression, str):
+        names = params.get("ExpressionAttributeNames") or {}
+        values = params.get("ExpressionAttributeValues") or {}
+        for left, right in _EQUALITY.findall(expression):
+            if left.startswith(":") == right.startswith(":"):
+                continue
+            name, placeholder = (right, left) if left.startswith(":") else (left, right)
+            name = names.get(name, name) if name.startswith("#") else name
+            if placeholder in values:
+                tags.append((table, *key_fingerprint({name: values[placeholder]})[0]))
+    elif isinstance(params.get("KeyConditions"), Mapping):
+        for name, condition in params["KeyConditions"].items():
+            if isinstance(condition, Mapping) and condition.get("ComparisonOperator") == "EQ":
+                operands = condition.get("AttributeValueList") or []
+                if len(operands) == 1:
+                    tags.append((table, *key_fingerprint({name: operands[0]})[0]))
+    return tuple(tags) or ((table, None),)
+
+
+def write_tags(table: str, fingerprint: Hashable) -> tuple[Hashable, ...]:
+    """The query tags a write of the item with key ``fingerprint`` drops."""
+    parts = fingerprint if isinstance(fingerprint, tuple) else ()
+    return ((table, None), *((table, *part) for part in parts))
+
+
+# -- the cache --------------------------------------------------------------------
+
+
+class _Entry:
+    """One stored answer: the value, how to copy it, when it expires, and
+    the query tags it is filed under."""
+
+    __slots__ = ("value", "plan", "expires", "tags")
+
+    def __init__(self, value: Any, expires: float, tags: tuple[Hashable, ...] = ()) -> None:
+        self.value = value
+        self.plan = copy_plan(value)
+        self.expires = expires
+        self.tags = tags
+
 
 class _Flight:
     """One in-progress load that other readers of the same key wait for."""
 
-    __slots__ = ("done", "result", "error", "stale", "leader")
+    __slots__ = ("done", "entry", "error", "stale", "leader", "tags")
 
-    def __init__(self) -> None:
+    def __init__(self, tags: tuple[Hashable, ...] = ()) -> None:
         self.done = threading.Event()
         # The loading thread: if its load reads the same key again (an event
         # listener making a DynamoDB call), waiting would wait for itself.
         self.leader = threading.get_ident()
-        self.result: Any = None
+        self.entry: _Entry | None = None
         self.error: BaseException | None = None
         # Set by an invalidation while loading: the result may predate a
         # write, so it is returned to its readers but never stored.
         self.stale = False
+        self.tags = tags  # filed under them from the start: a write during the load marks it stale
 
 
 class ReadCache:
-    """A TTL cache of responses with single-flight loading.
+    """A cache of read answers with per-entry TTLs and single-flight loading.
 
-    :param policy: ``maxsize`` entries, each for ``ttl`` seconds.
+    :param policy: ``maxsize`` entries, ``ttl`` seconds each (``negative_ttl``
+        for "no such item"), the ``tables`` to cache.
     :param clock: monotonic seconds; tests pass a fake one.
     :param wait_timeout: the longest a reader waits for another thread's
         load of the same key before it loads the key itself; the session
@@ -68,41 +265,81 @@ class ReadCache:
         if not wait_timeout > 0:
             raise ConfigError(f"wait_timeout must be positive, not {wait_timeout!r}", setting="wait_timeout")
         self.policy = policy
+        self.caches = policy.caches
         self.wait_timeout = wait_timeout
         self._clock = clock
-        self._entries = self._new_entries()
+        # Least recently used first. Readers get() and move_to_end() without
+        # the lock: each is one C call, atomic under the GIL, and a hit that
+        # races an invalidation is a read that happened just before the write.
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._by_tag: dict[Hashable, set[Key]] = {}
         self._lock = threading.Lock()
-        self._flights: dict[tuple[str, Hashable], _Flight] = {}
+        self._flights: dict[Key, _Flight] = {}
+        self.evictions = 0
+        self.expiries = 0
+        self._dropped: dict[tuple[str, str], int] = {}  # (table, reason) -> count, until taken
         reset_after_fork(self)
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get_or_load(self, key: tuple[str, Hashable], load: Callable[[], Any]) -> tuple[Any, bool]:
-        """The cached response for ``key`` (``(table, ...)``), or ``load()``'s;
-        and whether it was a hit."""
+    def __repr__(self) -> str:
+        return f"ReadCache({self.policy!r}, entries={len(self)})"
+
+    # -- reading ----------------------------------------------------------------------
+
+    def lookup(self, key: Key) -> Any:
+        """A copy of the fresh answer under ``key``, or :data:`MISS`."""
+        entry = self._entries.get(key)
+        if entry is None or not self._clock() < entry.expires:
+            return MISS
+        try:
+            self._entries.move_to_end(key)
+        except KeyError:  # dropped meanwhile: this read came just before
+            pass
+        return copy_by(entry.plan, entry.value)
+
+    def get_or_load(
+        self,
+        key: Key,
+        load: Callable[[], Any],
+        *,
+        negative: Callable[[Any], bool] | None = None,
+        tags: tuple[Hashable, ...] = (),
+    ) -> tuple[Any, bool]:
+        """The cached answer for ``key`` (``(table, ...)``), or ``load()``'s;
+        and whether it was a hit. ``negative(answer)`` says it is a "no such
+        item" answer (kept ``negative_ttl``); ``tags`` file it for query
+        invalidation."""
+        result = self.lookup(key)
+        if result is not MISS:
+            return result, True
         with self._lock:
-            try:
-                return copy.deepcopy(self._entries[key]), True
-            except KeyError:
-                pass
             flight = self._flights.get(key)
             leader = flight is None
             if leader:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = _Flight(tags)
+                self._file(key, tags)
         assert flight is not None
         if not leader:
             if flight.leader == threading.get_ident():
                 # A load that reads its own key: load for this caller alone.
-                return copy.deepcopy(self._load(key, _Flight(), load)), False
+                entry = self._load(key, _Flight(), load, negative, tags)
+                return copy_by(entry.plan, entry.value), False
             if flight.done.wait(self.wait_timeout):
                 if flight.error is not None:
                     raise flight.error
-                return copy.deepcopy(flight.result), False
+                if flight.entry is None:
+                    # A batch load that got no answer for this key (unprocessed):
+                    # load it for this caller alone.
+                    entry = self._load(key, _Flight(), load, negative, tags)
+                    return copy_by(entry.plan, entry.value), False
+                return copy_by(flight.entry.plan, flight.entry.value), False
             flight = self._take_over(key, flight)
-        return copy.deepcopy(self._load(key, flight, load)), False
+        entry = self._load(key, flight, load, negative, tags)
+        return copy_by(entry.plan, entry.value), False
 
-    def _take_over(self, key: tuple[str, Hashable], overdue: _Flight) -> _Flight:
+    def _take_over(self, key: Key, overdue: _Flight) -> _Flight:
         """The flight this reader leads after ``overdue``'s leader overran
         ``wait_timeout`` (its thread is stuck, or did not survive a fork).
 
@@ -113,54 +350,164 @@ class ReadCache:
         """
         with self._lock:
             if self._flights.get(key) is overdue:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = _Flight(overdue.tags)
                 return flight
         return _Flight()
 
-    def _load(self, key: tuple[str, Hashable], flight: _Flight, load: Callable[[], Any]) -> Any:
+    def _load(
+        self,
+        key: Key,
+        flight: _Flight,
+        load: Callable[[], Any],
+        negative: Callable[[Any], bool] | None,
+        tags: tuple[Hashable, ...],
+    ) -> _Entry:
         """Run ``load()`` for ``flight``'s waiters; store the result if the
         flight still owns the key and no write overtook it."""
         try:
-            flight.result = load()
+            value = load()
+            ttl = self.policy.negative_ttl if negative is not None and negative(value) else self.policy.ttl
+            flight.entry = _Entry(value, self._clock() + ttl, tags)
         except BaseException as error:
             flight.error = error
             raise
         finally:
-            with self._lock:
-                # Not ours any more after a take-over (or a fork): leave the
-                # key, and its successor's flight, alone.
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-                    if flight.error is None and not flight.stale:
-                        self._entries[key] = flight.result
-            flight.done.set()
-        return flight.result
+            self.finish(key, flight)
+        return flight.entry
 
-    def invalidate(self, key: tuple[str, Hashable]) -> None:
+    # -- loads of many keys (BatchGetItem) --------------------------------------------
+
+    def begin(self, keys: Iterable[Key]) -> dict[Key, _Flight]:
+        """Register a load of each of ``keys`` that no other reader is
+        loading; :meth:`finish` each flight returned (only those may store)."""
+        flights = {}
         with self._lock:
-            self._entries.pop(key, None)
-            flight = self._flights.get(key)
-            if flight is not None:
-                flight.stale = True
+            for key in keys:
+                if key not in self._flights:
+                    flights[key] = self._flights[key] = _Flight()
+        return flights
+
+    def answer(self, flight: _Flight, value: Any, negative: bool) -> None:
+        """Give ``flight`` its answer (stored by :meth:`finish`)."""
+        ttl = self.policy.negative_ttl if negative else self.policy.ttl
+        flight.entry = _Entry(value, self._clock() + ttl)
+
+    def finish(self, key: Key, flight: _Flight) -> None:
+        """End ``flight``: store its entry if it still owns ``key`` and no
+        write overtook it; wake its waiters (those of an unanswered flight
+        load for themselves)."""
+        with self._lock:
+            # Not ours any more after a take-over (or a fork): leave the
+            # key, and its successor's flight, alone.
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+                entry = flight.entry
+                if entry is not None and flight.error is None and not flight.stale and entry.expires > self._clock():
+                    self._store(key, entry)
+                elif key not in self._entries:
+                    self._unfile(key, flight.tags)
+        flight.done.set()
+
+    def _store(self, key: Key, entry: _Entry) -> None:
+        """Under the lock: keep ``entry``, dropping the least recently used
+        entries past ``maxsize``."""
+        now = self._clock()
+        old = self._entries.pop(key, None)
+        if old is not None:
+            if not now < old.expires:
+                self.expiries += 1
+                self._dropped[(key[0], EXPIRED)] = self._dropped.get((key[0], EXPIRED), 0) + 1
+            if old.tags != entry.tags:
+                self._unfile(key, old.tags)
+        self._file(key, entry.tags)
+        self._entries[key] = entry
+        while len(self._entries) > self.policy.maxsize:
+            dropped_key, dropped = self._entries.popitem(last=False)
+            self._drop(dropped_key, dropped, EXPIRED if not now < dropped.expires else SIZE)
+        # Expired entries at the old end go now, a few per store: bounded work.
+        for _ in range(4):
+            oldest = next(iter(self._entries), None)
+            if oldest is None or self._entries[oldest].expires > now:
+                break
+            self._drop(oldest, self._entries.pop(oldest), EXPIRED)
+
+    def _drop(self, key: Key, entry: _Entry, reason: str) -> None:
+        if reason == SIZE:
+            self.evictions += 1
+        else:
+            self.expiries += 1
+        self._dropped[(key[0], reason)] = self._dropped.get((key[0], reason), 0) + 1
+        self._unfile(key, entry.tags)
+
+    def _file(self, key: Key, tags: tuple[Hashable, ...]) -> None:
+        for tag in tags:
+            self._by_tag.setdefault(tag, set()).add(key)
+
+    def _unfile(self, key: Key, tags: tuple[Hashable, ...]) -> None:
+        for tag in tags:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
+
+    def take_dropped(self) -> list[CacheDropped]:
+        """The drops counted since the last call, as events to emit."""
+        if not self._dropped:  # the common case, read without the lock
+            return []
+        with self._lock:
+            dropped, self._dropped = self._dropped, {}
+        return [CacheDropped(table, reason, count) for (table, reason), count in dropped.items()]
+
+    def counts(self) -> dict[str, int]:
+        return {"entries": len(self._entries), "evictions": self.evictions, "expiries": self.expiries}
+
+    # -- invalidation -----------------------------------------------------------------
+
+    def invalidate(self, key: Key) -> None:
+        with self._lock:
+            self._invalidate(key)
+
+    def _invalidate(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry.tags:
+            self._unfile(key, entry.tags)
+        flight = self._flights.get(key)
+        if flight is not None:
+            flight.stale = True
+
+    def invalidate_item(self, table: str, fingerprint: Hashable) -> None:
+        """Drop an item in both forms and every query a write of it may change."""
+        with self._lock:
+            self._invalidate((table, fingerprint))
+            self._invalidate((table, fingerprint, VALUES))
+            if self._by_tag:
+                self._invalidate_tags(write_tags(table, fingerprint))
+
+    def _invalidate_tags(self, tags: Iterable[Hashable]) -> None:
+        for tag in tags:
+            for key in self._by_tag.pop(tag, ()):
+                self._invalidate(key)
 
     def invalidate_table(self, table: str) -> None:
         """Drop every entry of ``table`` (a write whose keys are unknown)."""
         with self._lock:
             for key in [key for key in self._entries if key[0] == table]:
-                del self._entries[key]
+                self._invalidate(key)
             for key, flight in self._flights.items():
                 if key[0] == table:
                     flight.stale = True
 
     def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> None:
-        """Drop what a write touches: its keys; its tables when the keys
-        cannot be named; everything for a PartiQL write (table unknown)."""
+        """Drop what a write touches: its keys (both forms) and the queries
+        they may change; its tables when the keys cannot be named;
+        everything for a PartiQL write (table unknown)."""
         try:
             keys = written_keys(operation, params, key_names)
         except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
             keys = []
         for table, key in keys:
-            self.invalidate((table, key_fingerprint(key)))
+            self.invalidate_item(table, key_fingerprint(key))
         if keys:
             return
         tables = tables_of(operation, params)
@@ -172,11 +519,9 @@ class ReadCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._by_tag.clear()
             for flight in self._flights.values():
                 flight.stale = True
-
-    def _new_entries(self) -> cachetools.TTLCache[tuple[str, Hashable], Any]:
-        return cachetools.TTLCache(maxsize=self.policy.maxsize, ttl=self.policy.ttl, timer=self._clock)
 
     def _after_fork(self) -> None:
         """In a forked child: the lock and the loads in flight belonged to the
@@ -184,7 +529,9 @@ class ReadCache:
         no thread will finish, so it starts its own."""
         if self._lock.locked():
             # Another thread was changing the entries at the fork: the
-            # TTLCache's links may be half-updated. Start empty.
-            self._entries = self._new_entries()
+            # dictionaries may be half-updated. Start empty.
+            self._entries = OrderedDict()
+            self._by_tag = {}
+            self._dropped = {}
         self._lock = threading.Lock()
         self._flights = {}

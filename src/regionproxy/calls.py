@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-from regionproxy.operations import KeyNames, is_idempotent, kind_of, tables_of, written_keys
+from regionproxy.cache import QUERY, query_tags, request_fingerprint
+from regionproxy.operations import KeyNames, is_idempotent, key_fingerprint, kind_of, tables_of, written_keys
+
+# A GetItem with more than these (a projection, a capacity report) is not cached.
+_CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
 
 
 class Call:
@@ -49,3 +53,25 @@ class Call:
         """``(table, key)`` of every item the write touches; raises what
         ``key_names`` raises when a put's key cannot be named."""
         return written_keys(self.operation, self.params, key_names)
+
+    @cached_property
+    def cache_key(self) -> tuple[Any, ...] | None:
+        """The read cache's key for this read, or None when it bypasses the
+        cache: a GetItem of a whole item, ``(table, key fingerprint)``; an
+        eventually consistent Query without a capacity report, ``(table,
+        QUERY, the whole request)``. BatchGetItem is cached item by item."""
+        params = self.params
+        if params.get("ConsistentRead", False) is not False or not isinstance(params.get("TableName"), str):
+            return None
+        if self.operation == "GetItem":
+            if params.keys() <= _CACHEABLE_GET and isinstance(params.get("Key"), Mapping):
+                return (params["TableName"], key_fingerprint(params["Key"]))
+        elif self.operation == "Query":
+            if params.get("ReturnConsumedCapacity", "NONE") == "NONE":
+                return (params["TableName"], QUERY, request_fingerprint(params))
+        return None
+
+    @cached_property
+    def query_tags(self) -> tuple[Any, ...]:
+        """What invalidates this Query's cached page (:func:`regionproxy.cache.query_tags`)."""
+        return query_tags(self.params["TableName"], self.params)

@@ -107,15 +107,46 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """The read cache: at most ``maxsize`` items (1-10,000,000), each for
-    ``ttl`` seconds (0 < x <= 86400)."""
+    """The read cache: which answers are kept, and for how long.
+
+    :param maxsize: at most this many entries (1-10,000,000): items, and
+        cached ``Query`` pages.
+    :param ttl: seconds an item or a query page is served from the cache
+        (0 < x <= 86400).
+    :param negative_ttl: seconds a "no such item" answer is served from the
+        cache (0-86400; 0 keeps none). Short by default: an item created in
+        another region or process shows up this soon.
+    :param tables: the table names to cache (a list, tuple or set), or None
+        for every table.
+    """
 
     maxsize: int = 10_000
     ttl: float = 5.0
+    negative_ttl: float = 1.0
+    tables: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         _number("CachePolicy.maxsize", "maxsize", self.maxsize, low=1, high=10_000_000, integer=True)
         _number("CachePolicy.ttl", "ttl", self.ttl, low=0, high=DAY, above=True)
+        _number("CachePolicy.negative_ttl", "negative_ttl", self.negative_ttl, low=0, high=DAY)
+        if self.tables is not None:
+            object.__setattr__(self, "tables", _checked_tables(self.tables))
+
+    def caches(self, table: str) -> bool:
+        """Whether reads of ``table`` go through the cache."""
+        return self.tables is None or table in self.tables
+
+
+def _checked_tables(tables: Any) -> frozenset[str]:
+    # A str is iterable too: tables="Blog" would cache tables "B", "l", ...
+    if isinstance(tables, str | bytes) or not isinstance(tables, list | tuple | set | frozenset):
+        raise ConfigError(f"CachePolicy.tables must be a list of table names or None, got {_show(tables)}", setting="tables")
+    if not tables:
+        raise ConfigError("CachePolicy.tables must name at least one table (None caches every table)", setting="tables")
+    for table in tables:
+        if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
+            raise ConfigError(f"CachePolicy.tables: {_show(table)} is not a table name", setting="tables")
+    return frozenset(tables)
 
 
 _HEDGE_FLOOR = 0.005
@@ -472,6 +503,10 @@ def _pairs(text: str, example: str) -> dict[str, str]:
     return pairs
 
 
+def _table_list(text: str) -> tuple[str, ...]:
+    return tuple(_entries(_text(text), "Blog,Users"))
+
+
 def _endpoint_pairs(text: str) -> dict[str, str]:
     return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
 
@@ -505,6 +540,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ATTEMPTS": ("timeouts.attempts", _integer),
     "CACHE_MAXSIZE": ("cache.maxsize", _integer),
     "CACHE_TTL": ("cache.ttl", _decimal),
+    "CACHE_NEGATIVE_TTL": ("cache.negative_ttl", _decimal),
+    "CACHE_TABLES": ("cache.tables", _table_list),
     "STICKY_SECONDS": ("sticky_seconds", _decimal),
     "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
     "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
