@@ -43,7 +43,11 @@ def test_overhead_benchmark_prints_a_row_per_surface_and_operation():
 def test_latency_counts_from_the_intended_send_time_not_from_when_a_worker_was_free():
     # One worker, calls of 50 ms, 100 sends a second: request k cannot start
     # before k x 50 ms though it was due at k x 10 ms, so it waited >= k x 40 ms.
-    samples = run_constant_rate(lambda: time.sleep(0.05), rate=100, duration=0.1, workers=1)
+    def slow_call():
+        time.sleep(0.05)
+        return None, 1
+
+    samples = run_constant_rate(slow_call, rate=100, duration=0.1, workers=1)
     assert [round(s.intended, 3) for s in samples] == [round(k * 0.01, 3) for k in range(10)]
     for k, sample in enumerate(samples):
         assert sample.latency >= k * 0.04 + 0.05 - 0.001
@@ -58,12 +62,12 @@ def test_constant_rate_records_failures_with_their_error_and_keeps_going():
             n = next(calls)
         if n % 2:
             raise TimeoutError("odd")
-        return "eu-west-3"
+        return "eu-west-3", 1
 
     samples = run_constant_rate(call, rate=200, duration=0.05, workers=2)
     assert len(samples) == 10
     assert sorted(s.error for s in samples if not s.ok) == ["TimeoutError"] * 5
-    assert {s.region for s in samples if s.ok} == {"eu-west-3"}
+    assert {(s.region, s.attempts) for s in samples if s.ok} == {("eu-west-3", 1)}
 
 
 def test_summaries_come_in_milliseconds_and_in_percentile_order():

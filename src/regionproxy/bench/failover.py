@@ -18,6 +18,7 @@ from each request's intended send time (no coordinated omission):
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from typing import Any
@@ -69,7 +70,6 @@ def analyse(
     for (name, begin), finish in zip(marks, bounds, strict=True):
         inside = _phase_of(samples, begin, finish)
         served = [s for s in inside if s.ok]
-        by_remote = [s.latency for s in served if s.region == remote]
         row: dict[str, Any] = {
             "phase": name,
             "start_s": round(begin, 3),
@@ -80,14 +80,21 @@ def analyse(
         }
         if inside and name in ("refuse", "blackhole", "brownout"):
             first = inside[0]
-            remote_ms = summarize(by_remote).get("p50_ms") if by_remote else None
+            # Requests that met the outage tried the local region first
+            # (more than one attempt) and were served by the remote one; the
+            # rest went straight to the remote region (breaker open). The
+            # difference of their medians is what meeting the outage costs.
+            met = [s.latency for s in served if s.region == remote and s.attempts > 1]
+            direct = [s.latency for s in served if s.region == remote and s.attempts == 1]
+            direct_ms = statistics.median(direct) * 1000 if direct else None
             row["first_request_ms"] = round(first.latency * 1000, 1)
             row["first_request_region"] = first.region
             row["first_request_error"] = first.error
-            row["remote_p50_ms"] = remote_ms
-            if remote_ms is not None:
-                row["added_ms_first"] = round(first.latency * 1000 - remote_ms, 1)
-                row["added_ms_max"] = round(max(s.latency for s in inside) * 1000 - remote_ms, 1)
+            row["remote_p50_ms"] = round(direct_ms, 1) if direct_ms is not None else None
+            row["met_outage"] = len(met)
+            if met and direct_ms is not None:
+                row["added_ms_met"] = round(statistics.median(met) * 1000 - direct_ms, 1)
+                row["added_ms_worst"] = round(max(met) * 1000 - direct_ms, 1)
             opened = [at for at, region, _, new in listener.breakers if region == local and new == "open" and at >= begin]
             row["failed_over_after_s"] = round(opened[0] - begin, 3) if opened and opened[0] < finish else None
         if name == "healed" and phases and phases[-1]["phase"] in ("refuse", "blackhole", "brownout"):
@@ -157,11 +164,11 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
                 client.get_item(TableName=TABLE, Key=WIRE_KEY)
 
         def caller(client: Any, listener: RegionOfCall | None) -> Any:
-            def call() -> str | None:
+            def call() -> tuple[str | None, int]:
                 if listener is not None:
                     listener.take()
                 client.get_item(TableName=TABLE, Key=WIRE_KEY)
-                return listener.take() if listener is not None else local
+                return listener.take() if listener is not None else (local, 0)
 
             return call
 
@@ -175,7 +182,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
 
         def stream(name: str, call: Any) -> None:
             samples = run_constant_rate(call, rate=rate, duration=duration - offset, workers=workers, start=start + offset)
-            gathered[name] = [Sample(s.intended + offset, s.latency, s.region, s.error) for s in samples]
+            gathered[name] = [Sample(s.intended + offset, s.latency, s.region, s.error, s.attempts) for s in samples]
 
         threads = [
             threading.Thread(target=stream, args=(name, caller(client, listener)), name=f"stream-{name}")
@@ -236,16 +243,17 @@ def _targets(results: dict[str, Any], rate: float) -> list[dict[str, Any]]:
             "met": outage_failed == 0,
         },
         {
-            "figure": "latency added to the request that meets refuse",
+            "figure": "latency added to the requests that meet refuse (median; vs served by the remote directly)",
             "target": "<= 5 ms",
-            "value": f"{refuse.get('added_ms_first')} ms",
-            "met": refuse.get("added_ms_first") is not None and refuse["added_ms_first"] <= 5,
+            "value": f"+{refuse.get('added_ms_met')} ms over {refuse.get('met_outage', 0)} requests",
+            "met": refuse.get("added_ms_met") is not None and refuse["added_ms_met"] <= 5,
         },
         {
-            "figure": "latency added to the request that meets blackhole, no hedging",
+            "figure": "latency added to the requests that meet blackhole, no hedging (worst)",
             "target": f"<= one read timeout ({read * 1000:.0f} ms)",
-            "value": f"{blackhole.get('added_ms_first')} ms (worst in phase {blackhole.get('added_ms_max')} ms)",
-            "met": blackhole.get("added_ms_first") is not None and blackhole["added_ms_first"] <= read * 1000 * 1.05,
+            "value": f"+{blackhole.get('added_ms_worst')} ms over {blackhole.get('met_outage', 0)} requests "
+            f"(median +{blackhole.get('added_ms_met')} ms)",
+            "met": blackhole.get("added_ms_worst") is not None and blackhole["added_ms_worst"] <= read * 1000,
         },
     ]
     remote_rtt = (refuse.get("remote_p50_ms") or 0) or None

@@ -71,7 +71,7 @@ class RegionOfCall:
     def __call__(self, event: Any) -> None:
         name = type(event).__name__
         if name == "OperationFinished":
-            self._local.region = event.region
+            self._local.last = (event.region, event.attempts)
             with self._lock:
                 self.operations += 1
         elif name == "CallFinished" and event.kind != "probe":
@@ -84,10 +84,11 @@ class RegionOfCall:
             with self._lock:
                 self.hedges[event.outcome] = self.hedges.get(event.outcome, 0) + 1
 
-    def take(self) -> str | None:
-        region = getattr(self._local, "region", None)
-        self._local.region = None
-        return region
+    def take(self) -> tuple[str | None, int]:
+        """The region and attempts of this thread's last operation, once."""
+        last = getattr(self._local, "last", (None, 0))
+        self._local.last = (None, 0)
+        return last
 
     @property
     def hedges_sent(self) -> int:

@@ -32,13 +32,14 @@ class Sample:
     ``intended``: seconds from the run's start to when it should have been
     sent; ``latency``: seconds from then to its answer (or error);
     ``region``: which region served it, when known; ``error``: the error's
-    class name, or None.
+    class name, or None; ``attempts``: how many attempts it took, when known.
     """
 
     intended: float
     latency: float
     region: str | None = None
     error: str | None = None
+    attempts: int = 0
 
     @property
     def ok(self) -> bool:
@@ -65,7 +66,7 @@ def summarize(latencies: Iterable[float]) -> dict[str, float | int]:
 
 
 def run_constant_rate(
-    call: Callable[[], str | None],
+    call: Callable[[], tuple[str | None, int]],
     *,
     rate: float,
     duration: float,
@@ -76,8 +77,8 @@ def run_constant_rate(
 ) -> list[Sample]:
     """Call ``call`` ``rate`` times a second for ``duration`` seconds.
 
-    ``call`` returns the region that served it (or None) and raises on
-    failure. ``workers`` threads send; size it to ``rate`` times the longest
+    ``call`` returns the region that served it (or None) and the attempts
+    it took (0: unknown), and raises on failure. ``workers`` threads send; size it to ``rate`` times the longest
     call, or requests queue (still counted from their intended time).
     ``on_tick(elapsed)`` runs in the scheduler thread between sends (to
     inject faults on a timeline). After the last send, stragglers get
@@ -95,11 +96,12 @@ def run_constant_rate(
     def work() -> None:
         while (intended := tasks.get()) is not None:
             error = region = None
+            attempts = 0
             try:
-                region = call()
+                region, attempts = call()
             except Exception as caught:  # noqa: BLE001 - every failure is a sample
                 error = type(caught).__name__
-            sample = Sample(intended, time.perf_counter() - start - intended, region, error)
+            sample = Sample(intended, time.perf_counter() - start - intended, region, error, attempts)
             with lock:
                 samples.append(sample)
 

@@ -18,7 +18,7 @@ the built-in profiles are *derived*, and say so:
 
 Cross-check with published inter-city ping averages (WonderProxy, "Miles
 per Millisecond", 2011; pings are round trips): Paris-New York 77 ms
-(model 80), Paris-Baltimore 98 ms (model 85, Baltimore is near Ashburn,
+(model 80), Paris-Baltimore 98 ms (model 84, Baltimore is near Ashburn,
 us-east-1), Paris-Zurich 11 ms (model 9), Paris-Milan 21 ms (model 12: an
 Alpine route far from the great circle). So the model is within about 15%
 across the Atlantic and can be 2x low inside Europe where routes detour.

@@ -48,7 +48,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         "# regionproxy bench results",
         "",
         f"Command: `{results['command']}` (size `{results['size']['name']}`), started {results['started']}"
-        + (f", {results['seconds']:.0f} s." if "seconds" in results else "."),
+        + (f", {results['elapsed_s']:.0f} s." if "elapsed_s" in results else "."),
         "",
         f"Machine: {m['cpus']} x {m['cpu']}, {m['system']}, Python {m['python']}, boto3 {m['boto3']}, "
         f"regionproxy {m['regionproxy']}. DynamoDB: moto on loopback behind the lab's fault proxy, "
@@ -115,8 +115,8 @@ def _failover(result: dict[str, Any]) -> list[str]:
         for row in data["phases"]:
             latency = row["latency"]
             extra = []
-            if "added_ms_first" in row:
-                extra.append(f"first request +{row['added_ms_first']} ms")
+            if row.get("added_ms_met") is not None:
+                extra.append(f"{row['met_outage']} met it: +{row['added_ms_met']} ms (worst +{row['added_ms_worst']} ms)")
             if row.get("failed_over_after_s") is not None:
                 extra.append(f"failed over after {row['failed_over_after_s']} s")
             if row.get("back_after_s") is not None:
@@ -157,7 +157,8 @@ def _tail(result: dict[str, Any]) -> list[str]:
     return [
         f"Regions {' (local) + '.join(result['regions'])}; the local region adds {result['spike_ms']:g} ms to "
         f"{result['spike_rate'] * 100:g}% of requests; {result['rate']:g} GetItem/s per variant for "
-        f"{result['seconds']:g} s, side by side; hedge delay {result['hedge_delay_ms']:g} ms.",
+        f"{result['seconds']:g} s, side by side; hedge delay {result['hedge_delay_ms']:g} ms (twice the local "
+        "p90 measured before the spikes).",
         "",
         *_table(["variant", "requests", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "notes"], rows),
     ]

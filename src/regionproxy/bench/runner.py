@@ -112,12 +112,12 @@ def run(
 
             traceback.print_exc()
             result = {"scenario": name, "error": f"{type(error).__name__}: {error}"}
-        result["seconds"] = round(time.monotonic() - started, 1)
+        result["elapsed_s"] = round(time.monotonic() - started, 1)
         results["scenarios"][name] = result
         report.write(results, out, plot=[name])
-    results["seconds"] = round(time.monotonic() - began, 1)
+    results["elapsed_s"] = round(time.monotonic() - began, 1)
     written = report.write(results, out, plot=[])
-    progress(f"done in {results['seconds']:.0f} s; wrote:")
+    progress(f"done in {results['elapsed_s']:.0f} s; wrote:")
     for path in written:
         progress(f"  {path}")
     return results

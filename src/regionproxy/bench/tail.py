@@ -22,7 +22,11 @@ from regionproxy.bench.load import Sample, run_constant_rate, summarize, workers
 
 SPIKE = 0.2
 SPIKE_RATE = 0.05
-HEDGE_DELAY = 0.025
+# The hedge delay: twice the local region's p90 measured just before the
+# spikes start, at least 15 ms. A fixed delay below what a loaded machine
+# adds anyway would spend the hedge budget on ordinary requests.
+HEDGE_FLOOR = 0.015
+CALIBRATION_CALLS = 40
 
 
 def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
@@ -39,19 +43,20 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
         "spike_rate": SPIKE_RATE,
         "rate": rate,
         "seconds": seconds,
-        "hedge_delay_ms": HEDGE_DELAY * 1000,
         "variants": {},
     }
     # Patient timeouts: a spike is slow, not dead, and must not open a breaker.
     timeouts = rp.Timeouts(connect=1.0, read=2.0)
     with bench_lab([local, remote], profile, mode=size.lab_mode) as lab:
-        apply_profile(lab, profile, spike=SPIKE, spike_rate=SPIKE_RATE)
         variants: dict[str, tuple[Any, RegionOfCall]] = {}
         plain = RegionOfCall(time.perf_counter)
         variants["no hedging"] = (lab.session(timeouts=timeouts, listeners=[plain]).client, plain)
+        hedge_delay = _calibrate(variants["no hedging"][0])
+        results["hedge_delay_ms"] = round(hedge_delay * 1000, 1)
+        apply_profile(lab, profile, spike=SPIKE, spike_rate=SPIKE_RATE)
         hedged = RegionOfCall(time.perf_counter)
         try:
-            session = lab.session(timeouts=timeouts, listeners=[hedged], hedge=rp.HedgePolicy(delay=HEDGE_DELAY))
+            session = lab.session(timeouts=timeouts, listeners=[hedged], hedge=rp.HedgePolicy(delay=hedge_delay))
             variants["hedging"] = (session.client, hedged)
         except ConfigError as error:
             results["variants"]["hedging"] = {"available": False, "reason": str(error)}
@@ -64,7 +69,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
         workers = workers_for(rate, SPIKE + 0.5)
 
         def stream(name: str, client: Any, listener: RegionOfCall) -> None:
-            def call() -> str | None:
+            def call() -> tuple[str | None, int]:
                 listener.take()
                 client.get_item(TableName=TABLE, Key=WIRE_KEY)
                 return listener.take()
@@ -104,6 +109,20 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
         results["latencies"] = {name: [round(s.latency, 5) for s in samples if s.ok] for name, samples in gathered.items()}
     results["targets"] = _targets(results)
     return results
+
+
+def _calibrate(client: Any) -> float:
+    """Twice the p90 of sequential GetItems to the local region, at least
+    ``HEDGE_FLOOR``: the hedge delay."""
+    for _ in range(5):
+        client.get_item(TableName=TABLE, Key=WIRE_KEY)
+    seconds = []
+    for _ in range(CALIBRATION_CALLS):
+        started = time.perf_counter()
+        client.get_item(TableName=TABLE, Key=WIRE_KEY)
+        seconds.append(time.perf_counter() - started)
+    p90 = sorted(seconds)[int(0.9 * len(seconds))]
+    return round(max(2 * p90, HEDGE_FLOOR), 3)
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
