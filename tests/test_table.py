@@ -36,7 +36,9 @@ class RecordingSession:
 
     def __init__(self, answer: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None) -> None:
         client = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t").client(
-            "dynamodb", region_name=LOCAL, endpoint_url="http://127.0.0.1:9"  # never called
+            "dynamodb",
+            region_name=LOCAL,
+            endpoint_url="http://127.0.0.1:9",  # never called
         )
         self.regions = (LOCAL, "us-east-1")
         self.local_region = LOCAL
@@ -78,7 +80,12 @@ def test_transaction_items_are_sent_in_wire_format(session):
             "TransactWriteItems",
             {
                 "TransactItems": [
-                    {"Put": {"TableName": "T", "Item": {"p": {"S": "x"}, "n": {"N": "1"}, "s": {"SS": ["a"]}, "b": {"B": b"\x01"}}}}
+                    {
+                        "Put": {
+                            "TableName": "T",
+                            "Item": {"p": {"S": "x"}, "n": {"N": "1"}, "s": {"SS": ["a"]}, "b": {"B": b"\x01"}},
+                        }
+                    }
                 ]
             },
         )
@@ -271,9 +278,7 @@ def test_no_handler_is_registered_on_the_regional_client(session):
     client = session.replicas[LOCAL].client
     table = RegionResource(session).Table("T")
     table.put_item(Item={"p": "x"}, ConditionExpression=Attr("p").not_exists())
-    assert not [
-        unique_id for unique_id in client.meta.events._emitter._unique_id_handlers if unique_id.startswith("dynamodb-")
-    ]
+    assert not [unique_id for unique_id in client.meta.events._emitter._unique_id_handlers if unique_id.startswith("dynamodb-")]
 
 
 def test_session_table_and_resource_share_one_client(lab_free_session):

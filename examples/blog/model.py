@@ -116,16 +116,19 @@ class BlogStore:
                         "ExpressionAttributeValues": values,
                     }
                 },
-                {"Put": {"TableName": self.table.name, "Item": {"PK": f"POST#{post_id}", "SK": f"REV#{edited}", **fields, "edited_at": edited}}},
+                {
+                    "Put": {
+                        "TableName": self.table.name,
+                        "Item": {"PK": f"POST#{post_id}", "SK": f"REV#{edited}", **fields, "edited_at": edited},
+                    }
+                },
             ]
         )
         return self.get_post(post_id, consistent=True)  # the edit just made, not an older copy
 
     def post_history(self, post_id: str) -> list[dict[str, Any]]:
         """The edits of a post, oldest first."""
-        response = self.table.query(
-            KeyConditionExpression=Key("PK").eq(f"POST#{post_id}") & Key("SK").begins_with("REV#")
-        )
+        response = self.table.query(KeyConditionExpression=Key("PK").eq(f"POST#{post_id}") & Key("SK").begins_with("REV#"))
         return [_public(item) for item in response["Items"]]
 
     def delete_post(self, post_id: str) -> None:

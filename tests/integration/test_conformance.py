@@ -253,11 +253,7 @@ def query_with_key_conditions(api: Api) -> Any:
 def query_pages_through_meta_client(api: Api) -> Any:
     seed(api)
     paginator = api.values.get_paginator("query")
-    pages = list(
-        paginator.paginate(
-            TableName=NAME, KeyConditionExpression=Key("pk").eq("a"), PaginationConfig={"PageSize": 2}
-        )
-    )
+    pages = list(paginator.paginate(TableName=NAME, KeyConditionExpression=Key("pk").eq("a"), PaginationConfig={"PageSize": 2}))
     assert len(pages) == 3  # the scenario must really page
     partial = paginator.paginate(
         TableName=NAME, KeyConditionExpression=Key("pk").eq("a"), PaginationConfig={"MaxItems": 3, "PageSize": 2}
@@ -429,7 +425,9 @@ def table_update_and_waiters(api: Api) -> Any:
 
 def resource_creates_and_lists_tables(api: Api) -> Any:
     spec = {key: value for key, value in SPEC.items() if key != "GlobalSecondaryIndexes"}
-    created = api.resource.create_table(**{**spec, "TableName": "Another", "AttributeDefinitions": SPEC["AttributeDefinitions"][:2]})
+    created = api.resource.create_table(
+        **{**spec, "TableName": "Another", "AttributeDefinitions": SPEC["AttributeDefinitions"][:2]}
+    )
     names = [table.name for table in api.resource.tables.all()]
     limited = [table.name for table in api.resource.tables.limit(1)]
     pages = [[table.name for table in page] for page in api.resource.tables.page_size(1).pages()]
