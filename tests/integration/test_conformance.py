@@ -1,10 +1,12 @@
 """The session's surfaces behave as boto3's, against the same server.
 
 Each scenario runs through plain boto3 (client, resource, ``Table``,
-``Table.meta.client``) and through the session's surfaces reached two ways
-(``session.table(name)`` and its ``meta.client``; ``session.resource.Table(name)``
-and ``session.resource.meta.client``), each time on a fresh table in the
-lab's local region. Results must be identical (``ResponseMetadata`` aside;
+``Table.meta.client``) and through the session's (``session.client``,
+``session.resource``, ``session.table(name)`` and its ``meta.client``),
+each time on a fresh table in the lab's local region. ``session.table(name)``
+is ``session.resource.Table(name)``, and every Table's ``meta.client`` is
+``session.resource.meta.client`` (one object, checked below), so one run
+covers both ways of reaching them. Results must be identical (``ResponseMetadata`` aside;
 ``Decimal`` by its digits, sets, ``Binary`` and types exactly), and so must
 exceptions: class name, message, and the error response (``Item`` of a
 failed condition, a transaction's cancellation reasons).
@@ -96,13 +98,11 @@ def boto3_api(lab) -> Api:
     return Api(client, resource, table, table.meta.client)
 
 
-def session_table_api(session: rp.RegionSession) -> Api:
+def session_api(session: rp.RegionSession) -> Api:
     table = session.table(NAME)
+    assert table == session.resource.Table(NAME)
+    assert table.meta.client is session.resource.meta.client
     return Api(session.client, session.resource, table, table.meta.client)
-
-
-def session_resource_api(session: rp.RegionSession) -> Api:
-    return Api(session.client, session.resource, session.resource.Table(NAME), session.resource.meta.client)
 
 
 def canonical(value: Any) -> Any:
@@ -474,8 +474,7 @@ def test_session_surfaces_behave_as_boto3(lab, scenario, raises):
     session = lab.session(timeouts=PATIENT)
     runs = {
         "boto3": boto3_api(lab),
-        "session.table": session_table_api(session),
-        "session.resource": session_resource_api(session),
+        "session": session_api(session),
     }
     outcomes = {}
     for name, api in runs.items():
@@ -513,9 +512,9 @@ def test_unprocessed_keys_come_back_in_python_values(lab):
     expected = keys_only(boto.values.batch_get_item(RequestItems=request))
     assert expected[1], "the scenario must leave keys unprocessed"
     assert expected[1][NAME]["Keys"][0]["pk"] == ("str", "big")  # Python values, not {"S": ...}
-    session_table, session_resource = session_table_api(session), session_resource_api(session)
-    assert keys_only(session_table.values.batch_get_item(RequestItems=request)) == expected
-    assert keys_only(session_resource.resource.batch_get_item(RequestItems=request)) == expected
+    ours = session_api(session)
+    assert keys_only(ours.values.batch_get_item(RequestItems=request)) == expected
+    assert keys_only(ours.resource.batch_get_item(RequestItems=request)) == expected
 
 
 def test_blog_edit_is_one_transaction_through_table_meta_client(lab):
