@@ -36,7 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import Binary
@@ -122,7 +122,68 @@ def copy_by(plan: Any, value: Any) -> Any:
     return out
 
 
+_copiers: dict[Any, Callable[[Any], Any]] = {}
+
+
+def copier(plan: Any) -> Callable[[Any], Any]:
+    """:func:`copy_by` for one plan, compiled into one expression (nested
+    dict displays: ``{**v, "Item": {...}}``), shared by every entry of that
+    plan. A hit then costs one call instead of one per nested container."""
+    function = _copiers.get(plan)
+    if function is None:
+        if len(_copiers) >= 10_000:  # bounded: odd shapes copy the slow way
+            return lambda value: copy_by(plan, value)
+        names = iter(range(1_000_000))
+        scope: dict[str, Any] = {"Binary": Binary, "copy_by": copy_by}
+        source = f"def copy_(v0):\n    return {_expression(plan, 'v0', names, scope)}\n"
+        exec(compile(source, "<regionproxy.cache copier>", "exec"), scope)  # noqa: S102 - code built from the plan only
+        function = _copiers.setdefault(plan, scope["copy_"])
+    return function
+
+
+def _expression(plan: Any, value: str, names: Any, scope: dict[str, Any]) -> str:
+    """Python source that copies the object named ``value`` by ``plan``.
+    Dict keys are embedded with ``repr`` (only str keys: anything else, and
+    lists, fall back to :func:`copy_by`)."""
+    if plan is None:
+        return value
+    if plan is _SHALLOW:
+        return f"{value}.copy()"
+    if plan is _DICT_OF_SHALLOW:
+        return f"{{k: x.copy() for k, x in {value}.items()}}"
+    if plan is _LIST_OF_SHALLOW:
+        return f"[x.copy() for x in {value}]"
+    if plan is _BINARY:
+        return f"Binary({value}.value)"
+    name = f"v{next(names) + 1}"
+    if plan is _DEEP or plan[0] != "dict" or not all(type(key) is str for key, _ in plan[1]):
+        scope[f"plan_{name}"] = plan
+        return f"copy_by(plan_{name}, {value})"
+    parts = ", ".join(f"{key!r}: {_expression(part, f'{name}[{key!r}]', names, scope)}" for key, part in plan[1])
+    return f"{{**({name} := {value}), {parts}}}"
+
+
 # -- keys -------------------------------------------------------------------------
+
+
+def wire_key_fingerprint(key: Any) -> Hashable:
+    """:func:`~regionproxy.operations.key_fingerprint`, with a fast path for
+    the common key of strings (``{"pk": {"S": "a"}}``): a hit's whole
+    cost is a few microseconds, and the general one checks every value
+    against ``Mapping``."""
+    if type(key) is dict:
+        parts = []
+        for name, value in key.items():
+            if type(value) is not dict or len(value) != 1 or type(name) is not str:
+                break
+            raw = value.get("S")
+            if type(raw) is not str:
+                break
+            parts.append((name, ("S", raw)))
+        else:
+            parts.sort()
+            return tuple(parts)
+    return key_fingerprint(key)
 
 
 def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
@@ -217,11 +278,11 @@ class _Entry:
     """One stored answer: the value, how to copy it, when it expires, and
     the query tags it is filed under."""
 
-    __slots__ = ("value", "plan", "expires", "tags")
+    __slots__ = ("value", "copy", "expires", "tags")
 
     def __init__(self, value: Any, expires: float, tags: tuple[Hashable, ...] = ()) -> None:
         self.value = value
-        self.plan = copy_plan(value)
+        self.copy = copier(copy_plan(value))
         self.expires = expires
         self.tags = tags
 
@@ -297,7 +358,7 @@ class ReadCache:
             self._entries.move_to_end(key)
         except KeyError:  # dropped meanwhile: this read came just before
             pass
-        return copy_by(entry.plan, entry.value)
+        return entry.copy(entry.value)
 
     def get_or_load(
         self,
@@ -325,7 +386,7 @@ class ReadCache:
             if flight.leader == threading.get_ident():
                 # A load that reads its own key: load for this caller alone.
                 entry = self._load(key, _Flight(), load, negative, tags)
-                return copy_by(entry.plan, entry.value), False
+                return entry.copy(entry.value), False
             if flight.done.wait(self.wait_timeout):
                 if flight.error is not None:
                     raise flight.error
@@ -333,11 +394,11 @@ class ReadCache:
                     # A batch load that got no answer for this key (unprocessed):
                     # load it for this caller alone.
                     entry = self._load(key, _Flight(), load, negative, tags)
-                    return copy_by(entry.plan, entry.value), False
-                return copy_by(flight.entry.plan, flight.entry.value), False
+                    return entry.copy(entry.value), False
+                return flight.entry.copy(flight.entry.value), False
             flight = self._take_over(key, flight)
         entry = self._load(key, flight, load, negative, tags)
-        return copy_by(entry.plan, entry.value), False
+        return entry.copy(entry.value), False
 
     def _take_over(self, key: Key, overdue: _Flight) -> _Flight:
         """The flight this reader leads after ``overdue``'s leader overran

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-from regionproxy.cache import QUERY, query_tags, request_fingerprint
-from regionproxy.operations import KeyNames, is_idempotent, key_fingerprint, kind_of, tables_of, written_keys
+from regionproxy.cache import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
+from regionproxy.operations import KeyNames, is_idempotent, kind_of, tables_of, written_keys
 
 # A GetItem with more than these (a projection, a capacity report) is not cached.
 _CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
@@ -65,7 +65,7 @@ class Call:
             return None
         if self.operation == "GetItem":
             if params.keys() <= _CACHEABLE_GET and isinstance(params.get("Key"), Mapping):
-                return (params["TableName"], key_fingerprint(params["Key"]))
+                return (params["TableName"], wire_key_fingerprint(params["Key"]))
         elif self.operation == "Query":
             if params.get("ReturnConsumedCapacity", "NONE") == "NONE":
                 return (params["TableName"], QUERY, request_fingerprint(params))

@@ -27,6 +27,7 @@ import os
 from typing import Any
 
 from regionproxy.breakers import CLOSED, EVACUATED, HALF_OPEN, OPEN
+from regionproxy.cache import CacheDropped
 from regionproxy.events import (
     BreakerChanged,
     CacheLookup,
@@ -137,6 +138,12 @@ class PrometheusListener:
             ["table", "result"],
             registry=target,
         )
+        self.cache_evictions = Counter(
+            "regionproxy_cache_evictions",
+            "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
+            ["table", "reason"],
+            registry=target,
+        )
         for region in regions:
             self.breaker.labels(region).set(0)
 
@@ -173,6 +180,8 @@ class PrometheusListener:
             self.hedges.labels(self._region(event.to_region), event.outcome).inc()
         elif isinstance(event, CacheLookup):
             self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
+        elif isinstance(event, CacheDropped):
+            self.cache_evictions.labels(event.table, event.reason).inc(event.count)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

@@ -389,7 +389,6 @@ class RegionSession:
         found: dict[str, list[Any]] = {}
         send: dict[str, Any] = {}
         wanted: dict[str, dict[Any, Any]] = {}  # table -> fingerprint -> key, of the keys sent
-        hits = misses = 0
         metadata = None
         for table, spec in request.items():
             keys = spec.get("Keys") if isinstance(spec, dict) else None
@@ -413,22 +412,18 @@ class RegionSession:
                 if answer is MISS:
                     missing[fingerprint] = key
                     continue
-                hits += 1
                 metadata = metadata or answer.get("ResponseMetadata")
                 found.setdefault(table, [])
                 if "Item" in answer:
                     found[table].append(answer["Item"])
-            misses += len(missing)
             if missing:
                 send[table] = {**spec, "Keys": list(missing.values())}
         if not wanted:
             return self._read(call)  # no table of it is cached
         for table, missing in wanted.items():
-            for fingerprint in missing:
-                self.hooks.emit(CacheLookup(table, "BatchGetItem", False))
-        for table in wanted:
-            for _ in range(len(request[table]["Keys"]) - len(wanted[table])):
-                self.hooks.emit(CacheLookup(table, "BatchGetItem", True))
+            hits = len(request[table]["Keys"]) - len(missing)
+            for hit in (True,) * hits + (False,) * len(missing):
+                self.hooks.emit(CacheLookup(table, "BatchGetItem", hit))
         if not send:
             response: dict[str, Any] = {"Responses": found, "UnprocessedKeys": {}}
             if metadata is not None:
