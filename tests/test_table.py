@@ -47,6 +47,9 @@ class RecordingSession:
         self._answer = answer or (lambda operation, params: {})
         self._lock = threading.Lock()
 
+    def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return load()  # no cache
+
     def execute(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.calls.append((operation, params))

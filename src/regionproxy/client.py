@@ -230,6 +230,13 @@ class ResourceClient(RegionClient):
         """Run ``operation`` (``"GetItem"``) with Python-value ``params``
         through the session; the response in Python values. botocore's
         name: the Table calls it directly, one frame less per call."""
+        if operation == "GetItem":
+            # The session's cache may answer in Python values: a hit
+            # serialises and deserialises nothing (RegionSession.read_values).
+            return self._session.read_values(operation, params, lambda: self._transform_call(operation, params))
+        return self._transform_call(operation, params)
+
+    def _transform_call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         transforms = self._transforms.get(operation)
         if transforms is None:  # two threads may both build it: the same value, harmless
             model = self.meta.service_model.operation_model(operation)

@@ -32,7 +32,7 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
-from regionproxy.events import OperationFinished
+from regionproxy.events import CacheLookup, OperationFinished
 from regionproxy.testing.examples import load_blog_model
 from regionproxy.testing.lab import CREDENTIALS
 
@@ -541,3 +541,21 @@ def test_blog_edit_is_one_transaction_through_table_meta_client(lab):
     assert seen["session"] == seen["boto3"]
     routed = [event.operation for event in events if isinstance(event, OperationFinished) and event.outcome == "ok"]
     assert routed.count("TransactWriteItems") == 2, "the session routed both edits"
+
+
+def test_cached_get_item_answers_as_boto3(lab):
+    # With the session's read cache, a Table's GetItem may be answered from
+    # Python values kept by the cache (RegionSession.read_values): a hit
+    # must be what boto3 returns, and changing it must not change the next.
+    fresh_table(lab)
+    events: list[Any] = []
+    session = lab.session(timeouts=PATIENT, cache=rp.CachePolicy(maxsize=100, ttl=60), listeners=[events.append])
+    boto = boto3_api(lab)
+    boto.table.put_item(Item=ITEM)
+    expected = canonical(boto.table.get_item(Key={"pk": "a", "sk": "1"}))
+    table = session_api(session).table
+    first = table.get_item(Key={"pk": "a", "sk": "1"})
+    first["Item"]["tags"].add("changed")
+    second = table.get_item(Key={"pk": "a", "sk": "1"})
+    assert [event.hit for event in events if isinstance(event, CacheLookup)] == [False, True]
+    assert canonical(second) == expected
