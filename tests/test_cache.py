@@ -231,3 +231,173 @@ def test_load_that_reads_its_own_key_does_not_wait_for_itself(clock):
     result = _bounded(lambda: cache.get_or_load(("t", "k"), load))
     assert result == ({"v": "outer", "inner": ({"v": "inner"}, False)}, False)
     assert cache.get_or_load(("t", "k"), lambda: None)[0]["v"] == "outer", "the outer load stores"
+
+
+# -- policy, TTLs, eviction, copies, query tags --------------------------------------
+
+
+def test_no_such_item_answers_expire_after_negative_ttl(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=60, negative_ttl=1.0), clock=clock)
+    absent = lambda answer: "Item" not in answer  # noqa: E731
+    cache.get_or_load(("t", "gone"), lambda: {}, negative=absent)
+    cache.get_or_load(("t", "here"), lambda: {"Item": {"v": 1}}, negative=absent)
+    clock.now = 1.1
+    assert cache.get_or_load(("t", "gone"), lambda: {"Item": {"v": 2}}, negative=absent) == ({"Item": {"v": 2}}, False)
+    assert cache.get_or_load(("t", "here"), lambda: None, negative=absent) == ({"Item": {"v": 1}}, True)
+    assert cache.counts()["expiries"] == 1
+
+
+def test_negative_ttl_zero_keeps_no_such_item_answers(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=60, negative_ttl=0), clock=clock)
+    cache.get_or_load(("t", "gone"), lambda: {}, negative=lambda answer: True)
+    assert len(cache) == 0
+
+
+def test_past_maxsize_the_least_recently_used_entry_is_evicted_and_counted(clock):
+    cache = ReadCache(CachePolicy(maxsize=2, ttl=60), clock=clock)
+    cache.get_or_load(("t", "a"), lambda: 1)
+    cache.get_or_load(("t", "b"), lambda: 2)
+    cache.get_or_load(("t", "a"), lambda: None)  # a hit: "a" is now the most recent
+    cache.get_or_load(("u", "c"), lambda: 3)
+    assert cache.get_or_load(("t", "b"), lambda: "reloaded") == ("reloaded", False)
+    assert cache.counts()["evictions"] == 2  # "b", then "a" to make room for "b"
+    assert {(event.table, event.reason) for event in cache.take_dropped()} == {("t", "size")}
+    assert cache.take_dropped() == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "setting"),
+    [
+        pytest.param({"negative_ttl": -1}, "negative_ttl", id="negative-ttl-below-zero"),
+        pytest.param({"negative_ttl": float("nan")}, "negative_ttl", id="negative-ttl-nan"),
+        pytest.param({"negative_ttl": "1"}, "negative_ttl", id="negative-ttl-text"),
+        pytest.param({"tables": "Items"}, "tables", id="tables-as-one-string"),
+        pytest.param({"tables": []}, "tables", id="tables-empty"),
+        pytest.param({"tables": ["no spaces allowed"]}, "tables", id="tables-bad-name"),
+        pytest.param({"tables": {"Items": 1}}, "tables", id="tables-dict"),
+    ],
+)
+def test_bad_cache_policy_values_are_config_errors_naming_the_field(policy, setting):
+    from regionproxy.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        CachePolicy(**policy)
+    assert raised.value.setting == setting
+
+
+def test_tables_opt_in_and_none_means_every_table():
+    assert CachePolicy().caches("Anything")
+    policy = CachePolicy(tables=["Blog", "Users"])
+    assert policy.caches("Blog") and not policy.caches("Other")
+
+
+def test_cache_variables_are_read_from_the_environment():
+    from regionproxy.config import settings_from_env
+    from regionproxy.errors import ConfigError
+
+    env = {"REGIONPROXY_REGIONS": "eu-west-3", "REGIONPROXY_CACHE_NEGATIVE_TTL": "0.5", "REGIONPROXY_CACHE_TABLES": "Blog, Users"}
+    assert settings_from_env(env).cache == CachePolicy(negative_ttl=0.5, tables=("Blog", "Users"))
+    with pytest.raises(ConfigError) as raised:
+        settings_from_env({**env, "REGIONPROXY_CACHE_TABLES": "Blog,,Users"})
+    assert raised.value.setting == "REGIONPROXY_CACHE_TABLES"
+
+
+def test_copies_equal_the_original_with_the_same_types_and_share_nothing_mutable():
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import Binary
+
+    from regionproxy.cache import copier, copy_plan
+
+    value = {
+        "Item": {"s": "x", "n": Decimal("1.5"), "ss": {"a"}, "b": Binary(b"1"), "l": [1, [2], {"m": {3}}], "none": None},
+        "ResponseMetadata": {"HTTPHeaders": {"h": "v"}, "RetryAttempts": 0},
+    }
+    copied = copier(copy_plan(value))(value)
+    assert copied == value
+    mutable = []
+
+    def walk(a, b):
+        if isinstance(a, dict | list | set | Binary):
+            mutable.append(a is b)
+        if isinstance(a, dict):
+            for name in a:
+                walk(a[name], b[name])
+        elif isinstance(a, list):
+            for x, y in zip(a, b, strict=True):
+                walk(x, y)
+
+    walk(value, copied)
+    assert mutable and not any(mutable)
+    assert type(copied["Item"]["n"]) is Decimal and type(copied["Item"]["b"]) is Binary
+
+
+@pytest.mark.parametrize(
+    ("params", "tags"),
+    [
+        pytest.param(
+            {"KeyConditionExpression": "pk = :p AND sk > :s", "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "b"}}},
+            {("t", "pk", ("S", "a"))},
+            id="partition-equality",
+        ),
+        pytest.param(
+            {"KeyConditionExpression": "(:p = #k) and #r <= :s", "ExpressionAttributeNames": {"#k": "pk", "#r": "sk"},
+             "ExpressionAttributeValues": {":p": {"N": "1.0"}, ":s": {"S": "b"}}},
+            {("t", "pk", ("N", "1"))},
+            id="placeholders-reversed-numbers-by-value",
+        ),  # fmt: skip
+        pytest.param(
+            {"KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}},
+            {("t", "pk", ("S", "a"))},
+            id="legacy-key-conditions",
+        ),
+        pytest.param(
+            {"IndexName": "g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "a"}}},
+            {("t", None)},
+            id="index-is-table-wide",
+        ),
+        pytest.param({"KeyConditionExpression": "begins_with(pk, :p)"}, {("t", None)}, id="no-equality-is-table-wide"),
+    ],
+)
+def test_query_tags_name_what_invalidates_a_query(params, tags):
+    from regionproxy.cache import query_tags
+
+    assert set(query_tags("t", params)) == tags
+
+
+def test_a_write_drops_queries_of_its_partition_and_the_tables_index_queries(cache):
+    from regionproxy.cache import QUERY
+    from regionproxy.operations import key_fingerprint
+
+    cache.get_or_load(("t", QUERY, "p=a"), lambda: "a", tags=(("t", "pk", ("S", "a")),))
+    cache.get_or_load(("t", QUERY, "p=b"), lambda: "b", tags=(("t", "pk", ("S", "b")),))
+    cache.get_or_load(("t", QUERY, "index"), lambda: "i", tags=(("t", None),))
+    cache.invalidate_item("t", key_fingerprint({"pk": {"S": "a"}, "sk": {"S": "1"}}))
+    assert cache.get_or_load(("t", QUERY, "p=a"), lambda: "new")[1] is False
+    assert cache.get_or_load(("t", QUERY, "p=b"), lambda: "new")[1] is True
+    assert cache.get_or_load(("t", QUERY, "index"), lambda: "new")[1] is False
+
+
+def test_a_write_during_a_query_load_keeps_its_page_out(cache):
+    from regionproxy.cache import QUERY
+    from regionproxy.operations import key_fingerprint
+
+    def load():
+        cache.invalidate_item("t", key_fingerprint({"pk": {"S": "a"}}))
+        return "old"
+
+    cache.get_or_load(("t", QUERY, "p=a"), load, tags=(("t", "pk", ("S", "a")),))
+    assert cache.get_or_load(("t", QUERY, "p=a"), lambda: "new") == ("new", False)
+
+
+def test_values_key_fingerprint_matches_the_wire_keys():
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import Binary
+
+    from regionproxy.cache import values_key_fingerprint
+    from regionproxy.operations import key_fingerprint
+
+    assert values_key_fingerprint({"pk": "a", "n": Decimal("10")}) == key_fingerprint({"n": {"N": "1E+1"}, "pk": {"S": "a"}})
+    assert values_key_fingerprint({"pk": 0, "b": Binary(b"x")}) == key_fingerprint({"pk": {"N": "0.00"}, "b": {"B": b"x"}})
+    assert values_key_fingerprint({"pk": 1.5}) is None, "floats: boto3 refuses them, so the uncached path must run"
