@@ -132,7 +132,7 @@ def test_a_caller_who_changes_a_returned_item_does_not_change_the_next_callers(l
     for _ in range(2):  # the miss's answer, then a hit's
         answer = read()
         item = answer["Item"]
-        for name, value in list(item.items()):
+        for value in list(item.values()):
             if isinstance(value, dict):
                 value.clear()
             elif isinstance(value, list | set):
