@@ -51,7 +51,8 @@ def build(lab: Any, port: int) -> tuple[Any, Any]:
         "REGIONPROXY_REGIONS": REGIONS,
         "REGIONPROXY_ENDPOINTS": lab.endpoints,
         "REGIONPROXY_CONNECT_TIMEOUT": 0.3,
-        "REGIONPROXY_READ_TIMEOUT": 0.5,
+        "REGIONPROXY_READ_TIMEOUT": 1.0,  # patient with the healthy region on a busy laptop
+        "REGIONPROXY_HEDGE_DELAY": 0.25,  # a silent local region costs 0.25 s, not the read timeout
         "REGIONPROXY_ATTEMPTS": 1,
         "REGIONPROXY_BREAKER_RESET_TIMEOUT": 5.0,
         "REGIONPROXY_CACHE_TTL": 2.0,
