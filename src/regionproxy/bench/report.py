@@ -157,8 +157,8 @@ def _tail(result: dict[str, Any]) -> list[str]:
     return [
         f"Regions {' (local) + '.join(result['regions'])}; the local region adds {result['spike_ms']:g} ms to "
         f"{result['spike_rate'] * 100:g}% of requests; {result['rate']:g} GetItem/s per variant for "
-        f"{result['seconds']:g} s, side by side; hedge delay {result['hedge_delay_ms']:g} ms (twice the local "
-        "p90 measured before the spikes).",
+        f"{result['seconds']:g} s, side by side; hedge delay {result['hedge_delay']} s (the local "
+        f"region's median before the spikes: {result['calibrated_local_p50_ms']:g} ms).",
         "",
         *_table(["variant", "requests", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "notes"], rows),
     ]
