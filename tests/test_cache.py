@@ -401,3 +401,14 @@ def test_values_key_fingerprint_matches_the_wire_keys():
     assert values_key_fingerprint({"pk": "a", "n": Decimal("10")}) == key_fingerprint({"n": {"N": "1E+1"}, "pk": {"S": "a"}})
     assert values_key_fingerprint({"pk": 0, "b": Binary(b"x")}) == key_fingerprint({"pk": {"N": "0.00"}, "b": {"B": b"x"}})
     assert values_key_fingerprint({"pk": 1.5}) is None, "floats: boto3 refuses them, so the uncached path must run"
+
+
+def test_a_reader_after_a_write_does_not_take_the_answer_of_a_load_from_before_it(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock, wait_timeout=3600)
+    before = BlockedLoad(cache, ("t", "k"), {"v": "before the write"})
+    try:
+        cache.invalidate(("t", "k"))  # the write lands while that load is in flight
+        assert _bounded(lambda: cache.get_or_load(("t", "k"), lambda: {"v": "after"})) == ({"v": "after"}, False)
+    finally:
+        assert before.finish() == ({"v": "before the write"}, False)
+    assert cache.get_or_load(("t", "k"), lambda: None) == ({"v": "after"}, True), "the older load stored nothing"

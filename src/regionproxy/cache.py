@@ -533,7 +533,11 @@ class ReadCache:
         entry = self._entries.pop(key, None)
         if entry is not None and entry.tags:
             self._unfile(key, entry.tags)
-        flight = self._flights.get(key)
+        # The load in flight may predate the write: it stores nothing, and a
+        # reader who comes after the write must not wait for its answer (the
+        # writer reading its own write would get the old item): it starts a
+        # load of its own.
+        flight = self._flights.pop(key, None)
         if flight is not None:
             flight.stale = True
 
@@ -555,9 +559,8 @@ class ReadCache:
         with self._lock:
             for key in [key for key in self._entries if key[0] == table]:
                 self._invalidate(key)
-            for key, flight in self._flights.items():
-                if key[0] == table:
-                    flight.stale = True
+            for key in [key for key in self._flights if key[0] == table]:
+                self._invalidate(key)
 
     def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> None:
         """Drop what a write touches: its keys (both forms) and the queries
@@ -583,6 +586,7 @@ class ReadCache:
             self._by_tag.clear()
             for flight in self._flights.values():
                 flight.stale = True
+            self._flights.clear()
 
     def _after_fork(self) -> None:
         """In a forked child: the lock and the loads in flight belonged to the

@@ -338,7 +338,7 @@ class RegionSession:
             result, hit = cache.get_or_load(key, lambda: self._read(call), negative=_no_item)
         else:
             result, hit = cache.get_or_load(key, lambda: self._read(call), tags=call.query_tags)
-        self.hooks.emit(CacheLookup(key[0], call.operation, hit))
+        self.hooks.emit(_lookup(key[0], call.operation, hit))
         if not hit:
             self._emit_dropped()
         return result
@@ -363,14 +363,14 @@ class RegionSession:
         key = (table, fingerprint, VALUES)
         result = cache.lookup(key)
         if result is not MISS:
-            self.hooks.emit(CacheLookup(table, operation, True))
+            self.hooks.emit(_lookup(table, operation, True))
             return result
         token = _UNCACHED.set(True)
         try:
             result, hit = cache.get_or_load(key, load, negative=_no_item)
         finally:
             _UNCACHED.reset(token)
-        self.hooks.emit(CacheLookup(table, operation, hit))
+        self.hooks.emit(_lookup(table, operation, hit))
         if not hit:
             self._emit_dropped()
         return result
@@ -423,7 +423,7 @@ class RegionSession:
         for table, missing in wanted.items():
             hits = len(request[table]["Keys"]) - len(missing)
             for hit in (True,) * hits + (False,) * len(missing):
-                self.hooks.emit(CacheLookup(table, "BatchGetItem", hit))
+                self.hooks.emit(_lookup(table, "BatchGetItem", hit))
         if not send:
             response: dict[str, Any] = {"Responses": found, "UnprocessedKeys": {}}
             if metadata is not None:
@@ -521,3 +521,18 @@ class RegionSession:
 def _no_item(answer: dict[str, Any]) -> bool:
     """A GetItem answer that says "no such item" (cached ``negative_ttl``)."""
     return "Item" not in answer
+
+
+_LOOKUPS: dict[tuple[str, str, bool], CacheLookup] = {}
+
+
+def _lookup(table: str, operation: str, hit: bool) -> CacheLookup:
+    """The (immutable) event of one cache lookup, built once per table,
+    operation and result: a frozen dataclass costs about a microsecond to
+    build, as much as the rest of a hit."""
+    event = _LOOKUPS.get((table, operation, hit))
+    if event is None:
+        event = CacheLookup(table, operation, hit)
+        if len(_LOOKUPS) < 10_000:  # table names come from callers: bounded
+            _LOOKUPS[(table, operation, hit)] = event
+    return event
