@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from regionproxy.attempts import AttemptLoop
 from regionproxy.breakers import RegionBreaker
-from regionproxy.cache import MISS, VALUES, ReadCache, values_key_fingerprint
+from regionproxy.cache import MISS, VALUES, ReadCache, values_key_fingerprint, wire_key_fingerprint
 from regionproxy.calls import Call
 from regionproxy.config import (
     SESSION_ARGUMENTS,
@@ -403,7 +403,7 @@ class RegionSession:
             ):
                 send[table] = spec
                 continue
-            prints = {key_fingerprint(key): key for key in keys}
+            prints = {wire_key_fingerprint(key): key for key in keys}
             if len(prints) != len(keys):  # DynamoDB refuses duplicates: let it say so
                 return self._read(call)
             missing = wanted[table] = {}
