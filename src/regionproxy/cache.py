@@ -35,7 +35,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +42,7 @@ from boto3.dynamodb.types import Binary
 
 from regionproxy.config import CachePolicy
 from regionproxy.errors import ConfigError
+from regionproxy.events import CacheDropped
 from regionproxy.forks import reset_after_fork
 from regionproxy.operations import KeyNames, key_fingerprint, tables_of, written_keys
 
@@ -52,19 +52,6 @@ QUERY = "Query"  # the second part of a query key
 SIZE, EXPIRED = "size", "expired"  # why an entry was dropped
 
 Key = tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CacheDropped:
-    """``count`` entries of ``table`` left the cache for ``reason``:
-    ``size`` (evicted, least recently used first) or ``expired``.
-
-    An event like those of :mod:`regionproxy.events` (it belongs there).
-    """
-
-    table: str
-    reason: str
-    count: int
 
 
 # -- copying a hit ------------------------------------------------------------------

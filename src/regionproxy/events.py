@@ -121,8 +121,26 @@ class CacheLookup:
     hit: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CacheDropped:
+    """``count`` entries of ``table`` left the read cache for ``reason``:
+    ``size`` (evicted, least recently used first) or ``expired``."""
+
+    table: str
+    reason: str
+    count: int
+
+
 Event = (
-    CallFinished | BreakerChanged | FailedOver | OperationFinished | PoisonRequest | ReplicaMissing | Hedged | CacheLookup
+    CallFinished
+    | BreakerChanged
+    | FailedOver
+    | OperationFinished
+    | PoisonRequest
+    | ReplicaMissing
+    | Hedged
+    | CacheLookup
+    | CacheDropped
 )
 
 

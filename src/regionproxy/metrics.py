@@ -27,9 +27,9 @@ import os
 from typing import Any
 
 from regionproxy.breakers import CLOSED, EVACUATED, HALF_OPEN, OPEN
-from regionproxy.cache import CacheDropped
 from regionproxy.events import (
     BreakerChanged,
+    CacheDropped,
     CacheLookup,
     CallFinished,
     Event,

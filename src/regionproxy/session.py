@@ -469,7 +469,7 @@ class RegionSession:
     def _emit_dropped(self) -> None:
         assert self.cache is not None
         for event in self.cache.take_dropped():
-            self.hooks.emit(event)  # type: ignore[arg-type] - CacheDropped belongs in events.Event
+            self.hooks.emit(event)
 
     def _write(self, call: Call) -> dict[str, Any]:
         plan = self.router.plan(WRITE)
