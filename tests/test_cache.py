@@ -307,7 +307,7 @@ def test_copies_equal_the_original_with_the_same_types_and_share_nothing_mutable
 
     from boto3.dynamodb.types import Binary
 
-    from regionproxy.cache import copier, copy_plan
+    from regionproxy.copies import copier, copy_plan
 
     value = {
         "Item": {"s": "x", "n": Decimal("1.5"), "ss": {"a"}, "b": Binary(b"1"), "l": [1, [2], {"m": {3}}], "none": None},

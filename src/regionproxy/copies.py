@@ -1,0 +1,110 @@
+"""Copying a cache hit, so that no caller can change what the cache holds.
+
+A plan (:func:`copy_plan`) is worked out once, when an entry is stored:
+immutable values are shared, containers of immutables are copied one
+level, and only odd values fall back to ``copy.deepcopy``. Entries of one
+shape share one plan, and one plan compiles to one function
+(:func:`copier`), so a hit costs one call whatever the nesting.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import Binary
+
+_IMMUTABLE = frozenset({str, int, float, bool, bytes, Decimal, type(None), frozenset})
+_SHALLOW, _DICT_OF_SHALLOW, _LIST_OF_SHALLOW, _BINARY, _DEEP = "shallow", "dict-of-shallow", "list-of-shallow", "binary", "deep"
+_plans: dict[Any, Any] = {}  # interned plans: entries of one shape share one
+
+
+def copy_plan(value: Any) -> Any:
+    """How to copy ``value`` so that no caller can change it: None (share it:
+    immutable), a code, or ``("dict"|"list", ((key, plan), ...))`` naming
+    only the parts that need more than sharing."""
+    cls = type(value)
+    if cls in _IMMUTABLE:
+        return None
+    if cls is set:
+        return _SHALLOW  # members are hashable: str, Decimal, bytes, Binary
+    if cls is Binary:
+        return _BINARY
+    if cls is dict or cls is list:
+        parts = tuple(
+            (index, plan)
+            for index, plan in ((k, copy_plan(v)) for k, v in (value.items() if cls is dict else enumerate(value)))
+            if plan is not None
+        )
+        if not parts:
+            return _SHALLOW
+        if len(parts) == len(value) and all(plan is _SHALLOW for _, plan in parts):
+            return _DICT_OF_SHALLOW if cls is dict else _LIST_OF_SHALLOW
+        plan = ("dict" if cls is dict else "list", parts)
+        if len(_plans) < 10_000:  # bounded: odd shapes are simply not shared
+            plan = _plans.setdefault(plan, plan)
+        return plan
+    return _DEEP
+
+
+def copy_by(plan: Any, value: Any) -> Any:
+    """A copy of ``value`` made by its :func:`copy_plan`."""
+    if plan is None:
+        return value
+    if plan is _DICT_OF_SHALLOW:
+        return {name: part.copy() for name, part in value.items()}
+    if plan is _SHALLOW:
+        return value.copy()
+    if plan is _LIST_OF_SHALLOW:
+        return [part.copy() for part in value]
+    if plan is _BINARY:
+        return Binary(value.value)
+    if plan is _DEEP:
+        return copy.deepcopy(value)
+    out = value.copy()  # a dict, or a list
+    for index, part in plan[1]:
+        out[index] = copy_by(part, value[index])
+    return out
+
+
+_copiers: dict[Any, Callable[[Any], Any]] = {}
+
+
+def copier(plan: Any) -> Callable[[Any], Any]:
+    """:func:`copy_by` for one plan, compiled into one expression (nested
+    dict displays: ``{**v, "Item": {...}}``), shared by every entry of that
+    plan. A hit then costs one call instead of one per nested container."""
+    function = _copiers.get(plan)
+    if function is None:
+        if len(_copiers) >= 10_000:  # bounded: odd shapes copy the slow way
+            return lambda value: copy_by(plan, value)
+        names = iter(range(1_000_000))
+        scope: dict[str, Any] = {"Binary": Binary, "copy_by": copy_by}
+        source = f"def copy_(v0):\n    return {_expression(plan, 'v0', names, scope)}\n"
+        exec(compile(source, "<regionproxy.copies copier>", "exec"), scope)  # noqa: S102 - code built from the plan only
+        function = _copiers.setdefault(plan, scope["copy_"])
+    return function
+
+
+def _expression(plan: Any, value: str, names: Any, scope: dict[str, Any]) -> str:
+    """Python source that copies the object named ``value`` by ``plan``.
+    Dict keys are embedded with ``repr`` (only str keys: anything else, and
+    lists, fall back to :func:`copy_by`)."""
+    if plan is None:
+        return value
+    if plan is _SHALLOW:
+        return f"{value}.copy()"
+    if plan is _DICT_OF_SHALLOW:
+        return f"{{k: x.copy() for k, x in {value}.items()}}"
+    if plan is _LIST_OF_SHALLOW:
+        return f"[x.copy() for x in {value}]"
+    if plan is _BINARY:
+        return f"Binary({value}.value)"
+    name = f"v{next(names) + 1}"
+    if plan is _DEEP or plan[0] != "dict" or not all(type(key) is str for key, _ in plan[1]):
+        scope[f"plan_{name}"] = plan
+        return f"copy_by(plan_{name}, {value})"
+    parts = ", ".join(f"{key!r}: {_expression(part, f'{name}[{key!r}]', names, scope)}" for key, part in plan[1])
+    return f"{{**({name} := {value}), {parts}}}"
