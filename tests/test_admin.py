@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 import regionproxy as rp
-from regionproxy.admin import AdminAccess, parse_host, parse_origin
+from regionproxy.access import AdminAccess, parse_host, parse_origin
 from regionproxy.health import HealthMonitor
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"

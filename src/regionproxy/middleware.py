@@ -22,18 +22,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from regionproxy.admin import (
-    LOOPBACK,
-    LOOPBACK_HOSTS,
-    AdminAccess,
-    AdminApp,
-    AllowedHosts,
-    StartResponse,
-    admin_token,
-    allowed_networks,
-    not_found,
-    respond,
-)
+from regionproxy.access import LOOPBACK, LOOPBACK_HOSTS, AdminAccess, AllowedHosts, admin_token, allowed_networks
+from regionproxy.admin import AdminApp, StartResponse, not_found, respond
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheLookup, CallFinished, Event
 from regionproxy.health import FAIL, POLICIES, HealthMonitor, health_json
