@@ -12,7 +12,7 @@ from werkzeug.test import Client
 
 import regionproxy as rp
 from regionproxy.health import HealthMonitor
-from regionproxy.middleware import check_options, middleware_options
+from regionproxy.middleware_options import check_options, middleware_options
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TOKEN = "s3cret-admin-token-0123"

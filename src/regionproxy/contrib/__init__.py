@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from regionproxy.config import ENV_PREFIX, ENVIRONMENT
 from regionproxy.errors import ConfigError
-from regionproxy.middleware import MIDDLEWARE_SETTINGS, middleware_options
+from regionproxy.middleware_options import MIDDLEWARE_SETTINGS, middleware_options
 
 if TYPE_CHECKING:
     from regionproxy.session import RegionSession

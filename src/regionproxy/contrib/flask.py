@@ -20,7 +20,8 @@ from flask import current_app
 
 from regionproxy.contrib import configure
 from regionproxy.errors import ConfigError
-from regionproxy.middleware import OPTION_CHECKS, OPTIONS, RegionProxyMiddleware
+from regionproxy.middleware import RegionProxyMiddleware
+from regionproxy.middleware_options import OPTION_CHECKS, OPTIONS
 
 if TYPE_CHECKING:
     from flask import Flask

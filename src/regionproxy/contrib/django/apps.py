@@ -27,7 +27,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     from regionproxy.config import ENV_PREFIX, settings_from_env
     from regionproxy.contrib import check_settings as known
     from regionproxy.errors import ConfigError
-    from regionproxy.middleware import check_options, middleware_options
+    from regionproxy.middleware_options import check_options, middleware_options
 
     config = getattr(settings, "REGIONPROXY", None)
     if not isinstance(config, dict):
