@@ -292,7 +292,7 @@ def test_tables_opt_in_and_none_means_every_table():
 
 
 def test_cache_variables_are_read_from_the_environment():
-    from regionproxy.config import settings_from_env
+    from regionproxy.environment import settings_from_env
     from regionproxy.errors import ConfigError
 
     env = {"REGIONPROXY_REGIONS": "eu-west-3", "REGIONPROXY_CACHE_NEGATIVE_TTL": "0.5", "REGIONPROXY_CACHE_TABLES": "Blog, Users"}

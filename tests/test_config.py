@@ -12,7 +12,6 @@ from botocore.config import Config
 
 import regionproxy as rp
 from regionproxy.config import (
-    ENVIRONMENT,
     BreakerPolicy,
     CachePolicy,
     HedgePolicy,
@@ -20,9 +19,8 @@ from regionproxy.config import (
     Timeouts,
     check_session_arguments,
     endpoint_problem,
-    settings_from_env,
-    unknown_variables,
 )
+from regionproxy.environment import ENVIRONMENT, settings_from_env, unknown_variables
 
 REGIONS = {"REGIONPROXY_REGIONS": "eu-west-3,us-east-1"}
 TWO = ("eu-west-3", "us-east-1")

@@ -14,8 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regionproxy.config import (
-    ENV_PREFIX,
-    ENVIRONMENT,
     REGION_NAME,
     WRITE_MODES,
     BreakerPolicy,
@@ -25,8 +23,8 @@ from regionproxy.config import (
     Timeouts,
     check_session_arguments,
     endpoint_problem,
-    settings_from_env,
 )
+from regionproxy.environment import ENV_PREFIX, ENVIRONMENT, settings_from_env
 from regionproxy.errors import ConfigError
 
 # CONFIG_FUZZ_EXAMPLES=5000 for a deeper run than the suite's.

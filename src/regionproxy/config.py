@@ -1,4 +1,6 @@
-"""Policies (plain values) and reading them from ``REGIONPROXY_*`` variables.
+"""Policies (plain values) and the checks of every setting.
+
+Read them from ``REGIONPROXY_*`` variables with :mod:`regionproxy.environment`.
 
 Every value is checked when it is built, types, ranges and URL shapes
 included: a wrong setting fails at startup with
@@ -40,26 +42,26 @@ SESSION_OWNED_CLIENT_OPTIONS = ("connect_timeout", "read_timeout", "retries", "r
 SESSION_ARGUMENTS = ("boto3_session", "listeners", "breaker_storage", "clock", "monotonic")
 
 
-def _show(value: object) -> str:
+def shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _number(label: str, setting: str, value: Any, *, low: float, high: float, integer: bool = False, above: bool = False) -> None:
+def check_number(label: str, setting: str, value: Any, *, low: float, high: float, integer: bool = False, above: bool = False) -> None:
     """``low <= value <= high`` (``low < value`` with ``above``); NaN and the
     infinities fail the comparisons, and comparing (not converting) a huge
     int never overflows."""
     kinds = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise ConfigError(f"{label} must be a {'whole ' if integer else ''}number, got {_show(value)}", setting=setting)
+        raise ConfigError(f"{label} must be a {'whole ' if integer else ''}number, got {shown(value)}", setting=setting)
     if not ((low < value) if above else (low <= value)) or not value <= high:
         bound = f"> {low:g}" if above else f">= {low:g}"
-        raise ConfigError(f"{label} must be {bound} and <= {high:g}, got {_show(value)}", setting=setting)
+        raise ConfigError(f"{label} must be {bound} and <= {high:g}, got {shown(value)}", setting=setting)
 
 
 def _flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):  # "false" is truthy: only a real bool means what it says
-        raise ConfigError(f"{name} must be True or False, got {_show(value)}", setting=name)
+        raise ConfigError(f"{name} must be True or False, got {shown(value)}", setting=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +79,9 @@ class BreakerPolicy:
     success_threshold: int = 1
 
     def __post_init__(self) -> None:
-        _number("BreakerPolicy.fail_max", "fail_max", self.fail_max, low=1, high=1000, integer=True)
-        _number("BreakerPolicy.reset_timeout", "reset_timeout", self.reset_timeout, low=0, high=DAY, above=True)
-        _number("BreakerPolicy.success_threshold", "success_threshold", self.success_threshold, low=1, high=1000, integer=True)
+        check_number("BreakerPolicy.fail_max", "fail_max", self.fail_max, low=1, high=1000, integer=True)
+        check_number("BreakerPolicy.reset_timeout", "reset_timeout", self.reset_timeout, low=0, high=DAY, above=True)
+        check_number("BreakerPolicy.success_threshold", "success_threshold", self.success_threshold, low=1, high=1000, integer=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +102,9 @@ class Timeouts:
     attempts: int = 2
 
     def __post_init__(self) -> None:
-        _number("Timeouts.connect", "connect", self.connect, low=0, high=MAX_TIMEOUT, above=True)
-        _number("Timeouts.read", "read", self.read, low=0, high=MAX_TIMEOUT, above=True)
-        _number("Timeouts.attempts", "attempts", self.attempts, low=1, high=10, integer=True)
+        check_number("Timeouts.connect", "connect", self.connect, low=0, high=MAX_TIMEOUT, above=True)
+        check_number("Timeouts.read", "read", self.read, low=0, high=MAX_TIMEOUT, above=True)
+        check_number("Timeouts.attempts", "attempts", self.attempts, low=1, high=10, integer=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +128,9 @@ class CachePolicy:
     tables: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
-        _number("CachePolicy.maxsize", "maxsize", self.maxsize, low=1, high=10_000_000, integer=True)
-        _number("CachePolicy.ttl", "ttl", self.ttl, low=0, high=DAY, above=True)
-        _number("CachePolicy.negative_ttl", "negative_ttl", self.negative_ttl, low=0, high=DAY)
+        check_number("CachePolicy.maxsize", "maxsize", self.maxsize, low=1, high=10_000_000, integer=True)
+        check_number("CachePolicy.ttl", "ttl", self.ttl, low=0, high=DAY, above=True)
+        check_number("CachePolicy.negative_ttl", "negative_ttl", self.negative_ttl, low=0, high=DAY)
         if self.tables is not None:
             object.__setattr__(self, "tables", _checked_tables(self.tables))
 
@@ -140,12 +142,12 @@ class CachePolicy:
 def _checked_tables(tables: Any) -> frozenset[str]:
     # A str is iterable too: tables="Blog" would cache tables "B", "l", ...
     if isinstance(tables, str | bytes) or not isinstance(tables, list | tuple | set | frozenset):
-        raise ConfigError(f"CachePolicy.tables must be a list of table names or None, got {_show(tables)}", setting="tables")
+        raise ConfigError(f"CachePolicy.tables must be a list of table names or None, got {shown(tables)}", setting="tables")
     if not tables:
         raise ConfigError("CachePolicy.tables must name at least one table (None caches every table)", setting="tables")
     for table in tables:
         if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
-            raise ConfigError(f"CachePolicy.tables: {_show(table)} is not a table name", setting="tables")
+            raise ConfigError(f"CachePolicy.tables: {shown(table)} is not a table name", setting="tables")
     return frozenset(tables)
 
 
@@ -175,15 +177,15 @@ class HedgePolicy:
 
     def __post_init__(self) -> None:
         if self.delay != "p95":
-            _number("HedgePolicy.delay", "delay", self.delay, low=0, high=60, above=True)
-        _number("HedgePolicy.budget", "budget", self.budget, low=0, high=1, above=True)
-        _number("HedgePolicy.floor", "floor", self.floor, low=0, high=60, above=True)
-        _number("HedgePolicy.ceiling", "ceiling", self.ceiling, low=0, high=60, above=True)
+            check_number("HedgePolicy.delay", "delay", self.delay, low=0, high=60, above=True)
+        check_number("HedgePolicy.budget", "budget", self.budget, low=0, high=1, above=True)
+        check_number("HedgePolicy.floor", "floor", self.floor, low=0, high=60, above=True)
+        check_number("HedgePolicy.ceiling", "ceiling", self.ceiling, low=0, high=60, above=True)
         if self.floor > self.ceiling:
             # Blame the one moved from its default (the caller's change).
             blamed = "floor" if self.floor != _HEDGE_FLOOR else "ceiling"
             raise ConfigError(f"HedgePolicy.floor ({self.floor}) must be <= ceiling ({self.ceiling})", setting=blamed)
-        _number("HedgePolicy.window", "window", self.window, low=1, high=3600)
+        check_number("HedgePolicy.window", "window", self.window, low=1, high=3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,18 +231,18 @@ class Settings:
         object.__setattr__(self, "regions", _checked_regions(self.regions))
         object.__setattr__(self, "endpoints", _checked_endpoints(self.endpoints, self.regions))
         if not isinstance(self.write_mode, str) or self.write_mode not in WRITE_MODES:
-            raise ConfigError(f"write_mode must be one of {WRITE_MODES}, got {_show(self.write_mode)}", setting="write_mode")
+            raise ConfigError(f"write_mode must be one of {WRITE_MODES}, got {shown(self.write_mode)}", setting="write_mode")
         _check_primary(self.primary_region, self.regions, self.write_mode)
         _flag("write_failover", self.write_failover)
         _flag("throttling_is_fault", self.throttling_is_fault)
         for name, kind in (("breaker", BreakerPolicy), ("timeouts", Timeouts)):
             if not isinstance(getattr(self, name), kind):
-                raise ConfigError(f"{name} must be a {kind.__name__}, got {_show(getattr(self, name))}", setting=name)
+                raise ConfigError(f"{name} must be a {kind.__name__}, got {shown(getattr(self, name))}", setting=name)
         if self.cache is not None and not isinstance(self.cache, CachePolicy):
-            raise ConfigError(f"cache must be a CachePolicy or None, got {_show(self.cache)}", setting="cache")
+            raise ConfigError(f"cache must be a CachePolicy or None, got {shown(self.cache)}", setting="cache")
         if self.hedge is not None and not isinstance(self.hedge, HedgePolicy):
-            raise ConfigError(f"hedge must be a HedgePolicy or None, got {_show(self.hedge)}", setting="hedge")
-        _number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
+            raise ConfigError(f"hedge must be a HedgePolicy or None, got {shown(self.hedge)}", setting="hedge")
+        check_number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
         object.__setattr__(self, "key_schemas", _checked_key_schemas(self.key_schemas))
         check_client_config(self.client_config)
 
@@ -251,12 +253,12 @@ class Settings:
 
 def _checked_regions(regions: Any) -> tuple[str, ...]:
     if not isinstance(regions, (list, tuple)):  # a set or a str has no order of preference
-        raise ConfigError(f"regions must be a list of region names, local first, got {_show(regions)}", setting="regions")
+        raise ConfigError(f"regions must be a list of region names, local first, got {shown(regions)}", setting="regions")
     if not regions:
         raise ConfigError("regions must name at least one region", setting="regions")
     for region in regions:
         if not isinstance(region, str) or not REGION_NAME.fullmatch(region):
-            raise ConfigError(f"regions: {_show(region)} is not an AWS region name such as 'eu-west-3'", setting="regions")
+            raise ConfigError(f"regions: {shown(region)} is not an AWS region name such as 'eu-west-3'", setting="regions")
     if len(set(regions)) != len(regions):
         raise ConfigError(f"regions must be distinct, got {list(regions)}", setting="regions")
     return tuple(regions)
@@ -264,10 +266,10 @@ def _checked_regions(regions: Any) -> tuple[str, ...]:
 
 def _checked_endpoints(endpoints: Any, regions: tuple[str, ...]) -> dict[str, str]:
     if not isinstance(endpoints, Mapping):
-        raise ConfigError(f"endpoints must be a mapping of region -> URL, got {_show(endpoints)}", setting="endpoints")
+        raise ConfigError(f"endpoints must be a mapping of region -> URL, got {shown(endpoints)}", setting="endpoints")
     for region, url in endpoints.items():
         if region not in regions:
-            raise ConfigError(f"endpoints: {_show(region)} is not one of regions {list(regions)}", setting="endpoints")
+            raise ConfigError(f"endpoints: {shown(region)} is not one of regions {list(regions)}", setting="endpoints")
         problem = endpoint_problem(url)
         if problem:
             raise ConfigError(f"endpoints: {region}={_redacted(url)} {problem}", setting="endpoints")
@@ -323,14 +325,14 @@ def _redacted(url: Any) -> str:
     """The URL for a message, without any user:password@ in it."""
     if isinstance(url, str):
         url = re.sub(r"(//)[^/?#]*@", r"\1***@", url)
-    return _show(url)
+    return shown(url)
 
 
 def _check_primary(primary: Any, regions: tuple[str, ...], write_mode: str) -> None:
     if primary is None:
         return
     if not isinstance(primary, str) or primary not in regions:
-        raise ConfigError(f"primary_region {_show(primary)} is not one of regions {list(regions)}", setting="primary_region")
+        raise ConfigError(f"primary_region {shown(primary)} is not one of regions {list(regions)}", setting="primary_region")
     if write_mode != "primary":
         raise ConfigError(
             f"primary_region={primary!r} applies only with write_mode='primary'; in 'local' mode writes go to "
@@ -341,28 +343,28 @@ def _check_primary(primary: Any, regions: tuple[str, ...], write_mode: str) -> N
 
 def _checked_key_schemas(schemas: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(schemas, Mapping):
-        raise ConfigError(f"key_schemas must be a mapping of table -> key names, got {_show(schemas)}", setting="key_schemas")
+        raise ConfigError(f"key_schemas must be a mapping of table -> key names, got {shown(schemas)}", setting="key_schemas")
     checked = {}
     for table, names in schemas.items():
         if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
-            raise ConfigError(f"key_schemas: {_show(table)} is not a DynamoDB table name", setting="key_schemas")
+            raise ConfigError(f"key_schemas: {shown(table)} is not a DynamoDB table name", setting="key_schemas")
         if isinstance(names, str):
             raise ConfigError(
                 f"key_schemas[{table!r}] must be a tuple; for a hash key alone write ({names!r},)", setting="key_schemas"
             )
         if not isinstance(names, (list, tuple)) or len(names) not in (1, 2):
             raise ConfigError(
-                f"key_schemas[{table!r}] must be (hash_key,) or (hash_key, range_key), got {_show(names)}",
+                f"key_schemas[{table!r}] must be (hash_key,) or (hash_key, range_key), got {shown(names)}",
                 setting="key_schemas",
             )
         for name in names:
             if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "replace")) <= 255 or not name.isprintable():
                 raise ConfigError(
-                    f"key_schemas[{table!r}]: {_show(name)} is not a key attribute name (1-255 bytes of printable text)",
+                    f"key_schemas[{table!r}]: {shown(name)} is not a key attribute name (1-255 bytes of printable text)",
                     setting="key_schemas",
                 )
         if len(set(names)) != len(names):
-            raise ConfigError(f"key_schemas[{table!r}] names one attribute twice: {_show(names)}", setting="key_schemas")
+            raise ConfigError(f"key_schemas[{table!r}] names one attribute twice: {shown(names)}", setting="key_schemas")
         checked[table] = tuple(names)
     return checked
 
@@ -375,7 +377,7 @@ def check_client_config(config: Any) -> None:
     from botocore.config import Config
 
     if not isinstance(config, Config):
-        raise ConfigError(f"client_config must be a botocore.config.Config or None, got {_show(config)}", setting="client_config")
+        raise ConfigError(f"client_config must be a botocore.config.Config or None, got {shown(config)}", setting="client_config")
     # botocore keeps what the caller passed apart from its defaults (merge() relies on it).
     given = getattr(config, "_user_provided_options", {})
     owned = [name for name in SESSION_OWNED_CLIENT_OPTIONS if name in given]
@@ -387,7 +389,7 @@ def check_client_config(config: Any) -> None:
         )
     if "max_pool_connections" in given:
         pool = given["max_pool_connections"]
-        _number("client_config max_pool_connections", "client_config", pool, low=1, high=1000, integer=True)
+        check_number("client_config max_pool_connections", "client_config", pool, low=1, high=1000, integer=True)
 
 
 def check_session_arguments(
@@ -408,234 +410,29 @@ def check_session_arguments(
 
         if not isinstance(boto3_session, boto3.session.Session):
             raise ConfigError(
-                f"boto3_session must be a boto3.session.Session or None, got {_show(boto3_session)}", setting="boto3_session"
+                f"boto3_session must be a boto3.session.Session or None, got {shown(boto3_session)}", setting="boto3_session"
             )
     if callable(listeners) or isinstance(listeners, (str, bytes, Mapping)) or not isinstance(listeners, Iterable):
         raise ConfigError(
-            f"listeners must be a list of callables (for one, [listener]), got {_show(listeners)}", setting="listeners"
+            f"listeners must be a list of callables (for one, [listener]), got {shown(listeners)}", setting="listeners"
         )
     listeners = tuple(listeners)
     for listener in listeners:
         if not callable(listener):
-            raise ConfigError(f"listeners: {_show(listener)} is not callable", setting="listeners")
+            raise ConfigError(f"listeners: {shown(listener)} is not callable", setting="listeners")
     if breaker_storage is not None and not callable(breaker_storage):
         raise ConfigError(
-            f"breaker_storage must be a function region -> pybreaker storage, got {_show(breaker_storage)}",
+            f"breaker_storage must be a function region -> pybreaker storage, got {shown(breaker_storage)}",
             setting="breaker_storage",
         )
     if not callable(sleep):
-        raise ConfigError(f"sleep must be a function taking seconds, got {_show(sleep)}", setting="sleep")
+        raise ConfigError(f"sleep must be a function taking seconds, got {shown(sleep)}", setting="sleep")
     for name, function in (("clock", clock), ("monotonic", monotonic)):
         if not callable(function):
-            raise ConfigError(f"{name} must be a function returning seconds, got {_show(function)}", setting=name)
+            raise ConfigError(f"{name} must be a function returning seconds, got {shown(function)}", setting=name)
         try:
             now = function()
         except Exception as error:
             raise ConfigError(f"{name}() raised {type(error).__name__}: {error}", setting=name) from error
-        _number(f"{name}()", name, now, low=-1e12, high=1e12)
+        check_number(f"{name}()", name, now, low=-1e12, high=1e12)
     return listeners
-
-
-# -- environment ------------------------------------------------------------------
-#
-# Rules, the same for every variable: surrounding whitespace is stripped;
-# an empty value is an error (it is usually a template that expanded to
-# nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; an
-# empty entry in a list ("eu-west-3,,us-east-1", a trailing comma) is an
-# error for the same reason; numbers are plain ASCII decimals; booleans
-# are true/false, 1/0, yes/no, on/off in any case.
-
-_INTEGER = re.compile(r"[-+]?[0-9]+", re.ASCII)
-_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-
-
-def _text(text: str) -> str:
-    text = text.strip()
-    if not text:
-        raise ValueError("is empty (unset the variable for the default)")
-    return text
-
-
-def _integer(text: str) -> int:
-    text = _text(text)
-    if not _INTEGER.fullmatch(text) or len(text) > 20:
-        raise ValueError("expected a whole number")
-    return int(text)
-
-
-def _decimal(text: str) -> float:
-    text = _text(text)
-    if not _DECIMAL.fullmatch(text) or len(text) > 40:
-        raise ValueError("expected a number such as 0.5")
-    return float(text)
-
-
-def _boolean(text: str) -> bool:
-    lowered = _text(text).lower()
-    if lowered not in _BOOLEANS:
-        raise ValueError("expected true or false (also 1/0, yes/no, on/off)")
-    return _BOOLEANS[lowered]
-
-
-def _entries(text: str, example: str) -> list[str]:
-    entries = [entry.strip() for entry in text.split(",")]
-    if not all(entries):
-        raise ValueError(f"has an empty entry between commas; expected e.g. {example!r}")
-    return entries
-
-
-def _region_list(text: str) -> tuple[str, ...]:
-    return tuple(_entries(_text(text), "eu-west-3,us-east-1"))
-
-
-def _pairs(text: str, example: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    if not text.strip():
-        return pairs
-    for entry in _entries(text, example):
-        key, sep, value = (part.strip() for part in entry.partition("="))
-        if not sep or not key or not value:
-            raise ValueError(f"expected name=value pairs separated by commas (e.g. {example!r}), got {entry!r}")
-        if key in pairs:
-            raise ValueError(f"names {key!r} twice")
-        pairs[key] = value
-    return pairs
-
-
-def _table_list(text: str) -> tuple[str, ...]:
-    return tuple(_entries(_text(text), "Blog,Users"))
-
-
-def _endpoint_pairs(text: str) -> dict[str, str]:
-    return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
-
-
-def _key_schema_pairs(text: str) -> dict[str, tuple[str, ...]]:
-    schemas = {}
-    for table, names in _pairs(text, "Blog=PK:SK,Users=id").items():
-        parts = tuple(part.strip() for part in names.split(":"))
-        if not all(parts):
-            raise ValueError(f"{table}={names!r}: expected hash_key or hash_key:range_key")
-        schemas[table] = parts
-    return schemas
-
-
-ENV_PREFIX = "REGIONPROXY_"
-# Variable name (without prefix) -> (Settings field or owner.field, parser of
-# its text). Framework settings may give typed values instead of text
-# (a list of regions, a dict of endpoints, a number): those are not
-# parsed, and the settings check them the same way.
-ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "REGIONS": ("regions", _region_list),
-    "ENDPOINTS": ("endpoints", _endpoint_pairs),
-    "WRITE_MODE": ("write_mode", _text),
-    "PRIMARY_REGION": ("primary_region", _text),
-    "WRITE_FAILOVER": ("write_failover", _boolean),
-    "BREAKER_FAIL_MAX": ("breaker.fail_max", _integer),
-    "BREAKER_RESET_TIMEOUT": ("breaker.reset_timeout", _decimal),
-    "BREAKER_SUCCESS_THRESHOLD": ("breaker.success_threshold", _integer),
-    "CONNECT_TIMEOUT": ("timeouts.connect", _decimal),
-    "READ_TIMEOUT": ("timeouts.read", _decimal),
-    "ATTEMPTS": ("timeouts.attempts", _integer),
-    "CACHE_MAXSIZE": ("cache.maxsize", _integer),
-    "CACHE_TTL": ("cache.ttl", _decimal),
-    "CACHE_NEGATIVE_TTL": ("cache.negative_ttl", _decimal),
-    "CACHE_TABLES": ("cache.tables", _table_list),
-    "STICKY_SECONDS": ("sticky_seconds", _decimal),
-    "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
-    "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
-    "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
-    "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
-    "HEDGE_BUDGET": ("hedge.budget", _decimal),
-}
-_POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
-
-
-def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
-    """Build :class:`Settings` from ``REGIONPROXY_*`` variables in ``environ``.
-
-    Values are strings as in the environment, or already-typed values (a
-    list of regions, a dict of endpoints) as framework settings give them.
-    ``overrides`` are :class:`Settings` fields; each replaces whatever the
-    environment says about that field (``breaker=`` replaces every
-    ``BREAKER_*`` variable), except that ``client_config`` is merged over
-    ``MAX_POOL_CONNECTIONS``.
-
-    A variable that does not parse, or a value the settings reject, raises
-    :class:`ConfigError` naming the variable; a bad override, naming the
-    override. Variables this function does not read are ignored (see
-    :func:`unknown_variables`).
-    """
-    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(
-            f"{unknown[0]!r} is not a setting; settings are {sorted(Settings.__dataclass_fields__)}", setting=unknown[0]
-        )
-    if not isinstance(environ, Mapping):
-        raise ConfigError(f"environ must be a mapping of variables, got {_show(environ)}", setting="environ")
-    values: dict[str, Any] = {}  # field or owner.field -> value
-    variables: dict[str, str] = {}  # field or owner.field -> the variable it came from
-    for suffix, (target, parse) in ENVIRONMENT.items():
-        variable = ENV_PREFIX + suffix
-        owner = target.partition(".")[0]
-        if variable not in environ or (owner in overrides and owner != "client_config"):
-            continue  # an override replaces the variable (client_config is merged over it instead)
-        raw = environ[variable]
-        try:
-            values[target] = parse(raw) if isinstance(raw, str) else raw
-        except ValueError as error:
-            raise ConfigError(f"{variable}={_show(raw)}: {error}", setting=variable) from error
-        variables[target] = variable
-    if "regions" not in values and "regions" not in overrides:
-        raise ConfigError(f"{ENV_PREFIX}REGIONS is not set (e.g. 'eu-west-3,us-east-1')", setting=ENV_PREFIX + "REGIONS")
-
-    def named(error: ConfigError, target: str) -> ConfigError:
-        variable = variables.get(target)
-        if variable is None:  # an override, or a setting no variable gave
-            return error
-        return ConfigError(f"{variable}: {error}", setting=variable)
-
-    kwargs = {target: value for target, value in values.items() if "." not in target}
-    for owner, policy in _POLICIES.items():
-        fields = {target.partition(".")[2]: value for target, value in values.items() if target.startswith(owner + ".")}
-        if fields:
-            try:
-                kwargs[owner] = policy(**fields)
-            except ConfigError as error:
-                raise named(error, f"{owner}.{error.setting}") from error
-    if "client_config.max_pool_connections" in values:
-        kwargs["client_config"] = _pool_config(
-            values["client_config.max_pool_connections"],
-            variables["client_config.max_pool_connections"],
-            overrides.pop("client_config", None),
-        )
-    try:
-        return Settings(**kwargs, **overrides)
-    except ConfigError as error:
-        raise named(error, error.setting or "") from error
-
-
-def _pool_config(pool: Any, variable: str, override: Any) -> Config:
-    """``Config(max_pool_connections=pool)`` with ``override`` merged over it
-    (an option the caller's config sets wins over the environment's)."""
-    from botocore.config import Config
-
-    check_client_config(override)
-    _number(variable, variable, pool, low=1, high=1000, integer=True)
-    config = Config(max_pool_connections=pool)
-    return config.merge(override) if override is not None else config
-
-
-def unknown_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
-    """The ``REGIONPROXY_*`` names in ``environ`` that neither the session
-    reads nor ``known`` lists (other readers' names, with or without the
-    prefix, e.g. ``middleware.MIDDLEWARE_SETTINGS``): likely typos, worth a
-    warning. Reading the environment never fails on them, since other parts
-    read variables of their own."""
-    names = set(ENVIRONMENT) | {name.removeprefix(ENV_PREFIX) for name in known}
-    return sorted(
-        name
-        for name in environ
-        if isinstance(name, str) and name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in names
-    )

@@ -30,8 +30,8 @@ from regionproxy.config import (
     Settings,
     Timeouts,
     check_session_arguments,
-    settings_from_env,
 )
+from regionproxy.environment import settings_from_env
 from regionproxy.errors import ConfigError
 from regionproxy.events import Hooks, Listener
 from regionproxy.forks import reset_after_fork

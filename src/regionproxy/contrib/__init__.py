@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from regionproxy.config import ENV_PREFIX, ENVIRONMENT
+from regionproxy.environment import ENV_PREFIX, ENVIRONMENT
 from regionproxy.errors import ConfigError
 from regionproxy.middleware_options import MIDDLEWARE_SETTINGS, middleware_options
 

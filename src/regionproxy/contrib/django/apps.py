@@ -24,8 +24,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     """``regionproxy.E001``: ``settings.REGIONPROXY`` is missing or wrong."""
     from django.conf import settings
 
-    from regionproxy.config import ENV_PREFIX, settings_from_env
     from regionproxy.contrib import check_settings as known
+    from regionproxy.environment import ENV_PREFIX, settings_from_env
     from regionproxy.errors import ConfigError
     from regionproxy.middleware_options import check_options, middleware_options
 
