@@ -47,8 +47,9 @@ example-gunicorn: $(BIN)/regionproxy
 lint: $(BIN)/regionproxy
 	$(BIN)/ruff check src tests examples benchmarks
 
+# The benchmark suite at its 3-minute size; results in benchmarks/results/.
 bench: $(BIN)/regionproxy
-	$(BIN)/python benchmarks/bench_overhead.py
+	$(BIN)/regionproxy bench --quick --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
