@@ -171,8 +171,10 @@ def test_any_value_of_a_policy_field_is_accepted_or_a_config_error_naming_it(pol
         if (policy, field) == (HedgePolicy, "delay") and held == "p95":
             return
         assert not isinstance(held, bool) and isinstance(held, (int, float)) and math.isfinite(held)
-        # "no such item" answers may be kept for 0 s (not at all); everything else is positive
-        assert held >= 0 if (policy, field) == (CachePolicy, "negative_ttl") else held > 0
+        # 0 means "off" for these two (keep no "no such item" answer, never
+        # demote a slow region); everything else is positive
+        zero_allowed = (policy, field) in ((CachePolicy, "negative_ttl"), (HedgePolicy, "demote_after"))
+        assert held >= 0 if zero_allowed else held > 0
 
 
 NUMBER_TEXT = st.one_of(

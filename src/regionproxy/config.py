@@ -167,6 +167,12 @@ class HedgePolicy:
     :param floor: the least ``"p95"`` delay, seconds.
     :param ceiling: the most ``"p95"`` delay, seconds.
     :param window: seconds over which the budget is counted (1-3600).
+    :param demote_after: this many hedges in a row won against a region
+        (it answered later than the next region) make reads prefer the next
+        region for ``demote_for`` seconds: a brownout, which never opens a
+        breaker, then costs one remote round trip instead of the hedge
+        delay for every read. 0: never (0-1000).
+    :param demote_for: seconds a slow region is tried last for reads (0-3600).
     """
 
     delay: float | str = 0.05
@@ -174,6 +180,8 @@ class HedgePolicy:
     floor: float = _HEDGE_FLOOR
     ceiling: float = 1.0
     window: float = 10.0
+    demote_after: int = 5
+    demote_for: float = 5.0
 
     def __post_init__(self) -> None:
         if self.delay != "p95":
@@ -186,6 +194,8 @@ class HedgePolicy:
             blamed = "floor" if self.floor != _HEDGE_FLOOR else "ceiling"
             raise ConfigError(f"HedgePolicy.floor ({self.floor}) must be <= ceiling ({self.ceiling})", setting=blamed)
         check_number("HedgePolicy.window", "window", self.window, low=1, high=3600)
+        check_number("HedgePolicy.demote_after", "demote_after", self.demote_after, low=0, high=1000, integer=True)
+        check_number("HedgePolicy.demote_for", "demote_for", self.demote_for, low=0, high=3600, above=True)
 
 
 @dataclass(frozen=True, slots=True)

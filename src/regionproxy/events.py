@@ -113,6 +113,16 @@ class Hedged:
 
 
 @dataclass(frozen=True, slots=True)
+class RegionDemoted:
+    """Hedges kept winning against ``region`` (slow, not down): reads try it
+    last for ``seconds``."""
+
+    region: str
+    seconds: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CacheLookup:
     """A read looked in the cache."""
 
@@ -139,6 +149,7 @@ Event = (
     | PoisonRequest
     | ReplicaMissing
     | Hedged
+    | RegionDemoted
     | CacheLookup
     | CacheDropped
 )

@@ -7,7 +7,10 @@ not answered a read after ``delay``, the same read goes to the next
 admitted region, and the first success wins. The loser is not awaited; its
 outcome still reaches its region's breaker, since each side is an ordinary
 attempt loop. A budget caps hedges at a fraction of recent reads, so a
-region-wide slowdown cannot double the load on the other regions.
+region-wide slowdown cannot double the load on the other regions. When
+hedges keep winning against a region (a brownout: slow, not down, so no
+breaker opens), reads try it last for a while (:meth:`Hedger.order`): the
+budget would otherwise run out and every read would pay the slowness.
 
 Writes are never hedged: sending one twice is what the rest of the session
 works to avoid.
@@ -27,7 +30,7 @@ from typing import Any
 from regionproxy.calls import Call
 from regionproxy.config import HedgePolicy
 from regionproxy.errors import RegionProxyError
-from regionproxy.events import OK, CallFinished, Event, Hedged, Hooks
+from regionproxy.events import OK, CallFinished, Event, Hedged, Hooks, RegionDemoted
 from regionproxy.forks import reset_after_fork
 
 # The attempt loop over a plan: (call, plan) -> (response, region).
@@ -120,10 +123,23 @@ class Hedger:
     """
 
     def __init__(
-        self, policy: HedgePolicy, hooks: Hooks, *, longest_call: float, clock: Callable[[], float] = time.monotonic
+        self,
+        policy: HedgePolicy,
+        hooks: Hooks,
+        *,
+        longest_call: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
         self.budget = HedgeBudget(policy.budget, policy.window, clock=clock)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        # Hedges won in a row against each region, and the regions demoted
+        # (region -> monotonic time until which reads try it last). Plain
+        # dict updates: a lost race miscounts one hedge, harmlessly.
+        self._won_in_a_row: dict[str, int] = {}
+        self._demoted: dict[str, float] = {}
         self.latency = RecentLatency()
         self._hooks = hooks
         self._longest_call = longest_call
@@ -150,6 +166,18 @@ class Hedger:
             return self.policy.ceiling
         return min(self.policy.ceiling, max(self.policy.floor, observed))
 
+    def order(self, plan: tuple[str, ...]) -> tuple[str, ...]:
+        """``plan`` with demoted (slow) regions moved to the end."""
+        if not self._demoted:
+            return plan  # the common path: nothing is slow
+        now = self._clock()
+        for region in [region for region, until in self._demoted.items() if until <= now]:
+            self._demoted.pop(region, None)
+        slow = [region for region in plan if region in self._demoted]
+        if not slow:
+            return plan
+        return (*(region for region in plan if region not in self._demoted), *slow)
+
     def run(self, call: Call, plan: tuple[str, ...], attempt: Attempt) -> tuple[dict[str, Any], str]:
         """``attempt(call, plan)``, hedged after the delay with
         ``attempt(call, plan[1:])``; the first success wins."""
@@ -158,9 +186,12 @@ class Hedger:
         delay = self.delay(plan[0])
         primary = pool.submit(attempt, call, plan)
         try:
-            return primary.result(timeout=delay)
+            result = primary.result(timeout=delay)
         except concurrent.futures.TimeoutError:
             pass
+        else:
+            self._won_in_a_row.pop(plan[0], None)  # it answered in time
+            return result
         if not self.budget.spend():
             self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
             return primary.result(timeout=self._longest_call + 1.0)
@@ -195,9 +226,21 @@ class Hedger:
                     # A success, or DynamoDB's own answer (a caller error): the answer.
                     outcome = "won" if future is hedge else "lost"
                     self._hooks.emit(Hedged(call.operation, plan[0], plan[1], outcome, delay))
+                    self._judge(plan[0], won=future is hedge)
                     return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
         return primary.result(timeout=0)  # raises the preferred side's error (it covers every region)
+
+    def _judge(self, region: str, *, won: bool) -> None:
+        """Count a hedge won against ``region``; demote it after enough in a row."""
+        if not won:
+            self._won_in_a_row.pop(region, None)
+            return
+        count = self._won_in_a_row[region] = self._won_in_a_row.get(region, 0) + 1
+        if self.policy.demote_after and count >= self.policy.demote_after:
+            self._won_in_a_row.pop(region, None)
+            self._demoted[region] = self._clock() + self.policy.demote_for
+            self._hooks.emit(RegionDemoted(region, self.policy.demote_for, self._wall_clock()))
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pid != os.getpid():

@@ -37,6 +37,7 @@ from regionproxy.events import (
     Hedged,
     OperationFinished,
     PoisonRequest,
+    RegionDemoted,
     ReplicaMissing,
 )
 
@@ -132,6 +133,12 @@ class PrometheusListener:
             ["region", "outcome"],
             registry=target,
         )
+        self.demotions = Counter(
+            "regionproxy_region_demotions",
+            "Times hedges kept winning against a region (slow, not down) and reads tried it last for a while.",
+            ["region"],
+            registry=target,
+        )
         self.cache = Counter(
             "regionproxy_cache_lookups",
             "Read cache lookups per table and result (hit, miss).",
@@ -178,6 +185,8 @@ class PrometheusListener:
             self.replica_missing.labels(self._region(event.region), event.table).inc()
         elif isinstance(event, Hedged):
             self.hedges.labels(self._region(event.to_region), event.outcome).inc()
+        elif isinstance(event, RegionDemoted):
+            self.demotions.labels(self._region(event.region)).inc()
         elif isinstance(event, CacheLookup):
             self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
         elif isinstance(event, CacheDropped):

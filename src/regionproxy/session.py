@@ -316,7 +316,11 @@ class RegionSession:
         return self.attempts.run(call, self.router.plan(call.kind))[0]
 
     def _read(self, call: Call) -> dict[str, Any]:
-        return self.attempts.run(call, self.router.plan(READ, self._sticky.region_for(call)))[0]
+        sticky = self._sticky.region_for(call)
+        plan = self.router.plan(READ, sticky)
+        if sticky is None and self.attempts.hedger is not None:
+            plan = self.attempts.hedger.order(plan)  # a slow region last (read-your-writes first)
+        return self.attempts.run(call, plan)[0]
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``load()``'s answer to a read given in Python values, through the

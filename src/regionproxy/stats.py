@@ -32,6 +32,7 @@ from regionproxy.events import (
     Hedged,
     OperationFinished,
     PoisonRequest,
+    RegionDemoted,
     ReplicaMissing,
 )
 from regionproxy.operations import CONTROL, READ, WRITE
@@ -116,7 +117,7 @@ class SessionStats:
         self.breaker_changes: deque[BreakerChanged] = deque(maxlen=recent_failovers)
         self.cache_hits = 0
         self.cache_misses = 0
-        self._hedges: dict[str, int] = {"won": 0, "lost": 0, "failed": 0, "refused": 0}
+        self._hedges: dict[str, int] = {"won": 0, "lost": 0, "failed": 0, "refused": 0, "demotions": 0}
 
     @property
     def failover_count(self) -> int:
@@ -148,6 +149,9 @@ class SessionStats:
         elif isinstance(event, Hedged):
             with self._lock:
                 self._hedges[event.outcome] = self._hedges.get(event.outcome, 0) + 1
+        elif isinstance(event, RegionDemoted):
+            with self._lock:
+                self._hedges["demotions"] += 1
         elif isinstance(event, CacheLookup):
             with self._lock:
                 if event.hit:
