@@ -200,3 +200,54 @@ def test_writes_are_never_hedged_by_the_attempt_loop():
     loop.hedger.run = lambda *args: pytest.fail("a write reached the hedger")
     assert loop.run(PUT, PLAN) == ({}, PLAN[0])
     assert (replicas[PLAN[0]].calls, replicas[PLAN[1]].calls) == (1, 0)
+
+
+def test_a_region_that_keeps_losing_to_the_hedge_is_tried_last_for_a_while():
+    events, clock = [], Clock()
+    hedger = Hedger(
+        HedgePolicy(delay=0.01, budget=1.0, demote_after=2, demote_for=5.0),
+        Hooks([events.append]),
+        longest_call=10,
+        clock=clock,
+    )
+    sides = Sides()
+    try:
+        assert hedger.order(PLAN) == PLAN
+        hedger.run(GET, PLAN, sides)
+        assert hedger.order(PLAN) == PLAN  # one win is not a pattern
+        hedger.run(GET, PLAN, sides)
+        assert hedger.order(PLAN) == (PLAN[1], PLAN[0])  # slow: tried last, still a fallback
+        assert [e.region for e in events if type(e).__name__ == "RegionDemoted"] == [PLAN[0]]
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # and back after demote_for
+    finally:
+        sides.release.set()
+        hedger.close()
+
+
+def test_an_answer_within_the_delay_resets_the_count():
+    events = []
+    hedger = _hedger(events, demote_after=2)
+    slow, fast = Sides(), Sides()
+    fast.release.set()
+    try:
+        hedger.run(GET, PLAN, slow)
+        hedger.run(GET, PLAN, fast)  # answered in time
+        hedger.run(GET, PLAN, slow)
+        assert hedger.order(PLAN) == PLAN
+    finally:
+        slow.release.set()
+        hedger.close()
+
+
+def test_demotion_can_be_turned_off():
+    events = []
+    hedger = _hedger(events, demote_after=0)
+    sides = Sides()
+    try:
+        for _ in range(5):
+            hedger.run(GET, PLAN, sides)
+        assert hedger.order(PLAN) == PLAN
+    finally:
+        sides.release.set()
+        hedger.close()

@@ -113,6 +113,7 @@ class AttemptLoop:
                 result, region = self.hedger.run(call, plan, lambda c, p: self._attempt(c, p, tally))
             else:
                 result, region = self._attempt(call, plan, tally)
+            tally.region = region  # the one that served (with a hedge, not the last one started)
         except BaseException as error:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
             self._finished(call, outcome, tally, started)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import regionproxy as rp
-from regionproxy.events import CallFinished, Hedged
+from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing.lab import wait_for
 from tests.conftest import TABLE
 
@@ -80,3 +80,27 @@ def test_concurrent_cached_misses_make_one_hedged_read(lab):
     assert len(results) == 6 and all(r["Item"]["v"] == {"S": "x"} for r in results)
     assert len(_forwarded(lab, REMOTE, "GetItem", since[REMOTE])) == 1  # one hedge for six readers
     assert wait_for(lambda: len(_forwarded(lab, LOCAL, "GetItem", since[LOCAL])) == 1, timeout=30)
+
+
+def test_a_browned_out_region_is_demoted_and_reads_go_to_the_next_one_directly(lab):
+    events = []
+    session = lab.session(
+        timeouts=rp.Timeouts(connect=1.0, read=5.0, attempts=1),
+        hedge=rp.HedgePolicy(delay=0.05, budget=1.0, demote_after=3, demote_for=60),
+        listeners=[events.append],
+    )
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
+    lab.wait_replicated()
+    lab.fault(LOCAL, "latency", delay=0.6)  # slow, not down: no breaker opens
+    for _ in range(3):
+        session.client.get_item(TableName=TABLE, Key=KEY)
+    assert [e.region for e in events if isinstance(e, RegionDemoted)] == [LOCAL]
+    seen = len(events)
+    for _ in range(5):
+        assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
+    later = events[seen:]
+    # Reads now go to the next region first: any hedge is from it, and it served them all.
+    assert all(e.from_region == REMOTE for e in later if isinstance(e, Hedged))
+    served = [e.region for e in later if isinstance(e, OperationFinished)]
+    assert served == [REMOTE] * 5
+    assert session.replicas[LOCAL].breaker.state == "closed"  # slow is not down
