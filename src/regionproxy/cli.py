@@ -156,8 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_lab(
     regions: list[str], duration: float | None, *, example: str | None = None, command: Sequence[str] = ()
 ) -> int:
-    from regionproxy.testing import LocalRegions
-    from regionproxy.testing.examples import EXAMPLES, REAL_ACCOUNT, environment, exports, find_examples_dir, prepare
+    from regionproxy.testing.examples import EXAMPLES, REAL_ACCOUNT, find_examples_dir
 
     if example is not None and EXAMPLES[example].needs_checkout:
         find_examples_dir()  # a clear error before anything starts
@@ -165,8 +164,32 @@ def run_lab(
     # (or a real one) must not leak in, here or in the command.
     for name in REAL_ACCOUNT:
         os.environ.pop(name, None)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop, interrupted = threading.Event(), threading.Event()
+    # Signals set flags, never raise: a KeyboardInterrupt could land anywhere
+    # (inside Popen, between two statements) and skip the clean-up. Ctrl-C
+    # reaches the whole process group, so the command got it too.
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.set()),
+        signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: (interrupted.set(), stop.set())),
+    }
+    try:
+        return _serve_lab(regions, duration, example, command, stop, interrupted)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _serve_lab(
+    regions: list[str],
+    duration: float | None,
+    example: str | None,
+    command: Sequence[str],
+    stop: threading.Event,
+    interrupted: threading.Event,
+) -> int:
+    from regionproxy.testing import LocalRegions
+    from regionproxy.testing.examples import environment, exports, prepare
+
     with LocalRegions(regions) as lab, tempfile.TemporaryDirectory(prefix="regionproxy-lab-") as scratch:
         print("regionproxy lab: one moto server per region behind a fault proxy")
         for region, endpoint in lab.endpoints.items():
@@ -181,21 +204,26 @@ def run_lab(
         env["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", os.defpath)])
         if command:
             print(f"Running: {shlex.join(command)}", flush=True)
-            return run_command(command, env, duration, stop)
+            return run_command(command, env, duration, stop, interrupted)
         print("To point an app at it, in another shell:")
         for line in exports(env, [*EXPORTED, *(chosen.env if chosen else ())]):
             print(f"  {line}")
         print("Stop with Ctrl-C." if duration is None else f"Stopping in {duration:g} s.", flush=True)
-        try:
-            stop.wait(duration)
-        except KeyboardInterrupt:
-            pass
+        stop.wait(duration)
     return 0
 
 
-def run_command(command: Sequence[str], env: dict[str, str], duration: float | None, stop: threading.Event) -> int:
+def run_command(
+    command: Sequence[str],
+    env: dict[str, str],
+    duration: float | None,
+    stop: threading.Event,
+    interrupted: threading.Event | None = None,
+) -> int:
     """Run ``command`` until it exits, ``duration`` passes or ``stop`` is set;
-    its exit status (a signal ``n`` as ``128 + n``), or 0 if we stopped it."""
+    its exit status (a signal ``n`` as ``128 + n``), or 0 if we stopped it.
+    When ``interrupted`` (Ctrl-C: the command got the SIGINT too), the
+    command gets ``GRACE`` seconds to finish and its own status is returned."""
     try:
         child = subprocess.Popen(list(command), env=env)
     except OSError as error:
@@ -208,13 +236,11 @@ def run_command(command: Sequence[str], env: dict[str, str], duration: float | N
                 return _status(child.wait(timeout=0.2))
             except subprocess.TimeoutExpired:
                 continue
-    except KeyboardInterrupt:
-        # The terminal sent SIGINT to the whole process group: the command
-        # got it too and is shutting down; give it the grace period.
-        try:
-            return _status(child.wait(timeout=GRACE))
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            pass
+        if interrupted is not None and interrupted.is_set():
+            try:
+                return _status(child.wait(timeout=GRACE))
+            except subprocess.TimeoutExpired:
+                pass
     finally:
         if child.poll() is None:
             child.terminate()
