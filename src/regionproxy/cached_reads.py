@@ -58,6 +58,10 @@ class CachedReads:
         key = call.cache_key
         if key is None or not cache.caches(key[0]):
             return self._load(call)
+        result = cache.lookup(key)  # the hit path, with nothing a miss needs
+        if result is not MISS:
+            self.hooks.emit(_lookup(key[0], call.operation, True))
+            return result
         if call.operation == "GetItem":
             result, hit = cache.get_or_load(key, lambda: self._load(call), negative=_no_item)
         else:
