@@ -251,3 +251,26 @@ def test_demotion_can_be_turned_off():
     finally:
         sides.release.set()
         hedger.close()
+
+
+def test_both_sides_run_in_the_callers_context():
+    import contextvars
+
+    request = contextvars.ContextVar("request", default=None)
+    seen = []
+
+    class Remembering(Sides):
+        def __call__(self, call, plan):
+            seen.append((plan, request.get()))
+            return super().__call__(call, plan)
+
+    events = []
+    hedger, sides = _hedger(events), Remembering()
+    token = request.set("request-1")
+    try:
+        hedger.run(GET, PLAN, sides)
+        assert sorted(seen) == sorted([(PLAN, "request-1"), (PLAN[1:], "request-1")])
+    finally:
+        request.reset(token)
+        sides.release.set()
+        hedger.close()

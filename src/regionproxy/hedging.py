@@ -19,6 +19,7 @@ works to avoid.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import math
 import os
 import threading
@@ -184,7 +185,10 @@ class Hedger:
         self.budget.read()
         pool = self._executor()
         delay = self.delay(plan[0])
-        primary = pool.submit(attempt, call, plan)
+        # Each side runs in the caller's context (a copy each: one context
+        # cannot be entered by two threads), so what a request keeps in
+        # context variables (its Server-Timing, say) sees both sides' calls.
+        primary = pool.submit(contextvars.copy_context().run, attempt, call, plan)
         try:
             result = primary.result(timeout=delay)
         except concurrent.futures.TimeoutError:
@@ -195,7 +199,7 @@ class Hedger:
         if not self.budget.spend():
             self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
             return primary.result(timeout=self._longest_call + 1.0)
-        hedge = pool.submit(attempt, call, plan[1:])
+        hedge = pool.submit(contextvars.copy_context().run, attempt, call, plan[1:])
         return self._first_success(call, plan, delay, primary, hedge)
 
     def close(self) -> None:
