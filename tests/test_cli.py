@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +50,22 @@ def test_lab_command_prints_endpoints():
     ).stdout
     assert re.search(r"eu-west-3\s+http://127\.0\.0\.1:\d+", out)
     assert re.search(r"us-east-1\s+http://127\.0\.0\.1:\d+", out)
+
+
+@pytest.mark.parametrize(
+    ("argv", "missing", "extra"),
+    [
+        pytest.param(["probe", "--region", "eu-west-3", "--endpoint", "https://127.0.0.1:9"], "hdrh", "bench", id="probe"),
+        pytest.param(["lab", "--for", "0"], "moto", "testing", id="lab"),
+    ],
+)
+def test_a_command_without_its_extra_names_the_extra_to_install(monkeypatch, capsys, argv, missing, extra):
+    from regionproxy.cli import main
+
+    for name in [name for name in sys.modules if name == missing or name.startswith(missing + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, missing, None)  # import of it fails, as when not installed
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert f"pip install 'regionproxy[{extra}]'" in capsys.readouterr().err

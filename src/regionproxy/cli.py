@@ -32,6 +32,8 @@ from regionproxy.errors import ConfigError
 
 DEMO_REGIONS = ["eu-west-3", "us-east-1"]
 GRACE = 10.0  # seconds a command gets to exit after Ctrl-C or SIGTERM before it is killed
+# What each command needs beyond the base package.
+EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask"}
 EXPORTED = ("REGIONPROXY_REGIONS", "REGIONPROXY_ENDPOINTS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 
@@ -150,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_lab(args.regions, args.duration, example=args.example, command=command)
     except ConfigError as error:
         parser.exit(2, f"regionproxy: error: {error}\n")
+    except ModuleNotFoundError as error:
+        if (error.name or "regionproxy").startswith("regionproxy"):
+            raise  # our own module missing is a bug, not a missing extra
+        extra = EXTRAS[args.command]
+        parser.exit(2, f"regionproxy: error: {args.command} needs {error.name}: pip install 'regionproxy[{extra}]'\n")
     return 2  # unreachable: parser.exit raises
 
 
