@@ -274,3 +274,17 @@ def test_both_sides_run_in_the_callers_context():
         request.reset(token)
         sides.release.set()
         hedger.close()
+
+
+def test_a_call_that_never_answers_is_a_region_error_not_a_bare_timeout():
+    events = []
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01), Hooks([events.append]), longest_call=0.05)
+    hedger.budget.spend()  # no hedge: only the preferred side, which never answers
+    sides = Sides()
+    try:
+        with pytest.raises(AllRegionsFailed) as caught:
+            hedger.run(GET, PLAN, sides)
+        assert isinstance(caught.value.errors[PLAN[0]], TimeoutError)
+    finally:
+        sides.release.set()
+        hedger.close()

@@ -30,7 +30,7 @@ from typing import Any
 
 from regionproxy.calls import Call
 from regionproxy.config import HedgePolicy
-from regionproxy.errors import RegionProxyError
+from regionproxy.errors import AllRegionsFailed, RegionProxyError
 from regionproxy.events import OK, CallFinished, Event, Hedged, Hooks, RegionDemoted
 from regionproxy.forks import reset_after_fork
 
@@ -38,6 +38,9 @@ from regionproxy.forks import reset_after_fork
 Attempt = Callable[[Call, tuple[str, ...]], tuple[dict[str, Any], str]]
 _SAMPLES = 256  # recent successful latencies kept per region, for "p95"
 _BUCKET = 1.0  # seconds per budget bucket
+# Each hedged read holds one thread (two while hedged) for at most one call;
+# threads start only when needed, so this is a ceiling, not a cost.
+_POOL = 256
 
 
 class HedgeBudget:
@@ -198,7 +201,7 @@ class Hedger:
             return result
         if not self.budget.spend():
             self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
-            return primary.result(timeout=self._longest_call + 1.0)
+            return self._answer(call, plan, primary)
         hedge = pool.submit(contextvars.copy_context().run, attempt, call, plan[1:])
         return self._first_success(call, plan, delay, primary, hedge)
 
@@ -233,7 +236,20 @@ class Hedger:
                     self._judge(plan[0], won=future is hedge)
                     return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
-        return primary.result(timeout=0)  # raises the preferred side's error (it covers every region)
+        return self._answer(call, plan, primary)  # the preferred side's error covers every region
+
+    def _answer(
+        self, call: Call, plan: tuple[str, ...], primary: concurrent.futures.Future[Any]
+    ) -> tuple[dict[str, Any], str]:
+        """The preferred side's answer or error, waited for at most the
+        longest a call can take. Only a pool so overloaded that the call
+        never started gets past that: a region error, never a bare timeout."""
+        try:
+            return primary.result(timeout=self._longest_call + 1.0)
+        except concurrent.futures.TimeoutError:
+            raise AllRegionsFailed(
+                call.operation, {plan[0]: TimeoutError("no answer within the longest a call can take (hedging pool busy)")}
+            ) from None
 
     def _judge(self, region: str, *, won: bool) -> None:
         """Count a hedge won against ``region``; demote it after enough in a row."""
@@ -250,7 +266,7 @@ class Hedger:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="regionproxy-hedge")
+                    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=_POOL, thread_name_prefix="regionproxy-hedge")
                     self._pid = os.getpid()
         assert self._pool is not None
         return self._pool
