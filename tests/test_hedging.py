@@ -82,8 +82,11 @@ def test_bad_hedge_policy_is_a_config_error(policy):
 class Sides:
     """The preferred side blocks until released; the hedge answers at once."""
 
-    def __init__(self, primary_result=None, hedge_result=None):
+    def __init__(self, primary_result=None, hedge_result=None, release_on_hedge=False, hedge_blocks=False):
         self.release = threading.Event()
+        self.release_on_hedge = release_on_hedge
+        self.hedge_blocks = hedge_blocks
+        self.hedge_release = threading.Event()
         self.primary_result = primary_result or ({"from": "primary"}, PLAN[0])
         self.hedge_result = hedge_result or ({"from": "hedge"}, PLAN[1])
         self.plans = []
@@ -93,6 +96,10 @@ class Sides:
         if plan == PLAN:
             assert self.release.wait(10)
             return _result(self.primary_result)
+        if self.release_on_hedge:
+            self.release.set()  # the preferred side answers only once the hedge is out
+        if self.hedge_blocks:
+            assert self.hedge_release.wait(10)  # ...and before the hedge does
         return _result(self.hedge_result)
 
 
@@ -131,9 +138,8 @@ def test_fast_preferred_region_sends_no_hedge():
 def test_failed_hedge_waits_for_the_preferred_region():
     events = []
     failure = AllRegionsFailed("GetItem", {PLAN[1]: RuntimeError("down")})
-    sides = Sides(hedge_result=failure)
+    sides = Sides(hedge_result=failure, release_on_hedge=True)
     hedger = _hedger(events)
-    threading.Timer(0.05, sides.release.set).start()
     assert hedger.run(GET, PLAN, sides) == ({"from": "primary"}, PLAN[0])
     assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"]
     hedger.close()
@@ -156,9 +162,12 @@ def test_a_caller_error_from_either_side_is_the_answer():
 def test_both_sides_failing_raises_the_preferred_sides_error():
     events = []
     primary_failure = AllRegionsFailed("GetItem", {PLAN[0]: RuntimeError("a"), PLAN[1]: RuntimeError("b")})
-    sides = Sides(primary_result=primary_failure, hedge_result=AllRegionsFailed("GetItem", {PLAN[1]: RuntimeError("b")}))
+    sides = Sides(
+        primary_result=primary_failure,
+        hedge_result=AllRegionsFailed("GetItem", {PLAN[1]: RuntimeError("b")}),
+        release_on_hedge=True,
+    )
     hedger = _hedger(events)
-    threading.Timer(0.05, sides.release.set).start()
     with pytest.raises(AllRegionsFailed) as caught:
         hedger.run(GET, PLAN, sides)
     assert caught.value is primary_failure
@@ -167,10 +176,16 @@ def test_both_sides_failing_raises_the_preferred_sides_error():
 
 
 def test_spent_budget_sends_no_hedge_and_says_so():
+    sides = Sides()
     events = []
-    hedger, sides = _hedger(events, budget=0.01), Sides()
+
+    def listener(event):  # the preferred side answers only once the hedge was refused
+        events.append(event)
+        if isinstance(event, Hedged):
+            sides.release.set()
+
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01), Hooks([listener]), longest_call=10)
     hedger.budget.spend()  # the idle allowance, taken
-    threading.Timer(0.05, sides.release.set).start()
     assert hedger.run(GET, PLAN, sides) == ({"from": "primary"}, PLAN[0])
     assert sides.plans == [PLAN]
     assert [e.outcome for e in events if isinstance(e, Hedged)] == ["refused"]
@@ -225,18 +240,20 @@ def test_a_region_that_keeps_losing_to_the_hedge_is_tried_last_for_a_while():
         hedger.close()
 
 
-def test_an_answer_within_the_delay_resets_the_count():
+def test_a_hedge_the_preferred_region_wins_resets_the_count():
     events = []
     hedger = _hedger(events, demote_after=2)
-    slow, fast = Sides(), Sides()
-    fast.release.set()
+    slow = Sides()
+    beaten = Sides(release_on_hedge=True, hedge_blocks=True)  # answers once the hedge is out, before it
     try:
         hedger.run(GET, PLAN, slow)
-        hedger.run(GET, PLAN, fast)  # answered in time
+        assert hedger.run(GET, PLAN, beaten) == ({"from": "primary"}, PLAN[0])
         hedger.run(GET, PLAN, slow)
-        assert hedger.order(PLAN) == PLAN
+        assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won", "lost", "won"]
+        assert hedger.order(PLAN) == PLAN  # not two in a row
     finally:
         slow.release.set()
+        beaten.hedge_release.set()
         hedger.close()
 
 
