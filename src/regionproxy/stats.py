@@ -24,7 +24,6 @@ from regionproxy.events import (
     FAILED,
     FAULT,
     OK,
-    BreakerChanged,
     CacheLookup,
     CallFinished,
     Event,
@@ -114,7 +113,6 @@ class SessionStats:
         # The raw recent failovers and their count: what session.status()
         # reads until it includes summary() instead.
         self.failovers: deque[FailedOver] = deque(maxlen=recent_failovers)
-        self.breaker_changes: deque[BreakerChanged] = deque(maxlen=recent_failovers)
         self.cache_hits = 0
         self.cache_misses = 0
         self._hedges: dict[str, int] = {"won": 0, "lost": 0, "failed": 0, "refused": 0, "demotions": 0}
@@ -151,9 +149,6 @@ class SessionStats:
         elif isinstance(event, ReplicaMissing):
             with self._lock:
                 self._missing.add((event.region, event.table), event.at, {"region": event.region, "table": event.table})
-        elif isinstance(event, BreakerChanged):
-            with self._lock:
-                self.breaker_changes.append(event)
         elif isinstance(event, Hedged):
             with self._lock:
                 self._hedges[event.outcome] = self._hedges.get(event.outcome, 0) + 1
