@@ -7,6 +7,7 @@ which side answers first; no sockets, no sleeps on the timed path.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -91,8 +92,10 @@ class Sides:
         self.hedge_result = hedge_result or ({"from": "hedge"}, PLAN[1])
         self.plans = []
 
-    def __call__(self, call, plan):
+    def __call__(self, call, plan, side=None):
         self.plans.append(plan)
+        if side is not None:
+            side.region = plan[0]
         if plan == PLAN:
             assert self.release.wait(10)
             return _result(self.primary_result)
@@ -212,7 +215,7 @@ def test_writes_are_never_hedged_by_the_attempt_loop():
     events = []
     loop = AttemptLoop(replicas, Hooks([events.append]), attempts=1)
     loop.hedger = _hedger(events, delay=0.001)
-    loop.hedger.run = lambda *args: pytest.fail("a write reached the hedger")
+    loop.hedger.run = lambda *args: pytest.fail("a write reached the hedger")  # noqa: ARG005
     assert loop.run(PUT, PLAN) == ({}, PLAN[0])
     assert (replicas[PLAN[0]].calls, replicas[PLAN[1]].calls) == (1, 0)
 
@@ -277,9 +280,9 @@ def test_both_sides_run_in_the_callers_context():
     seen = []
 
     class Remembering(Sides):
-        def __call__(self, call, plan):
+        def __call__(self, call, plan, side=None):
             seen.append((plan, request.get()))
-            return super().__call__(call, plan)
+            return super().__call__(call, plan, side)
 
     events = []
     hedger, sides = _hedger(events), Remembering()
@@ -305,3 +308,183 @@ def test_a_call_that_never_answers_is_a_region_error_not_a_bare_timeout():
     finally:
         sides.release.set()
         hedger.close()
+
+
+def test_budget_takes_back_a_refunded_hedge():
+    budget = HedgeBudget(0.1, 10, clock=Clock())
+    for _ in range(10):
+        budget.read()
+    assert [budget.spend() for _ in range(3)] == [True, True, False]  # 0.1 x 10 + 1
+    budget.refund()
+    assert budget.spend() is True
+    assert budget.spend() is False
+
+
+def test_every_read_counts_toward_the_budget_even_with_one_region_to_try():
+    from regionproxy.attempts import AttemptLoop
+
+    replicas = {PLAN[0]: _Replica(PLAN[0], lambda: {"Item": {}})}
+    loop = AttemptLoop(replicas, Hooks(), attempts=1)
+    loop.hedger = _hedger([])
+    for _ in range(30):
+        loop.run(GET, PLAN[:1])
+    assert "reads=30" in repr(loop.hedger.budget)
+    loop.hedger.close()
+
+
+def test_no_hedge_while_the_preferred_side_is_already_at_the_next_region():
+    # Its own region refused or has an open breaker: a hedge would send the
+    # same read to the same region a second time.
+    events = []
+    hedger = _hedger(events)
+    release = threading.Event()
+    plans = []
+
+    def attempt(call, plan, side):
+        plans.append(plan)
+        side.region = plan[1]  # moved on at once
+        assert release.wait(10)
+        return {"from": "next"}, plan[1]
+
+    original = hedger._answer
+
+    def answer(*args):  # the hedger decided not to hedge: let the side finish
+        release.set()
+        return original(*args)
+
+    hedger._answer = answer
+    try:
+        assert hedger.run(GET, PLAN, attempt) == ({"from": "next"}, PLAN[1])
+        assert plans == [PLAN]
+        assert [e for e in events if isinstance(e, Hedged)] == []
+    finally:
+        release.set()
+        hedger.close()
+
+
+class _Blocking:
+    """The side whose plan starts with ``slow`` blocks until released; the
+    other answers at once."""
+
+    def __init__(self, slow):
+        self.slow = slow
+        self.release = threading.Event()
+        self.plans = []
+
+    def __call__(self, call, plan, side=None):
+        self.plans.append(plan)
+        if plan[0] == self.slow:
+            assert self.release.wait(10)
+        return {"from": plan[0]}, plan[0]
+
+
+def test_no_hedge_is_sent_to_a_demoted_region():
+    events, clock = [], Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
+    first = _Blocking(PLAN[0])
+    try:
+        hedger.run(GET, PLAN, first)  # one win demotes PLAN[0]
+        plan = hedger.order(PLAN)
+        assert plan == (PLAN[1], PLAN[0])
+        # The next region is now preferred; even when it is slower than the
+        # hedge delay, the demoted one is not asked: it is known to be slower.
+        plans = []
+
+        def slow_next(call, plan, side=None):
+            plans.append(plan)
+            if plan[0] == PLAN[1]:
+                time.sleep(0.2)  # ten times the hedge delay
+            return {"from": plan[0]}, plan[0]
+
+        assert hedger.run(GET, plan, slow_next) == ({"from": PLAN[1]}, PLAN[1])
+        assert plans == [plan]
+        assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won"]
+    finally:
+        first.release.set()
+        hedger.close()
+
+
+def test_a_region_whose_demotion_ended_is_demoted_again_by_one_win():
+    events, clock = [], Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=3, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
+    slow = _Blocking(PLAN[0])
+    fast = _Blocking(None)
+
+    def demotions():
+        return [e.region for e in events if type(e).__name__ == "RegionDemoted"]
+
+    try:
+        for _ in range(3):
+            hedger.run(GET, PLAN, slow)
+        assert demotions() == [PLAN[0]]
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # back, on probation
+        hedger.run(GET, PLAN, slow)
+        assert demotions() == [PLAN[0], PLAN[0]]  # still slow: one win is enough
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN
+        assert hedger.run(GET, PLAN, fast) == ({"from": PLAN[0]}, PLAN[0])  # answered in time: probation over
+        hedger.run(GET, PLAN, slow)
+        assert demotions() == [PLAN[0], PLAN[0]]  # one win is not a pattern again
+    finally:
+        slow.release.set()
+        hedger.close()
+
+
+class _Replica:
+    def __init__(self, region, answer):
+        from regionproxy.breakers import RegionBreaker
+        from regionproxy.config import BreakerPolicy
+
+        self.region = region
+        self.breaker = RegionBreaker(region, BreakerPolicy(fail_max=100), Hooks())
+        self.answer = answer
+        self.calls = 0
+
+    def call(self, operation, params):
+        self.calls += 1
+        return self.answer()
+
+
+def test_hedge_refunded_when_the_preferred_side_fails_and_the_loser_tries_no_further_region():
+    from botocore.exceptions import ReadTimeoutError
+
+    from regionproxy.attempts import AttemptLoop
+    from regionproxy.testing.lab import wait_for
+
+    release, finished = threading.Event(), threading.Event()
+
+    def blackholed():
+        assert release.wait(10)
+        finished.set()
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
+
+    replicas = {PLAN[0]: _Replica(PLAN[0], blackholed), PLAN[1]: _Replica(PLAN[1], lambda: {"Item": {"v": {"S": "x"}}})}
+    events = []
+    loop = AttemptLoop(replicas, Hooks([events.append]), attempts=2)
+    loop.hedger = _hedger(events, budget=0.01)  # the idle allowance: one hedge
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {"v": {"S": "x"}}}, PLAN[1])
+        assert "hedges=1" in repr(loop.hedger.budget)
+        release.set()  # the preferred region times out now
+        assert finished.wait(10)
+        assert wait_for(lambda: "hedges=0" in repr(loop.hedger.budget), timeout=10)  # not an extra request
+        assert replicas[PLAN[1]].calls == 1  # the losing side did not fail over to it again
+        assert replicas[PLAN[0]].calls == 1  # nor retry the timeout
+        assert wait_for(lambda: replicas[PLAN[0]].breaker.failures == 1, timeout=10)  # still charged
+    finally:
+        release.set()
+        loop.hedger.close()
+
+
+def test_a_hedge_whose_preferred_side_answers_later_stays_spent():
+    events = []
+    hedger = _hedger(events, budget=0.01)
+    sides = Sides()
+    try:
+        assert hedger.run(GET, PLAN, sides)[1] == PLAN[1]
+    finally:
+        sides.release.set()  # the preferred side answers after all: the read was sent twice
+    hedger._executor().shutdown(wait=True)  # its answer and the callbacks on it are in
+    assert "hedges=1" in repr(hedger.budget)
+    hedger.close()

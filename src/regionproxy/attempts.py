@@ -47,7 +47,7 @@ from regionproxy.events import (
     ReplicaMissing,
 )
 from regionproxy.faults import classify, error_code
-from regionproxy.hedging import Hedger
+from regionproxy.hedging import Hedger, Side
 from regionproxy.operations import READ, WRITE
 from regionproxy.replica import Replica
 
@@ -109,8 +109,8 @@ class AttemptLoop:
         tally = _Tally()
         started = time.perf_counter()
         try:
-            if self.hedger is not None and call.kind == READ and len(plan) > 1:
-                result, region = self.hedger.run(call, plan, lambda c, p: self._attempt(c, p, tally))
+            if self.hedger is not None and call.kind == READ:
+                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(c, p, tally, side))
             else:
                 result, region = self._attempt(call, plan, tally)
             tally.region = region  # the one that served (with a hedge, not the last one started)
@@ -121,10 +121,15 @@ class AttemptLoop:
         self._finished(call, OK, tally, started)
         return result, region
 
-    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally) -> tuple[dict[str, Any], str]:
-        """Every region of ``plan`` in turn, until one serves."""
-        run = _Run(call, plan, tally)
+    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None = None) -> tuple[dict[str, Any], str]:
+        """Every region of ``plan`` in turn, until one serves (or, on one
+        side of a hedged read, until the other side has answered)."""
+        run = _Run(call, plan, tally, side)
         for region in plan:
+            if run.abandoned() and run.errors:
+                # The other side of the hedge answered: trying another region
+                # would only send the read again. Nobody awaits this error.
+                raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
             result = self._try_region(run, region)
             if result is not None:
                 self._charge_server_errors(run, region)
@@ -143,6 +148,8 @@ class AttemptLoop:
     def _try_region(self, run: _Run, region: str) -> dict[str, Any] | None:
         call, replica = run.call, self.replicas[region]
         failover = region != run.plan[0]
+        if run.side is not None:
+            run.side.region = region
         for attempt in range(self.attempts):
             ticket = replica.breaker.admit()
             if ticket is None:
@@ -183,7 +190,7 @@ class AttemptLoop:
                     if failover:
                         self._failed_over(run, region, FAULT)
                     raise AmbiguousWriteError(region, call.operation, error) from error
-                if verdict.retry_here and attempt + 1 < self.attempts:
+                if verdict.retry_here and attempt + 1 < self.attempts and not run.abandoned():
                     self._sleep(self._rng() * min(self.backoff_cap, self.backoff * 2**attempt))
                     continue
                 break
@@ -240,16 +247,21 @@ class _Tally:
 class _Run:
     """What one pass over a plan has met so far."""
 
-    __slots__ = ("call", "plan", "tally", "errors", "server_errors", "server_regions", "reason")
+    __slots__ = ("call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason")
 
-    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally) -> None:
+    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None) -> None:
         self.call = call
         self.plan = plan
         self.tally = tally
+        self.side = side
         self.errors: dict[str, BaseException] = {}
         self.server_errors: list[tuple[str, BaseException]] = []
         self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
         self.reason = "breaker_open"  # why the preferred region did not serve
+
+    def abandoned(self) -> bool:
+        """Whether the other side of a hedged read has answered it."""
+        return self.side is not None and self.side.abandoned
 
 
 def _last(errors: Mapping[str, BaseException]) -> BaseException | None:

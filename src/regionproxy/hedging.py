@@ -10,7 +10,18 @@ attempt loop. A budget caps hedges at a fraction of recent reads, so a
 region-wide slowdown cannot double the load on the other regions. When
 hedges keep winning against a region (a brownout: slow, not down, so no
 breaker opens), reads try it last for a while (:meth:`Hedger.order`): the
-budget would otherwise run out and every read would pay the slowness.
+budget would otherwise run out and every read would pay the slowness. When
+that while is over the region is on probation: the first hedge that wins
+against it demotes it again, so a brownout that lasts costs one slow read
+per ``demote_for``, not ``demote_after``.
+
+A hedge is sent only while it can help: not when the preferred side has
+already moved on to the next region (its region refused, failed fast, or
+has an open breaker: the hedge would repeat that side's request), and not
+to a region demoted as slow. Once one side has answered, the other tries no
+further region. A hedge whose preferred side then fails was not an extra
+request (it was the read's only answer): the budget gets it back, so an
+outage spends the budget only on reads that were really sent twice.
 
 Writes are never hedged: sending one twice is what the rest of the session
 works to avoid.
@@ -34,8 +45,22 @@ from regionproxy.errors import AllRegionsFailed, RegionProxyError
 from regionproxy.events import OK, CallFinished, Event, Hedged, Hooks, RegionDemoted
 from regionproxy.forks import reset_after_fork
 
-# The attempt loop over a plan: (call, plan) -> (response, region).
-Attempt = Callable[[Call, tuple[str, ...]], tuple[dict[str, Any], str]]
+
+
+class Side:
+    """One side of a hedged read, as its attempt loop tells it: the region
+    it is at (None until it starts) and whether the read has been answered
+    by the other side (the loop then tries no further region)."""
+
+    __slots__ = ("region", "abandoned")
+
+    def __init__(self) -> None:
+        self.region: str | None = None
+        self.abandoned = False
+
+
+# The attempt loop over a plan: (call, plan, side or None) -> (response, region).
+Attempt = Callable[[Call, tuple[str, ...], "Side | None"], tuple[dict[str, Any], str]]
 _SAMPLES = 256  # recent successful latencies kept per region, for "p95"
 _BUCKET = 1.0  # seconds per budget bucket
 # Each hedged read holds one thread (two while hedged) for at most one call;
@@ -82,6 +107,15 @@ class HedgeBudget:
                 return False
             bucket[2] += 1
             return True
+
+    def refund(self) -> None:
+        """Give back one hedge that was not an extra request after all (the
+        preferred side failed: the hedge was the read's only answer)."""
+        with self._lock:
+            for bucket in reversed(self._buckets):
+                if bucket[2] >= 1:
+                    bucket[2] -= 1
+                    return
 
     def _bucket(self) -> list[float]:
         now = self._clock()
@@ -139,11 +173,13 @@ class Hedger:
         self.budget = HedgeBudget(policy.budget, policy.window, clock=clock)
         self._clock = clock
         self._wall_clock = wall_clock
-        # Hedges won in a row against each region, and the regions demoted
-        # (region -> monotonic time until which reads try it last). Plain
-        # dict updates: a lost race miscounts one hedge, harmlessly.
+        # Hedges won in a row against each region; the regions demoted
+        # (region -> monotonic time until which reads try it last); and those
+        # whose demotion ended, until they answer a read in time. Plain dict
+        # and set updates: a lost race miscounts one hedge, harmlessly.
         self._won_in_a_row: dict[str, int] = {}
         self._demoted: dict[str, float] = {}
+        self._probation: set[str] = set()
         self.latency = RecentLatency()
         self._hooks = hooks
         self._longest_call = longest_call
@@ -174,36 +210,43 @@ class Hedger:
         """``plan`` with demoted (slow) regions moved to the end."""
         if not self._demoted:
             return plan  # the common path: nothing is slow
-        now = self._clock()
-        for region in [region for region, until in self._demoted.items() if until <= now]:
-            self._demoted.pop(region, None)
+        self._expire()
         slow = [region for region in plan if region in self._demoted]
         if not slow:
             return plan
         return (*(region for region in plan if region not in self._demoted), *slow)
 
     def run(self, call: Call, plan: tuple[str, ...], attempt: Attempt) -> tuple[dict[str, Any], str]:
-        """``attempt(call, plan)``, hedged after the delay with
-        ``attempt(call, plan[1:])``; the first success wins."""
+        """``attempt(call, plan, side)``, hedged after the delay with
+        ``attempt(call, plan[1:], side)``; the first success wins. Every read
+        comes here, hedged or not: each counts toward the budget."""
         self.budget.read()
+        if len(plan) < 2 or self._is_demoted(plan[1]):
+            return attempt(call, plan, None)  # nowhere a hedge could help
         pool = self._executor()
         delay = self.delay(plan[0])
         # Each side runs in the caller's context (a copy each: one context
         # cannot be entered by two threads), so what a request keeps in
         # context variables (its Server-Timing, say) sees both sides' calls.
-        primary = pool.submit(contextvars.copy_context().run, attempt, call, plan)
+        first = Side()
+        primary = pool.submit(contextvars.copy_context().run, attempt, call, plan, first)
         try:
             result = primary.result(timeout=delay)
         except concurrent.futures.TimeoutError:
             pass
         else:
-            self._won_in_a_row.pop(plan[0], None)  # it answered in time
+            self._answered(plan[0])
             return result
+        if first.region not in (None, plan[0]):
+            # The preferred side has moved on to the next region (its own
+            # refused, failed fast or is open): a hedge would repeat it.
+            return self._answer(call, plan, primary)
         if not self.budget.spend():
             self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
             return self._answer(call, plan, primary)
-        hedge = pool.submit(contextvars.copy_context().run, attempt, call, plan[1:])
-        return self._first_success(call, plan, delay, primary, hedge)
+        second = Side()
+        hedge = pool.submit(contextvars.copy_context().run, attempt, call, plan[1:], second)
+        return self._first_success(call, plan, delay, (primary, first), (hedge, second))
 
     def close(self) -> None:
         with self._lock:
@@ -216,10 +259,11 @@ class Hedger:
         call: Call,
         plan: tuple[str, ...],
         delay: float,
-        primary: concurrent.futures.Future[Any],
-        hedge: concurrent.futures.Future[Any],
+        primary: tuple[concurrent.futures.Future[Any], Side],
+        hedge: tuple[concurrent.futures.Future[Any], Side],
     ) -> tuple[dict[str, Any], str]:
-        pending = {primary, hedge}
+        sides = dict((primary, hedge))
+        pending = set(sides)
         deadline = time.monotonic() + self._longest_call + 1.0
         while pending:
             done, pending = concurrent.futures.wait(
@@ -231,12 +275,20 @@ class Hedger:
                 error = future.exception()
                 if error is None or not isinstance(error, RegionProxyError):
                     # A success, or DynamoDB's own answer (a caller error): the answer.
-                    outcome = "won" if future is hedge else "lost"
-                    self._hooks.emit(Hedged(call.operation, plan[0], plan[1], outcome, delay))
-                    self._judge(plan[0], won=future is hedge)
+                    won = future is hedge[0]
+                    for side in sides.values():
+                        side.abandoned = True  # the other side tries no further region
+                    if won:
+                        primary[0].add_done_callback(self._refund_if_failed)
+                    self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
+                    self._judge(plan[0], won=won)
                     return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
-        return self._answer(call, plan, primary)  # the preferred side's error covers every region
+        return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
+
+    def _refund_if_failed(self, primary: concurrent.futures.Future[Any]) -> None:
+        if isinstance(primary.exception(), RegionProxyError):
+            self.budget.refund()  # the hedge was the read's only answer, not an extra one
 
     def _answer(
         self, call: Call, plan: tuple[str, ...], primary: concurrent.futures.Future[Any]
@@ -252,15 +304,37 @@ class Hedger:
             ) from None
 
     def _judge(self, region: str, *, won: bool) -> None:
-        """Count a hedge won against ``region``; demote it after enough in a row."""
+        """Count a hedge won against ``region``; demote it after enough in a
+        row, or at once when it is on probation."""
         if not won:
-            self._won_in_a_row.pop(region, None)
+            self._answered(region)
             return
         count = self._won_in_a_row[region] = self._won_in_a_row.get(region, 0) + 1
-        if self.policy.demote_after and count >= self.policy.demote_after:
+        if not self.policy.demote_after:
+            return
+        if count >= self.policy.demote_after or region in self._probation:
             self._won_in_a_row.pop(region, None)
+            self._probation.discard(region)
             self._demoted[region] = self._clock() + self.policy.demote_for
             self._hooks.emit(RegionDemoted(region, self.policy.demote_for, self._wall_clock()))
+
+    def _answered(self, region: str) -> None:
+        """``region`` answered a read before its hedge did: not slow now."""
+        self._won_in_a_row.pop(region, None)
+        self._probation.discard(region)
+
+    def _is_demoted(self, region: str) -> bool:
+        if region not in self._demoted:
+            return False
+        self._expire()
+        return region in self._demoted
+
+    def _expire(self) -> None:
+        """End the demotions that are over; their regions go on probation."""
+        now = self._clock()
+        for region in [region for region, until in self._demoted.items() if until <= now]:
+            if self._demoted.pop(region, None) is not None:
+                self._probation.add(region)
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pid != os.getpid():

@@ -99,8 +99,49 @@ def test_a_browned_out_region_is_demoted_and_reads_go_to_the_next_one_directly(l
     for _ in range(5):
         assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
     later = events[seen:]
-    # Reads now go to the next region first: any hedge is from it, and it served them all.
-    assert all(e.from_region == REMOTE for e in later if isinstance(e, Hedged))
+    # Reads now go to the next region first, and it served them all; the
+    # demoted region is not hedged to either: it is known to be slower.
+    assert [e for e in later if isinstance(e, Hedged)] == []
     served = [e.region for e in later if isinstance(e, OperationFinished)]
     assert served == [REMOTE] * 5
     assert session.replicas[LOCAL].breaker.state == "closed"  # slow is not down
+
+
+def test_reads_while_the_local_breaker_is_open_are_sent_once_not_hedged(lab):
+    events = []
+    session = _session(lab, events, breaker=rp.BreakerPolicy(fail_max=1, reset_timeout=60))
+    lab.fault(LOCAL, "refuse")
+    lab.fault(REMOTE, "latency", delay=0.2)  # slower than the hedge delay
+    session.client.get_item(TableName=TABLE, Key=KEY)  # meets the refusal: the breaker opens
+    assert session.replicas[LOCAL].breaker.state == "open"
+    since = len(lab.requests(REMOTE))
+    for _ in range(3):
+        assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
+    assert len(_forwarded(lab, REMOTE, "GetItem", since)) == 3  # one request per read, no hedge beside it
+    assert [e for e in events if isinstance(e, Hedged)] == []
+
+
+def test_the_side_that_lost_to_the_hedge_does_not_fail_over_after_its_timeout(lab):
+    events = []
+    session = lab.session(
+        timeouts=rp.Timeouts(connect=0.5, read=0.5, attempts=2),
+        hedge=rp.HedgePolicy(delay=0.05, budget=1.0),
+        listeners=[events.append],
+    )
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
+    lab.wait_replicated()
+    lab.fault(LOCAL, "blackhole")
+    since = len(lab.requests(REMOTE))
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won"]
+    # The blackholed side times out later; it must not send the read again.
+    assert wait_for(
+        lambda: any(isinstance(e, CallFinished) and e.region == LOCAL and e.operation == "GetItem" for e in events),
+        timeout=30,
+    )
+    assert session.replicas[LOCAL].breaker.failures == 1
+    # Its failure gave the hedge back to the budget (it was no extra request),
+    # and that happens only once the side has finished.
+    assert wait_for(lambda: "hedges=0" in repr(session.attempts.hedger.budget), timeout=30)
+    assert len(_forwarded(lab, REMOTE, "GetItem", since)) == 1
+    assert [e.region for e in events if isinstance(e, CallFinished) and e.operation == "GetItem"].count(LOCAL) == 1
