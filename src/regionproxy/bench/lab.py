@@ -65,6 +65,7 @@ class RegionOfCall:
         self._lock = threading.Lock()
         self.breakers: list[tuple[float, str, str, str]] = []
         self.hedges: dict[str, int] = {}
+        self.hedge_delays: list[tuple[float, float]] = []  # (at, delay) of each hedge sent
         self.attempts = 0
         self.operations = 0
 
@@ -83,6 +84,8 @@ class RegionOfCall:
         elif name == "Hedged":  # hedged reads (HedgePolicy), when the session has them
             with self._lock:
                 self.hedges[event.outcome] = self.hedges.get(event.outcome, 0) + 1
+                if event.outcome != "refused":
+                    self.hedge_delays.append((self._clock(), event.delay))
 
     def take(self) -> tuple[str | None, int]:
         """The region and attempts of this thread's last operation, once."""

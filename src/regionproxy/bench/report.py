@@ -133,7 +133,34 @@ def _failover(result: dict[str, Any]) -> list[str]:
                     "; ".join(extra),
                 ]
             )
-    return lines + _table(["stream", "phase", "requests", "failed", "p50 ms", "p99 ms", "max ms", "notes"], rows)
+    lines += _table(["stream", "phase", "requests", "failed", "p50 ms", "p99 ms", "max ms", "notes"], rows)
+    meets = result.get("meeting_cost") or []
+    if meets:
+        lines += [
+            "",
+            "What one request pays for meeting the outage, measured apart after the drill: requests that meet it "
+            "(a breaker that never opens) alternate with requests served by the remote region directly (the local "
+            "one evacuated); added = met - direct, in ms:",
+            "",
+        ]
+        lines += _table(
+            ["fault", "hedging", "requests", "hedge delay ms", "met p50", "met max", "direct p50", "added p50", "added max"],
+            [
+                [
+                    row["fault"],
+                    row["hedging"],
+                    row["requests"],
+                    row["hedge_delay_ms"] if row["hedge_delay_ms"] is not None else "",
+                    row["met_p50_ms"],
+                    row["met_max_ms"],
+                    row["direct_p50_ms"],
+                    row["added_p50_ms"],
+                    row["added_max_ms"],
+                ]
+                for row in meets
+            ],
+        )
+    return lines
 
 
 def _tail(result: dict[str, Any]) -> list[str]:

@@ -38,12 +38,15 @@ class Size:
     tail_rate: float
     tail_seconds: float
     app_seconds: float
+    # Requests that meet each outage, measured one by one beside requests
+    # served by the remote region directly: refuse, blackhole, blackhole hedged.
+    meet_samples: tuple[int, int, int] = (3, 1, 2)
 
 
 SIZES = {
     "smoke": Size("smoke", "thread", 20, 0.3, 1, 10, 0.5, 20, 1.0, 1.0),
-    "quick": Size("quick", "process", 800, 3.0, 0, 20, 6.0, 40, 25.0, 5.0),
-    "full": Size("full", "process", 2000, 10.0, 0, 50, 20.0, 100, 120.0, 20.0),
+    "quick": Size("quick", "process", 800, 3.0, 0, 20, 6.0, 40, 25.0, 5.0, (40, 5, 20)),
+    "full": Size("full", "process", 2000, 10.0, 0, 50, 20.0, 100, 120.0, 20.0, (200, 20, 100)),
 }
 
 
