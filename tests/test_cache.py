@@ -302,34 +302,83 @@ def test_cache_variables_are_read_from_the_environment():
     assert raised.value.setting == "REGIONPROXY_CACHE_TABLES"
 
 
-def test_copies_equal_the_original_with_the_same_types_and_share_nothing_mutable():
+_WIRE_ITEM = {
+    "pk": {"S": "a"},
+    "n": {"N": "1.50"},
+    "b": {"B": b"\x00\x01"},
+    "ss": {"SS": ["x", "y"]},
+    "ns": {"NS": ["1", "2"]},
+    "bs": {"BS": [b"x", b"y"]},
+    "l": {"L": [{"S": "x"}, {"M": {"deep": {"L": [{"N": "3"}]}}}]},
+    "m": {"M": {"k": {"M": {"nested": {"N": "0.1"}}}}},
+    "flag": {"BOOL": True},
+    "none": {"NULL": True},
+}
+_METADATA = {
+    "RequestId": "r1",
+    "HTTPStatusCode": 200,
+    "HTTPHeaders": {"x-amzn-requestid": "r1", "content-type": "application/x-amz-json-1.0"},
+    "RetryAttempts": 0,
+}
+
+
+def _copy_cases():
     from decimal import Decimal
 
     from boto3.dynamodb.types import Binary
 
-    from regionproxy.copies import copier, copy_plan
+    python_item = {"s": "x", "n": Decimal("1.5"), "ss": {"a"}, "b": Binary(b"1"), "l": [1, [2], {"m": {3}}], "none": None}
+    return [
+        pytest.param({"Item": python_item, "ResponseMetadata": _METADATA}, id="python-values"),
+        pytest.param({"Item": _WIRE_ITEM, "ResponseMetadata": _METADATA}, id="wire-format"),
+        pytest.param({f"a{n}": {"SS": [str(n)]} for n in range(40)}, id="many-keys-of-containers"),
+        pytest.param({f"a{n}": {"S": str(n)} if n % 2 else "x" for n in range(40)}, id="many-keys-some-shared"),
+        pytest.param({f"a{n}": [str(n)] for n in range(40)}, id="many-keys-of-containers-of-immutables"),
+        pytest.param([{"a": [1]}, "x", {"b": {"c": [2]}}, [[3]]], id="list-some-shared"),
+        pytest.param([[1], {2}, {"x": 3}], id="list-of-containers"),
+        pytest.param({1: [1], (2, 3): {"x": [4]}, "s": ["y"]}, id="keys-that-are-not-strings"),
+        pytest.param({"odd": bytearray(b"xy"), "deep": [bytearray(b"z")]}, id="odd-values-deep-copied"),
+    ]
 
-    value = {
-        "Item": {"s": "x", "n": Decimal("1.5"), "ss": {"a"}, "b": Binary(b"1"), "l": [1, [2], {"m": {3}}], "none": None},
-        "ResponseMetadata": {"HTTPHeaders": {"h": "v"}, "RetryAttempts": 0},
-    }
-    copied = copier(copy_plan(value))(value)
-    assert copied == value
-    mutable = []
 
-    def walk(a, b):
-        if isinstance(a, dict | list | set | Binary):
-            mutable.append(a is b)
-        if isinstance(a, dict):
-            for name in a:
-                walk(a[name], b[name])
-        elif isinstance(a, list):
-            for x, y in zip(a, b, strict=True):
-                walk(x, y)
+def _containers(value):
+    """Every mutable object in ``value``, depth first."""
+    from boto3.dynamodb.types import Binary
 
-    walk(value, copied)
-    assert mutable and not any(mutable)
-    assert type(copied["Item"]["n"]) is Decimal and type(copied["Item"]["b"]) is Binary
+    if isinstance(value, dict | list | set | bytearray | Binary):
+        yield value
+    if isinstance(value, dict):
+        for part in value.values():
+            yield from _containers(part)
+    elif isinstance(value, list):
+        for part in value:
+            yield from _containers(part)
+
+
+@pytest.mark.parametrize("value", _copy_cases())
+def test_copies_equal_the_original_with_the_same_types_and_share_nothing_mutable(value):
+    import copy
+
+    from regionproxy.copies import copier, copy_by, copy_plan
+
+    before = copy.deepcopy(value)
+    plan = copy_plan(value)
+    for copied in (copier(plan)(value), copy_by(plan, value)):  # compiled, and the slow way
+        assert _typed(copied) == _typed(value)
+        originals = {id(part) for part in _containers(value)}
+        assert originals and not originals & {id(part) for part in _containers(copied)}
+    assert _typed(value) == _typed(before), "copying changed nothing"
+
+
+def _typed(value):
+    """``value`` with every type spelled out, so ``==`` cannot hide a type change."""
+    if isinstance(value, dict):
+        return ("dict", {repr(name): _typed(part) for name, part in value.items()})
+    if isinstance(value, list):
+        return ("list", [_typed(part) for part in value])
+    if isinstance(value, set):
+        return ("set", sorted(repr(part) for part in value))
+    return (type(value).__name__, repr(value))
 
 
 @pytest.mark.parametrize(
@@ -412,3 +461,190 @@ def test_a_reader_after_a_write_does_not_take_the_answer_of_a_load_from_before_i
     finally:
         assert before.finish() == ({"v": "before the write"}, False)
     assert cache.get_or_load(("t", "k"), lambda: None) == ({"v": "after"}, True), "the older load stored nothing"
+
+
+# -- through the session: GetItem hits before a Call is built ----------------------
+
+REGIONS = ["eu-west-3", "us-east-1"]
+KEY = {"pk": {"S": "a"}}
+
+
+class Backend:
+    """Stands in for the session's attempt loop: answers a GetItem with a
+    fresh copy of one response, anything else with ``{}``; records each call
+    and the region it went to, and answers from ``answer_from`` if given."""
+
+    def __init__(self):
+        self.calls = []
+        self.answer_from = None
+
+    def __call__(self, call, plan):
+        import copy
+
+        region = self.answer_from or plan[0]
+        self.calls.append((call.operation, dict(call.params), region))
+        if call.operation == "GetItem":
+            return copy.deepcopy({"Item": _WIRE_ITEM, "ResponseMetadata": _METADATA}), region
+        return {}, region
+
+    def reads(self):
+        return [(params, region) for operation, params, region in self.calls if operation == "GetItem"]
+
+
+@pytest.fixture
+def backend():
+    return Backend()
+
+
+@pytest.fixture
+def session(backend):
+    return _session(backend)
+
+
+def _session(backend, **cache):
+    import regionproxy as rp
+
+    session = rp.RegionSession(
+        REGIONS,
+        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},  # never reached: the backend answers
+        cache=CachePolicy(**{"ttl": 60, **cache}),
+        key_schemas={"Items": ("pk",), "Other": ("pk",)},
+    )
+    session.attempts.run = backend
+    return session
+
+
+def _spoil(value):
+    """Change every mutable part of ``value``, at every level."""
+    from boto3.dynamodb.types import Binary
+
+    if isinstance(value, dict):
+        for part in list(value.values()):
+            _spoil(part)
+        value["spoilt"] = "junk"
+    elif isinstance(value, list):
+        for part in value:
+            _spoil(part)
+        value.append("junk")
+    elif isinstance(value, set):
+        value.add("junk")
+    elif isinstance(value, Binary):
+        value.value = b"junk"
+
+
+@pytest.mark.parametrize("surface", ["client", "table"])
+def test_a_caller_who_changes_any_part_of_a_hit_does_not_change_the_next_callers(session, backend, surface):
+    if surface == "client":
+
+        def read():
+            return session.client.get_item(TableName="Items", Key={"pk": {"S": "a"}})
+    else:
+
+        def read():
+            return session.table("Items").get_item(Key={"pk": "a"})
+
+    first = read()  # the miss
+    expected = _typed(first)
+    _spoil(first)
+    for _ in range(3):
+        hit = read()
+        assert _typed(hit) == expected
+        assert hit["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] == "r1"
+        _spoil(hit)
+    assert len(backend.reads()) == 1, "the later reads were hits"
+
+
+def test_a_client_hit_answers_exactly_what_the_uncached_call_answered(session, backend):
+    uncached = _session(Backend(), tables=["Other"]).client.get_item(TableName="Items", Key=KEY)
+    session.client.get_item(TableName="Items", Key=KEY)
+    hit = session.client.get_item(TableName="Items", Key=KEY)
+    assert _typed(hit) == _typed(uncached) == _typed({"Item": _WIRE_ITEM, "ResponseMetadata": _METADATA})
+    assert len(backend.reads()) == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "cache"),
+    [
+        pytest.param({"ConsistentRead": True}, {}, id="consistent-read"),
+        pytest.param({"ConsistentRead": 0}, {}, id="consistent-read-not-a-bool"),
+        pytest.param({"ProjectionExpression": "pk"}, {}, id="projection"),
+        pytest.param({"ReturnConsumedCapacity": "TOTAL"}, {}, id="capacity-report"),
+        pytest.param({"ConsistentRead": False, "ReturnConsumedCapacity": "NONE"}, {}, id="any-fourth-parameter"),
+        pytest.param({}, {"tables": ["Other"]}, id="table-not-opted-in"),
+    ],
+)
+def test_get_items_the_cache_may_not_answer_all_reach_dynamodb(backend, params, cache):
+    session = _session(backend, **cache)
+    for _ in range(2):
+        session.client.get_item(TableName="Items", Key=KEY, **params)
+    assert len(backend.reads()) == 2
+    assert session.status()["cache"]["hits"] == 0
+
+
+def test_consistent_read_false_is_cached_like_a_plain_get_item(session, backend):
+    session.client.get_item(TableName="Items", Key=KEY)
+    session.client.get_item(TableName="Items", Key=KEY, ConsistentRead=False)
+    assert len(backend.reads()) == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}}, ("T", (("pk", ("S", "a")),)), id="plain"),
+        pytest.param(
+            {"TableName": "T", "Key": {"sk": {"N": "1.0"}, "pk": {"S": "a"}}, "ConsistentRead": False},
+            ("T", (("pk", ("S", "a")), ("sk", ("N", "1")))),
+            id="two-attributes-numbers-by-value",
+        ),
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}, "ConsistentRead": True}, None, id="consistent"),
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}, "ConsistentRead": None}, None, id="consistent-none"),
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}, "AttributesToGet": ["pk"]}, None, id="projection"),
+        pytest.param({"TableName": "T", "Key": [("pk", {"S": "a"})]}, None, id="key-not-a-mapping"),
+        pytest.param({"TableName": b"T", "Key": {"pk": {"S": "a"}}}, None, id="table-not-a-string"),
+        pytest.param({"Key": {"pk": {"S": "a"}}, "ConsistentRead": False}, None, id="no-table"),
+    ],
+)
+def test_get_item_cache_key_is_the_calls_and_none_where_the_cache_is_bypassed(params, key):
+    from regionproxy.calls import Call, get_item_cache_key
+
+    assert get_item_cache_key(params) == key
+    assert Call("GetItem", params).cache_key == key
+
+
+def test_each_get_item_is_one_cache_lookup_event_and_counted_once(backend):
+    from regionproxy.events import CacheLookup
+
+    session = _session(backend)
+    seen = []
+    session.hooks.add(lambda event: seen.append(event) if isinstance(event, CacheLookup) else None)
+    for _ in range(3):
+        session.client.get_item(TableName="Items", Key=KEY)
+    assert [event.hit for event in seen] == [False, True, True]
+    assert {(event.table, event.operation) for event in seen} == {("Items", "GetItem")}
+    assert {name: session.status()["cache"][name] for name in ("hits", "misses")} == {"hits": 2, "misses": 1}
+
+
+def test_a_write_through_the_session_drops_the_hit(session, backend):
+    session.client.get_item(TableName="Items", Key=KEY)
+    session.client.put_item(TableName="Items", Item={"pk": {"S": "a"}, "v": {"S": "new"}})
+    session.client.get_item(TableName="Items", Key=KEY)
+    assert len(backend.reads()) == 2
+
+
+def test_after_a_write_fails_over_its_key_is_read_from_the_writes_region_then_cached(session, backend):
+    session.client.get_item(TableName="Items", Key=KEY)
+    backend.answer_from = "us-east-1"  # the write fails over
+    session.client.put_item(TableName="Items", Item={"pk": {"S": "a"}})
+    backend.answer_from = None
+    session.client.get_item(TableName="Items", Key=KEY)
+    session.client.get_item(TableName="Items", Key=KEY)
+    assert [region for _, region in backend.reads()] == ["eu-west-3", "us-east-1"], "read-your-writes, then a hit"
+
+
+def test_a_table_miss_loads_from_dynamodb_even_when_the_client_form_is_cached(session, backend):
+    session.client.get_item(TableName="Items", Key=KEY)
+    assert session.table("Items").get_item(Key={"pk": "a"})["Item"]["pk"] == "a"
+    assert len(backend.reads()) == 2, "the Python-value load does not read the wire-format cache"
+    session.client.get_item(TableName="Items", Key=KEY)
+    session.table("Items").get_item(Key={"pk": "a"})
+    assert len(backend.reads()) == 2

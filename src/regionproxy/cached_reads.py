@@ -15,15 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from regionproxy.cache import MISS, VALUES, ReadCache, values_key_fingerprint, wire_key_fingerprint
-from regionproxy.calls import Call
+from regionproxy.calls import CACHEABLE_GET, Call, get_item_cache_key
 from regionproxy.events import CacheLookup, Hooks
 from regionproxy.operations import key_fingerprint
 
 # Reads the cache may answer (Call.cache_key says which requests of them).
 _CACHED_READS = frozenset({"GetItem", "Query", "BatchGetItem"})
-# Only plain eventually consistent GetItems are cached: ConsistentRead,
-# projections and capacity reports change the answer, so they bypass it.
-_CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
 _BATCH_SPEC = frozenset({"Keys", "ConsistentRead"})
 # Set while the Python-value client loads a GetItem for its own cache form:
 # the wire-format cache would only keep a second copy of the same item.
@@ -49,6 +46,21 @@ class CachedReads:
     def applies(self, operation: str) -> bool:
         """Whether a read of ``operation`` goes through the cache at all."""
         return operation in _CACHED_READS and not _UNCACHED.get()
+
+    def hit(self, params: dict[str, Any]) -> Any:
+        """A copy of the cached answer to a wire-format GetItem of ``params``,
+        or :data:`~regionproxy.cache.MISS` (not cached, or not cacheable):
+        asked before the session builds a :class:`Call`, so a hit builds
+        nothing. A miss goes on to :meth:`read`, which loads it."""
+        if _UNCACHED.get():
+            return MISS
+        key = get_item_cache_key(params)
+        if key is None or not self.cache.caches(key[0]):
+            return MISS
+        result = self.cache.lookup(key)
+        if result is not MISS:
+            self.hooks.emit(_lookup(key[0], "GetItem", True))
+        return result
 
     def read(self, call: Call) -> dict[str, Any]:
         """A GetItem, Query or BatchGetItem through the cache, where it may be."""
@@ -80,7 +92,7 @@ class CachedReads:
         wire-format one (each surface keeps what it returns); other reads
         use the wire-format cache inside ``load``."""
         cache = self.cache
-        if operation != "GetItem" or not params.keys() <= _CACHEABLE_GET:
+        if operation != "GetItem" or not params.keys() <= CACHEABLE_GET:
             return load()
         table = params.get("TableName")
         fingerprint = values_key_fingerprint(params.get("Key"))  # None: not a key, boto3 will say why

@@ -15,9 +15,27 @@ from typing import Any, Generic, TypeVar
 from regionproxy.cache import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
 from regionproxy.operations import KeyNames, is_idempotent, kind_of, tables_of, written_keys
 
-# A GetItem with more than these (a projection, a capacity report) is not cached.
-_CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
+# Only plain eventually consistent GetItems are cached: ConsistentRead,
+# projections and capacity reports change the answer, so they bypass it.
+CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
 _T = TypeVar("_T")
+
+
+def get_item_cache_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The read cache's key for a wire-format GetItem, ``(table, key
+    fingerprint)``, or None when it bypasses the cache. The session looks a
+    GetItem up by it before it builds a :class:`Call` (a hit then builds
+    nothing), and :attr:`Call.cache_key` gives the same key."""
+    table = params.get("TableName")
+    key = params.get("Key")
+    if not isinstance(table, str) or not (type(key) is dict or isinstance(key, Mapping)):
+        return None
+    # Both are there: so the keys are within CACHEABLE_GET, ConsistentRead
+    # False, when there are two of them, or three with ConsistentRead False
+    # (a length test costs a third of ``params.keys() <= CACHEABLE_GET``).
+    if len(params) != 2 and (len(params) != 3 or params.get("ConsistentRead", True) is not False):
+        return None
+    return (table, wire_key_fingerprint(key))
 
 
 class _lazy(Generic[_T]):
@@ -82,13 +100,14 @@ class Call:
         eventually consistent Query without a capacity report, ``(table,
         QUERY, the whole request)``. BatchGetItem is cached item by item."""
         params = self.params
-        if params.get("ConsistentRead", False) is not False or not isinstance(params.get("TableName"), str):
-            return None
         if self.operation == "GetItem":
-            if params.keys() <= _CACHEABLE_GET and isinstance(params.get("Key"), Mapping):
-                return (params["TableName"], wire_key_fingerprint(params["Key"]))
-        elif self.operation == "Query":
-            if params.get("ReturnConsumedCapacity", "NONE") == "NONE":
+            return get_item_cache_key(params)
+        if self.operation == "Query":
+            if (
+                params.get("ConsistentRead", False) is False
+                and isinstance(params.get("TableName"), str)
+                and params.get("ReturnConsumedCapacity", "NONE") == "NONE"
+            ):
                 return (params["TableName"], QUERY, request_fingerprint(params))
         return None
 

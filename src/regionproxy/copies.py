@@ -18,13 +18,19 @@ from boto3.dynamodb.types import Binary
 
 _IMMUTABLE = frozenset({str, int, float, bool, bytes, Decimal, type(None), frozenset})
 _SHALLOW, _DICT_OF_SHALLOW, _LIST_OF_SHALLOW, _BINARY, _DEEP = "shallow", "dict-of-shallow", "list-of-shallow", "binary", "deep"
+# A dict whose every value needs a copy is rebuilt by a display naming its
+# keys (``{"SS": v["SS"].copy()}``: a third of a comprehension's cost for a
+# wire-format attribute value); past this many keys of containers of
+# immutables, by one comprehension that every such dict shares.
+_NAMED_KEYS = 32
 _plans: dict[Any, Any] = {}  # interned plans: entries of one shape share one
 
 
 def copy_plan(value: Any) -> Any:
     """How to copy ``value`` so that no caller can change it: None (share it:
-    immutable), a code, or ``("dict"|"list", ((key, plan), ...))`` naming
-    only the parts that need more than sharing."""
+    immutable), a code, ``("record", ((key, plan), ...))`` for a dict whose
+    every value needs copying, or ``("dict"|"list", ((key, plan), ...))``
+    naming only the parts that need more than sharing."""
     cls = type(value)
     if cls in _IMMUTABLE:
         return None
@@ -40,9 +46,13 @@ def copy_plan(value: Any) -> Any:
         )
         if not parts:
             return _SHALLOW
-        if len(parts) == len(value) and all(plan is _SHALLOW for _, plan in parts):
+        whole = len(parts) == len(value)
+        if cls is dict and whole and (len(parts) <= _NAMED_KEYS or not all(plan is _SHALLOW for _, plan in parts)):
+            plan = ("record", parts)
+        elif whole and all(plan is _SHALLOW for _, plan in parts):
             return _DICT_OF_SHALLOW if cls is dict else _LIST_OF_SHALLOW
-        plan = ("dict" if cls is dict else "list", parts)
+        else:
+            plan = ("dict" if cls is dict else "list", parts)
         if len(_plans) < 10_000:  # bounded: odd shapes are simply not shared
             plan = _plans.setdefault(plan, plan)
         return plan
@@ -73,25 +83,28 @@ _copiers: dict[Any, Callable[[Any], Any]] = {}
 
 
 def copier(plan: Any) -> Callable[[Any], Any]:
-    """:func:`copy_by` for one plan, compiled into one expression (nested
-    dict displays: ``{**v, "Item": {...}}``), shared by every entry of that
-    plan. A hit then costs one call instead of one per nested container."""
+    """:func:`copy_by` for one plan, compiled into one function of straight
+    line code (dict displays naming the keys, item assignments), shared by
+    every entry of that plan. A hit then costs one call instead of one per
+    nested container."""
     function = _copiers.get(plan)
     if function is None:
         if len(_copiers) >= 10_000:  # bounded: odd shapes copy the slow way
             return lambda value: copy_by(plan, value)
-        names = iter(range(1_000_000))
+        lines: list[str] = []
         scope: dict[str, Any] = {"Binary": Binary, "copy_by": copy_by}
-        source = f"def copy_(v0):\n    return {_expression(plan, 'v0', names, scope)}\n"
+        result = _expression(plan, "v0", iter(range(1, 1_000_000)), lines, scope)
+        source = "def copy_(v0):\n" + "".join(f"    {line}\n" for line in lines) + f"    return {result}\n"
         exec(compile(source, "<regionproxy.copies copier>", "exec"), scope)  # noqa: S102 - code built from the plan only
         function = _copiers.setdefault(plan, scope["copy_"])
     return function
 
 
-def _expression(plan: Any, value: str, names: Any, scope: dict[str, Any]) -> str:
-    """Python source that copies the object named ``value`` by ``plan``.
-    Dict keys are embedded with ``repr`` (only str keys: anything else, and
-    lists, fall back to :func:`copy_by`)."""
+def _expression(plan: Any, value: str, names: Any, lines: list[str], scope: dict[str, Any]) -> str:
+    """Python source that copies the object named ``value`` by ``plan``,
+    after the statements it appends to ``lines``. Keys are embedded with
+    ``repr`` (only str dict keys and int list indexes: anything else falls
+    back to :func:`copy_by`)."""
     if plan is None:
         return value
     if plan is _SHALLOW:
@@ -102,9 +115,19 @@ def _expression(plan: Any, value: str, names: Any, scope: dict[str, Any]) -> str
         return f"[x.copy() for x in {value}]"
     if plan is _BINARY:
         return f"Binary({value}.value)"
-    name = f"v{next(names) + 1}"
-    if plan is _DEEP or plan[0] != "dict" or not all(type(key) is str for key, _ in plan[1]):
+    name = f"v{next(names)}"
+    if plan is _DEEP or not all(type(key) is (int if plan[0] == "list" else str) for key, _ in plan[1]):
         scope[f"plan_{name}"] = plan
         return f"copy_by(plan_{name}, {value})"
-    parts = ", ".join(f"{key!r}: {_expression(part, f'{name}[{key!r}]', names, scope)}" for key, part in plan[1])
-    return f"{{**({name} := {value}), {parts}}}"
+    if plan[0] == "record":
+        if not value.isidentifier() and len(plan[1]) > 1:  # read more than once: bind it
+            lines.append(f"{name} = {value}")
+            value = name
+        parts = ", ".join(f"{key!r}: {_expression(part, f'{value}[{key!r}]', names, lines, scope)}" for key, part in plan[1])
+        return f"{{{parts}}}"
+    # Copy the container (sharing its immutables), then replace the parts
+    # that need copies: each read from the copy is still the original part.
+    lines.append(f"{name} = {value}.copy()")
+    for key, part in plan[1]:
+        lines.append(f"{name}[{key!r}] = {_expression(part, f'{name}[{key!r}]', names, lines, scope)}")
+    return name
