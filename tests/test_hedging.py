@@ -488,3 +488,28 @@ def test_a_hedge_whose_preferred_side_answers_later_stays_spent():
     hedger._executor().shutdown(wait=True)  # its answer and the callbacks on it are in
     assert "hedges=1" in repr(hedger.budget)
     hedger.close()
+
+
+def test_a_region_found_down_not_slow_is_left_to_its_breaker_not_demoted():
+    # Hedges win against a blackholed region before its timeouts come in;
+    # once its side fails, it is known down, and a demotion would keep reads
+    # away from it for demote_for after it heals.
+    events, clock = [], Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=60.0), Hooks([events.append]), longest_call=10, clock=clock)
+    release = threading.Event()
+
+    def blackholed(call, plan, side=None):
+        if plan == PLAN:
+            assert release.wait(10)
+            raise AllRegionsFailed("GetItem", {PLAN[0]: TimeoutError("read timeout")})
+        return {"from": plan[0]}, plan[0]
+
+    try:
+        assert hedger.run(GET, PLAN, blackholed) == ({"from": PLAN[1]}, PLAN[1])
+        assert hedger.order(PLAN) == (PLAN[1], PLAN[0])  # demoted while its answer is out
+        release.set()
+        hedger._executor().shutdown(wait=True)  # its side has failed, and said so
+        assert hedger.order(PLAN) == PLAN
+    finally:
+        release.set()
+        hedger.close()

@@ -21,7 +21,9 @@ has an open breaker: the hedge would repeat that side's request), and not
 to a region demoted as slow. Once one side has answered, the other tries no
 further region. A hedge whose preferred side then fails was not an extra
 request (it was the read's only answer): the budget gets it back, so an
-outage spends the budget only on reads that were really sent twice.
+outage spends the budget only on reads that were really sent twice. Such a
+region is down, not slow, and its demotion (if any) is lifted: its breaker
+judges it, and lets it back as soon as it answers again.
 
 Writes are never hedged: sending one twice is what the rest of the session
 works to avoid.
@@ -279,16 +281,24 @@ class Hedger:
                     for side in sides.values():
                         side.abandoned = True  # the other side tries no further region
                     if won:
-                        primary[0].add_done_callback(self._refund_if_failed)
+                        primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], done))
                     self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
                     self._judge(plan[0], won=won)
                     return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
         return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
 
-    def _refund_if_failed(self, primary: concurrent.futures.Future[Any]) -> None:
+    def _preferred_side_ended(self, region: str, primary: concurrent.futures.Future[Any]) -> None:
+        """The side that lost to a hedge has ended. If it failed, the hedge
+        was the read's only answer, not an extra request: the budget gets it
+        back. And ``region`` is down, not slow: that is its breaker's to
+        judge, which lets it back as soon as it answers again; a demotion
+        would keep reads away for ``demote_for`` after it heals."""
         if isinstance(primary.exception(), RegionProxyError):
-            self.budget.refund()  # the hedge was the read's only answer, not an extra one
+            self.budget.refund()
+            self._won_in_a_row.pop(region, None)
+            self._probation.discard(region)
+            self._demoted.pop(region, None)
 
     def _answer(
         self, call: Call, plan: tuple[str, ...], primary: concurrent.futures.Future[Any]
