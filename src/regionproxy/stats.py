@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from regionproxy.events import (
     CALLER_ERROR,
@@ -110,8 +110,9 @@ class SessionStats:
         self._failovers = _Groups(max_groups)
         self._poison = _Groups(max_groups)
         self._missing = _Groups(max_groups)
-        # The raw recent failovers and their count: what session.status()
-        # reads until it includes summary() instead.
+        # The last few failovers one by one, for the "recent" list that
+        # session.status() adds: the groups keep no single event. Counts come
+        # from the groups alone (failover_count, summary()).
         self.failovers: deque[FailedOver] = deque(maxlen=recent_failovers)
         self.cache_hits = 0
         self.cache_misses = 0
@@ -122,39 +123,18 @@ class SessionStats:
         return self._failovers.total
 
     def __call__(self, event: Event) -> None:
-        # Cache lookups first: one comes with every cache hit, whose whole
-        # cost is a few microseconds.
-        if type(event) is CacheLookup:
-            with self._lock:
-                if event.hit:
-                    self.cache_hits += 1
-                else:
-                    self.cache_misses += 1
-        elif isinstance(event, CallFinished):
-            self._call_finished(event)
-        elif isinstance(event, OperationFinished):
-            self._operation_finished(event)
-        elif isinstance(event, FailedOver):
-            with self._lock:
-                self.failovers.append(event)
-                key = (event.from_region, event.to_region, event.reason)
-                fields = {"from": event.from_region, "to": event.to_region, "reason": event.reason}
-                group = self._failovers.add(key, event.at, {**fields, "outcomes": {OK: 0, CALLER_ERROR: 0, FAULT: 0}})
-                group["outcomes"][event.outcome] = group["outcomes"].get(event.outcome, 0) + 1
-        elif isinstance(event, PoisonRequest):
-            with self._lock:
-                fields = {"operation": event.operation, "error": event.error}
-                group = self._poison.add((event.operation, event.error), event.at, fields)
-                group["regions"] = list(event.regions)  # the latest request's
-        elif isinstance(event, ReplicaMissing):
-            with self._lock:
-                self._missing.add((event.region, event.table), event.at, {"region": event.region, "table": event.table})
-        elif isinstance(event, Hedged):
-            with self._lock:
-                self._hedges[event.outcome] = self._hedges.get(event.outcome, 0) + 1
-        elif isinstance(event, RegionDemoted):
-            with self._lock:
-                self._hedges["demotions"] += 1
+        # One dict lookup by exact type: a cache hit, whose whole cost is a
+        # few microseconds, sends a CacheLookup here every time.
+        handler = self._HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _cache_lookup(self, event: CacheLookup) -> None:
+        with self._lock:
+            if event.hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
 
     def _call_finished(self, event: CallFinished) -> None:
         counts = self._regions.get(event.region)
@@ -184,6 +164,45 @@ class SessionStats:
                 counts["caller_errors"] += 1
             elif event.outcome == FAILED:
                 counts["failed"] += 1
+
+    def _failed_over(self, event: FailedOver) -> None:
+        key = (event.from_region, event.to_region, event.reason)
+        fields = {"from": event.from_region, "to": event.to_region, "reason": event.reason}
+        with self._lock:
+            self.failovers.append(event)
+            group = self._failovers.add(key, event.at, {**fields, "outcomes": {OK: 0, CALLER_ERROR: 0, FAULT: 0}})
+            group["outcomes"][event.outcome] = group["outcomes"].get(event.outcome, 0) + 1
+
+    def _poison_request(self, event: PoisonRequest) -> None:
+        fields = {"operation": event.operation, "error": event.error}
+        with self._lock:
+            group = self._poison.add((event.operation, event.error), event.at, fields)
+            group["regions"] = list(event.regions)  # the latest request's
+
+    def _replica_missing(self, event: ReplicaMissing) -> None:
+        with self._lock:
+            self._missing.add((event.region, event.table), event.at, {"region": event.region, "table": event.table})
+
+    def _hedged(self, event: Hedged) -> None:
+        with self._lock:
+            self._hedges[event.outcome] = self._hedges.get(event.outcome, 0) + 1
+
+    def _region_demoted(self, event: RegionDemoted) -> None:
+        with self._lock:
+            self._hedges["demotions"] += 1
+
+    # Events not named here (BreakerChanged, CacheDropped) are not counted:
+    # the status page reads breaker state and cache size from their owners.
+    _HANDLERS: ClassVar[dict[type, Callable[[SessionStats, Any], None]]] = {
+        CacheLookup: _cache_lookup,
+        CallFinished: _call_finished,
+        OperationFinished: _operation_finished,
+        FailedOver: _failed_over,
+        PoisonRequest: _poison_request,
+        ReplicaMissing: _replica_missing,
+        Hedged: _hedged,
+        RegionDemoted: _region_demoted,
+    }
 
     def _expire(self, counts: _RegionCounts, now: float) -> None:
         samples, oldest = counts.samples, now - self.window
