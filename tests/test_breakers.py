@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 import pybreaker
 import pytest
@@ -201,8 +203,11 @@ def test_listener_runs_with_no_breaker_lock_held(breaker, hooks, clock):
     assert set(seen) == {(False, False)}
 
 
-def test_listener_of_another_thread_does_not_block_a_change(breaker, hooks, clock):
-    """A slow listener holds up only the thread that made its change."""
+@contextlib.contextmanager
+def _tripped_by_a_held_thread(breaker, hooks, *later_listeners):
+    """Trip ``breaker`` on another thread whose slow listener holds it, with
+    closed -> open announced to the listeners before that one only, until
+    the block ends."""
     entered, release = threading.Event(), threading.Event()
 
     def slow(event):
@@ -210,17 +215,25 @@ def test_listener_of_another_thread_does_not_block_a_change(breaker, hooks, cloc
             entered.set()
             release.wait(10)
 
-    hooks.add(slow)
+    for listener in (slow, *later_listeners):
+        hooks.add(listener)
     tripping = threading.Thread(target=_fail, args=(breaker, 3), daemon=True)
     tripping.start()
     try:
         assert entered.wait(10)
-        clock.now += 10
-        assert _run_bounded(lambda: breaker.succeeded(breaker.admit())), "blocked behind another thread's listener"
-        assert breaker.state == CLOSED
+        yield
     finally:
         release.set()
         tripping.join(10)
+    assert not tripping.is_alive()
+
+
+def test_listener_of_another_thread_does_not_block_a_change(breaker, hooks, clock):
+    """A slow listener holds up only the thread that made its change."""
+    with _tripped_by_a_held_thread(breaker, hooks):
+        clock.now += 10
+        assert _run_bounded(lambda: breaker.succeeded(breaker.admit())), "blocked behind another thread's listener"
+        assert breaker.state == CLOSED
 
 
 def test_changes_are_announced_by_the_thread_that_made_them(breaker, hooks, clock):
@@ -295,6 +308,86 @@ def test_breaker_state_gauge_shows_3_while_evacuated(breaker, hooks):
     assert gauge() == 3
     breaker.restore()
     assert gauge() == 0
+
+
+def _gauge_listener(region="eu-west-3"):
+    from prometheus_client import CollectorRegistry
+
+    from regionproxy.metrics import BREAKER_VALUES, PrometheusListener
+
+    metrics = PrometheusListener(CollectorRegistry(), regions=(region,))
+
+    def shown():
+        value = metrics.registry.get_sample_value("regionproxy_breaker_state", {"region": region})
+        return {number: state for state, number in BREAKER_VALUES.items()}[value]
+
+    return metrics, shown
+
+
+def test_changes_are_numbered_in_the_order_they_were_made(breaker, clock, events):
+    _fail(breaker, 3)
+    clock.now += 10
+    breaker.succeeded(breaker.admit())
+    breaker.evacuate()
+    breaker.restore()
+    numbers = [e.seq for e in events]
+    assert len(numbers) == 5
+    assert numbers == sorted(numbers) and len(set(numbers)) == 5 and numbers[0] > 0
+
+
+def test_breaker_gauge_ends_at_the_latest_state_when_another_thread_announces_late(breaker, hooks, clock):
+    """The tripping thread is held after its change (closed -> open) but
+    before the gauge hears it; meanwhile this thread half-opens and closes
+    the breaker. The late open must not win."""
+    metrics, shown = _gauge_listener()
+    with _tripped_by_a_held_thread(breaker, hooks, metrics):
+        clock.now += 10
+        breaker.succeeded(breaker.admit())
+        assert shown() == CLOSED
+    assert breaker.state == shown() == CLOSED
+
+
+def test_breaker_gauge_ends_at_the_latest_state_when_a_listener_changes_it_first(clock):
+    """A listener ahead of the gauge evacuates on open: the gauge hears
+    open -> evacuated before closed -> open, on one thread."""
+    metrics, shown = _gauge_listener("r")
+
+    def evacuate_on_open(event):
+        if event.new == OPEN:
+            breaker.evacuate()
+
+    breaker = RegionBreaker("r", BreakerPolicy(fail_max=1, reset_timeout=10.0), Hooks([evacuate_on_open, metrics]), clock=clock)
+    _fail(breaker, 1)
+    assert breaker.state == shown() == EVACUATED
+
+
+def test_breaker_gauge_equals_the_breaker_state_after_threads_flip_it(clock):
+    metrics, shown = _gauge_listener("r")
+
+    def make_way(event):
+        time.sleep(0)  # let another thread run between a change and the gauge
+
+    breaker = RegionBreaker("r", BreakerPolicy(fail_max=1, reset_timeout=1.0), Hooks([make_way, metrics]), clock=clock)
+
+    def evacuate_and_restore():
+        for _ in range(300):
+            breaker.evacuate()
+            breaker.restore()
+
+    def fail_and_recover():
+        for n in range(300):
+            clock.now += 1  # an open breaker offers its trial
+            ticket = breaker.admit()
+            if ticket is not None:
+                (breaker.failed if n % 2 else breaker.succeeded)(ticket)
+
+    threads = [threading.Thread(target=work, daemon=True) for work in (evacuate_and_restore, fail_and_recover) * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert shown() == breaker.state
 
 
 def test_shared_storage_changes_are_announced_outside_the_locks(clock):

@@ -140,3 +140,24 @@ def test_poison_requests_are_counted_per_operation(metrics):
 def test_missing_replicas_are_counted_per_region_and_table(metrics):
     metrics(ReplicaMissing(REMOTE, "Items", 0.0))
     assert value(metrics, "regionproxy_replica_missing_total", region=REMOTE, table="Items") == 1
+
+
+def test_an_older_breaker_change_arriving_late_leaves_the_newer_state(metrics):
+    # Breakers announce after releasing their lock: a thread that changed the
+    # breaker first can deliver its event last.
+    metrics(BreakerChanged(LOCAL, OPEN, HALF_OPEN, 2.0, seq=8))
+    metrics(BreakerChanged(LOCAL, CLOSED, OPEN, 1.0, seq=7))
+    assert value(metrics, "regionproxy_breaker_state", region=LOCAL) == 1
+
+
+def test_breaker_changes_are_ordered_per_region(metrics):
+    metrics(BreakerChanged(LOCAL, CLOSED, OPEN, 1.0, seq=9))
+    metrics(BreakerChanged(REMOTE, CLOSED, EVACUATED, 1.0, seq=3))
+    metrics(BreakerChanged(REMOTE, EVACUATED, CLOSED, 2.0, seq=10))
+    assert [value(metrics, "regionproxy_breaker_state", region=r) for r in (LOCAL, REMOTE)] == [2, 0]
+
+
+def test_breaker_changes_in_order_each_move_the_gauge(metrics):
+    for seq, (old, new) in enumerate([(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN)], start=1):
+        metrics(BreakerChanged(LOCAL, old, new, float(seq), seq=seq))
+        assert value(metrics, "regionproxy_breaker_state", region=LOCAL) == {OPEN: 2, HALF_OPEN: 1}[new]

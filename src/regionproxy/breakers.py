@@ -12,7 +12,9 @@ at a time in half-open: the other callers go to the next region.
 State changes are announced as :class:`~regionproxy.events.BreakerChanged`
 events after every lock is released, by the thread that made the change:
 a listener may call back into the breaker or the session (evacuate a
-region, make a DynamoDB call) without deadlocking.
+region, make a DynamoDB call) without deadlocking. The price: two changes
+can reach a listener newest first, so each carries a sequence number taken
+while the lock is held.
 
 This is the only module that imports pybreaker.
 """
@@ -20,6 +22,7 @@ This is the only module that imports pybreaker.
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +40,11 @@ EVACUATED = "evacuated"
 
 # What admit() hands out: a normal call, or the one half-open trial.
 NORMAL, TRIAL = "normal", "trial"
+
+# BreakerChanged.seq, drawn under the breaker's lock. One sequence for the
+# process, not one per breaker: a listener shared by two sessions then never
+# mistakes one breaker's new change for an old one of the other's.
+_CHANGE_NUMBERS = itertools.count(1)
 
 
 class _Relay(pybreaker.CircuitBreakerListener):
@@ -224,8 +232,10 @@ class RegionBreaker:
         self._remember(old, new)
 
     def _remember(self, old: str, new: str) -> None:
+        """Queue a change for this thread to announce; called with our lock held,
+        so numbers follow the order of the changes themselves."""
         if old != new:
-            self._pending().append(BreakerChanged(self.region, old, new, self._clock()))
+            self._pending().append(BreakerChanged(self.region, old, new, self._clock(), next(_CHANGE_NUMBERS)))
 
     def _pending(self) -> collections.deque[BreakerChanged]:
         local = self._unannounced

@@ -37,12 +37,20 @@ class CallFinished:
 
 @dataclass(frozen=True, slots=True)
 class BreakerChanged:
-    """A region's breaker moved from ``old`` to ``new`` state."""
+    """A region's breaker moved from ``old`` to ``new`` state.
+
+    ``seq`` grows with every change a breaker makes, in the order it made
+    them. Changes are announced after the breaker's lock is released, so
+    two of them can reach a listener newest first: a listener that shows
+    the current state ignores a change older than the last it applied.
+    0 means not numbered (an event built by hand).
+    """
 
     region: str
     old: str
     new: str
     at: float
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from regionproxy.breakers import CLOSED, EVACUATED, HALF_OPEN, OPEN
 from regionproxy.events import (
@@ -83,11 +85,11 @@ class PrometheusListener:
         # read at scrape time; metrics must not be registered twice there.
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         target = None if _multiprocess() else self.registry
-        self.calls = Counter(
+        counter = functools.partial(Counter, registry=target)
+        self.calls = counter(
             "regionproxy_dynamodb_calls",
             "DynamoDB attempts per region, operation and outcome (ok, caller_error, fault).",
             ["region", "operation", "outcome"],
-            registry=target,
         )
         self.latency = Histogram(
             "regionproxy_dynamodb_call_duration_seconds",
@@ -96,17 +98,15 @@ class PrometheusListener:
             buckets=LATENCY_BUCKETS,
             registry=target,
         )
-        self.operations = Counter(
+        self.operations = counter(
             "regionproxy_operations",
             "The app's DynamoDB calls (all attempts together) per operation and outcome (ok, caller_error, failed).",
             ["operation", "outcome"],
-            registry=target,
         )
-        self.failovers = Counter(
+        self.failovers = counter(
             "regionproxy_failovers",
             "Attempts sent to another region than the preferred one, per reason and how the attempt ended.",
             ["operation", "from_region", "to_region", "reason", "outcome"],
-            registry=target,
         )
         self.breaker = Gauge(
             "regionproxy_breaker_state",
@@ -115,42 +115,43 @@ class PrometheusListener:
             registry=target,
             multiprocess_mode="livemax",
         )
-        self.poison = Counter(
+        self.poison = counter(
             "regionproxy_poison_requests",
             "Requests that failed with a server error in every region they reached (no breaker counted them).",
             ["operation"],
-            registry=target,
         )
-        self.replica_missing = Counter(
+        self.replica_missing = counter(
             "regionproxy_replica_missing",
             "Calls that found no replica of a table in a region while another region has it.",
             ["region", "table"],
-            registry=target,
         )
-        self.hedges = Counter(
+        self.hedges = counter(
             "regionproxy_hedges",
             "Hedged reads per hedge region and outcome (won, lost, failed, refused: over budget, not sent).",
             ["region", "outcome"],
-            registry=target,
         )
-        self.demotions = Counter(
+        self.demotions = counter(
             "regionproxy_region_demotions",
             "Times hedges kept winning against a region (slow, not down) and reads tried it last for a while.",
             ["region"],
-            registry=target,
         )
-        self.cache = Counter(
+        self.cache = counter(
             "regionproxy_cache_lookups",
             "Read cache lookups per table and result (hit, miss).",
             ["table", "result"],
-            registry=target,
         )
-        self.cache_evictions = Counter(
+        self.cache_evictions = counter(
             "regionproxy_cache_evictions",
             "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
             ["table", "reason"],
-            registry=target,
         )
+        # The sequence number of the BreakerChanged last applied per region.
+        # Breakers announce after releasing their lock, so two threads'
+        # changes (or a listener's change made while an earlier one is still
+        # being delivered) can arrive newest first; the lock makes "is it
+        # newer, then set the gauge" one step.
+        self._breaker_lock = threading.Lock()
+        self._breaker_seq: dict[str, int] = {}
         for region in regions:
             self.breaker.labels(region).set(0)
 
@@ -161,36 +162,67 @@ class PrometheusListener:
         return operation if operation in self._operations else OTHER
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, CallFinished):
-            region, operation = self._region(event.region), self._operation(event.operation)
-            self.calls.labels(region, operation, event.outcome).inc()
-            self.latency.labels(region, operation).observe(event.duration)
-        elif isinstance(event, OperationFinished):
-            self.operations.labels(self._operation(event.operation), event.outcome).inc()
-        elif isinstance(event, FailedOver):
-            self.failovers.labels(
-                self._operation(event.operation),
-                self._region(event.from_region),
-                self._region(event.to_region),
-                event.reason,
-                event.outcome,
-            ).inc()
-        elif isinstance(event, BreakerChanged):
-            if event.region in self._regions:
-                self.breaker.labels(event.region).set(BREAKER_VALUES.get(event.new, BREAKER_VALUES[OPEN]))
-        elif isinstance(event, PoisonRequest):
-            self.poison.labels(self._operation(event.operation)).inc()
-        elif isinstance(event, ReplicaMissing):
-            # Tables are the app's own, a handful per app: a label is fine.
-            self.replica_missing.labels(self._region(event.region), event.table).inc()
-        elif isinstance(event, Hedged):
-            self.hedges.labels(self._region(event.to_region), event.outcome).inc()
-        elif isinstance(event, RegionDemoted):
-            self.demotions.labels(self._region(event.region)).inc()
-        elif isinstance(event, CacheLookup):
-            self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
-        elif isinstance(event, CacheDropped):
-            self.cache_evictions.labels(event.table, event.reason).inc(event.count)
+        handler = self._HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _call_finished(self, event: CallFinished) -> None:
+        region, operation = self._region(event.region), self._operation(event.operation)
+        self.calls.labels(region, operation, event.outcome).inc()
+        self.latency.labels(region, operation).observe(event.duration)
+
+    def _operation_finished(self, event: OperationFinished) -> None:
+        self.operations.labels(self._operation(event.operation), event.outcome).inc()
+
+    def _failed_over(self, event: FailedOver) -> None:
+        self.failovers.labels(
+            self._operation(event.operation),
+            self._region(event.from_region),
+            self._region(event.to_region),
+            event.reason,
+            event.outcome,
+        ).inc()
+
+    def _breaker_changed(self, event: BreakerChanged) -> None:
+        if event.region not in self._regions:
+            return
+        with self._breaker_lock:
+            if event.seq < self._breaker_seq.get(event.region, 0):
+                return  # a newer change of this breaker is already shown
+            self._breaker_seq[event.region] = event.seq
+            self.breaker.labels(event.region).set(BREAKER_VALUES.get(event.new, BREAKER_VALUES[OPEN]))
+
+    def _poison_request(self, event: PoisonRequest) -> None:
+        self.poison.labels(self._operation(event.operation)).inc()
+
+    def _replica_missing(self, event: ReplicaMissing) -> None:
+        # Tables are the app's own, a handful per app: a label is fine.
+        self.replica_missing.labels(self._region(event.region), event.table).inc()
+
+    def _hedged(self, event: Hedged) -> None:
+        self.hedges.labels(self._region(event.to_region), event.outcome).inc()
+
+    def _region_demoted(self, event: RegionDemoted) -> None:
+        self.demotions.labels(self._region(event.region)).inc()
+
+    def _cache_lookup(self, event: CacheLookup) -> None:
+        self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
+
+    def _cache_dropped(self, event: CacheDropped) -> None:
+        self.cache_evictions.labels(event.table, event.reason).inc(event.count)
+
+    _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
+        CallFinished: _call_finished,
+        OperationFinished: _operation_finished,
+        FailedOver: _failed_over,
+        BreakerChanged: _breaker_changed,
+        PoisonRequest: _poison_request,
+        ReplicaMissing: _replica_missing,
+        Hedged: _hedged,
+        RegionDemoted: _region_demoted,
+        CacheLookup: _cache_lookup,
+        CacheDropped: _cache_dropped,
+    }
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
