@@ -513,3 +513,50 @@ def test_a_region_found_down_not_slow_is_left_to_its_breaker_not_demoted():
     finally:
         release.set()
         hedger.close()
+
+
+def _recording_pool(hedger):
+    """The hedger's pool, made to keep the futures it hands out (the
+    preferred side's first), so that a side can wait for the other's end."""
+    pool = hedger._executor()
+    futures, submit = [], pool.submit
+
+    def recording(*args, **kwargs):
+        future = submit(*args, **kwargs)
+        futures.append(future)
+        return future
+
+    pool.submit = recording
+    return futures
+
+
+def test_a_preferred_region_that_failed_before_the_hedge_answered_is_not_demoted():
+    # Its side failed while the hedge was out (down, not slow), then the
+    # hedge answered: with its own side already done, the refund and the
+    # lifting ran first, and the win was counted after them.
+    from regionproxy.events import RegionDemoted
+    from regionproxy.testing.lab import wait_for
+
+    events = []
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01, demote_after=1, demote_for=60.0), Hooks([events.append]), longest_call=10)
+    futures = _recording_pool(hedger)
+    hedge_out = threading.Event()
+
+    def attempt(call, plan, side):
+        side.region = plan[0]
+        if plan == PLAN:
+            assert hedge_out.wait(10)
+            raise AllRegionsFailed("GetItem", {PLAN[0]: TimeoutError("read timeout")})
+        hedge_out.set()
+        assert wait_for(lambda: futures[0].done(), timeout=10)  # the preferred side has failed
+        return {"from": plan[0]}, plan[0]
+
+    try:
+        assert hedger.run(GET, PLAN, attempt) == ({"from": PLAN[1]}, PLAN[1])
+        assert hedger.order(PLAN) == PLAN  # left to its breaker
+        assert [e for e in events if isinstance(e, RegionDemoted)] == []
+        assert "hedges=0" in repr(hedger.budget)  # the hedge was the read's only answer
+    finally:
+        hedge_out.set()
+        hedger.close()
+

@@ -273,17 +273,27 @@ class Hedger:
             )
             if not done:
                 break  # both loops are bounded by their timeouts: only a stuck pool gets here
-            for future in done:
+            for future in [future for future in sides if future in done]:  # the preferred side first
                 error = future.exception()
                 if error is None or not isinstance(error, RegionProxyError):
                     # A success, or DynamoDB's own answer (a caller error): the answer.
                     won = future is hedge[0]
                     for side in sides.values():
                         side.abandoned = True  # the other side tries no further region
-                    if won:
-                        primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], done))
                     self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
-                    self._judge(plan[0], won=won)
+                    if not won:
+                        self._answered(plan[0])
+                    elif primary[0].done():
+                        # It failed before the hedge answered (an answer of its
+                        # own would have been taken first): down, not slow.
+                        self._preferred_side_ended(plan[0], primary[0])
+                    else:
+                        # The win is counted before the callback is added: the
+                        # side can end at any moment (the callback then runs in
+                        # its thread, or here if it already has), and lifting
+                        # the region must come after the win it undoes.
+                        self._judge(plan[0])
+                        primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], done))
                     return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
         return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
@@ -313,12 +323,9 @@ class Hedger:
                 call.operation, {plan[0]: TimeoutError("no answer within the longest a call can take (hedging pool busy)")}
             ) from None
 
-    def _judge(self, region: str, *, won: bool) -> None:
+    def _judge(self, region: str) -> None:
         """Count a hedge won against ``region``; demote it after enough in a
         row, or at once when it is on probation."""
-        if not won:
-            self._answered(region)
-            return
         count = self._won_in_a_row[region] = self._won_in_a_row.get(region, 0) + 1
         if not self.policy.demote_after:
             return
