@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from types import MappingProxyType
 
 import pytest
 
@@ -470,8 +471,8 @@ KEY = {"pk": {"S": "a"}}
 
 
 class Backend:
-    """Stands in for the session's attempt loop: answers a GetItem with a
-    fresh copy of one response, anything else with ``{}``; records each call
+    """Stands in for the session's attempt loop: answers a GetItem or a Query
+    with a fresh copy of one response, anything else with ``{}``; records each call
     and the region it went to, and answers from ``answer_from`` if given."""
 
     def __init__(self):
@@ -485,10 +486,12 @@ class Backend:
         self.calls.append((call.operation, dict(call.params), region))
         if call.operation == "GetItem":
             return copy.deepcopy({"Item": _WIRE_ITEM, "ResponseMetadata": _METADATA}), region
+        if call.operation == "Query":
+            return copy.deepcopy({"Items": [_WIRE_ITEM], "Count": 1, "ScannedCount": 1, "ResponseMetadata": _METADATA}), region
         return {}, region
 
-    def reads(self):
-        return [(params, region) for operation, params, region in self.calls if operation == "GetItem"]
+    def reads(self, operation="GetItem"):
+        return [(params, region) for called, params, region in self.calls if called == operation]
 
 
 @pytest.fixture
@@ -648,3 +651,103 @@ def test_a_table_miss_loads_from_dynamodb_even_when_the_client_form_is_cached(se
     session.client.get_item(TableName="Items", Key=KEY)
     session.table("Items").get_item(Key={"pk": "a"})
     assert len(backend.reads()) == 2
+
+
+# -- Table queries: their pages kept in Python values ------------------------------
+
+
+def _table_query(session, **params):
+    from boto3.dynamodb.conditions import Key
+
+    return session.table("Items").query(KeyConditionExpression=Key("pk").eq("a"), **params)
+
+
+def test_a_table_query_hit_answers_exactly_what_the_uncached_query_answered(session, backend):
+    uncached = _table_query(_session(Backend(), tables=["Other"]))
+    _table_query(session)
+    hit = _table_query(session)
+    assert _typed(hit) == _typed(uncached)
+    assert len(backend.reads("Query")) == 1
+
+
+def test_a_caller_who_changes_any_part_of_a_table_query_hit_does_not_change_the_next_callers(session, backend):
+    first = _table_query(session)
+    expected = _typed(first)
+    _spoil(first)
+    for _ in range(2):
+        hit = _table_query(session)
+        assert _typed(hit) == expected
+        _spoil(hit)
+    assert len(backend.reads("Query")) == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "dropped"),
+    [
+        pytest.param({"pk": "a", "v": 1}, True, id="a-write-to-its-partition-drops-it"),
+        pytest.param({"pk": "b", "v": 1}, False, id="a-write-elsewhere-keeps-it"),
+    ],
+)
+def test_a_table_query_page_is_dropped_by_writes_to_its_partition_only(session, backend, item, dropped):
+    _table_query(session)
+    session.table("Items").put_item(Item=item)
+    _table_query(session)
+    assert len(backend.reads("Query")) == (2 if dropped else 1)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"ConsistentRead": True}, id="consistent-read"),
+        pytest.param({"ReturnConsumedCapacity": "TOTAL"}, id="capacity-report"),
+    ],
+)
+def test_table_queries_the_cache_may_not_answer_all_reach_dynamodb(session, backend, params):
+    for _ in range(2):
+        _table_query(session, **params)
+    assert len(backend.reads("Query")) == 2
+    assert session.status()["cache"]["hits"] == 0
+
+
+def test_each_table_query_is_one_cache_lookup_event(session):
+    from regionproxy.events import CacheLookup
+
+    seen = []
+    session.hooks.add(lambda event: seen.append(event) if isinstance(event, CacheLookup) else None)
+    for _ in range(3):
+        _table_query(session)
+    assert [event.hit for event in seen] == [False, True, True]
+    assert {(event.table, event.operation) for event in seen} == {("Items", "Query")}
+
+
+def test_table_and_client_queries_keep_their_own_forms(session, backend):
+    _table_query(session)
+    wire = backend.reads("Query")[0][0]
+    session.client.query(**wire)
+    assert len(backend.reads("Query")) == 2, "the Table's Python-value page does not answer the client"
+    session.client.query(**wire)
+    _table_query(session)
+    assert len(backend.reads("Query")) == 2
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        pytest.param({"b": [1, {"S": "x"}], "a": None}, {"a": None, "b": [1, {"S": "x"}]}, id="key-order"),
+        pytest.param({"k": [1, 2]}, {"k": (1, 2)}, id="list-or-tuple"),
+        pytest.param({"k": {"B": b"x"}}, {"k": {"B": bytearray(b"x")}}, id="bytes-or-bytearray"),
+        pytest.param({"k": {"S": "x"}}, MappingProxyType({"k": {"S": "x"}}), id="dict-or-other-mapping"),
+    ],
+)
+def test_request_fingerprints_are_equal_for_equal_requests(one, other):
+    from regionproxy.cache import request_fingerprint
+
+    assert request_fingerprint(one) == request_fingerprint(other)
+    assert hash(request_fingerprint(one)) == hash(request_fingerprint(other))
+
+
+def test_request_fingerprints_differ_for_different_requests():
+    from regionproxy.cache import request_fingerprint
+
+    requests = [{"k": [1]}, {"k": [[1]]}, {"k": {"S": "1"}}, {"k": {"N": "1"}}, {"k": "1"}, {"k": ["[", 1]}, {"j": [1]}]
+    assert len({request_fingerprint(request) for request in requests}) == len(requests)

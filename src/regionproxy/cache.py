@@ -12,7 +12,8 @@ guards the dictionaries, never the I/O.
 Entries are keyed ``(table, key fingerprint)`` for a ``GetItem`` answer in
 wire format, ``(table, key fingerprint, VALUES)`` for the same answer in
 Python values (what the Table surface returns: a hit deserialises
-nothing), and ``(table, QUERY, request)`` for a query page. A query page is
+nothing), and ``(table, QUERY, request)`` for a query page (``(table,
+QUERY, request, VALUES)`` in Python values). A query page, in either form, is
 also filed under tags: ``(table, attribute, value)`` for each equality of
 its key condition, or ``(table, None)`` when it has none or queries an
 index; a write drops the tags of its keys' attributes and the table's
@@ -102,8 +103,27 @@ def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
     return tuple(parts)
 
 
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
+
+
 def request_fingerprint(value: Any) -> Hashable:
-    """A hashable form of a whole (wire-format) request."""
+    """A hashable form of a whole (wire-format) request. Exact dicts, lists
+    and plain values are told by their type (a third of the cost of the
+    ``isinstance`` checks, which take the rest: it is a query hit's key)."""
+    cls = type(value)
+    if cls in _PLAIN:
+        return value
+    if cls is dict:
+        parts = []
+        for name, part in value.items():
+            parts.append((str(name), request_fingerprint(part)))
+        parts.sort()
+        return tuple(parts)
+    if cls is list:
+        items: list[Hashable] = ["["]
+        for part in value:
+            items.append(request_fingerprint(part))
+        return tuple(items)
     if isinstance(value, Mapping):
         return tuple(sorted((str(name), request_fingerprint(part)) for name, part in value.items()))
     if isinstance(value, list | tuple):

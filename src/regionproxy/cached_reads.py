@@ -22,8 +22,8 @@ from regionproxy.operations import key_fingerprint
 # Reads the cache may answer (Call.cache_key says which requests of them).
 _CACHED_READS = frozenset({"GetItem", "Query", "BatchGetItem"})
 _BATCH_SPEC = frozenset({"Keys", "ConsistentRead"})
-# Set while the Python-value client loads a GetItem for its own cache form:
-# the wire-format cache would only keep a second copy of the same item.
+# Set while the Python-value client loads a read for its own cache form:
+# the wire-format cache would only keep a second copy of the same answer.
 _UNCACHED: contextvars.ContextVar[bool] = contextvars.ContextVar("regionproxy_uncached", default=False)
 
 
@@ -84,14 +84,29 @@ class CachedReads:
         return result
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """``load()``'s answer to a call given in Python values, through the
-        cache where it may be: the Python-value client (Table, resource,
-        ``meta.client``) passes its whole uncached path as ``load`` (serialise,
-        :meth:`execute`, deserialise), so a hit serialises and deserialises
-        nothing. A GetItem's Python-value answer is kept apart from its
-        wire-format one (each surface keeps what it returns); other reads
-        use the wire-format cache inside ``load``."""
+        """``load()``'s answer in Python values, through the cache where it
+        may be: the Python-value client (Table, resource, ``meta.client``)
+        passes its uncached path as ``load`` (:meth:`execute`, deserialise),
+        so a hit deserialises nothing. Each surface keeps what it returns:
+        these answers are kept apart from the wire-format ones.
+
+        A GetItem's ``params`` are in Python values (its key is read from
+        them: nothing is serialised on a hit); a Query's are the wire-format
+        request, once its conditions and values are transformed (the request
+        is its key). Other reads use the wire-format cache inside ``load``.
+        """
         cache = self.cache
+        if operation == "Query":
+            call = Call(operation, params)
+            key = call.cache_key
+            if key is None or not cache.caches(key[0]):
+                return load()
+            key = (*key, VALUES)
+            result = cache.lookup(key)
+            if result is not MISS:
+                self.hooks.emit(_lookup(key[0], operation, True))
+                return result
+            return self._load_values(key, operation, load, tags=call.query_tags)
         if operation != "GetItem" or not params.keys() <= CACHEABLE_GET:
             return load()
         table = params.get("TableName")
@@ -105,12 +120,26 @@ class CachedReads:
         if result is not MISS:
             self.hooks.emit(_lookup(table, operation, True))
             return result
+        return self._load_values(key, operation, load, negative=_no_item)
+
+    def _load_values(
+        self,
+        key: tuple[Any, ...],
+        operation: str,
+        load: Callable[[], dict[str, Any]],
+        *,
+        negative: Callable[[Any], bool] | None = None,
+        tags: tuple[Any, ...] = (),
+    ) -> dict[str, Any]:
+        """:meth:`read_values` after a miss: ``load()`` once (single flight)."""
+        # The load's own read skips the wire-format cache: it would only keep
+        # a second copy of the same answer.
         token = _UNCACHED.set(True)
         try:
-            result, hit = cache.get_or_load(key, load, negative=_no_item)
+            result, hit = self.cache.get_or_load(key, load, negative=negative, tags=tags)
         finally:
             _UNCACHED.reset(token)
-        self.hooks.emit(_lookup(table, operation, hit))
+        self.hooks.emit(_lookup(key[0], operation, hit))
         if not hit:
             self._emit_dropped()
         return result

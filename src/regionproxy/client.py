@@ -250,7 +250,15 @@ class ResourceClient(RegionClient):
                 injector.inject_condition_expressions(params, model)
             if transforms.values_in:
                 injector.inject_attribute_value_input(params, model)
+        if operation == "Query":
+            # The session's cache may answer in Python values: a hit
+            # deserialises nothing (RegionSession.read_values).
+            return self._session.read_values(operation, params, lambda: self._execute(operation, params, transforms))
+        return self._execute(operation, params, transforms)
+
+    def _execute(self, operation: str, params: dict[str, Any], transforms: _Transforms) -> dict[str, Any]:
+        """Run wire-format ``params`` through the session; the response in Python values."""
         response = self._session.execute(operation, params)
         if transforms.values_out:
-            injector.inject_attribute_value_output(response, model)
+            _injector().inject_attribute_value_output(response, transforms.model)
         return response
