@@ -560,3 +560,42 @@ def test_a_preferred_region_that_failed_before_the_hedge_answered_is_not_demoted
         hedge_out.set()
         hedger.close()
 
+
+class _Number(float):
+    """A clock reading that runs ``during`` the first time it is compared: a
+    thread switch at exactly that point, made deterministic."""
+
+    def __new__(cls, value, during):
+        number = super().__new__(cls, value)
+        number.during = during
+        return number
+
+    def __ge__(self, other):
+        during, self.during = self.during, None
+        if during is not None:
+            during()
+        return float(self) >= other
+
+
+def test_another_thread_demoting_a_region_while_order_looks_does_not_break_the_read():
+    clock = Clock()
+    regions = ("eu-west-3", "us-east-1", "ap-south-1")
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=60.0), Hooks(), longest_call=10, clock=clock)
+    hedger._judge(regions[0])  # demoted
+    real = clock.now
+
+    class Racing(Clock):
+        def __call__(self):
+            # order() reads the clock, then compares each demotion with it:
+            # another read's hedge demotes a second region in between.
+            return _Number(real, lambda: hedger._judge(regions[1]))
+
+    hedger._clock = Racing()
+    try:
+        plan = hedger.order(regions)
+    finally:
+        hedger._clock = clock
+    assert sorted(plan) == sorted(regions)  # every region once, whatever the interleaving
+    assert plan.index(regions[0]) > plan.index(regions[2])  # the region demoted before still last of those
+    hedger.close()
+

@@ -212,11 +212,11 @@ class Hedger:
         """``plan`` with demoted (slow) regions moved to the end."""
         if not self._demoted:
             return plan  # the common path: nothing is slow
-        self._expire()
-        slow = [region for region in plan if region in self._demoted]
+        demoted = self._expire()
+        slow = [region for region in plan if region in demoted]
         if not slow:
             return plan
-        return (*(region for region in plan if region not in self._demoted), *slow)
+        return (*(region for region in plan if region not in demoted), *slow)
 
     def run(self, call: Call, plan: tuple[str, ...], attempt: Attempt) -> tuple[dict[str, Any], str]:
         """``attempt(call, plan, side)``, hedged after the delay with
@@ -343,15 +343,24 @@ class Hedger:
     def _is_demoted(self, region: str) -> bool:
         if region not in self._demoted:
             return False
-        self._expire()
-        return region in self._demoted
+        return region in self._expire()
 
-    def _expire(self) -> None:
-        """End the demotions that are over; their regions go on probation."""
+    def _expire(self) -> dict[str, float]:
+        """End the demotions that are over (their regions go on probation);
+        the ones still on, as one snapshot to decide by."""
         now = self._clock()
-        for region in [region for region, until in self._demoted.items() if until <= now]:
-            if self._demoted.pop(region, None) is not None:
-                self._probation.add(region)
+        # Other threads demote (a hedge won) and lift (a side failed) while
+        # this reads: iterating ``_demoted`` itself could fail the read with
+        # "dictionary changed size during iteration", and reading it twice
+        # could drop a region from a plan or list it twice. dict.copy is one
+        # C call over str keys: no other thread runs during it.
+        demoted = self._demoted.copy()
+        for region, until in list(demoted.items()):
+            if until <= now:
+                del demoted[region]
+                if self._demoted.get(region) == until and self._demoted.pop(region, None) is not None:
+                    self._probation.add(region)
+        return demoted
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pid != os.getpid():
