@@ -599,3 +599,32 @@ def test_another_thread_demoting_a_region_while_order_looks_does_not_break_the_r
     assert plan.index(regions[0]) > plan.index(regions[2])  # the region demoted before still last of those
     hedger.close()
 
+
+def test_a_hedge_still_queued_when_the_preferred_side_answers_sends_nothing(monkeypatch):
+    # A saturated pool (one thread here): the hedge is queued behind other
+    # work, and the preferred side answers first; when the hedge's turn comes
+    # the read is answered, and sending it anywhere would only add load.
+    from regionproxy import hedging
+    from regionproxy.attempts import AttemptLoop
+    from regionproxy.testing.lab import wait_for
+
+    monkeypatch.setattr(hedging, "_POOL", 1)
+    loop = AttemptLoop({}, Hooks(), attempts=1)
+    loop.hedger = _hedger([])
+    futures = _recording_pool(loop.hedger)  # [preferred side, other work, hedge]
+    answered = threading.Event()
+
+    def preferred():
+        loop.hedger._executor().submit(answered.wait, 10)  # other work, queued before the hedge
+        assert wait_for(lambda: len(futures) == 3, timeout=10)  # the hedge is queued too
+        return {"Item": {}}
+
+    loop.replicas = {PLAN[0]: _Replica(PLAN[0], preferred), PLAN[1]: _Replica(PLAN[1], lambda: {"Item": {}})}
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {}}, PLAN[0])
+        answered.set()  # the other work ends; the hedge's turn
+        assert wait_for(lambda: futures[2].done(), timeout=10)
+        assert loop.replicas[PLAN[1]].calls == 0
+    finally:
+        answered.set()
+        loop.hedger.close()

@@ -126,9 +126,11 @@ class AttemptLoop:
         side of a hedged read, until the other side has answered)."""
         run = _Run(call, plan, tally, side)
         for region in plan:
-            if run.abandoned() and run.errors:
-                # The other side of the hedge answered: trying another region
-                # would only send the read again. Nobody awaits this error.
+            if run.abandoned():
+                # The other side of the hedge answered (perhaps before this
+                # side even started, in a busy pool): trying a region, even
+                # the first, would only send the read again. Nobody awaits
+                # this error.
                 raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
             result = self._try_region(run, region)
             if result is not None:
