@@ -628,3 +628,31 @@ def test_a_hedge_still_queued_when_the_preferred_side_answers_sends_nothing(monk
     finally:
         answered.set()
         loop.hedger.close()
+
+
+def _server_error(operation="GetItem"):
+    return ClientError({"Error": {"Code": "InternalServerError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, operation)
+
+
+def test_a_server_error_on_the_side_that_lost_is_charged_to_its_region():
+    # The hedge answered the very request the preferred region answered with
+    # a 5xx: that 5xx was the region's, as when the read fails over.
+    from regionproxy.attempts import AttemptLoop
+
+    answered = threading.Event()
+
+    def failing():
+        assert answered.wait(10)
+        raise _server_error()
+
+    replicas = {PLAN[0]: _Replica(PLAN[0], failing), PLAN[1]: _Replica(PLAN[1], lambda: {"Item": {}})}
+    loop = AttemptLoop(replicas, Hooks([lambda e: answered.set() if isinstance(e, Hedged) else None]), attempts=1)
+    loop.hedger = _hedger([])
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {}}, PLAN[1])
+    finally:
+        answered.set()
+    loop.hedger._executor().shutdown(wait=True)  # the losing side has ended
+    assert replicas[PLAN[0]].breaker.failures == 1
+    assert replicas[PLAN[1]].calls == 1
+    loop.hedger.close()

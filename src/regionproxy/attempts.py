@@ -129,13 +129,17 @@ class AttemptLoop:
             if run.abandoned():
                 # The other side of the hedge answered (perhaps before this
                 # side even started, in a busy pool): trying a region, even
-                # the first, would only send the read again. Nobody awaits
-                # this error.
-                raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+                # the first, would only send the read again.
+                break
             result = self._try_region(run, region)
             if result is not None:
                 self._charge_server_errors(run, region)
                 return result, region
+        if run.abandoned():
+            # The other side answered this very request: the 5xx this side
+            # met were its regions'. Nobody awaits this error.
+            self._charge_server_errors(run, None)
+            raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
         if run.server_errors and all(region in run.server_regions for region in run.errors):
             # Every region answered this request with a server error: blame
             # the request, not the regions (none was charged for it).
@@ -215,7 +219,7 @@ class AttemptLoop:
         run.errors[region] = ReplicaMissingError(region, tables, error)
         self._failed_over(run, region, CALLER_ERROR)
 
-    def _charge_server_errors(self, run: _Run, served_by: str) -> None:
+    def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
         # Another region answered this very request: the 5xx was the region's.
         for region, _ in run.server_errors:
             if region != served_by:
