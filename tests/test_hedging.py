@@ -656,3 +656,41 @@ def test_a_server_error_on_the_side_that_lost_is_charged_to_its_region():
     assert replicas[PLAN[0]].breaker.failures == 1
     assert replicas[PLAN[1]].calls == 1
     loop.hedger.close()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(_server_error(), id="server-error"),
+        pytest.param(
+            ClientError({"Error": {"Code": "ResourceNotFoundException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetItem"),
+            id="replica-missing",
+        ),
+    ],
+)
+def test_what_only_the_hedge_region_says_wrong_is_not_the_reads_answer(error):
+    # The preferred region is slow, not wrong: the hedge region's 5xx (or its
+    # missing replica) is that region's trouble, and the read waits for the
+    # preferred side instead of failing with it.
+    from regionproxy.attempts import AttemptLoop
+    from regionproxy.testing.lab import wait_for
+
+    loop = AttemptLoop({}, Hooks(), attempts=1)
+    loop.hedger = _hedger([])
+    futures = _recording_pool(loop.hedger)
+
+    def hedge_region():
+        raise error
+
+    def slow():
+        # Answers once the hedge side has ended. Should the hedger not have
+        # looked at the hedge alone by then, this test passes as if fixed:
+        # the race can only make it pass, never fail.
+        assert wait_for(lambda: len(futures) == 2 and futures[1].done(), timeout=10)
+        return {"Item": {"from": {"S": PLAN[0]}}}
+
+    loop.replicas = {PLAN[0]: _Replica(PLAN[0], slow), PLAN[1]: _Replica(PLAN[1], hedge_region)}
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {"from": {"S": PLAN[0]}}}, PLAN[0])
+    finally:
+        loop.hedger.close()

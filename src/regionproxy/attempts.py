@@ -140,7 +140,7 @@ class AttemptLoop:
             # met were its regions'. Nobody awaits this error.
             self._charge_server_errors(run, None)
             raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
-        if run.server_errors and all(region in run.server_regions for region in run.errors):
+        if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
             # Every region answered this request with a server error: blame
             # the request, not the regions (none was charged for it).
             first_error = run.server_errors[0][1]
@@ -175,6 +175,11 @@ class AttemptLoop:
                 if not verdict.fault:
                     replica.breaker.succeeded(ticket)  # the region answered
                     self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
+                    if error_code(error) == _MISSING and run.hedge():
+                        # The preferred side, still out, says whether the
+                        # table exists; here only this region's replica is known missing.
+                        run.errors[region] = ReplicaMissingError(region, call.tables or ["?"], error)
+                        return None
                     if failover and run.errors and error_code(error) == _MISSING:
                         self._replica_missing(run, region, error, failover)
                         return None
@@ -268,6 +273,11 @@ class _Run:
     def abandoned(self) -> bool:
         """Whether the other side of a hedged read has answered it."""
         return self.side is not None and self.side.abandoned
+
+    def hedge(self) -> bool:
+        """Whether this is the hedge of a read: its plan is not the read's
+        whole plan, so no judgment of the request itself is made here."""
+        return self.side is not None and self.side.hedge
 
 
 def _last(errors: Mapping[str, BaseException]) -> BaseException | None:

@@ -52,13 +52,19 @@ from regionproxy.forks import reset_after_fork
 class Side:
     """One side of a hedged read, as its attempt loop tells it: the region
     it is at (None until it starts) and whether the read has been answered
-    by the other side (the loop then tries no further region)."""
+    by the other side (the loop then tries no further region).
 
-    __slots__ = ("region", "abandoned")
+    :param hedge: this is the hedge, whose plan leaves out the preferred
+        region: what its regions alone answer (a 5xx, no replica of the
+        table) is their trouble, not the read's answer.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("region", "abandoned", "hedge")
+
+    def __init__(self, *, hedge: bool = False) -> None:
         self.region: str | None = None
         self.abandoned = False
+        self.hedge = hedge
 
 
 # The attempt loop over a plan: (call, plan, side or None) -> (response, region).
@@ -246,7 +252,7 @@ class Hedger:
         if not self.budget.spend():
             self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
             return self._answer(call, plan, primary)
-        second = Side()
+        second = Side(hedge=True)
         hedge = pool.submit(contextvars.copy_context().run, attempt, call, plan[1:], second)
         return self._first_success(call, plan, delay, (primary, first), (hedge, second))
 

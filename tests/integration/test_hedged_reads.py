@@ -145,3 +145,22 @@ def test_the_side_that_lost_to_the_hedge_does_not_fail_over_after_its_timeout(la
     assert wait_for(lambda: "hedges=0" in repr(session.attempts.hedger.budget), timeout=30)
     assert len(_forwarded(lab, REMOTE, "GetItem", since)) == 1
     assert [e.region for e in events if isinstance(e, CallFinished) and e.operation == "GetItem"].count(LOCAL) == 1
+
+
+def test_a_hedge_region_without_the_table_does_not_answer_for_a_slow_region_that_has_it(lab):
+    # The remote region has no replica of the table (ResourceNotFoundException):
+    # that is its own trouble, not the read's answer; the local region, slow
+    # but fine, serves. (Should the local answer come before the remote's,
+    # the test passes as if fixed: the race can only make it pass.)
+    events = []
+    session = _session(lab, events)
+    lab.replicator.pause()
+    try:
+        lab.client(REMOTE, direct=True).delete_table(TableName=TABLE)
+        lab.fault(LOCAL, "latency", delay=0.5)
+        assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
+        assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"]
+        assert [e.region for e in events if isinstance(e, OperationFinished)][-1] == LOCAL
+    finally:
+        lab.heal()
+        lab.replicator.resume()
