@@ -314,8 +314,9 @@ def test_budget_takes_back_a_refunded_hedge():
     budget = HedgeBudget(0.1, 10, clock=Clock())
     for _ in range(10):
         budget.read()
-    assert [budget.spend() for _ in range(3)] == [True, True, False]  # 0.1 x 10 + 1
-    budget.refund()
+    receipt = budget.take()
+    assert [receipt is not None, budget.spend(), budget.spend()] == [True, True, False]  # 0.1 x 10 + 1
+    budget.refund(receipt)
     assert budget.spend() is True
     assert budget.spend() is False
 
@@ -694,3 +695,29 @@ def test_what_only_the_hedge_region_says_wrong_is_not_the_reads_answer(error):
         assert loop.run(GET, PLAN) == ({"Item": {"from": {"S": PLAN[0]}}}, PLAN[0])
     finally:
         loop.hedger.close()
+
+
+def test_a_refund_after_its_hedge_left_the_window_frees_no_other_hedge():
+    clock = Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.1, window=10), Hooks(), longest_call=100, clock=clock)
+    release = threading.Event()
+
+    def blackholed(call, plan, side):
+        side.region = plan[0]
+        if plan == PLAN:
+            assert release.wait(10)
+            raise AllRegionsFailed("GetItem", {PLAN[0]: TimeoutError("read timeout")})
+        return {"from": plan[0]}, plan[0]
+
+    try:
+        assert hedger.run(GET, PLAN, blackholed)[1] == PLAN[1]  # the idle allowance, spent
+        clock.now += 11  # that hedge has left the window
+        for _ in range(10):
+            hedger.budget.read()
+        assert [hedger.budget.spend() for _ in range(3)] == [True, True, False]  # 0.1 x 10 + 1
+        release.set()  # the old hedge's preferred side fails now: its refund is due
+        hedger._executor().shutdown(wait=True)
+        assert hedger.budget.spend() is False  # the refund did not take back a hedge of this window
+    finally:
+        release.set()
+        hedger.close()

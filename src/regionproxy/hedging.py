@@ -107,21 +107,29 @@ class HedgeBudget:
 
     def spend(self) -> bool:
         """Take one hedge if the budget allows it."""
+        return self.take() is not None
+
+    def take(self) -> object | None:
+        """Take one hedge if the budget allows it: a receipt for
+        :meth:`refund`, or None."""
         with self._lock:
             bucket = self._bucket()
             reads = sum(b[1] for b in self._buckets)
             hedges = sum(b[2] for b in self._buckets)
             if hedges + 1 > self.fraction * reads + 1:
-                return False
+                return None
             bucket[2] += 1
-            return True
+            return bucket
 
-    def refund(self) -> None:
-        """Give back one hedge that was not an extra request after all (the
-        preferred side failed: the hedge was the read's only answer)."""
+    def refund(self, receipt: object) -> None:
+        """Give back the hedge ``receipt`` was given for: it was not an extra
+        request after all (the preferred side failed: the hedge was the
+        read's only answer). Once its second has left the window there is
+        nothing to give back: taking a later hedge off instead would let
+        the window hold one more than its share."""
         with self._lock:
-            for bucket in reversed(self._buckets):
-                if bucket[2] >= 1:
+            for bucket in self._buckets:
+                if bucket is receipt and bucket[2] >= 1:
                     bucket[2] -= 1
                     return
 
@@ -249,12 +257,13 @@ class Hedger:
             # The preferred side has moved on to the next region (its own
             # refused, failed fast or is open): a hedge would repeat it.
             return self._answer(call, plan, primary)
-        if not self.budget.spend():
+        receipt = self.budget.take()
+        if receipt is None:
             self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "refused", delay))
             return self._answer(call, plan, primary)
         second = Side(hedge=True)
         hedge = pool.submit(contextvars.copy_context().run, attempt, call, plan[1:], second)
-        return self._first_success(call, plan, delay, (primary, first), (hedge, second))
+        return self._first_success(call, plan, delay, receipt, (primary, first), (hedge, second))
 
     def close(self) -> None:
         with self._lock:
@@ -267,6 +276,7 @@ class Hedger:
         call: Call,
         plan: tuple[str, ...],
         delay: float,
+        receipt: object,
         primary: tuple[concurrent.futures.Future[Any], Side],
         hedge: tuple[concurrent.futures.Future[Any], Side],
     ) -> tuple[dict[str, Any], str]:
@@ -292,26 +302,26 @@ class Hedger:
                     elif primary[0].done():
                         # It failed before the hedge answered (an answer of its
                         # own would have been taken first): down, not slow.
-                        self._preferred_side_ended(plan[0], primary[0])
+                        self._preferred_side_ended(plan[0], receipt, primary[0])
                     else:
                         # The win is counted before the callback is added: the
                         # side can end at any moment (the callback then runs in
                         # its thread, or here if it already has), and lifting
                         # the region must come after the win it undoes.
                         self._judge(plan[0])
-                        primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], done))
+                        primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], receipt, done))
                     return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
         return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
 
-    def _preferred_side_ended(self, region: str, primary: concurrent.futures.Future[Any]) -> None:
+    def _preferred_side_ended(self, region: str, receipt: object, primary: concurrent.futures.Future[Any]) -> None:
         """The side that lost to a hedge has ended. If it failed, the hedge
         was the read's only answer, not an extra request: the budget gets it
         back. And ``region`` is down, not slow: that is its breaker's to
         judge, which lets it back as soon as it answers again; a demotion
         would keep reads away for ``demote_for`` after it heals."""
         if isinstance(primary.exception(), RegionProxyError):
-            self.budget.refund()
+            self.budget.refund(receipt)
             self._won_in_a_row.pop(region, None)
             self._probation.discard(region)
             self._demoted.pop(region, None)
