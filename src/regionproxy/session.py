@@ -328,8 +328,10 @@ class RegionSession:
         return self.attempts.run(call, plan)[0]
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """``load()``'s answer to a read given in Python values, through the
-        cache where it may be (see :meth:`CachedReads.read_values`)."""
+        """``load()``'s answer in Python values (the Table, resource and
+        ``meta.client`` surfaces), through the cache where it may be: a
+        GetItem's ``params`` in Python values, a Query's as the wire-format
+        request (see :meth:`CachedReads.read_values`)."""
         if self.reads is None:
             return load()
         return self.reads.read_values(operation, params, load)
