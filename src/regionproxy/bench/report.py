@@ -5,7 +5,9 @@ Plots use matplotlib's Agg backend (no display needed).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,11 @@ def _row(cells: list[Any]) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *(_row(row) for row in rows)]
+
+
+def _cells(columns: dict[str, str], data: dict[str, Any]) -> list[Any]:
+    """``data``'s values for ``columns`` (header -> key), in order; a missing one is blank."""
+    return [data.get(key) for key in columns.values()]
 
 
 def _met(value: Any) -> str:
@@ -107,13 +114,13 @@ def _failover(result: dict[str, Any]) -> list[str]:
         "send time.",
         "",
     ]
+    latency_columns = {"p50 ms": "p50_ms", "p99 ms": "p99_ms", "max ms": "max_ms"}
     rows = []
     for stream, data in result["streams"].items():
         if not data.get("available"):
-            rows.append([stream, "not run", "", "", "", "", "", data.get("reason")])
+            rows.append([stream, "not run", "", "", *[""] * len(latency_columns), data.get("reason")])
             continue
         for row in data["phases"]:
-            latency = row["latency"]
             extra = []
             if row.get("added_ms_met") is not None:
                 extra.append(f"{row['met_outage']} met it: +{row['added_ms_met']} ms (worst +{row['added_ms_worst']} ms)")
@@ -121,19 +128,9 @@ def _failover(result: dict[str, Any]) -> list[str]:
                 extra.append(f"failed over after {row['failed_over_after_s']} s")
             if row.get("back_after_s") is not None:
                 extra.append(f"back after {row['back_after_s']} s")
-            rows.append(
-                [
-                    stream,
-                    row["phase"],
-                    row["requests"],
-                    row["failed"],
-                    latency.get("p50_ms"),
-                    latency.get("p99_ms"),
-                    latency.get("max_ms"),
-                    "; ".join(extra),
-                ]
-            )
-    lines += _table(["stream", "phase", "requests", "failed", "p50 ms", "p99 ms", "max ms", "notes"], rows)
+            latency = _cells(latency_columns, row["latency"])
+            rows.append([stream, row["phase"], row["requests"], row["failed"], *latency, "; ".join(extra)])
+    lines += _table(["stream", "phase", "requests", "failed", *latency_columns, "notes"], rows)
     meets = result.get("meeting_cost") or []
     if meets:
         lines += [
@@ -143,65 +140,48 @@ def _failover(result: dict[str, Any]) -> list[str]:
             "one evacuated); added = met - direct, in ms:",
             "",
         ]
-        lines += _table(
-            ["fault", "hedging", "requests", "hedge delay ms", "met p50", "met max", "direct p50", "added p50", "added max"],
-            [
-                [
-                    row["fault"],
-                    row["hedging"],
-                    row["requests"],
-                    row["hedge_delay_ms"] if row["hedge_delay_ms"] is not None else "",
-                    row["met_p50_ms"],
-                    row["met_max_ms"],
-                    row["direct_p50_ms"],
-                    row["added_p50_ms"],
-                    row["added_max_ms"],
-                ]
-                for row in meets
-            ],
-        )
+        columns = {
+            "fault": "fault",
+            "hedging": "hedging",
+            "requests": "requests",
+            "hedge delay ms": "hedge_delay_ms",  # None without hedging: a blank cell
+            "met p50": "met_p50_ms",
+            "met max": "met_max_ms",
+            "direct p50": "direct_p50_ms",
+            "added p50": "added_p50_ms",
+            "added max": "added_max_ms",
+        }
+        lines += _table(list(columns), [_cells(columns, row) for row in meets])
     return lines
 
 
 def _tail(result: dict[str, Any]) -> list[str]:
+    columns = {"requests": "count", "p50 ms": "p50_ms", "p99 ms": "p99_ms", "p99.9 ms": "p99.9_ms", "max ms": "max_ms"}
     rows = []
     for variant, data in result["variants"].items():
         if not data.get("available"):
-            rows.append([variant, "", "", "", "", "", data.get("reason")])
+            rows.append([variant, *[""] * len(columns), data.get("reason")])
             continue
-        latency = data["latency"]
-        rows.append(
-            [
-                variant,
-                latency.get("count"),
-                latency.get("p50_ms"),
-                latency.get("p99_ms"),
-                latency.get("p99.9_ms"),
-                latency.get("max_ms"),
-                f"extra requests {data['extra_requests_pct']}%" if "extra_requests_pct" in data else "",
-            ]
-        )
+        notes = f"extra requests {data['extra_requests_pct']}%" if "extra_requests_pct" in data else ""
+        rows.append([variant, *_cells(columns, data["latency"]), notes])
     return [
         f"Regions {' (local) + '.join(result['regions'])}; the local region adds {result['spike_ms']:g} ms to "
         f"{result['spike_rate'] * 100:g}% of requests; {result['rate']:g} GetItem/s per variant for "
         f"{result['seconds']:g} s, side by side; hedge delay {result['hedge_delay']} s (the local "
         f"region's median before the spikes: {result['calibrated_local_p50_ms']:g} ms).",
         "",
-        *_table(["variant", "requests", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "notes"], rows),
+        *_table(["variant", *columns, "notes"], rows),
     ]
 
 
 def _webapp(result: dict[str, Any]) -> list[str]:
-    rows = []
-    for config, data in result["configs"].items():
-        rows.append(
-            [config, data.get("requests_per_s"), data.get("p50_ms"), data.get("p90_ms"), data.get("p99_ms"), data.get("errors")]
-        )
+    columns = {"requests/s": "requests_per_s", "p50 ms": "p50_ms", "p90 ms": "p90_ms", "p99 ms": "p99_ms", "errors": "errors"}
+    rows = [[config, *_cells(columns, data)] for config, data in result["configs"].items()]
     return [
         f"A Flask app (one GetItem per request) under gunicorn ({result['server']}), backed by the "
         f"{result['backend']}; load from {result['load_generator']}, {result['seconds']:g} s per configuration.",
         "",
-        *_table(["configuration", "requests/s", "p50 ms", "p90 ms", "p99 ms", "errors"], rows),
+        *_table(["configuration", *columns], rows),
     ]
 
 
@@ -211,94 +191,87 @@ SECTIONS = {"overhead": _overhead, "failover": _failover, "tail": _tail, "webapp
 # -- plots --------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
+@contextlib.contextmanager
+def _figure(path: Path, *grid: int, **options: Any) -> Iterator[tuple[Any, Any]]:
+    """A figure and its axes (``pyplot.subplots(*grid, **options)``), saved
+    to ``path`` when the block ends and closed in any case."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt
+    fig, axes = plt.subplots(*grid, **options)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _plot_overhead(result: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
     operations = list(result["per_call"])
     surfaces = list(dict.fromkeys(s for rows in result["per_call"].values() for s in rows))
-    fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(surfaces)
-    for index, surface in enumerate(surfaces):
-        xs = [i + index * width for i, op in enumerate(operations) if surface in result["per_call"][op]]
-        ys = [result["per_call"][op][surface]["median_us"] for op in operations if surface in result["per_call"][op]]
-        ax.bar(xs, ys, width, label=surface)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(operations))], operations)
-    ax.set_ylabel("median per call (us)")
-    ax.set_title("Per-call cost against a near-free endpoint (lower is better)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, figsize=(9, 4.5)) as (_, ax):
+        for index, surface in enumerate(surfaces):
+            xs = [i + index * width for i, op in enumerate(operations) if surface in result["per_call"][op]]
+            ys = [result["per_call"][op][surface]["median_us"] for op in operations if surface in result["per_call"][op]]
+            ax.bar(xs, ys, width, label=surface)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(operations))], operations)
+        ax.set_ylabel("median per call (us)")
+        ax.set_title("Per-call cost against a near-free endpoint (lower is better)")
+        ax.legend(fontsize=8)
 
 
 def _plot_failover(result: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
     streams = list(result["samples"])
-    fig, axes = plt.subplots(len(streams), 1, figsize=(10, 2.6 * len(streams)), sharex=True, squeeze=False)
     marks = result["marks"]
     end = result["phase_seconds"] * len(marks)
-    for ax, stream in zip(axes[:, 0], streams, strict=True):
-        samples = result["samples"][stream]
-        ok = [(t, lat * 1000) for t, lat, _, error in samples if error is None]
-        failed = [(t, lat * 1000) for t, lat, _, error in samples if error is not None]
-        if ok:
-            ax.scatter(*zip(*ok, strict=True), s=4, label="served")
-        if failed:
-            ax.scatter(*zip(*failed, strict=True), s=14, marker="x", color="red", label=f"failed ({len(failed)})")
-        for index, (name, at) in enumerate(marks):
-            finish = marks[index + 1][1] if index + 1 < len(marks) else end
-            if name != "healthy" and name != "healed":
-                ax.axvspan(at, finish, alpha=0.15, color="orange")
-                ax.text(at, 1.02, name, transform=ax.get_xaxis_transform(), fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("latency (ms)")
-        ax.set_title(stream, fontsize=9, loc="right")
-        ax.legend(fontsize=7, loc="upper left")
-    axes[-1, 0].set_xlabel("seconds (intended send time)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, len(streams), 1, figsize=(10, 2.6 * len(streams)), sharex=True, squeeze=False) as (_, axes):
+        for ax, stream in zip(axes[:, 0], streams, strict=True):
+            samples = result["samples"][stream]
+            ok = [(t, lat * 1000) for t, lat, _, error in samples if error is None]
+            failed = [(t, lat * 1000) for t, lat, _, error in samples if error is not None]
+            if ok:
+                ax.scatter(*zip(*ok, strict=True), s=4, label="served")
+            if failed:
+                ax.scatter(*zip(*failed, strict=True), s=14, marker="x", color="red", label=f"failed ({len(failed)})")
+            for index, (name, at) in enumerate(marks):
+                finish = marks[index + 1][1] if index + 1 < len(marks) else end
+                if name != "healthy" and name != "healed":
+                    ax.axvspan(at, finish, alpha=0.15, color="orange")
+                    ax.text(at, 1.02, name, transform=ax.get_xaxis_transform(), fontsize=8)
+            ax.set_yscale("log")
+            ax.set_ylabel("latency (ms)")
+            ax.set_title(stream, fontsize=9, loc="right")
+            ax.legend(fontsize=7, loc="upper left")
+        axes[-1, 0].set_xlabel("seconds (intended send time)")
 
 
 def _plot_tail(result: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for variant, latencies in result.get("latencies", {}).items():
-        ordered = sorted(latencies)
-        if not ordered:
-            continue
-        n = len(ordered)
-        xs = [1 / (1 - (i + 0.5) / n) for i in range(n)]
-        ax.plot(xs, [value * 1000 for value in ordered], label=variant)
-    ax.set_xscale("log")
-    ticks = [2, 10, 100, 1000]
-    ax.set_xticks(ticks, ["p50", "p90", "p99", "p99.9"])
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("Latency by percentile, local region with spikes")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, figsize=(8, 4.5)) as (_, ax):
+        for variant, latencies in result.get("latencies", {}).items():
+            ordered = sorted(latencies)
+            if not ordered:
+                continue
+            n = len(ordered)
+            xs = [1 / (1 - (i + 0.5) / n) for i in range(n)]
+            ax.plot(xs, [value * 1000 for value in ordered], label=variant)
+        ax.set_xscale("log")
+        ticks = [2, 10, 100, 1000]
+        ax.set_xticks(ticks, ["p50", "p90", "p99", "p99.9"])
+        ax.set_ylabel("latency (ms)")
+        ax.set_title("Latency by percentile, local region with spikes")
+        ax.legend(fontsize=8)
 
 
 def _plot_webapp(result: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
     configs = list(result["configs"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(configs, [result["configs"][c].get("requests_per_s") or 0 for c in configs])
-    ax.set_ylabel("requests/s")
-    ax.set_title(f"Flask app throughput ({result['load_generator']})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, figsize=(7, 4)) as (_, ax):
+        ax.bar(configs, [result["configs"][c].get("requests_per_s") or 0 for c in configs])
+        ax.set_ylabel("requests/s")
+        ax.set_title(f"Flask app throughput ({result['load_generator']})", fontsize=9)
 
 
 PLOTS = {"overhead": _plot_overhead, "failover": _plot_failover, "tail": _plot_tail, "webapp": _plot_webapp}
