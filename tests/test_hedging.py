@@ -721,3 +721,27 @@ def test_a_refund_after_its_hedge_left_the_window_frees_no_other_hedge():
     finally:
         release.set()
         hedger.close()
+
+
+def test_an_answer_from_the_next_region_does_not_clear_the_preferred_regions_probation():
+    # The preferred side failed over at once (its region refused) and the
+    # next region answered in time: the region on probation answered nothing.
+    events, clock = [], Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=3, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
+    slow = _Blocking(PLAN[0])
+
+    def refused(call, plan, side=None):
+        side.region = plan[-1]
+        return {"from": plan[-1]}, plan[-1]
+
+    try:
+        for _ in range(3):
+            hedger.run(GET, PLAN, slow)
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # back, on probation
+        assert hedger.run(GET, PLAN, refused) == ({"from": PLAN[1]}, PLAN[1])
+        hedger.run(GET, PLAN, slow)
+        assert [e.region for e in events if type(e).__name__ == "RegionDemoted"] == [PLAN[0], PLAN[0]]
+    finally:
+        slow.release.set()
+        hedger.close()

@@ -251,7 +251,8 @@ class Hedger:
         except concurrent.futures.TimeoutError:
             pass
         else:
-            self._answered(plan[0])
+            if result[1] == plan[0]:
+                self._answered(plan[0])  # not when its side had moved on and the next region answered
             return result
         if first.region not in (None, plan[0]):
             # The preferred side has moved on to the next region (its own
@@ -298,7 +299,8 @@ class Hedger:
                         side.abandoned = True  # the other side tries no further region
                     self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
                     if not won:
-                        self._answered(plan[0])
+                        if error is None and future.result()[1] == plan[0]:
+                            self._answered(plan[0])  # it answered first itself, not the region its side moved on to
                     elif primary[0].done():
                         # It failed before the hedge answered (an answer of its
                         # own would have been taken first): down, not slow.
