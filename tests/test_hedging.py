@@ -745,3 +745,35 @@ def test_an_answer_from_the_next_region_does_not_clear_the_preferred_regions_pro
     finally:
         slow.release.set()
         hedger.close()
+
+
+def test_a_side_abandoned_while_it_waits_to_retry_does_not_retry():
+    from regionproxy.attempts import AttemptLoop
+    from regionproxy.testing.lab import wait_for
+
+    sleeping, answered = threading.Event(), threading.Event()
+
+    def backoff(seconds):  # the preferred side waits to retry its 5xx; the hedge answers meanwhile
+        sleeping.set()
+        assert answered.wait(10)
+
+    def hedge_region():
+        assert sleeping.wait(10)
+        return {"Item": {}}
+
+    def failing():
+        assert wait_for(lambda: len(futures) == 2, timeout=10)  # once the hedge is out
+        raise _server_error()
+
+    replicas = {PLAN[0]: _Replica(PLAN[0], failing), PLAN[1]: _Replica(PLAN[1], hedge_region)}
+    hooks = Hooks([lambda e: answered.set() if isinstance(e, Hedged) else None])
+    loop = AttemptLoop(replicas, hooks, attempts=2, sleep=backoff)
+    loop.hedger = _hedger([])
+    futures = _recording_pool(loop.hedger)
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {}}, PLAN[1])
+    finally:
+        answered.set()
+    loop.hedger._executor().shutdown(wait=True)  # the preferred side has ended
+    assert replicas[PLAN[0]].calls == 1
+    loop.hedger.close()

@@ -203,7 +203,8 @@ class AttemptLoop:
                     raise AmbiguousWriteError(region, call.operation, error) from error
                 if verdict.retry_here and attempt + 1 < self.attempts and not run.abandoned():
                     self._sleep(self._rng() * min(self.backoff_cap, self.backoff * 2**attempt))
-                    continue
+                    if not run.abandoned():  # the other side may have answered meanwhile
+                        continue
                 break
             except BaseException:
                 replica.breaker.released(ticket)
