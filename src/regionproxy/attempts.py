@@ -103,13 +103,14 @@ class AttemptLoop:
         per_region = self.attempts * (timeouts.connect + timeouts.read) + (self.attempts - 1) * self.backoff_cap
         return len(self.replicas) * per_region
 
-    def run(self, call: Call, plan: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    def run(self, call: Call, plan: tuple[str, ...], *, hedge: bool = True) -> tuple[dict[str, Any], str]:
         """The response and the region that gave it; or the error to raise.
-        Reads are hedged when the session has a hedge policy."""
+        Reads are hedged when the session has a hedge policy, unless
+        ``hedge`` is False (a read that must see a write made in ``plan[0]``)."""
         tally = _Tally()
         started = time.perf_counter()
         try:
-            if self.hedger is not None and call.kind == READ:
+            if self.hedger is not None and call.kind == READ and hedge:
                 result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(c, p, tally, side))
             else:
                 result, region = self._attempt(call, plan, tally)

@@ -48,7 +48,6 @@ from regionproxy.events import OK, CallFinished, Event, Hedged, Hooks, RegionDem
 from regionproxy.forks import reset_after_fork
 
 
-
 class Side:
     """One side of a hedged read, as its attempt loop tells it: the region
     it is at (None until it starts) and whether the read has been answered

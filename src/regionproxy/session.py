@@ -323,8 +323,14 @@ class RegionSession:
     def _read(self, call: Call) -> dict[str, Any]:
         sticky = self._sticky.region_for(call)
         plan = self.router.plan(READ, sticky)
-        if sticky is None and self.attempts.hedger is not None:
-            plan = self.attempts.hedger.order(plan)  # a slow region last (read-your-writes first)
+        if sticky is not None:
+            # Read-your-writes: the write is in the sticky region, maybe not
+            # yet in the others. A hedge to them could answer first with the
+            # item as it was, so the read waits for the region that has it
+            # (and fails over only if that region fails).
+            return self.attempts.run(call, plan, hedge=False)[0]
+        if self.attempts.hedger is not None:
+            plan = self.attempts.hedger.order(plan)  # a slow region last
         return self.attempts.run(call, plan)[0]
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -164,3 +164,18 @@ def test_a_hedge_region_without_the_table_does_not_answer_for_a_slow_region_that
     finally:
         lab.heal()
         lab.replicator.resume()
+
+
+def test_a_read_of_a_write_that_failed_over_waits_for_its_region_not_the_hedge(lab):
+    # The write landed in the remote region only (no replication); the
+    # local region has the item as it was. Even when the remote region is
+    # slower than the hedge delay, the read must see the write.
+    events = []
+    session = _session(lab, events)
+    lab.replicator.pause()
+    lab.fault(LOCAL, "refuse")
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "new"}})
+    lab.heal(LOCAL)
+    lab.fault(REMOTE, "latency", delay=0.3)  # six hedge delays
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "new"}
+    assert [e for e in events if isinstance(e, Hedged)] == []
