@@ -479,7 +479,7 @@ class Backend:
         self.calls = []
         self.answer_from = None
 
-    def __call__(self, call, plan):
+    def __call__(self, call, plan, *, hedge=True):
         import copy
 
         region = self.answer_from or plan[0]
