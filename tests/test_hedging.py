@@ -777,3 +777,32 @@ def test_a_side_abandoned_while_it_waits_to_retry_does_not_retry():
     loop.hedger._executor().shutdown(wait=True)  # the preferred side has ended
     assert replicas[PLAN[0]].calls == 1
     loop.hedger.close()
+
+
+def test_when_a_demotion_ends_one_read_tries_the_region_and_the_rest_keep_it_last():
+    # Every read that arrives before the trial is decided would otherwise go
+    # to the slow region too, and pay the hedge delay.
+    events, clock = [], Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
+    slow, fast = _Blocking(PLAN[0]), _Blocking(None)
+    try:
+        hedger.run(GET, PLAN, slow)
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # this read is the trial
+        assert hedger.order(PLAN) == (PLAN[1], PLAN[0])  # the others wait for it
+        assert hedger.order(PLAN) == (PLAN[1], PLAN[0])
+        assert hedger.run(GET, PLAN, fast) == ({"from": PLAN[0]}, PLAN[0])  # the trial: answered in time
+        assert hedger.order(PLAN) == PLAN  # back for everyone
+        hedger.run(GET, PLAN, slow)  # slow again: demoted by one win (demote_after=1)
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # the trial...
+        hedger.run(GET, PLAN, slow)  # ...still slow: demoted again
+        assert hedger.order(PLAN) == (PLAN[1], PLAN[0])
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # a trial that decided nothing (never run)...
+        assert hedger.order(PLAN) == (PLAN[1], PLAN[0])
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN  # ...is followed by another when the renewed time is up
+    finally:
+        slow.release.set()
+        hedger.close()

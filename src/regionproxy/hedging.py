@@ -222,10 +222,13 @@ class Hedger:
         return min(self.policy.ceiling, max(self.policy.floor, observed))
 
     def order(self, plan: tuple[str, ...]) -> tuple[str, ...]:
-        """``plan`` with demoted (slow) regions moved to the end."""
+        """``plan`` with demoted (slow) regions moved to the end. When a
+        region's demotion is over, the one read that finds it so tries it
+        first (a trial); the rest keep it last until that read has shown
+        whether it is still slow."""
         if not self._demoted:
             return plan  # the common path: nothing is slow
-        demoted = self._expire()
+        demoted = self._slow_for_this_read(plan)
         slow = [region for region in plan if region in demoted]
         if not slow:
             return plan
@@ -353,30 +356,37 @@ class Hedger:
             self._hooks.emit(RegionDemoted(region, self.policy.demote_for, self._wall_clock()))
 
     def _answered(self, region: str) -> None:
-        """``region`` answered a read before its hedge did: not slow now."""
+        """``region`` answered a read before its hedge did: not slow now (a
+        trial of a demoted region that passed lifts the demotion)."""
         self._won_in_a_row.pop(region, None)
         self._probation.discard(region)
+        self._demoted.pop(region, None)
 
     def _is_demoted(self, region: str) -> bool:
-        if region not in self._demoted:
-            return False
-        return region in self._expire()
+        return region in self._demoted  # a region due a trial is still slow to hedge to
 
-    def _expire(self) -> dict[str, float]:
-        """End the demotions that are over (their regions go on probation);
-        the ones still on, as one snapshot to decide by."""
-        now = self._clock()
+    def _slow_for_this_read(self, plan: tuple[str, ...]) -> dict[str, float]:
+        """The demoted regions this read keeps last, as one snapshot. A
+        region whose demotion is over is handed to this read as a trial
+        (on probation: one hedge won against it demotes it again, an answer
+        in time ends it), and stays demoted for every other read meanwhile;
+        a trial that decides nothing (the read never waited on it) ends
+        with the renewed demotion, and the next read tries again."""
         # Other threads demote (a hedge won) and lift (a side failed) while
         # this reads: iterating ``_demoted`` itself could fail the read with
         # "dictionary changed size during iteration", and reading it twice
         # could drop a region from a plan or list it twice. dict.copy is one
         # C call over str keys: no other thread runs during it.
         demoted = self._demoted.copy()
+        now = self._clock()
         for region, until in list(demoted.items()):
-            if until <= now:
-                del demoted[region]
-                if self._demoted.get(region) == until and self._demoted.pop(region, None) is not None:
+            if until <= now and region in plan:
+                with self._lock:  # one trial per expiry, whatever the threads
+                    if self._demoted.get(region) != until:
+                        continue  # another read took the trial, or it was lifted
+                    self._demoted[region] = now + self.policy.demote_for
                     self._probation.add(region)
+                del demoted[region]
         return demoted
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:

@@ -250,6 +250,11 @@ def meeting_cost(
     # Hedged: every request that meets the outage may hedge (budget 1.0) and
     # the region is never demoted, so each one meets it afresh.
     hedged = lab.session(breaker=never_open, timeouts=timeouts, hedge=rp.HedgePolicy(delay=HEDGE_DELAY, budget=1.0, demote_after=0))
+    # Each region's round trip held steady (no jitter): the remote round
+    # trip is in both the met and the direct requests, and its jitter over
+    # a few samples would swamp the few milliseconds measured here.
+    steady = {region: latency.delay for region, latency in profile.regions.items() if region in lab.regions}
+    _hold(lab, steady)
     for _ in range(40):  # connections, and enough latencies for a p95 delay
         for session in (plain, hedged):
             session.client.get_item(TableName=TABLE, Key=WIRE_KEY)
@@ -269,7 +274,7 @@ def meeting_cost(
             direct.append(_timed(session))
             session.restore(local)
         lab.heal(local)
-        apply_profile(lab, profile)
+        _hold(lab, steady)
         direct_ms = statistics.median(direct)
         rows.append(
             {
@@ -284,7 +289,13 @@ def meeting_cost(
                 "added_max_ms": round(max(met) - direct_ms, 1),
             }
         )
+    apply_profile(lab, profile)
     return rows
+
+
+def _hold(lab: Any, delays: dict[str, float]) -> None:
+    for region, delay in delays.items():
+        lab.fault(region, "latency", delay=delay, jitter=0.0)
 
 
 def _timed(session: Any) -> float:

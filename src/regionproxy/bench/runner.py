@@ -45,7 +45,7 @@ class Size:
 
 SIZES = {
     "smoke": Size("smoke", "thread", 20, 0.3, 1, 10, 0.5, 20, 1.0, 1.0),
-    "quick": Size("quick", "process", 800, 3.0, 0, 20, 6.0, 40, 25.0, 5.0, (40, 5, 20)),
+    "quick": Size("quick", "process", 800, 3.0, 0, 20, 6.0, 40, 25.0, 5.0, (40, 8, 20)),
     "full": Size("full", "process", 2000, 10.0, 0, 50, 20.0, 100, 120.0, 20.0, (200, 20, 100)),
 }
 
