@@ -10,7 +10,7 @@ PORT   ?= 8000
 RUN    := $(abspath $(BIN))
 LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test test-loaded chromium bench lint clean example-flask example-django example-gunicorn
+.PHONY: demo test test-loaded test-slow chromium bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ example-django: $(BIN)/regionproxy
 example-gunicorn: $(BIN)/regionproxy
 	cd examples/gunicorn && $(LAB) --example gunicorn -- \
 	  $(RUN)/gunicorn --config gunicorn.conf.py --preload --workers 2 --bind 127.0.0.1:$(PORT) app:application
+
+# The slow tests: the soak (about 70 s) and the 3-minute benchmark run.
+test-slow: $(BIN)/regionproxy
+	$(BIN)/python -m pytest -m slow
 
 # The suite 5 times in a row while two busy loops hold both cores (flakiness check).
 test-loaded: $(BIN)/regionproxy chromium

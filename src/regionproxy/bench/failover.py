@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 from regionproxy.bench.lab import TABLE, WIRE_KEY, RegionOfCall, apply_profile, bench_lab
-from regionproxy.bench.load import Sample, run_constant_rate, summarize, workers_for
+from regionproxy.bench.load import Sample, run_constant_rate, settle, summarize, workers_for
 
 BROWNOUT = 0.3  # seconds added to every local request during the brownout
 # Hedged reads ask the remote region too once the local one is later than
@@ -188,6 +188,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
 
         marks: list[tuple[str, float]] = []
         gathered: dict[str, list[Sample]] = {}
+        settle()
         start = start_holder["start"] = time.perf_counter() + 0.2
         workers = workers_for(rate, timeouts.connect + timeouts.read * 2 + 0.5)
         # Sends fall half an interval off the phase changes, so that no
@@ -258,6 +259,7 @@ def meeting_cost(
     for _ in range(40):  # connections, and enough latencies for a p95 delay
         for session in (plain, hedged):
             session.client.get_item(TableName=TABLE, Key=WIRE_KEY)
+    settle()
     rows = []
     for fault, session, count, label in (
         ("refuse", plain, samples[0], "no hedging"),

@@ -9,6 +9,7 @@ nothing). Results go to ``--out`` (default ``benchmarks/results/<time>``):
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -115,6 +116,8 @@ def run(
 
             traceback.print_exc()
             result = {"scenario": name, "error": f"{type(error).__name__}: {error}"}
+        finally:
+            gc.unfreeze()  # what a scenario froze for its timed run (load.settle) is collectable again
         result["elapsed_s"] = round(time.monotonic() - started, 1)
         results["scenarios"][name] = result
         report.write(results, out, plot=[name])

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from regionproxy.bench.lab import TABLE, WIRE_KEY, RegionOfCall, apply_profile, bench_lab
-from regionproxy.bench.load import Sample, run_constant_rate, summarize, workers_for
+from regionproxy.bench.load import Sample, run_constant_rate, settle, summarize, workers_for
 
 SPIKE = 0.2
 SPIKE_RATE = 0.05
@@ -70,6 +70,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
             for _ in range(5):
                 client.get_item(TableName=TABLE, Key=WIRE_KEY)
         gathered: dict[str, list[Sample]] = {}
+        settle()
         start = time.perf_counter() + 0.1
         workers = workers_for(rate, SPIKE + 0.5)
 
