@@ -18,16 +18,21 @@ from regionproxy.bench.runner import SCENARIOS
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_smoke_runs_every_scenario_and_writes_json_markdown_and_plots(tmp_path):
-    out = tmp_path / "bench"
+def _bench(out, size, timeout):
+    """``regionproxy bench --<size> --out <out>``: what it printed, and its results."""
     done = subprocess.run(
-        [sys.executable, "-m", "regionproxy", "bench", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "regionproxy", "bench", f"--{size}", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
+    return done, json.loads((out / "results.json").read_text())
+
+
+def test_bench_smoke_runs_every_scenario_and_writes_json_markdown_and_plots(tmp_path):
+    out = tmp_path / "bench"
+    done, results = _bench(out, "smoke", timeout=180)
     markdown = (out / "results.md").read_text()
     assert list(results["scenarios"]) == list(SCENARIOS)
     for name, result in results["scenarios"].items():
@@ -74,14 +79,7 @@ def test_bench_quick_runs_every_scenario_and_measures_every_target(tmp_path):
     # 2 cores: `make test-slow` runs it. Figures are printed, not judged: a
     # loaded machine moves them, and that is not a defect of the code.
     out = tmp_path / "bench"
-    done = subprocess.run(
-        [sys.executable, "-m", "regionproxy", "bench", "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
+    _, results = _bench(out, "quick", timeout=900)
     assert results["size"]["name"] == "quick"
     assert list(results["scenarios"]) == list(SCENARIOS)
     for name, result in results["scenarios"].items():

@@ -14,9 +14,9 @@ LOCAL, REMOTE = "eu-west-3", "us-east-1"
 KEY = {"pk": {"S": "h"}, "sk": {"S": "s"}}
 
 
-def _session(lab, events, **kwargs):
+def _session(lab, events, timeouts=None, **kwargs):
     session = lab.session(
-        timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1),
+        timeouts=timeouts or rp.Timeouts(connect=1.0, read=2.0, attempts=1),
         hedge=rp.HedgePolicy(delay=0.05, budget=1.0),
         listeners=[events.append],
         **kwargs,
@@ -123,13 +123,7 @@ def test_reads_while_the_local_breaker_is_open_are_sent_once_not_hedged(lab):
 
 def test_the_side_that_lost_to_the_hedge_does_not_fail_over_after_its_timeout(lab):
     events = []
-    session = lab.session(
-        timeouts=rp.Timeouts(connect=0.5, read=0.5, attempts=2),
-        hedge=rp.HedgePolicy(delay=0.05, budget=1.0),
-        listeners=[events.append],
-    )
-    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
-    lab.wait_replicated()
+    session = _session(lab, events, timeouts=rp.Timeouts(connect=0.5, read=0.5, attempts=2))
     lab.fault(LOCAL, "blackhole")
     since = len(lab.requests(REMOTE))
     assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
