@@ -806,3 +806,24 @@ def test_when_a_demotion_ends_one_read_tries_the_region_and_the_rest_keep_it_las
     finally:
         slow.release.set()
         hedger.close()
+
+
+def test_a_demoted_region_that_reads_do_not_prefer_is_hedged_to_again_when_its_time_is_up():
+    # Demoted while it was preferred (the local region's breaker was open,
+    # say); afterwards reads prefer another region and only hedge to it. Its
+    # end of demotion cannot be tried by a read, so it must simply end.
+    events, clock = [], Clock()
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
+    reversed_plan = (PLAN[1], PLAN[0])
+    slow_second, slow_first = _Blocking(PLAN[1]), _Blocking(PLAN[0])
+    try:
+        hedger.run(GET, reversed_plan, slow_second)  # a hedge won against PLAN[1]: demoted
+        assert hedger.order(reversed_plan) == PLAN
+        clock.now += 5.1
+        assert hedger.order(PLAN) == PLAN
+        assert hedger.run(GET, PLAN, slow_first) == ({"from": PLAN[1]}, PLAN[1])  # hedged to it again
+        assert [(e.to_region, e.outcome) for e in events if isinstance(e, Hedged)] == [(PLAN[0], "won"), (PLAN[1], "won")]
+    finally:
+        slow_second.release.set()
+        slow_first.release.set()
+        hedger.close()

@@ -380,13 +380,19 @@ class Hedger:
         demoted = self._demoted.copy()
         now = self._clock()
         for region, until in list(demoted.items()):
-            if until <= now and region in plan:
-                with self._lock:  # one trial per expiry, whatever the threads
-                    if self._demoted.get(region) != until:
-                        continue  # another read took the trial, or it was lifted
-                    self._demoted[region] = now + self.policy.demote_for
-                    self._probation.add(region)
-                del demoted[region]
+            if until > now or region not in plan:
+                continue
+            with self._lock:  # one trial per expiry, whatever the threads
+                if self._demoted.get(region) != until:
+                    continue  # another read took the trial, or it was lifted
+                if region == plan[0]:
+                    self._demoted[region] = now + self.policy.demote_for  # the others wait for this read
+                else:
+                    # This read does not prefer it, so cannot try it: lifted,
+                    # or it would stay out of reach of hedges for good.
+                    del self._demoted[region]
+                self._probation.add(region)
+            del demoted[region]
         return demoted
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
