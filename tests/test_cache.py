@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from decimal import Decimal
 from types import MappingProxyType
 
 import pytest
@@ -95,26 +97,30 @@ def test_invalidate_table_drops_only_that_table(cache):
 @pytest.mark.parametrize(
     ("operation", "params", "kept"),
     [
-        pytest.param("PutItem", {"TableName": "t", "Item": {"pk": "a", "v": 1}}, {("t", "b"), ("u", "a")}, id="put"),
-        pytest.param("DeleteItem", {"TableName": "t", "Key": {"pk": "a"}}, {("t", "b"), ("u", "a")}, id="delete"),
+        pytest.param("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}, "v": {"N": "1"}}}, {("t", "b"), ("u", "a")}, id="put"),
+        pytest.param("DeleteItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}}, {("t", "b"), ("u", "a")}, id="delete"),
         pytest.param(
             "BatchWriteItem",
-            {"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": "a"}}}, {"DeleteRequest": {"Key": {"pk": "b"}}}]}},
+            {"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": "a"}}}}, {"DeleteRequest": {"Key": {"pk": {"S": "b"}}}}]}},
             {("u", "a")},
             id="batch",
         ),
+        pytest.param("DeleteItem", {"TableName": "t", "Key": {"pk": "a"}}, {("u", "a")}, id="a-key-not-in-wire-format-drops-its-table"),
         pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET v=1"}, set(), id="partiql-drops-all"),
+        pytest.param("TransactWriteItems", {"TransactItems": [5]}, set(), id="malformed-drops-all"),
     ],
 )
 def test_invalidate_write_drops_what_the_write_touches(cache, operation, params, kept):
-    from regionproxy.operations import key_fingerprint
+    from regionproxy.cache import item_key_fingerprint
 
-    entries = [("t", {"pk": "a"}), ("t", {"pk": "b"}), ("u", {"pk": "a"})]
+    entries = [("t", {"pk": {"S": "a"}}), ("t", {"pk": {"S": "b"}}), ("u", {"pk": {"S": "a"}})]
     for table, key in entries:
-        cache.get_or_load((table, key_fingerprint(key)), lambda: "cached")
+        cache.get_or_load((table, item_key_fingerprint(key)), lambda: "cached")
     cache.invalidate_write(operation, params, lambda table: ("pk",))
     survivors = {
-        (table, key["pk"]) for table, key in entries if cache.get_or_load((table, key_fingerprint(key)), lambda: "reloaded")[1]
+        (table, key["pk"]["S"])
+        for table, key in entries
+        if cache.get_or_load((table, item_key_fingerprint(key)), lambda: "reloaded")[1]
     }
     assert survivors == kept
 
@@ -736,7 +742,7 @@ def test_table_and_client_queries_keep_their_own_forms(session, backend):
         pytest.param({"b": [1, {"S": "x"}], "a": None}, {"a": None, "b": [1, {"S": "x"}]}, id="key-order"),
         pytest.param({"k": [1, 2]}, {"k": (1, 2)}, id="list-or-tuple"),
         pytest.param({"k": {"B": b"x"}}, {"k": {"B": bytearray(b"x")}}, id="bytes-or-bytearray"),
-        pytest.param({"k": {"S": "x"}}, MappingProxyType({"k": {"S": "x"}}), id="dict-or-other-mapping"),
+        pytest.param({"k": {"S": "x"}}, OrderedDict({"k": {"S": "x"}}), id="dict-or-dict-subclass"),
     ],
 )
 def test_request_fingerprints_are_equal_for_equal_requests(one, other):
@@ -749,5 +755,67 @@ def test_request_fingerprints_are_equal_for_equal_requests(one, other):
 def test_request_fingerprints_differ_for_different_requests():
     from regionproxy.cache import request_fingerprint
 
-    requests = [{"k": [1]}, {"k": [[1]]}, {"k": {"S": "1"}}, {"k": {"N": "1"}}, {"k": "1"}, {"k": ["[", 1]}, {"j": [1]}]
+    requests = [{"k": [1]}, {"k": [[1]]}, {"k": {"S": "1"}}, {"k": {"N": "1"}}, {"k": "1"}, {"k": ["[", 1]}, {"j": [1]},
+                {"k": [1.0]}, {"k": [True]}, {"k": [Decimal(1)]}]  # fmt: skip
     assert len({request_fingerprint(request) for request in requests}) == len(requests)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param({"k": MappingProxyType({"S": "x"})}, id="a-mapping-not-a-dict"),
+        pytest.param({"k": {"SS": {"x"}}}, id="a-set"),
+        pytest.param({1: "x"}, id="a-name-not-a-string"),
+        pytest.param({"k": object()}, id="an-object"),
+    ],
+)
+def test_requests_botocore_would_refuse_or_not_send_as_they_are_have_no_fingerprint(request_):
+    from regionproxy.cache import request_fingerprint
+
+    assert request_fingerprint(request_) is None
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        pytest.param({"n": {"N": "1"}}, {"n": {"N": "1.00"}}, True, id="numbers-by-value"),
+        pytest.param({"n": {"N": "1234567890123456789012345678901"}}, {"n": {"N": "1234567890123456789012345678902"}}, False,
+                     id="numbers-differing-past-28-digits"),
+        pytest.param({"b": {"B": b"a"}}, {"b": {"B": "a"}}, True, id="binary-as-text-is-its-utf8-bytes"),
+        pytest.param({"b": {"B": b"a"}}, {"b": {"B": bytearray(b"a")}}, True, id="bytes-or-bytearray"),
+        pytest.param({"s": {"S": "1"}}, {"s": {"N": "1"}}, False, id="string-or-number"),
+    ],
+)  # fmt: skip
+def test_item_key_fingerprints_name_the_same_item_as_dynamodb_does(one, other, same):
+    from regionproxy.cache import item_key_fingerprint, wire_key_fingerprint
+
+    assert (item_key_fingerprint(one) == item_key_fingerprint(other)) is same
+    assert wire_key_fingerprint(one) == item_key_fingerprint(one)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(MappingProxyType({"pk": {"S": "a"}}), id="a-mapping-not-a-dict"),
+        pytest.param({1: {"S": "a"}}, id="a-name-not-a-string"),
+        pytest.param({"pk": {"N": "1_000"}}, id="a-number-only-python-reads"),
+        pytest.param({"pk": {"N": "Infinity"}}, id="not-a-finite-number"),
+        pytest.param({"pk": {"S": ["a"]}}, id="a-list-for-a-string"),
+        pytest.param({"pk": {"B": memoryview(b"a")}}, id="a-memoryview"),
+        pytest.param({}, id="empty"),
+    ],
+)
+def test_keys_botocore_or_dynamodb_refuse_have_no_fingerprint(key):
+    from regionproxy.cache import item_key_fingerprint, wire_key_fingerprint
+    from regionproxy.calls import get_item_cache_key
+
+    assert item_key_fingerprint(key) is None and wire_key_fingerprint(key) is None
+    assert get_item_cache_key({"TableName": "t", "Key": key}) is None
+
+
+def test_python_value_keys_past_28_digits_are_different_items():
+    from regionproxy.cache import item_key_fingerprint, values_key_fingerprint
+
+    big = Decimal("1234567890123456789012345678901")
+    assert values_key_fingerprint({"n": big}) != values_key_fingerprint({"n": big + 1})
+    assert values_key_fingerprint({"n": big}) == item_key_fingerprint({"n": {"N": str(big)}})

@@ -28,6 +28,7 @@ another region (or another process) is not seen until the entry expires.
 
 from __future__ import annotations
 
+import decimal
 import re
 import threading
 import time
@@ -43,7 +44,7 @@ from regionproxy.copies import copier, copy_plan
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheDropped
 from regionproxy.forks import reset_after_fork
-from regionproxy.operations import KeyNames, key_fingerprint, tables_of, written_keys
+from regionproxy.operations import KeyNames, tables_of, written_keys
 
 MISS = object()  # lookup(): nothing fresh under that key
 VALUES = "values"  # the third part of a Python-value item key
@@ -56,11 +57,61 @@ Key = tuple[Any, ...]
 # -- keys -------------------------------------------------------------------------
 
 
-def wire_key_fingerprint(key: Any) -> Hashable:
-    """:func:`~regionproxy.operations.key_fingerprint`, with a fast path for
-    the common key of strings (``{"pk": {"S": "a"}}``): a hit's whole
-    cost is a few microseconds, and the general one checks every value
-    against ``Mapping``."""
+# Numbers by value at DynamoDB's precision (38 digits) and more: the default
+# decimal context's 28 would round two different keys to one.
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+# What DynamoDB reads as a number (``Decimal`` also reads "1_000", " 1",
+# "Infinity" and non-ASCII digits, which DynamoDB refuses).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _number(raw: str) -> str | None:
+    if _NUMBER.fullmatch(raw) is None:
+        return None
+    number = Decimal(raw)
+    return str(number.normalize(_EXACT)) if number else "0"
+
+
+def item_key_fingerprint(key: Any) -> Hashable | None:
+    """The cache's name for the item a wire-format key names: ``((name,
+    (kind, value)), ...)`` sorted, numbers by value (``{"N": "1.0"}`` is
+    ``{"N": "1"}``), binary as bytes (botocore sends ``{"B": "a"}`` as the
+    bytes of "a"); None when the key is not one botocore would send as it
+    is (not a dict, a name that is not a string, a value of another type):
+    such a read bypasses the cache, to get botocore's own error, and such a
+    write drops its whole table."""
+    if not isinstance(key, dict) or not key:
+        return None
+    parts = []
+    for name, value in key.items():
+        if not isinstance(name, str) or not isinstance(value, dict) or len(value) != 1:
+            return None
+        ((kind, raw),) = value.items()
+        if kind == "S" and isinstance(raw, str):
+            part: Any = ("S", str.__str__(raw))
+        elif kind == "N" and isinstance(raw, str):
+            number = _number(raw)
+            if number is None:
+                return None
+            part = ("N", number)
+        elif kind == "B" and isinstance(raw, bytes | bytearray):
+            part = ("B", bytes(raw))
+        elif kind == "B" and isinstance(raw, str):
+            try:
+                part = ("B", raw.encode("utf-8"))  # as botocore encodes it
+            except UnicodeEncodeError:
+                return None
+        else:
+            return None
+        parts.append((str.__str__(name), part))
+    parts.sort()
+    return tuple(parts)
+
+
+def wire_key_fingerprint(key: Any) -> Hashable | None:
+    """:func:`item_key_fingerprint`, with a fast path for the common key of
+    strings (``{"pk": {"S": "a"}}``): a hit's whole cost is a few
+    microseconds."""
     if type(key) is dict:
         parts = []
         for name, value in key.items():
@@ -71,20 +122,23 @@ def wire_key_fingerprint(key: Any) -> Hashable:
                 break
             parts.append((name, ("S", raw)))
         else:
-            parts.sort()
-            return tuple(parts)
-    return key_fingerprint(key)
+            if parts:
+                parts.sort()
+                return tuple(parts)
+    return item_key_fingerprint(key)
 
 
 def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
-    """The :func:`~regionproxy.operations.key_fingerprint` of a key given in
-    Python values (``{"pk": "a", "n": Decimal(1)}``), without serialising
-    it; None when a value is not one a key can hold (the uncached path then
-    raises what boto3 raises)."""
-    if type(key) is not dict:
+    """The :func:`item_key_fingerprint` of a key given in Python values
+    (``{"pk": "a", "n": Decimal(1)}``), without serialising it; None when a
+    value is not one a key can hold (the uncached path then raises what
+    boto3 raises)."""
+    if type(key) is not dict or not key:
         return None
     parts = []
     for name, value in key.items():
+        if type(name) is not str:
+            return None
         cls = type(value)
         if cls is str:
             parts.append((name, ("S", value)))
@@ -92,7 +146,7 @@ def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
             number = Decimal(value)
             if not number.is_finite():
                 return None
-            parts.append((name, ("N", str(number.normalize()) if number else "0")))
+            parts.append((name, ("N", str(number.normalize(_EXACT)) if number else "0")))
         elif cls is Binary:
             parts.append((name, ("B", bytes(value.value))))
         elif cls is bytes or cls is bytearray:
@@ -103,36 +157,52 @@ def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
     return tuple(parts)
 
 
-_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
+class _Unknown(Exception):
+    """A request holds a value :func:`request_fingerprint` cannot name exactly."""
 
 
-def request_fingerprint(value: Any) -> Hashable:
-    """A hashable form of a whole (wire-format) request. Exact dicts, lists
-    and plain values are told by their type (a third of the cost of the
-    ``isinstance`` checks, which take the rest: it is a query hit's key)."""
+def request_fingerprint(value: Any) -> Hashable | None:
+    """A hashable form of a whole (wire-format) request, or None (not
+    cacheable) when it holds a value of a type botocore would not send as
+    it is. Values that Python calls equal but botocore does not (``1``,
+    ``1.0``, ``True``, ``Decimal(1)``; a dict and another mapping) get
+    different forms, so a request botocore refuses never hits the answer to
+    one it accepted. Exact dicts, lists and strings are told by their type
+    first (a third of the cost of ``isinstance``: it is a query hit's key)."""
+    try:
+        return _request_fingerprint(value)
+    except _Unknown:
+        return None
+
+
+def _request_fingerprint(value: Any) -> Hashable:
     cls = type(value)
-    if cls in _PLAIN:
+    if cls is str:
         return value
     if cls is dict:
         parts = []
         for name, part in value.items():
-            parts.append((str(name), request_fingerprint(part)))
+            if type(name) is not str:
+                raise _Unknown
+            parts.append((name, _request_fingerprint(part)))
         parts.sort()
         return tuple(parts)
     if cls is list:
         items: list[Hashable] = ["["]
         for part in value:
-            items.append(request_fingerprint(part))
+            items.append(_request_fingerprint(part))
         return tuple(items)
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(name), request_fingerprint(part)) for name, part in value.items()))
+    if cls is int or cls is bool or cls is float or cls is Decimal or value is None:
+        return (cls, value)
+    if cls is bytes or cls is bytearray:
+        return (bytes, bytes(value))  # botocore sends either as the same blob
+    if isinstance(value, dict):  # OrderedDict, ...: botocore takes dict subclasses
+        return _request_fingerprint(dict(value))
     if isinstance(value, list | tuple):
-        return ("[", *(request_fingerprint(part) for part in value))
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, Hashable):
-        return value
-    return repr(value)
+        return _request_fingerprint(list(value))
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise _Unknown  # sets, other mappings, file-like blobs, ...: not cached
 
 
 # ``name = :value`` or ``:value = name`` in a key condition (``<=``, ``>=``
@@ -156,22 +226,31 @@ def query_tags(table: str, params: Mapping[str, Any]) -> tuple[Hashable, ...]:
     tags: list[Hashable] = []
     expression = params.get("KeyConditionExpression")
     if isinstance(expression, str):
-        names = params.get("ExpressionAttributeNames") or {}
-        values = params.get("ExpressionAttributeValues") or {}
+        names = params.get("ExpressionAttributeNames")
+        values = params.get("ExpressionAttributeValues")
+        names = names if isinstance(names, dict) else {}  # anything else: botocore refuses the query
+        values = values if isinstance(values, dict) else {}
         for left, right in _EQUALITY.findall(expression):
             if left.startswith(":") == right.startswith(":"):
                 continue
             name, placeholder = (right, left) if left.startswith(":") else (left, right)
             name = names.get(name, name) if name.startswith("#") else name
             if placeholder in values:
-                tags.append((table, *key_fingerprint({name: values[placeholder]})[0]))
-    elif isinstance(params.get("KeyConditions"), Mapping):
+                tags.append(_equality_tag(table, name, values[placeholder]))
+    elif isinstance(params.get("KeyConditions"), dict):
         for name, condition in params["KeyConditions"].items():
-            if isinstance(condition, Mapping) and condition.get("ComparisonOperator") == "EQ":
-                operands = condition.get("AttributeValueList") or []
-                if len(operands) == 1:
-                    tags.append((table, *key_fingerprint({name: operands[0]})[0]))
+            if isinstance(condition, dict) and condition.get("ComparisonOperator") == "EQ":
+                operands = condition.get("AttributeValueList")
+                if isinstance(operands, list | tuple) and len(operands) == 1:
+                    tags.append(_equality_tag(table, name, operands[0]))
     return tuple(tags) or ((table, None),)
+
+
+def _equality_tag(table: str, name: Any, value: Any) -> Hashable:
+    """The tag of ``name = value`` in a key condition; ``(table, None)``
+    when the value names no key exactly (every write to the table drops it)."""
+    fingerprint = item_key_fingerprint({name: value})
+    return (table, *fingerprint[0]) if fingerprint else (table, None)
 
 
 def write_tags(table: str, fingerprint: Hashable) -> tuple[Hashable, ...]:
@@ -360,7 +439,11 @@ class ReadCache:
     def answer(self, flight: _Flight, value: Any, negative: bool) -> None:
         """Give ``flight`` its answer (stored by :meth:`finish`)."""
         ttl = self.policy.negative_ttl if negative else self.policy.ttl
-        flight.entry = _Entry(value, self._clock() + ttl)
+        entry = _Entry(value, self._clock() + ttl)
+        # The batch's caller gets ``value``'s parts (its items, its metadata)
+        # in the response: the cache keeps a copy of its own.
+        entry.value = entry.copy(value)
+        flight.entry = entry
 
     def finish(self, key: Key, flight: _Flight) -> None:
         """End ``flight``: store its entry if it still owns ``key`` and no
@@ -480,10 +563,17 @@ class ReadCache:
         except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
             keys = []
         for table, key in keys:
-            self.invalidate_item(table, key_fingerprint(key))
+            fingerprint = item_key_fingerprint(key)
+            if fingerprint is None:  # not a key botocore sends as it is: the write may still name the item
+                self.invalidate_table(table)
+            else:
+                self.invalidate_item(table, fingerprint)
         if keys:
             return
-        tables = tables_of(operation, params)
+        try:
+            tables = tables_of(operation, params)
+        except Exception:  # noqa: BLE001 - malformed: botocore will say why; drop everything meanwhile
+            tables = []
         for table in tables:
             self.invalidate_table(table)
         if not tables:

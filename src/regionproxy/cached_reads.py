@@ -14,10 +14,9 @@ import contextvars
 from collections.abc import Callable
 from typing import Any
 
-from regionproxy.cache import MISS, VALUES, ReadCache, values_key_fingerprint, wire_key_fingerprint
+from regionproxy.cache import MISS, VALUES, ReadCache, item_key_fingerprint, values_key_fingerprint, wire_key_fingerprint
 from regionproxy.calls import CACHEABLE_GET, Call, get_item_cache_key
 from regionproxy.events import CacheLookup, Hooks
-from regionproxy.operations import key_fingerprint
 
 # Reads the cache may answer (Call.cache_key says which requests of them).
 _CACHED_READS = frozenset({"GetItem", "Query", "BatchGetItem"})
@@ -172,6 +171,9 @@ class CachedReads:
                 send[table] = spec
                 continue
             prints = {wire_key_fingerprint(key): key for key in keys}
+            if None in prints:  # a key botocore does not send as it is: let it say why
+                send[table] = spec
+                continue
             if len(prints) != len(keys):  # DynamoDB refuses duplicates: let it say so
                 return self._load(call)
             missing = wanted[table] = {}
@@ -220,14 +222,14 @@ class CachedReads:
             names = tuple(next(iter(missing.values())))
             left = set(missing)
             for item in (response.get("Responses") or {}).get(table, ()):
-                fingerprint = key_fingerprint({name: item[name] for name in names if name in item})
+                fingerprint = item_key_fingerprint({name: item[name] for name in names if name in item})
                 left.discard(fingerprint)
                 flight = flights.get((table, fingerprint))
                 if flight is not None:
                     answer = {"Item": item, "ResponseMetadata": metadata} if metadata is not None else {"Item": item}
                     self.cache.answer(flight, answer, negative=False)
             for key in (unprocessed.get(table) or {}).get("Keys", ()):
-                left.discard(key_fingerprint(key))
+                left.discard(item_key_fingerprint(key))
             for fingerprint in left:
                 flight = flights.get((table, fingerprint))
                 if flight is not None:

@@ -27,15 +27,15 @@ def get_item_cache_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
     GetItem up by it before it builds a :class:`Call` (a hit then builds
     nothing), and :attr:`Call.cache_key` gives the same key."""
     table = params.get("TableName")
-    key = params.get("Key")
-    if not isinstance(table, str) or not (type(key) is dict or isinstance(key, Mapping)):
+    if not isinstance(table, str) or "Key" not in params:
         return None
     # Both are there: so the keys are within CACHEABLE_GET, ConsistentRead
     # False, when there are two of them, or three with ConsistentRead False
     # (a length test costs a third of ``params.keys() <= CACHEABLE_GET``).
     if len(params) != 2 and (len(params) != 3 or params.get("ConsistentRead", True) is not False):
         return None
-    return (table, wire_key_fingerprint(key))
+    fingerprint = wire_key_fingerprint(params["Key"])  # None: not a key botocore sends as it is
+    return None if fingerprint is None else (table, fingerprint)
 
 
 class _lazy(Generic[_T]):
@@ -108,7 +108,8 @@ class Call:
                 and isinstance(params.get("TableName"), str)
                 and params.get("ReturnConsumedCapacity", "NONE") == "NONE"
             ):
-                return (params["TableName"], QUERY, request_fingerprint(params))
+                fingerprint = request_fingerprint(params)
+                return None if fingerprint is None else (params["TableName"], QUERY, fingerprint)
         return None
 
     @_lazy
