@@ -819,3 +819,32 @@ def test_python_value_keys_past_28_digits_are_different_items():
     big = Decimal("1234567890123456789012345678901")
     assert values_key_fingerprint({"n": big}) != values_key_fingerprint({"n": big + 1})
     assert values_key_fingerprint({"n": big}) == item_key_fingerprint({"n": {"N": str(big)}})
+
+
+def test_a_read_between_a_failed_over_write_and_its_read_your_writes_bookkeeping_is_not_kept(session, backend):
+    """A read that lands after the write returned but before the session
+    knows where it landed goes to the local region, which may not have the
+    write yet: its answer must not be what the writer's next read gets."""
+    import copy
+
+    answer = backend.__call__
+
+    def by_region(call, plan, *, hedge=True):
+        result, region = answer(call, plan, hedge=hedge)
+        if call.operation == "GetItem":
+            result = copy.deepcopy(result)
+            result["Item"]["region"] = {"S": region}
+        return result, region
+
+    session.attempts.run = by_region
+    remember = session._sticky.remember
+
+    def remember_after_another_read(*args, **kwargs):
+        backend.answer_from = None  # another thread's read: the local region, without the write
+        session.client.get_item(TableName="Items", Key=KEY)
+        return remember(*args, **kwargs)
+
+    session._sticky.remember = remember_after_another_read
+    backend.answer_from = "us-east-1"  # the write fails over
+    session.client.put_item(TableName="Items", Item={"pk": {"S": "a"}})
+    assert session.client.get_item(TableName="Items", Key=KEY)["Item"]["region"] == {"S": "us-east-1"}

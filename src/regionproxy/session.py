@@ -346,16 +346,19 @@ class RegionSession:
         plan = self.router.plan(WRITE)
         if self.cache is None:
             result, region = self.attempts.run(call, plan)
-        else:
+            if region != plan[0]:
+                self._remember(region, call)  # it failed over: reads of it follow it
+            return result
+        self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+        try:
+            result, region = self.attempts.run(call, plan)
+            if region != plan[0]:
+                self._remember(region, call)
+        finally:
+            # Again after the write, and after reads of it follow it: a read
+            # that loaded before either (from the local region, which may not
+            # have a write that failed over yet) may have stored the old item.
             self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
-            try:
-                result, region = self.attempts.run(call, plan)
-            finally:
-                # Again after the write: a read that loaded between the first
-                # invalidation and the write's landing may have stored the old item.
-                self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
-        if region != plan[0]:
-            self._remember(region, call)  # it failed over: reads of it follow it
         return result
 
     def _remember(self, region: str, call: Call) -> None:
