@@ -848,3 +848,21 @@ def test_a_read_between_a_failed_over_write_and_its_read_your_writes_bookkeeping
     backend.answer_from = "us-east-1"  # the write fails over
     session.client.put_item(TableName="Items", Item={"pk": {"S": "a"}})
     assert session.client.get_item(TableName="Items", Key=KEY)["Item"]["region"] == {"S": "us-east-1"}
+
+
+def test_pages_of_one_item_shape_share_their_compiled_copiers_whatever_their_length():
+    """A compiled copier per page would be one per length and per mix of
+    shapes: tens of kilobytes each, kept for good, compiled on every miss."""
+    from regionproxy import copies
+
+    def page(length):
+        items = [{"pk": "p", "sk": str(n), "tags": {"a"}, "l": ["x", {"m": [1]}]} for n in range(length)]
+        return {"Items": items, "Count": length, "ResponseMetadata": {"HTTPHeaders": {"h": "v"}}}
+
+    before = len(copies._copiers)
+    for length in range(40, 100):
+        value = page(length)
+        copied = copies.copier(copies.copy_plan(value))(value)
+        assert _typed(copied) == _typed(value)
+        assert not {id(part) for part in _containers(value)} & {id(part) for part in _containers(copied)}
+    assert len(copies._copiers) - before <= 5

@@ -23,6 +23,11 @@ _SHALLOW, _DICT_OF_SHALLOW, _LIST_OF_SHALLOW, _BINARY, _DEEP = "shallow", "dict-
 # wire-format attribute value); past this many keys of containers of
 # immutables, by one comprehension that every such dict shares.
 _NAMED_KEYS = 32
+# A plan of more parts than this (a query page of many items) is copied by
+# the compiled copiers of its parts, not compiled whole: one function per
+# page would be one per page length and mix of item shapes, each tens of
+# kilobytes, kept for good and compiled on every miss.
+_COMPILED_PARTS = 64
 _plans: dict[Any, Any] = {}  # interned plans: entries of one shape share one
 
 
@@ -53,7 +58,7 @@ def copy_plan(value: Any) -> Any:
             return _DICT_OF_SHALLOW if cls is dict else _LIST_OF_SHALLOW
         else:
             plan = ("dict" if cls is dict else "list", parts)
-        if len(_plans) < 10_000:  # bounded: odd shapes are simply not shared
+        if len(parts) <= _COMPILED_PARTS and len(_plans) < 10_000:  # bounded: odd shapes are simply not shared
             plan = _plans.setdefault(plan, plan)
         return plan
     return _DEEP
@@ -89,6 +94,8 @@ def copier(plan: Any) -> Callable[[Any], Any]:
     nested container."""
     function = _copiers.get(plan)
     if function is None:
+        if isinstance(plan, tuple) and _parts(plan) > _COMPILED_PARTS:
+            return _composed(plan)
         if len(_copiers) >= 10_000:  # bounded: odd shapes copy the slow way
             return lambda value: copy_by(plan, value)
         lines: list[str] = []
@@ -98,6 +105,40 @@ def copier(plan: Any) -> Callable[[Any], Any]:
         exec(compile(source, "<regionproxy.copies copier>", "exec"), scope)  # noqa: S102 - code built from the plan only
         function = _copiers.setdefault(plan, scope["copy_"])
     return function
+
+
+def _parts(plan: Any) -> int:
+    """How many parts ``plan`` names, at every level (at most a little past
+    :data:`_COMPILED_PARTS`: counting stops there)."""
+    count = 0
+    pending = [plan]
+    while pending and count <= _COMPILED_PARTS:
+        for _, part in pending.pop()[1]:
+            count += 1
+            if isinstance(part, tuple):
+                pending.append(part)
+    return count
+
+
+def _composed(plan: Any) -> Callable[[Any], Any]:
+    """A copier for a large container plan: a loop over its parts, each
+    copied by its own (compiled, shared) copier."""
+    kind, parts = plan
+    copiers = tuple((index, copier(part)) for index, part in parts)
+    if kind == "record":
+
+        def copy_record(value: Any) -> Any:
+            return {index: copy_part(value[index]) for index, copy_part in copiers}
+
+        return copy_record
+
+    def copy_container(value: Any) -> Any:
+        out = value.copy()
+        for index, copy_part in copiers:
+            out[index] = copy_part(value[index])
+        return out
+
+    return copy_container
 
 
 def _expression(plan: Any, value: str, names: Any, lines: list[str], scope: dict[str, Any]) -> str:
