@@ -15,7 +15,9 @@ KEY = {"pk": {"S": "a"}, "sk": {"S": "s"}}
 
 
 def test_a_live_fault_wakes_the_probe_instead_of_waiting_for_the_interval(lab):
-    session = lab.session(timeouts=rp.Timeouts(connect=1.0, read=0.5, attempts=1))
+    # A read timeout only the blackhole reaches: on a loaded machine a
+    # healthy probe must never time out (the interval would not retry it).
+    session = lab.session(timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1))
     # An interval far longer than the wait below: only a woken probe can
     # turn readiness to fail in time.
     monitor = HealthMonitor(session, interval=120)
@@ -33,7 +35,10 @@ def test_a_live_fault_wakes_the_probe_instead_of_waiting_for_the_interval(lab):
 def test_probe_faults_do_not_wake_probes_in_a_loop(lab):
     probes = []
     session = lab.session(
-        timeouts=rp.Timeouts(connect=1.0, read=0.2, attempts=1),
+        # Refused is refused at once: no tight timeout is needed, and a tight
+        # one failed the first, healthy probes on a loaded machine (readiness
+        # then stayed failed: the 120 s interval never probed again in time).
+        timeouts=rp.Timeouts(connect=1.0, read=5.0, attempts=1),
         listeners=[lambda e: probes.append(e) if isinstance(e, CallFinished) and e.operation == "Probe" else None],
     )
     monitor = HealthMonitor(session, interval=120)
