@@ -111,7 +111,7 @@ def test_invalidate_table_drops_only_that_table(cache):
     ],
 )
 def test_invalidate_write_drops_what_the_write_touches(cache, operation, params, kept):
-    from regionproxy.cache import item_key_fingerprint
+    from regionproxy.cache_keys import item_key_fingerprint
 
     entries = [("t", {"pk": {"S": "a"}}), ("t", {"pk": {"S": "b"}}), ("u", {"pk": {"S": "a"}})]
     for table, key in entries:
@@ -416,13 +416,13 @@ def _typed(value):
     ],
 )
 def test_query_tags_name_what_invalidates_a_query(params, tags):
-    from regionproxy.cache import query_tags
+    from regionproxy.cache_keys import query_tags
 
     assert set(query_tags("t", params)) == tags
 
 
 def test_a_write_drops_queries_of_its_partition_and_the_tables_index_queries(cache):
-    from regionproxy.cache import QUERY
+    from regionproxy.cache_keys import QUERY
     from regionproxy.operations import key_fingerprint
 
     cache.get_or_load(("t", QUERY, "p=a"), lambda: "a", tags=(("t", "pk", ("S", "a")),))
@@ -435,7 +435,7 @@ def test_a_write_drops_queries_of_its_partition_and_the_tables_index_queries(cac
 
 
 def test_a_write_during_a_query_load_keeps_its_page_out(cache):
-    from regionproxy.cache import QUERY
+    from regionproxy.cache_keys import QUERY
     from regionproxy.operations import key_fingerprint
 
     def load():
@@ -451,7 +451,7 @@ def test_values_key_fingerprint_matches_the_wire_keys():
 
     from boto3.dynamodb.types import Binary
 
-    from regionproxy.cache import values_key_fingerprint
+    from regionproxy.cache_keys import values_key_fingerprint
     from regionproxy.operations import key_fingerprint
 
     assert values_key_fingerprint({"pk": "a", "n": Decimal("10")}) == key_fingerprint({"n": {"N": "1E+1"}, "pk": {"S": "a"}})
@@ -746,14 +746,14 @@ def test_table_and_client_queries_keep_their_own_forms(session, backend):
     ],
 )
 def test_request_fingerprints_are_equal_for_equal_requests(one, other):
-    from regionproxy.cache import request_fingerprint
+    from regionproxy.cache_keys import request_fingerprint
 
     assert request_fingerprint(one) == request_fingerprint(other)
     assert hash(request_fingerprint(one)) == hash(request_fingerprint(other))
 
 
 def test_request_fingerprints_differ_for_different_requests():
-    from regionproxy.cache import request_fingerprint
+    from regionproxy.cache_keys import request_fingerprint
 
     requests = [{"k": [1]}, {"k": [[1]]}, {"k": {"S": "1"}}, {"k": {"N": "1"}}, {"k": "1"}, {"k": ["[", 1]}, {"j": [1]},
                 {"k": [1.0]}, {"k": [True]}, {"k": [Decimal(1)]}]  # fmt: skip
@@ -770,7 +770,7 @@ def test_request_fingerprints_differ_for_different_requests():
     ],
 )
 def test_requests_botocore_would_refuse_or_not_send_as_they_are_have_no_fingerprint(request_):
-    from regionproxy.cache import request_fingerprint
+    from regionproxy.cache_keys import request_fingerprint
 
     assert request_fingerprint(request_) is None
 
@@ -787,7 +787,7 @@ def test_requests_botocore_would_refuse_or_not_send_as_they_are_have_no_fingerpr
     ],
 )  # fmt: skip
 def test_item_key_fingerprints_name_the_same_item_as_dynamodb_does(one, other, same):
-    from regionproxy.cache import item_key_fingerprint, wire_key_fingerprint
+    from regionproxy.cache_keys import item_key_fingerprint, wire_key_fingerprint
 
     assert (item_key_fingerprint(one) == item_key_fingerprint(other)) is same
     assert wire_key_fingerprint(one) == item_key_fingerprint(one)
@@ -806,7 +806,7 @@ def test_item_key_fingerprints_name_the_same_item_as_dynamodb_does(one, other, s
     ],
 )
 def test_keys_botocore_or_dynamodb_refuse_have_no_fingerprint(key):
-    from regionproxy.cache import item_key_fingerprint, wire_key_fingerprint
+    from regionproxy.cache_keys import item_key_fingerprint, wire_key_fingerprint
     from regionproxy.calls import get_item_cache_key
 
     assert item_key_fingerprint(key) is None and wire_key_fingerprint(key) is None
@@ -814,7 +814,7 @@ def test_keys_botocore_or_dynamodb_refuse_have_no_fingerprint(key):
 
 
 def test_python_value_keys_past_28_digits_are_different_items():
-    from regionproxy.cache import item_key_fingerprint, values_key_fingerprint
+    from regionproxy.cache_keys import item_key_fingerprint, values_key_fingerprint
 
     big = Decimal("1234567890123456789012345678901")
     assert values_key_fingerprint({"n": big}) != values_key_fingerprint({"n": big + 1})

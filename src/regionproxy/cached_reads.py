@@ -14,7 +14,8 @@ import contextvars
 from collections.abc import Callable
 from typing import Any
 
-from regionproxy.cache import MISS, VALUES, ReadCache, item_key_fingerprint, values_key_fingerprint, wire_key_fingerprint
+from regionproxy.cache import MISS, ReadCache
+from regionproxy.cache_keys import VALUES, item_key_fingerprint, values_key_fingerprint, wire_key_fingerprint
 from regionproxy.calls import CACHEABLE_GET, Call, get_item_cache_key
 from regionproxy.events import CacheLookup, Hooks
 

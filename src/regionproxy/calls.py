@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from regionproxy.cache import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
+from regionproxy.cache_keys import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
 from regionproxy.operations import KeyNames, is_idempotent, kind_of, tables_of, written_keys
 
 # Only plain eventually consistent GetItems are cached: ConsistentRead,
@@ -114,5 +114,5 @@ class Call:
 
     @_lazy
     def query_tags(self) -> tuple[Any, ...]:
-        """What invalidates this Query's cached page (:func:`regionproxy.cache.query_tags`)."""
+        """What invalidates this Query's cached page (:func:`regionproxy.cache_keys.query_tags`)."""
         return query_tags(self.params["TableName"], self.params)
