@@ -17,12 +17,7 @@ from each request's intended send time (no coordinated omission):
   all of it, and a longer outage costs it ``rate x (90..180 s)`` requests.
 
 What one request pays for meeting an outage is measured apart, after the
-drill (:func:`meeting_cost`): in the drill only the few requests before
-the breaker opens meet it, and they share the machine with three streams
-and the fault being applied. There, requests that meet the outage (a
-breaker that never opens) alternate with requests served by the remote
-region directly (the local region evacuated), one at a time, and the
-difference of the medians is the cost of meeting it.
+drill (:mod:`regionproxy.bench.meeting`).
 """
 
 from __future__ import annotations
@@ -34,6 +29,7 @@ from typing import Any
 
 from regionproxy.bench.lab import TABLE, WIRE_KEY, RegionOfCall, apply_profile, bench_lab
 from regionproxy.bench.load import Sample, run_constant_rate, settle, summarize, workers_for
+from regionproxy.bench.meeting import meeting_cost
 
 BROWNOUT = 0.3  # seconds added to every local request during the brownout
 # Hedged reads ask the remote region too once the local one is later than
@@ -226,7 +222,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
                 results["streams"][name]["hedge_delays_ms"] = [
                     [round(at, 3), round(delay * 1000, 1)] for at, delay in listener.hedge_delays
                 ]
-        results["meeting_cost"] = meeting_cost(lab, profile, timeouts, size.meet_samples, progress)
+        results["meeting_cost"] = meeting_cost(lab, profile, timeouts, size.meet_samples, progress, hedge_delay=HEDGE_DELAY)
         results["samples"] = {
             name: [[round(s.intended, 4), round(s.latency, 5), s.region, s.error] for s in samples]
             for name, samples in gathered.items()
@@ -234,76 +230,6 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
         results["marks"] = [[name, round(at, 3)] for name, at in marks]
     results["targets"] = _targets(results, rate)
     return results
-
-
-def meeting_cost(
-    lab: Any, profile: Any, timeouts: Any, samples: tuple[int, int, int], progress: Any
-) -> list[dict[str, Any]]:
-    """What one request pays for meeting a dead local region: for ``refuse``
-    and ``blackhole`` (without and with hedging), requests that meet it (the
-    breaker never opens) alternate with requests served by the remote region
-    directly (the local one evacuated). Latencies in ms."""
-    import regionproxy as rp
-
-    local = profile.local
-    never_open = rp.BreakerPolicy(fail_max=1000, reset_timeout=3600)
-    plain = lab.session(breaker=never_open, timeouts=timeouts)
-    # Hedged: every request that meets the outage may hedge (budget 1.0) and
-    # the region is never demoted, so each one meets it afresh.
-    hedged = lab.session(breaker=never_open, timeouts=timeouts, hedge=rp.HedgePolicy(delay=HEDGE_DELAY, budget=1.0, demote_after=0))
-    # Each region's round trip held steady (no jitter): the remote round
-    # trip is in both the met and the direct requests, and its jitter over
-    # a few samples would swamp the few milliseconds measured here.
-    steady = {region: latency.delay for region, latency in profile.regions.items() if region in lab.regions}
-    _hold(lab, steady)
-    for _ in range(40):  # connections, and enough latencies for a p95 delay
-        for session in (plain, hedged):
-            session.client.get_item(TableName=TABLE, Key=WIRE_KEY)
-    settle()
-    rows = []
-    for fault, session, count, label in (
-        ("refuse", plain, samples[0], "no hedging"),
-        ("blackhole", plain, samples[1], "no hedging"),
-        ("blackhole", hedged, samples[2], "hedging"),
-    ):
-        progress(f"failover: meeting {fault} ({label}), {count} requests")
-        delay = session.attempts.hedger.delay(local) if session.attempts.hedger is not None else None
-        lab.fault(local, fault)
-        met, direct = [], []
-        for _ in range(count):
-            met.append(_timed(session))
-            session.evacuate(local)
-            direct.append(_timed(session))
-            session.restore(local)
-        lab.heal(local)
-        _hold(lab, steady)
-        direct_ms = statistics.median(direct)
-        rows.append(
-            {
-                "fault": fault,
-                "hedging": label,
-                "requests": count,
-                "hedge_delay_ms": round(delay * 1000, 1) if delay is not None else None,
-                "met_p50_ms": round(statistics.median(met), 1),
-                "met_max_ms": round(max(met), 1),
-                "direct_p50_ms": round(direct_ms, 1),
-                "added_p50_ms": round(statistics.median(met) - direct_ms, 1),
-                "added_max_ms": round(max(met) - direct_ms, 1),
-            }
-        )
-    apply_profile(lab, profile)
-    return rows
-
-
-def _hold(lab: Any, delays: dict[str, float]) -> None:
-    for region, delay in delays.items():
-        lab.fault(region, "latency", delay=delay, jitter=0.0)
-
-
-def _timed(session: Any) -> float:
-    started = time.perf_counter()
-    session.client.get_item(TableName=TABLE, Key=WIRE_KEY)
-    return (time.perf_counter() - started) * 1000
 
 
 def _phase(results: dict[str, Any], stream: str, name: str) -> dict[str, Any] | None:
