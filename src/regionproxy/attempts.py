@@ -176,12 +176,10 @@ class AttemptLoop:
                 if not verdict.fault:
                     replica.breaker.succeeded(ticket)  # the region answered
                     self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
-                    if error_code(error) == _MISSING and run.hedge():
-                        # The preferred side, still out, says whether the
-                        # table exists; here only this region's replica is known missing.
-                        run.errors[region] = ReplicaMissingError(region, call.tables or ["?"], error)
-                        return None
-                    if failover and run.errors and error_code(error) == _MISSING:
+                    if error_code(error) == _MISSING and (run.hedge() or (failover and run.errors)):
+                        # Another region has the table (it answered, or the
+                        # preferred side of a hedge still may): this region's
+                        # replica is missing, not the caller's table.
                         self._replica_missing(run, region, error, failover)
                         return None
                     if failover:
@@ -224,7 +222,8 @@ class AttemptLoop:
         for table in tables:
             self.hooks.emit(ReplicaMissing(region, table, self._clock()))
         run.errors[region] = ReplicaMissingError(region, tables, error)
-        self._failed_over(run, region, CALLER_ERROR)
+        if failover:
+            self._failed_over(run, region, CALLER_ERROR)
 
     def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
         # Another region answered this very request: the 5xx was the region's.

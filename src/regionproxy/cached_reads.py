@@ -57,10 +57,7 @@ class CachedReads:
         key = get_item_cache_key(params)
         if key is None or not self.cache.caches(key[0]):
             return MISS
-        result = self.cache.lookup(key)
-        if result is not MISS:
-            self.hooks.emit(_lookup(key[0], "GetItem", True))
-        return result
+        return self._cached(key, "GetItem")
 
     def read(self, call: Call) -> dict[str, Any]:
         """A GetItem, Query or BatchGetItem through the cache, where it may be."""
@@ -70,18 +67,12 @@ class CachedReads:
         key = call.cache_key
         if key is None or not cache.caches(key[0]):
             return self._load(call)
-        result = cache.lookup(key)  # the hit path, with nothing a miss needs
+        result = self._cached(key, call.operation)  # the hit path, with nothing a miss needs
         if result is not MISS:
-            self.hooks.emit(_lookup(key[0], call.operation, True))
             return result
         if call.operation == "GetItem":
-            result, hit = cache.get_or_load(key, lambda: self._load(call), negative=_no_item)
-        else:
-            result, hit = cache.get_or_load(key, lambda: self._load(call), tags=call.query_tags)
-        self.hooks.emit(_lookup(key[0], call.operation, hit))
-        if not hit:
-            self._emit_dropped()
-        return result
+            return self._load_once(key, call.operation, lambda: self._load(call), negative=_no_item)
+        return self._load_once(key, call.operation, lambda: self._load(call), tags=call.query_tags)
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``load()``'s answer in Python values, through the cache where it
@@ -102,9 +93,8 @@ class CachedReads:
             if key is None or not cache.caches(key[0]):
                 return load()
             key = (*key, VALUES)
-            result = cache.lookup(key)
+            result = self._cached(key, operation)
             if result is not MISS:
-                self.hooks.emit(_lookup(key[0], operation, True))
                 return result
             return self._load_values(key, operation, load, tags=call.query_tags)
         if operation != "GetItem" or not params.keys() <= CACHEABLE_GET:
@@ -116,9 +106,8 @@ class CachedReads:
         if not cache.caches(table):
             return load()
         key = (table, fingerprint, VALUES)
-        result = cache.lookup(key)
+        result = self._cached(key, operation)
         if result is not MISS:
-            self.hooks.emit(_lookup(table, operation, True))
             return result
         return self._load_values(key, operation, load, negative=_no_item)
 
@@ -132,13 +121,38 @@ class CachedReads:
         tags: tuple[Any, ...] = (),
     ) -> dict[str, Any]:
         """:meth:`read_values` after a miss: ``load()`` once (single flight)."""
-        # The load's own read skips the wire-format cache: it would only keep
-        # a second copy of the same answer.
-        token = _UNCACHED.set(True)
-        try:
-            result, hit = self.cache.get_or_load(key, load, negative=negative, tags=tags)
-        finally:
-            _UNCACHED.reset(token)
+
+        def uncached_load() -> dict[str, Any]:
+            # The load's own read skips the wire-format cache: it would only
+            # keep a second copy of the same answer.
+            token = _UNCACHED.set(True)
+            try:
+                return load()
+            finally:
+                _UNCACHED.reset(token)
+
+        return self._load_once(key, operation, uncached_load, negative=negative, tags=tags)
+
+    def _cached(self, key: tuple[Any, ...], operation: str) -> Any:
+        """A copy of the answer cached under ``key`` (announced as a hit), or
+        :data:`~regionproxy.cache.MISS`."""
+        result = self.cache.lookup(key)
+        if result is not MISS:
+            self.hooks.emit(_lookup(key[0], operation, True))
+        return result
+
+    def _load_once(
+        self,
+        key: tuple[Any, ...],
+        operation: str,
+        load: Callable[[], dict[str, Any]],
+        *,
+        negative: Callable[[Any], bool] | None = None,
+        tags: tuple[Any, ...] = (),
+    ) -> dict[str, Any]:
+        """``load()``'s answer cached under ``key``, loaded once for every
+        concurrent miss (single flight); announced as a hit or a miss."""
+        result, hit = self.cache.get_or_load(key, load, negative=negative, tags=tags)
         self.hooks.emit(_lookup(key[0], operation, hit))
         if not hit:
             self._emit_dropped()

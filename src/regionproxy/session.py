@@ -344,21 +344,20 @@ class RegionSession:
 
     def _write(self, call: Call) -> dict[str, Any]:
         plan = self.router.plan(WRITE)
-        if self.cache is None:
-            result, region = self.attempts.run(call, plan)
-            if region != plan[0]:
-                self._remember(region, call)  # it failed over: reads of it follow it
-            return result
-        self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+        cache = self.cache
+        if cache is not None:
+            cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
         try:
             result, region = self.attempts.run(call, plan)
             if region != plan[0]:
-                self._remember(region, call)
+                self._remember(region, call)  # it failed over: reads of it follow it
         finally:
-            # Again after the write, and after reads of it follow it: a read
-            # that loaded before either (from the local region, which may not
-            # have a write that failed over yet) may have stored the old item.
-            self.cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+            if cache is not None:
+                # Again after the write, and after reads of it follow it: a
+                # read that loaded before either (from the local region, which
+                # may not have a write that failed over yet) may have stored
+                # the old item.
+                cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
         return result
 
     def _remember(self, region: str, call: Call) -> None:
