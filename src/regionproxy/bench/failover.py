@@ -14,10 +14,15 @@ from each request's intended send time (no coordinated omission):
   figures: a health check every 10 or 30 s, 3 failures to act, a TTL of
   60 s, so users move 90-150 s (up to 100-180 s) after the outage begins;
   every outage in this drill is shorter, so the classic design fails for
-  all of it, and a longer outage costs it ``rate x (90..180 s)`` requests.
+  all of it, and a longer outage costs it ``rate x (90..180 s)`` requests:
+  a figure modelled from Route 53's published timings, not from a run, and
+  labelled so wherever it is shown.
 
-What one request pays for meeting an outage is measured apart, after the
-drill (:mod:`regionproxy.bench.meeting`).
+The targets are judged on the drill: the requests that met each outage
+under the profile's jitter, beside the other streams, are what a user
+meets. What one request pays for meeting an outage is also measured apart,
+after the drill (:mod:`regionproxy.bench.meeting`: jitter 0, one request
+at a time); those figures are shown beside the drill's, not judged.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from regionproxy.bench.lab import TABLE, WIRE_KEY, RegionOfCall, apply_profile, bench_lab
 from regionproxy.bench.load import Sample, run_constant_rate, settle, summarize, workers_for
 from regionproxy.bench.meeting import meeting_cost
+from regionproxy.bench.targets import target
 
 BROWNOUT = 0.3  # seconds added to every local request during the brownout
 # Hedged reads ask the remote region too once the local one is later than
@@ -228,90 +234,142 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
             for name, samples in gathered.items()
         }
         results["marks"] = [[name, round(at, 3)] for name, at in marks]
-    results["targets"] = _targets(results, rate)
+    results["targets"] = targets(results)
     return results
 
 
-def _phase(results: dict[str, Any], stream: str, name: str) -> dict[str, Any] | None:
-    data = results["streams"].get(stream, {})
-    return next((row for row in data.get("phases", []) if row["phase"] == name), None)
+DRILL = "the drill: {stream} stream, requests that met {fault} before the breaker opened, under the profile's jitter"
+APART = "apart: one request at a time, each region's round trip held steady (jitter 0)"
 
 
-def _targets(results: dict[str, Any], rate: float) -> list[dict[str, Any]]:
+def _phase(result: dict[str, Any], stream: str, name: str) -> dict[str, Any]:
+    """The first phase ``name`` of ``stream`` in the drill ({} if none)."""
+    data = result["streams"].get(stream, {})
+    return next((row for row in data.get("phases", []) if row["phase"] == name), {})
+
+
+def _drill_hedge_delay(result: dict[str, Any], stream: str, name: str) -> float | None:
+    """The median hedge delay (ms) the hedges of ``stream`` waited during
+    the drill's first phase ``name``: the delay its requests met."""
+    marks = result.get("marks") or []
+    bounds = [at for _, at in marks[1:]] + [result["phase_seconds"] * len(marks)]
+    for (phase, begin), end in zip(marks, bounds, strict=True):
+        if phase == name:
+            delays = [delay for at, delay in result["streams"].get(stream, {}).get("hedge_delays_ms", []) if begin <= at < end]
+            return round(statistics.median(delays), 1) if delays else None
+    return None
+
+
+def _added(row: dict[str, Any], count: str, p50: str, worst: str) -> str | None:
+    """``+p50 ms (worst +max ms) over n requests``, or None when no request
+    met the fault (nothing measured)."""
+    if not row.get(count) or row.get(p50) is None:
+        return None
+    requests = "request" if row[count] == 1 else "requests"
+    return f"{row[p50]:+.1f} ms (worst {row[worst]:+.1f} ms) over {row[count]} {requests}"
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drill's targets, each judged on the drill itself (the profile's
+    jitter, three streams side by side, the fault applied mid-stream): what
+    a user meets. The measurement made apart (no jitter, one request at a
+    time) and the classic design's modelled loss are shown beside, labelled
+    (see :mod:`regionproxy.bench.targets`)."""
     best, worst = classic_dns_gap()
-    plain = results["streams"]["regionproxy"]
-    classic = results["streams"]["classic"]
-    outage_failed = sum(
-        row["failed"] for row in plain["phases"] if row["phase"] in ("refuse", "blackhole")
-    )
-    classic_failed = sum(row["failed"] for row in classic["phases"] if row["phase"] in ("refuse", "blackhole"))
-    hedge_available = results["streams"].get("regionproxy+hedge", {}).get("available", False)
-    meets = {(row["fault"], row["hedging"]): row for row in results.get("meeting_cost", [])}
-    refuse = meets.get(("refuse", "no hedging"), {})
-    blackhole = meets.get(("blackhole", "no hedging"), {})
-    read_ms = results["timeouts"]["read"] * 1000
-    targets = [
-        {
-            "figure": "failed reads in the drill (refuse + blackhole), regionproxy vs classic",
-            "target": "0 (classic: every request of the outage)",
-            "value": f"{outage_failed} vs {classic_failed}; a longer outage costs classic "
-            f"{rate * best:.0f}-{rate * worst:.0f} requests ({best:.0f}-{worst:.0f} s at {rate:g}/s)",
-            "met": outage_failed == 0,
-        },
-        {
-            "figure": "latency added to a request that meets refuse (median; vs served by the remote directly)",
-            "target": f"<= {FAILOVER_COST_MS:g} ms",
-            "value": f"+{refuse.get('added_p50_ms')} ms (worst +{refuse.get('added_max_ms')} ms) "
-            f"over {refuse.get('requests', 0)} requests",
-            "met": refuse.get("added_p50_ms") is not None and refuse["added_p50_ms"] <= FAILOVER_COST_MS,
-        },
-        {
-            # Issue 10 asks for "at most one read timeout". A blackhole is only
-            # found by its timeout running out, so the request pays the whole
-            # timeout and then the failover: the nearest target that can hold
-            # is one timeout (not two: no retry into the blackhole) plus what
-            # failing over costs after a refusal.
-            "figure": "latency added to a request that meets blackhole, no hedging (median)",
-            "target": f"<= one read timeout ({read_ms:.0f} ms) + {FAILOVER_COST_MS:g} ms failover",
-            "value": f"+{blackhole.get('added_p50_ms')} ms (worst +{blackhole.get('added_max_ms')} ms) "
-            f"over {blackhole.get('requests', 0)} requests",
-            "met": blackhole.get("added_p50_ms") is not None and blackhole["added_p50_ms"] <= read_ms + FAILOVER_COST_MS,
-        },
+    rate = result["rate_per_stream"]
+    outages = ("refuse", "blackhole")
+    failed = {
+        name: sum(row["failed"] for row in data["phases"] if row["phase"] in outages)
+        for name, data in result["streams"].items()
+        if data.get("available")
+    }
+    ours = {name: count for name, count in failed.items() if name != "classic"}
+    meets = {(row["fault"], row["hedging"]): row for row in result.get("meeting_cost", [])}
+    read_ms = result["timeouts"]["read"] * 1000
+    rows = [
+        target(
+            "failed reads during refuse + blackhole, regionproxy (with and without hedging) vs classic",
+            "0 for regionproxy",
+            f"the drill: {len(outages)} outages of {result['phase_seconds']:g} s at {rate:g} GetItem/s per stream",
+            ", ".join(f"{name} {count}" for name, count in failed.items()),
+            bool(ours) and not any(ours.values()),
+            [
+                (
+                    "classic, an outage longer than DNS failover takes: modelled from Route 53's published timings "
+                    f"(health check every {' or '.join(map(str, ROUTE53['check_intervals_s']))} s, "
+                    f"{ROUTE53['failures_to_act']} failures, TTL {ROUTE53['ttl_s']} s), not from a run",
+                    f"{rate * best:.0f}-{rate * worst:.0f} requests lost ({best:.0f}-{worst:.0f} s at {rate:g}/s)",
+                )
+            ],
+        )
     ]
-    if hedge_available:
-        targets += _hedge_targets(results, meets.get(("blackhole", "hedging"), {}))
+    for fault, goal, limit in (
+        ("refuse", f"<= {FAILOVER_COST_MS:g} ms", FAILOVER_COST_MS),
+        # Issue 10 asks for "at most one read timeout". A blackhole is only
+        # found by its timeout running out, so the request pays the whole
+        # timeout and then the failover: the nearest target that can hold
+        # is one timeout (not two: no retry into the blackhole) plus what
+        # failing over costs after a refusal.
+        ("blackhole", f"<= one read timeout ({read_ms:.0f} ms) + {FAILOVER_COST_MS:g} ms failover", read_ms + FAILOVER_COST_MS),
+    ):
+        drill = _phase(result, "regionproxy", fault)
+        apart = meets.get((fault, "no hedging"), {})
+        rows.append(
+            target(
+                f"latency added to a request that meets {fault}, no hedging (median; vs served by the remote directly)",
+                goal,
+                DRILL.format(stream="regionproxy", fault=fault),
+                _added(drill, "met_outage", "added_ms_met", "added_ms_worst"),
+                drill.get("added_ms_met") is not None and drill["added_ms_met"] <= limit,
+                [(APART, _added(apart, "requests", "added_p50_ms", "added_max_ms") or "not measured")],
+            )
+        )
+    hedged = result["streams"].get("regionproxy+hedge", {})
+    if hedged.get("available"):
+        rows += _hedge_targets(result, meets.get(("blackhole", "hedging"), {}))
     else:
-        reason = results["streams"].get("regionproxy+hedge", {}).get("reason", "not run")
-        for figure in ("latency at blackhole with hedging", "brownout p99 with hedging"):
-            targets.append({"figure": figure, "target": "see issue 10", "value": f"not measured: {reason}", "met": None})
-    return targets
+        reason = hedged.get("reason", "not run")
+        for figure in ("latency added to a request that meets blackhole, with hedging", "brownout p99 with hedging"):
+            rows.append(target(figure, "see issue 10", "the drill: regionproxy+hedge stream", None, None, [("why", reason)]))
+    return rows
 
 
-def _hedge_targets(results: dict[str, Any], meet: dict[str, Any]) -> list[dict[str, Any]]:
-    """Blackhole and brownout with hedging, against the remote round trip
-    (the median of requests served by the remote region directly)."""
-    remote_rtt = meet.get("direct_p50_ms") or 0.0
-    blackhole = _phase(results, "regionproxy+hedge", "blackhole") or {}
-    brownout = _phase(results, "regionproxy+hedge", "brownout") or {}
-    delay = meet.get("hedge_delay_ms") or 0.0
-    worst = (blackhole.get("latency") or {}).get("max_ms")
+def _hedge_targets(result: dict[str, Any], apart: dict[str, Any]) -> list[dict[str, Any]]:
+    """Blackhole and brownout with hedging, judged on the drill's hedged
+    stream."""
+    drill = _phase(result, "regionproxy+hedge", "blackhole")
+    delay = _drill_hedge_delay(result, "regionproxy+hedge", "blackhole")
+    added = drill.get("added_ms_met")
+    brownout = _phase(result, "regionproxy+hedge", "brownout")
     p99 = (brownout.get("latency") or {}).get("p99_ms")
+    # The remote round trip the brownout is held to: the remote region's
+    # median measured apart, jitter 0 (the lower, stricter reference).
+    remote_rtt = apart.get("direct_p50_ms")
+    shown_apart = _added(apart, "requests", "added_p50_ms", "added_max_ms")
+    if shown_apart is not None and apart.get("hedge_delay_ms") is not None:
+        shown_apart += f" at a hedge delay of {apart['hedge_delay_ms']:g} ms"
     return [
-        {
+        target(
             # A hedged request that meets a blackhole waits the hedge delay
             # and then the remote round trip: that sum is its floor, so the
             # target allows it the same failover cost as a refusal on top.
-            "figure": "latency added to a request that meets blackhole, with hedging (median; vs the remote directly)",
-            "target": f"<= hedge delay ({delay:g} ms) + {FAILOVER_COST_MS:g} ms failover",
-            "value": f"+{meet.get('added_p50_ms')} ms (worst +{meet.get('added_max_ms')} ms) over "
-            f"{meet.get('requests', 0)} requests; worst request of the drill's blackhole {worst} ms "
-            f"(remote round trip {remote_rtt:g} ms)",
-            "met": meet.get("added_p50_ms") is not None and meet["added_p50_ms"] <= delay + FAILOVER_COST_MS,
-        },
-        {
-            "figure": "brownout p99 with hedging",
-            "target": f"<= 1.5x remote round trip ({1.5 * remote_rtt:.0f} ms)",
-            "value": f"{p99} ms",
-            "met": p99 is not None and remote_rtt > 0 and p99 <= 1.5 * remote_rtt,
-        },
+            # The delay is the one the drill's hedges waited ("p95" adapts
+            # to the jitter and load the requests met).
+            "latency added to a request that meets blackhole, with hedging (median; vs the remote directly)",
+            "<= hedge delay"
+            + (f" ({delay:g} ms, the median the drill's hedges waited in the phase)" if delay is not None else "")
+            + f" + {FAILOVER_COST_MS:g} ms failover",
+            DRILL.format(stream="regionproxy+hedge", fault="blackhole"),
+            _added(drill, "met_outage", "added_ms_met", "added_ms_worst"),
+            added is not None and delay is not None and added <= delay + FAILOVER_COST_MS,
+            [(APART, shown_apart or "not measured")],
+        ),
+        target(
+            "brownout p99 with hedging",
+            "<= 1.5x remote round trip"
+            + (f" ({1.5 * remote_rtt:.0f} ms; the remote's median measured apart, jitter 0)" if remote_rtt else ""),
+            "the drill: regionproxy+hedge stream, every request of the brownout phase",
+            f"{p99} ms over {brownout['latency']['count']} requests" if p99 is not None else None,
+            p99 is not None and bool(remote_rtt) and p99 <= 1.5 * remote_rtt,
+        ),
     ]

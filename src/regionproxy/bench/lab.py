@@ -93,6 +93,14 @@ class RegionOfCall:
         self._local.last = (None, 0)
         return last
 
-    @property
-    def hedges_sent(self) -> int:
-        return sum(count for outcome, count in self.hedges.items() if outcome != "refused")
+    def counts(self) -> dict[str, Any]:
+        """What has been counted so far: operations, attempts, hedges by
+        outcome, and how many hedge delays were recorded; taken before a
+        timed run so that the warm-up's counts can be left out."""
+        with self._lock:
+            return {
+                "operations": self.operations,
+                "attempts": self.attempts,
+                "hedges": dict(self.hedges),
+                "hedge_delays": len(self.hedge_delays),
+            }

@@ -6,7 +6,10 @@ outage, and they share the machine with three streams and the fault being
 applied. Here, requests that meet it (a breaker that never opens)
 alternate with requests served by the remote region directly (the local
 one evacuated), one at a time, each region's round trip held steady; the
-difference of the medians is the cost of meeting it.
+difference of the medians is the cost of meeting it. These figures are
+steadier than the drill's but friendlier than what a user meets: they are
+shown beside the drill's in the targets table, and the targets are judged
+on the drill's (:mod:`regionproxy.bench.targets`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 
 from regionproxy.bench.load import summarize
 from regionproxy.bench.overhead import canned_endpoint
+from regionproxy.bench.targets import target
 
 CONFIGS = {
     "bare": {"BENCH_MODE": "bare"},
@@ -195,16 +196,39 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
         finally:
             for server, _ in servers.values():
                 _stop(server)
-    bare = results["configs"]["bare"]["requests_per_s"]
-    cached = results["configs"]["wrapped, cache on"]["requests_per_s"]
-    uncached = results["configs"]["wrapped, cache off"]["requests_per_s"]
-    results["ratios"] = {"cache on / bare": round(cached / bare, 3), "cache off / bare": round(uncached / bare, 3)}
-    results["targets"] = [
-        {
-            "figure": "wrapped app throughput vs bare, cache on",
-            "target": ">= 90%",
-            "value": f"{cached:g} vs {bare:g} req/s = {100 * cached / bare:.0f}% (cache off: {100 * uncached / bare:.0f}%)",
-            "met": cached >= 0.9 * bare,
-        }
-    ]
+    results["targets"] = targets(results)
     return results
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The middleware's cost, judged on the app with the cache off against
+    the bare app (both call DynamoDB on every request); what the cache
+    gains with one hot key served from memory is reported on its own row,
+    with no target (see :mod:`regionproxy.bench.targets`)."""
+    configs = {name: data or {} for name, data in result["configs"].items()}
+    bare = configs.get("bare", {}).get("requests_per_s")
+
+    def against_bare(config: str) -> tuple[str | None, bool]:
+        """The figure, and whether it is at least 90% of bare with every
+        request answered (an error page served fast is not throughput)."""
+        rate = configs.get(config, {}).get("requests_per_s")
+        if not bare or rate is None:  # no bare figure to compare with: not measured
+            return None, False
+        errors = {name: configs[name].get("errors") or 0 for name in ("bare", config)}
+        shown = f"{rate:g} vs {bare:g} req/s = {100 * rate / bare:.0f}%"
+        if any(errors.values()):
+            shown += " (errors: " + ", ".join(f"{name} {count}" for name, count in errors.items()) + ")"
+        return shown, rate >= 0.9 * bare and not any(errors.values())
+
+    uncached, uncached_met = against_bare("wrapped, cache off")
+    cached, _ = against_bare("wrapped, cache on")
+    return [
+        target(
+            "wrapped app throughput vs bare (what the middleware and session cost)",
+            ">= 90%, no errors",
+            "cache off vs bare: every request calls DynamoDB in both",
+            uncached,
+            uncached_met,
+        ),
+        target("the read cache's gain", None, "cache on vs bare: one hot key, served from memory", cached, None),
+    ]
