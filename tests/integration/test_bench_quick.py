@@ -3,7 +3,9 @@ code path (labs, faults on a timeline, sessions with and without hedging,
 gunicorn under load, JSON, markdown, plots) in seconds. ``--quick`` (the
 3-minute run whose figures mean something) is the same code with longer
 phases; it is run by hand and its results kept in ``benchmarks/latest/``.
-No timing is asserted: the figures are printed, not judged, here."""
+No timing is asserted: the figures are printed, not judged, here; what is
+asserted is the shape of the write-up (each target names the figure it is
+judged on and shows the others beside it)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sys
 import pytest
 
 from regionproxy.bench.runner import SCENARIOS
+from regionproxy.bench.tail import DEFAULT, TUNED, hedge_delays
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -46,7 +49,7 @@ def test_bench_smoke_runs_every_scenario_and_writes_json_markdown_and_plots(tmp_
     assert streams["regionproxy"]["total"] > 0 and streams["classic"]["total"] > 0
     # The pinned app fails while its region refuses connections.
     assert sum(row["failed"] for row in streams["classic"]["phases"] if row["phase"] == "refuse") > 0
-    for variant in (streams["regionproxy+hedge"], results["scenarios"]["tail"]["variants"]["hedging"]):
+    for variant in (streams["regionproxy+hedge"], *results["scenarios"]["tail"]["variants"].values()):
         assert variant["available"], variant
     # What meeting each outage costs one request, measured apart: every case ran.
     meets = results["scenarios"]["failover"]["meeting_cost"]
@@ -59,6 +62,32 @@ def test_bench_smoke_runs_every_scenario_and_writes_json_markdown_and_plots(tmp_
     assert "What one request pays for meeting the outage" in markdown
     generator = results["scenarios"]["webapp"]["load_generator"]
     assert generator.startswith(("wrk", "Python"))
+    _assert_targets_judged_on_what_users_meet(results, markdown)
+
+
+def _assert_targets_judged_on_what_users_meet(results, markdown):
+    """The targets' structure (figures are not judged here): each row names
+    the figure it is judged on and shows the others beside it."""
+    for name, result in results["scenarios"].items():
+        for row in result["targets"]:
+            assert row["judged_on"] and isinstance(row["beside"], list), (name, row)
+            assert f"| {name} | {row['figure']} |" in markdown
+    targets = {(name, row["figure"]): row for name, result in results["scenarios"].items() for row in result["targets"]}
+    webapp = [row for (name, _), row in targets.items() if name == "webapp"]
+    assert [row["judged_on"].split(":")[0] for row in webapp] == ["cache off vs bare", "cache on vs bare"]
+    assert webapp[1]["target"] is None and webapp[1]["met"] is None  # the cache's gain: reported, not judged
+    for (name, figure), row in targets.items():
+        if name == "failover" and figure.startswith("latency added to a request that meets"):
+            assert row["judged_on"].startswith("the drill"), row
+            assert [shown["on"].split(":")[0] for shown in row["beside"]] == ["apart"], row
+    (classic,) = targets[("failover", next(f for n, f in targets if f.startswith("failed reads")))]["beside"]
+    assert "not from a run" in classic["on"]
+    tail = results["scenarios"]["tail"]
+    delays = {name: variant["hedge_delay"] for name, variant in tail["variants"].items()}
+    assert delays == {"no hedging": None, **hedge_delays()}
+    for row in tail["targets"]:
+        assert row["judged_on"].startswith(f"{DEFAULT}: HedgePolicy() as it comes"), row
+        assert any(shown["on"].startswith(TUNED) for shown in row["beside"]), row
 
 
 def test_bench_refuses_an_unknown_scenario_before_starting_anything(tmp_path):
@@ -84,5 +113,6 @@ def test_bench_quick_runs_every_scenario_and_measures_every_target(tmp_path):
     assert list(results["scenarios"]) == list(SCENARIOS)
     for name, result in results["scenarios"].items():
         assert "error" not in result, (name, result.get("error"))
-        assert all(target["met"] is not None for target in result["targets"]), (name, result["targets"])
+        judged = [target for target in result["targets"] if target["target"] is not None]
+        assert judged and all(target["met"] is not None for target in judged), (name, result["targets"])
     print((out / "results.md").read_text().split("## overhead")[0])

@@ -361,7 +361,8 @@ def _hedge_targets(result: dict[str, Any], apart: dict[str, Any]) -> list[dict[s
             + f" + {FAILOVER_COST_MS:g} ms failover",
             DRILL.format(stream="regionproxy+hedge", fault="blackhole"),
             _added(drill, "met_outage", "added_ms_met", "added_ms_worst"),
-            added is not None and delay is not None and added <= delay + FAILOVER_COST_MS,
+            # No hedge recorded in the phase: no delay to hold it to.
+            added <= delay + FAILOVER_COST_MS if added is not None and delay is not None else None,
             [(APART, shown_apart or "not measured")],
         ),
         target(
