@@ -6,6 +6,7 @@ scheduler can miss)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -410,8 +411,12 @@ def _targets_table(markdown):
     """The targets table's rows as dicts (header -> cell)."""
     lines = markdown.split("## Targets", 1)[1].split("\n## ", 1)[0].splitlines()
     table = [line for line in lines if line.startswith("| ")]
-    header = [cell.strip() for cell in table[0].strip("|").split("|")]
-    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True)) for line in table[2:]]
+
+    def cells(line):
+        return [cell.strip() for cell in re.split(r"(?<!\\)\|", line[1:-1])]  # an escaped "\|" is inside a cell
+
+    header = cells(table[0])
+    return [dict(zip(header, cells(line), strict=True)) for line in table[2:]]
 
 
 def test_the_targets_table_names_the_judged_figure_and_shows_the_others_beside_it():
@@ -442,7 +447,10 @@ def test_a_results_json_is_judged_again_from_its_figures_and_rendered(tmp_path):
     from regionproxy.bench import report
 
     stale = [{"figure": "wrapped app throughput vs bare, cache on", "target": ">= 90%", "value": "325%", "met": True}]
-    results = _results(overhead=_overhead_result(), webapp={**_webapp_result(off=274.6), "targets": stale})
+    kept = [{"figure": "from a newer version | kept", "target": "x", "judged_on": "y", "value": "z", "met": True, "beside": []}]
+    results = _results(
+        overhead=_overhead_result(), webapp={**_webapp_result(off=274.6), "targets": stale}, newer={"targets": kept}
+    )
     (tmp_path / "results.json").write_text(json.dumps(results))
     report.render(tmp_path, note="in a test")
     again = json.loads((tmp_path / "results.json").read_text())
@@ -454,3 +462,6 @@ def test_a_results_json_is_judged_again_from_its_figures_and_rendered(tmp_path):
     assert verdicts["wrapped app throughput vs bare (what the middleware and session cost)"] == "NOT met"
     assert "wrapped app throughput vs bare, cache on" not in verdicts
     assert "judged again from this run's results.json: in a test" in markdown
+    # A scenario this version does not know keeps its verdicts; a "|" in a cell stays in its cell.
+    assert again["scenarios"]["newer"]["targets"] == kept
+    assert "| newer | from a newer version \\| kept | x | y | z |  | met |" in markdown

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the directory holding results.json (e.g. benchmarks/latest)")
     parser.add_argument("--note", default=f"{time.strftime('%Y-%m-%d')}, by python -m regionproxy.bench.report")
     args = parser.parse_args(argv)
+    if not (args.out / "results.json").is_file():
+        parser.error(f"no results.json in {args.out}")
     for path in render(args.out, args.note):
         print(path)
     return 0
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(cells: list[Any]) -> str:
-    return "| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |"
+    # A "|" inside a cell (an error message, a reason) would split it.
+    return "| " + " | ".join("" if cell is None else str(cell).replace("|", "\\|") for cell in cells) + " |"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:

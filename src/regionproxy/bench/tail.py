@@ -201,7 +201,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     tuned and ``"p95"`` variants are shown beside (see
     :mod:`regionproxy.bench.targets`)."""
     variants = result["variants"]
-    p99_plain = variants["no hedging"]["latency"].get("p99_ms")
+    p99_plain = (variants.get("no hedging", {}).get("latency") or {}).get("p99_ms")
     judged = variants.get(DEFAULT, {})
     judged_on = f"{DEFAULT}: HedgePolicy() as it comes" + (f", delay {_delay_text(judged)}" if judged else "")
     others = {name: variants[name] for name in (TUNED, P95) if name in variants}
