@@ -340,3 +340,21 @@ def test_after_call_error_handlers_get_the_error_the_caller_gets(backend, surfac
             client.get_item(TableName=TABLE, Key=key)
         assert errors == [raised.value]
     session.close()
+
+
+def test_answers_deserialised_in_place_by_handlers_leave_the_wire_format_cache_alone(backend):
+    # Through the emitter, boto3's after-call handler turns the routed
+    # answer into Python values in place; the session's wire-format cache
+    # keeps answers of its own, so the wire client still reads wire format.
+    session = rp.RegionSession([LOCAL, REMOTE], boto3_session=backend, cache=rp.CachePolicy(maxsize=100, ttl=60))
+    table = session.table(TABLE)
+    table.put_item(Item={"p": "x", "s": "1", "m": {"a": Decimal(1)}, "l": [Decimal(1), "b"]})
+    table.meta.client.meta.events.register("after-call.dynamodb.PutItem", lambda **kwargs: None)  # through the emitter
+    wire = {"p": {"S": "x"}, "s": {"S": "1"}, "m": {"M": {"a": {"N": "1"}}}, "l": {"L": [{"N": "1"}, {"S": "b"}]}}
+    for _ in range(2):  # a miss, then a hit
+        assert table.get_item(Key={"p": "x", "s": "1"})["Item"] == {"p": "x", "s": "1", "m": {"a": 1}, "l": [1, "b"]}
+        assert session.client.get_item(TableName=TABLE, Key={"p": {"S": "x"}, "s": {"S": "1"}})["Item"] == wire
+        query = {"KeyConditionExpression": "p = :p", "ExpressionAttributeValues": {":p": "x"}}
+        assert table.query(**query)["Items"] == [{"p": "x", "s": "1", "m": {"a": 1}, "l": [1, "b"]}]
+        assert session.client.query(TableName=TABLE, **{**query, "ExpressionAttributeValues": {":p": {"S": "x"}}})["Items"] == [wire]
+    session.close()
