@@ -201,8 +201,10 @@ class RegionClient:
         responses = events.emit(f"provide-client-params.{service_id}.{operation}", params=params, model=model, context=context)
         params = first_non_none_response(responses, default=params)
         events.emit(f"before-parameter-build.{service_id}.{operation}", params=params, model=model, context=context)
-        # The request as the local region's client would build it (botocore
-        # validates the parameters here, before before-call, and so do we).
+        # The request as the local region's client would build it, by that
+        # client's own step (botocore validates the parameters here, before
+        # before-call, and so do we). Each region's client builds its own
+        # again to send: changes a handler makes to this one are not sent.
         request = local._convert_to_request_dict(params, model, meta.endpoint_url, context=context)
         _, answer = events.emit_until_response(
             f"before-call.{service_id}.{operation}",
