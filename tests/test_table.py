@@ -9,6 +9,7 @@ same surfaces with boto3's against the lab.
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -254,9 +255,14 @@ def test_create_table_returns_the_table_loaded(session):
     assert [operation for operation, _ in session.calls] == ["CreateTable"]
 
 
-def test_threads_sharing_a_table_get_their_own_placeholders(session):
-    # The condition builder numbers placeholders as it goes: one per thread.
+@pytest.mark.parametrize("through_the_emitter", [False, True], ids=["shortcut", "emitter"])
+def test_threads_sharing_a_table_get_their_own_placeholders(session, through_the_emitter):
+    # The condition builder numbers placeholders as it goes: one per thread,
+    # also when the call goes through meta.events (a handler of the caller's
+    # is registered), where one condition handler serves every thread.
     table = RegionResource(session).Table("T")
+    if through_the_emitter:
+        table.meta.client.meta.events.register("before-call.dynamodb", lambda **kwargs: None)
     errors: list[BaseException] = []
 
     def scan(n: int) -> None:
@@ -267,10 +273,15 @@ def test_threads_sharing_a_table_get_their_own_placeholders(session):
             errors.append(error)
 
     threads = [threading.Thread(target=scan, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave inside the builder, as under load
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        sys.setswitchinterval(interval)
     assert errors == []
     for _, params in session.calls:
         assert params["FilterExpression"] == "(#n0 = :v0 AND #n1 = :v1)"

@@ -2,9 +2,10 @@
 
 The same methods, attributes, arguments and return shapes, as thin calls
 to the session's Python-value client (:class:`~regionproxy.client.ResourceClient`,
-also ``table.meta.client``), which does every transformation and routes
-every call. Nothing here is a boto3 resource: those must not be shared
-between threads, and this Table may be.
+also ``table.meta.client``), which does every transformation (through the
+handlers on its ``meta.events``, which a Table registers when made, as
+boto3's does) and routes every call. Nothing here is a boto3 resource:
+those must not be shared between threads, and this Table may be.
 
 Item calls (``get_item``, ``put_item``, ``query``, ..., ``batch_writer()``)
 are routed like the client's. Table calls (``load()``, the description
@@ -17,6 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.table import BatchWriter
+
+from regionproxy.client import register_transformations
 
 if TYPE_CHECKING:
     from regionproxy.client import ResourceClient
@@ -55,6 +58,9 @@ class RegionTable:
             raise ValueError("Required parameter name not set")  # boto3's words
         self.name = name
         self.meta = TableMeta(client)
+        # boto3's Table registers the transformations on its client's
+        # meta.events when made (a no-op unless they were replaced or removed).
+        register_transformations(client)
         self._call = client._make_api_call  # the hot path: one lookup, here
         self._attributes = attributes
 

@@ -30,6 +30,7 @@ import pytest
 from boto3.dynamodb.conditions import Attr, Key
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
+from botocore.hooks import HierarchicalEmitter
 
 import regionproxy as rp
 from regionproxy.events import CacheLookup, OperationFinished
@@ -440,6 +441,60 @@ def client_waiter_and_describe(api: Api) -> Any:
     return api.values.describe_table(TableName=NAME), api.client.describe_table(TableName=NAME)
 
 
+def wire_format_through_a_swapped_emitter(api: Api) -> Any:
+    # The idiom of DynamoDB test suites (ScyllaDB Alternator's
+    # client_no_transform): an empty emitter on the resource's client, to
+    # send and read wire format through it; then the old one back.
+    client = api.table.meta.client
+    before = client.meta.events
+    client.meta.events = HierarchicalEmitter()
+    try:
+        put = api.table.put_item(
+            Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1.50"}, "m": {"M": {"S": {"S": "x"}}}, "ns": {"NS": ["1", "2"]}},
+            ReturnValues="ALL_OLD",
+        )
+        client.batch_write_item(RequestItems={NAME: [{"PutRequest": {"Item": {"pk": {"S": "a"}, "sk": {"S": "2"}}}}]})
+        got = api.table.get_item(Key={"pk": {"S": "a"}, "sk": {"S": "1"}})
+        queried = api.table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}})
+        updated = client.update_item(
+            TableName=NAME,
+            Key={"pk": {"S": "a"}, "sk": {"S": "1"}},
+            UpdateExpression="SET n = n + :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+    finally:
+        client.meta.events = before
+    restored = api.table.get_item(Key={"pk": "a", "sk": "1"})
+    stored = api.client.scan(TableName=NAME, ConsistentRead=True)["Items"]
+    return put, got, queried, updated, restored, sorted(stored, key=lambda item: item["sk"]["S"])
+
+
+def wire_format_with_the_value_handlers_unregistered(api: Api) -> Any:
+    events = api.values.meta.events
+    events.unregister("before-parameter-build.dynamodb", unique_id="dynamodb-attr-value-input")
+    events.unregister("after-call.dynamodb", unique_id="dynamodb-attr-value-output")
+    api.table.put_item(Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "7"}})
+    # Condition objects still become placeholders (that handler stayed);
+    # their values are sent as built, in Python values: refused by botocore.
+    try:
+        api.table.query(KeyConditionExpression=Key("pk").eq("a"))
+    except Exception as error:  # noqa: BLE001 - the same refusal on both paths
+        refused = (type(error).__name__, str(error))
+    got = api.table.get_item(Key={"pk": {"S": "a"}, "sk": {"S": "1"}})
+    api.resource.Table(NAME)  # a new Table registers them again, as boto3's does
+    return got, refused, api.table.get_item(Key={"pk": "a", "sk": "1"})
+
+
+def a_handler_of_the_callers_adds_a_field(api: Api) -> Any:
+    def stamp(params: dict[str, Any], **kwargs: Any) -> None:
+        params["Item"]["stamp"] = Decimal(7)  # before boto3's serialiser, as boto3 orders them
+
+    api.values.meta.events.register("before-parameter-build.dynamodb.PutItem", stamp)
+    api.table.put_item(Item={"pk": "a", "sk": "1"})
+    return api.table.get_item(Key={"pk": "a", "sk": "1"}), api.client.scan(TableName=NAME)["Items"]
+
+
 SCENARIOS = [
     pytest.param(put_then_get_every_type, None, id="put-get-every-type"),
     pytest.param(update_with_return_values, None, id="update-return-values"),
@@ -466,6 +521,9 @@ SCENARIOS = [
     pytest.param(table_update_and_waiters, None, id="table-update-delete-waiters"),
     pytest.param(resource_creates_and_lists_tables, None, id="resource-create-list"),
     pytest.param(client_waiter_and_describe, None, id="client-waiter-describe"),
+    pytest.param(wire_format_through_a_swapped_emitter, None, id="swapped-emitter-wire-format"),
+    pytest.param(wire_format_with_the_value_handlers_unregistered, None, id="unregistered-value-handlers"),
+    pytest.param(a_handler_of_the_callers_adds_a_field, None, id="parameter-build-handler"),
 ]
 
 
@@ -559,3 +617,26 @@ def test_cached_get_item_answers_as_boto3(lab):
     second = table.get_item(Key={"pk": "a", "sk": "1"})
     assert [event.hit for event in events if isinstance(event, CacheLookup)] == [False, True]
     assert canonical(second) == expected
+
+
+def test_swapped_emitter_is_not_answered_from_the_python_value_cache(lab):
+    # With the cache on, a Table's GetItem in Python values is cached in
+    # Python values; the same key asked in wire format through a swapped
+    # emitter must get boto3's wire-format answer, not that entry.
+    fresh_table(lab)
+    events: list[Any] = []
+    session = lab.session(timeouts=PATIENT, cache=rp.CachePolicy(maxsize=100, ttl=60), listeners=[events.append])
+    answers = {}
+    for name, api in {"boto3": boto3_api(lab), "session": session_api(session)}.items():
+        api.table.put_item(Item=ITEM)
+        python = api.table.get_item(Key={"pk": "a", "sk": "1"})
+        client = api.table.meta.client
+        before = client.meta.events
+        client.meta.events = HierarchicalEmitter()
+        try:
+            wire = api.table.get_item(Key={"pk": {"S": "a"}, "sk": {"S": "1"}})
+        finally:
+            client.meta.events = before
+        answers[name] = canonical((python, wire, api.table.get_item(Key={"pk": "a", "sk": "1"})))
+    assert answers["session"] == answers["boto3"]
+    assert [event.hit for event in events if isinstance(event, CacheLookup)][-1], "the restored emitter: a hit again"
