@@ -54,7 +54,7 @@ FAULTS = {
     "refuse/drop": {LOCAL: ("refuse", {}), REMOTE: ("drop", {})},
     "refuse/reset": {LOCAL: ("refuse", {}), REMOTE: ("reset", {})},
 }
-TLS_FAULTS = frozenset({"tls-handshake"})
+TLS_FAULTS = frozenset({"tls-handshake", "tls-blackhole"})
 # Cases with no healthy region left: nothing can serve.
 NO_HEALTHY_REGION = frozenset({"replica-missing", "refuse/drop", "refuse/reset"})
 
@@ -260,3 +260,20 @@ def test_corrupt_answers_count_against_the_breaker_until_it_opens(matrix_lab, ma
         ("GetItem", REMOTE),
     ], served
     assert lab.requests(LOCAL)[since:] == []  # the open breaker keeps reads away from it
+
+
+@pytest.mark.parametrize("fault", ["tls-blackhole"])
+def test_handshake_that_never_finishes_fails_over_a_write_that_is_not_idempotent(matrix_lab, matrix_table, fault):
+    # A blackholed https endpoint stalls the TLS handshake of a new
+    # connection: botocore calls it a read timeout, but no byte of the
+    # request was written, so even this write fails over. (The lab opens a
+    # connection per request; a request sent on a kept-alive connection to
+    # a blackholed region may have been applied: AmbiguousWriteError.)
+    lab, table = matrix_lab, matrix_table
+    session = lab.session(timeouts=TIMEOUTS)
+    session.prepare()
+    lab.fault(LOCAL, "blackhole")
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    _send(session, table, "non-idempotent-write")
+    assert (_applied(lab, LOCAL, "UpdateItem", since[LOCAL]), _applied(lab, REMOTE, "UpdateItem", since[REMOTE])) == (0, 1)
+    assert session.replicas[LOCAL].breaker.failures == 1
