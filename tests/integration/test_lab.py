@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-
-import os
 
 import boto3
 import pytest
