@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import zlib
 
 import boto3
 import pytest
@@ -25,6 +26,7 @@ from botocore.exceptions import (
     EndpointResolutionError,
     HTTPClientError,
     InvalidConfigError,
+    InvalidProxiesConfigError,
     MetadataRetrievalError,
     MissingParametersError,
     NoCredentialsError,
@@ -119,6 +121,9 @@ def test_classification_ignores_error_factory_classes():
         pytest.param(UnknownServiceError(service_name="dynamo", known_service_names="dynamodb"), id="unknown-service"),
         pytest.param(ProfileNotFound(profile="prod"), id="profile-not-found"),
         pytest.param(InvalidConfigError(error_msg="bad config"), id="invalid-config"),
+        pytest.param(
+            HTTPClientError(error=InvalidProxiesConfigError(error="bad proxy ca bundle")), id="proxy-setting-in-the-send"
+        ),
         pytest.param(TypeError("bad argument"), id="type-error"),
         pytest.param(ValueError("bad value"), id="value-error"),
     ],
@@ -129,21 +134,21 @@ def test_errors_known_to_be_raised_before_sending_are_not_sent_and_not_faults(er
 
 
 def _client():
-    """A client whose requests never leave the process: a ``before-send``
-    handler answers them with ``answer`` (botocore's own hook for that)."""
-    client = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s").client(
+    """A client like the session's (legacy retries, one attempt)."""
+    return boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s").client(
         "dynamodb",
         region_name="eu-west-3",
         endpoint_url=URL,
         config=Config(retries={"mode": "legacy", "total_max_attempts": 1}),
     )
-    return client
 
 
-def _answered_with(crc32_header):
+def _answered_with(crc32_header, body=b"{}"):
+    """A client whose requests never leave the process: a ``before-send``
+    handler (botocore's own hook for that) answers each with ``body``."""
     class Raw:
         def stream(self, **_):
-            yield b"{}"
+            yield body
 
     client = _client()
     client.meta.events.register(
@@ -159,11 +164,18 @@ def test_type_error_of_the_arguments_is_not_sent():
     assert classify(caught.value).sent is False
 
 
-def test_value_error_raised_while_reading_the_answer_is_a_fault_maybe_applied():
-    # A header botocore cannot even parse: int("garbage") in its CRC32 check,
-    # after the request was sent.
+@pytest.mark.parametrize(
+    ("crc32_header", "body"),
+    [
+        # A header botocore cannot even parse: int("garbage") in its CRC32 check.
+        pytest.param("garbage", b"{}", id="checksum-header-not-a-number"),
+        # A body the parser cannot decode: UnicodeDecodeError, a ValueError.
+        pytest.param(str(zlib.crc32(b"\xff\xfe{")), b"\xff\xfe{", id="body-not-utf8"),
+    ],
+)
+def test_value_error_raised_while_reading_the_answer_is_a_fault_maybe_applied(crc32_header, body):
     with pytest.raises(ValueError) as caught:
-        _answered_with("garbage").put_item(TableName="t", Item=KEY)
+        _answered_with(crc32_header, body).put_item(TableName="t", Item=KEY)
     verdict = classify(caught.value)
     assert (verdict.sent, verdict.fault, verdict.maybe_applied) == (True, True, True)
 

@@ -10,7 +10,8 @@ The rule, in the order :func:`classify` applies it:
    the caller's, and reaches the caller unchanged.
 2. Only errors *known* to be raised before a request leaves the process are
    "not sent" (:data:`NOT_SENT`): parameter validation, credentials and
-   signing, building the client and resolving its endpoint; and a
+   signing, building the client and resolving its endpoint, a proxy
+   setting the send cannot use (wrapped in ``HTTPClientError``); and a
    ``TypeError`` or ``ValueError`` that was not raised inside botocore's
    attempt (``Endpoint._get_response`` / ``_do_get_response``, which send
    the request and parse its answer, and ``_needs_retry``, which checks the
@@ -50,6 +51,7 @@ handshake failure count as maybe applied.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +74,7 @@ from botocore.exceptions import (
     InvalidConfigError,
     InvalidDefaultsMode,
     InvalidEndpointConfigurationError,
+    InvalidProxiesConfigError,
     InvalidRetryConfigurationError,
     MetadataRetrievalError,
     MissingParametersError,
@@ -161,6 +164,7 @@ NOT_SENT: tuple[type[BaseException], ...] = (
     InvalidRetryConfigurationError,
     InvalidDefaultsMode,
     InvalidEndpointConfigurationError,
+    InvalidProxiesConfigError,  # raised in the send, before connecting: botocore wraps it in HTTPClientError
     # newer botocore only
     *(kind for name in ("LoginError",) if isinstance(kind := getattr(botocore.exceptions, name, None), type)),
 )
@@ -211,14 +215,16 @@ _ATTEMPT_FRAMES = frozenset({"_get_response", "_do_get_response", "_needs_retry"
 # ssl.SSLSocket.do_handshake, and pyOpenSSL's Connection.do_handshake.
 _HANDSHAKE_FRAME = "do_handshake"
 _CHAIN_LIMIT = 8
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def classify(error: BaseException, *, throttling_is_fault: bool = True) -> Verdict:
     """The :class:`Verdict` for an error raised by a regional client call."""
     if isinstance(error, ClientError):
         return _classify_response(error, throttling_is_fault)
-    if isinstance(error, NOT_SENT) or (isinstance(error, TypeError | ValueError) and not _raised_in_attempt(error)):
-        return Verdict(False, False, _snake_name(error), sent=False)
+    cause = _not_sent(error)
+    if cause is not None:
+        return Verdict(False, False, _snake_name(cause), sent=False)
     for kind, verdict in TRANSPORT:
         if isinstance(error, kind):
             if verdict.maybe_applied and _raised_in_handshake(error):
@@ -245,6 +251,21 @@ def _classify_response(error: ClientError, throttling_is_fault: bool) -> Verdict
     if status >= 500 or (not status and code.isdigit() and int(code) >= 500):
         return Verdict(True, code not in UNAPPLIED_CODES, f"http_{status or code}", poison_suspect=True, retry_here=True)
     return CALLER
+
+
+def _not_sent(error: BaseException) -> BaseException | None:
+    """The error known to be raised before sending, if ``error`` is one or
+    wraps one."""
+    if isinstance(error, HTTPClientError):
+        # botocore's catch-all around the send wraps what the send raised
+        # before connecting (a proxy setting it cannot use).
+        wrapped = error.kwargs.get("error")
+        return wrapped if isinstance(wrapped, NOT_SENT) else None
+    if isinstance(error, NOT_SENT):
+        return error
+    if isinstance(error, TypeError | ValueError) and not _raised_in_attempt(error):
+        return error
+    return None
 
 
 def _raised_in_attempt(error: BaseException) -> bool:
@@ -295,6 +316,7 @@ def _frames(traceback: TracebackType | None) -> Iterator[FrameType]:
 
 
 def _snake_name(error: BaseException) -> str:
-    # snake_case of the class name: NoCredentialsError -> no_credentials
+    # snake_case of the class name: NoCredentialsError -> no_credentials,
+    # HTTPClientError -> http_client
     name = type(error).__name__.removesuffix("Error") or "error"
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+    return _WORD_START.sub("_", name).lower()

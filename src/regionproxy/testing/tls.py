@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-VALID_FOR = datetime.timedelta(days=2)
+VALID_FOR = datetime.timedelta(days=90)  # a lab may run for a long soak
 
 
 class LabCertificates:
