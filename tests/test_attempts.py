@@ -8,14 +8,19 @@ counted, which events went out.
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+import urllib3.exceptions
 from botocore.exceptions import (
+    ChecksumError,
     ClientError,
     ConnectionClosedError,
     EndpointConnectionError,
     NoCredentialsError,
     ParamValidationError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from regionproxy.attempts import AttemptLoop
@@ -153,6 +158,122 @@ def test_marked_idempotent_write_fails_over_after_a_late_answer():
     harness = Harness([ReadTimeoutError(endpoint_url=URL)], [OK])
     call = Call(ADD.operation, ADD.params, marked_idempotent=True)
     assert harness.run(call) == (OK, REMOTE)
+
+
+# -- issue 15: a maybe-applied write in the failover region is not sent again there
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ConnectionClosedError(endpoint_url=URL), id="dropped-after-send"),
+        pytest.param(ChecksumError(checksum_type="crc32", expected_checksum=1, actual_checksum=2), id="corrupt-answer"),
+        pytest.param(client_error("InternalServerError", 500), id="500"),
+        pytest.param(ReadTimeoutError(endpoint_url=URL), id="late-answer"),
+    ],
+)
+def test_write_that_failed_over_and_may_be_applied_in_the_failover_region_is_not_sent_again(error):
+    # Local refused (not applied: fails over), then the remote region may
+    # have applied it: no second attempt there (the first three are
+    # retried in-region for a read), and the caller hears where.
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [error, OK])
+    with pytest.raises(AmbiguousWriteError) as caught:
+        harness.run(ADD)
+    assert harness.calls() == (1, 1)
+    assert caught.value.region == REMOTE
+    assert [(e.to_region, e.outcome) for e in harness.of(FailedOver)] == [(REMOTE, "fault")]
+
+
+def test_read_that_failed_over_is_retried_in_the_failover_region_after_a_dropped_connection():
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [ConnectionClosedError(endpoint_url=URL), OK])
+    assert harness.run(GET) == (OK, REMOTE)
+    assert harness.calls() == (1, 2)
+
+
+# -- issue 15: errors the classifier does not know are faults, maybe applied
+
+
+def _checksum_error():
+    return ChecksumError(checksum_type="crc32", expected_checksum=1, actual_checksum=2)
+
+
+@pytest.mark.parametrize("call", [pytest.param(GET, id="read"), pytest.param(PUT, id="idempotent-write")])
+def test_corrupt_answers_are_retried_in_region_then_fail_over_and_count_against_the_breaker(call):
+    harness = Harness([_checksum_error()], [OK])
+    assert harness.run(call) == (OK, REMOTE)
+    assert harness.calls() == (2, 1)
+    assert harness.regions[LOCAL].breaker.failures == 2
+
+
+def test_one_corrupt_answer_is_retried_in_region():
+    harness = Harness([_checksum_error(), OK], [OK])
+    assert harness.run(GET) == (OK, LOCAL)
+    assert harness.calls() == (2, 0)
+
+
+def test_non_idempotent_write_with_a_corrupt_answer_is_ambiguous():
+    harness = Harness([_checksum_error()], [OK])
+    with pytest.raises(AmbiguousWriteError) as caught:
+        harness.run(ADD)
+    assert isinstance(caught.value.__cause__, ChecksumError)
+    assert harness.calls() == (1, 0)
+
+
+def _handshake_failure():
+    """An SSLError raised the way urllib3 raises it from a handshake."""
+
+    def do_handshake():
+        raise ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+
+    try:
+        try:
+            do_handshake()
+        except ssl.SSLError as cause:
+            raise urllib3.exceptions.SSLError(cause)  # noqa: B904 - urllib3 raises it so
+    except urllib3.exceptions.SSLError as wrapped:
+        return SSLError(endpoint_url=URL, error=wrapped)
+
+
+def test_tls_handshake_failure_fails_over_even_a_non_idempotent_write():
+    harness = Harness([_handshake_failure()], [OK])
+    assert harness.run(ADD) == (OK, REMOTE)
+    assert harness.calls() == (1, 1)
+    assert harness.regions[LOCAL].breaker.failures == 1
+
+
+def test_unknown_error_fails_over_and_is_charged_when_another_region_answers():
+    harness = Harness([RuntimeError("a corrupted body the parser choked on")], [OK])
+    assert harness.run(GET) == (OK, REMOTE)
+    assert harness.calls() == (1, 1)  # boto3 does not retry what it does not know
+    assert harness.regions[LOCAL].breaker.failures == 1
+
+
+def test_unknown_error_everywhere_is_raised_as_it_was_and_charges_no_breaker():
+    first = RuntimeError("raised by the request in every region")
+    harness = Harness([first], [RuntimeError("again")])
+    for _ in range(5):
+        with pytest.raises(RuntimeError) as caught:
+            harness.run(GET)
+        assert caught.value is first
+    assert [region.breaker.state for region in harness.regions.values()] == [CLOSED, CLOSED]
+    assert harness.of(PoisonRequest)[0].error == "RuntimeError"
+
+
+def test_unknown_error_on_a_non_idempotent_write_is_ambiguous():
+    harness = Harness([RuntimeError("?")], [OK])
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(ADD)
+    assert harness.calls() == (1, 0)
+
+
+def test_type_error_of_the_arguments_reaches_the_caller_unchanged_without_failover():
+    error = TypeError("keywords must be strings")
+    harness = Harness([error], [OK])
+    with pytest.raises(TypeError) as caught:
+        harness.run(PUT)
+    assert caught.value is error
+    assert harness.calls() == (1, 0)
+    assert harness.regions[LOCAL].breaker.failures == 0
 
 
 # -- defect 4: poison requests

@@ -1,12 +1,26 @@
-"""Readiness decisions: pure functions, no I/O."""
+"""Readiness decisions: pure functions, and the monitor over scripted probes; no I/O."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
-from regionproxy.health import FAIL, PASS, WARN, Probe, Readiness, RegionHealth, assess, health_json, region_health
+import regionproxy as rp
+from regionproxy.breakers import CLOSED
+from regionproxy.health import (
+    FAIL,
+    PASS,
+    WARN,
+    HealthMonitor,
+    Probe,
+    Readiness,
+    RegionHealth,
+    assess,
+    health_json,
+    region_health,
+)
 
 NOW = 100.0
 
@@ -55,3 +69,38 @@ def test_health_json_names_regions_but_no_endpoint():
     assert (check["status"], check["observedValue"], check["observedUnit"]) == (FAIL, 300.0, "ms")
     text = json.dumps(body)
     assert "http" not in text and "127.0.0.1" not in text and "amazonaws" not in text
+
+
+# Every code DynamoDB (or IAM in front of it) answers when it will not take
+# this process's signature: spelled out here, not read from the code under
+# test, so that dropping one from CREDENTIAL_CODES fails a test.
+CREDENTIAL_REJECTIONS = [
+    pytest.param("UnrecognizedClientException", 400, id="unrecognized-client"),
+    pytest.param("InvalidSignatureException", 400, id="invalid-signature"),
+    pytest.param("ExpiredTokenException", 400, id="expired-token-exception"),
+    pytest.param("ExpiredToken", 400, id="expired-token"),
+    pytest.param("MissingAuthenticationToken", 403, id="missing-authentication-token"),
+    pytest.param("IncompleteSignature", 400, id="incomplete-signature"),
+    pytest.param("InvalidClientTokenId", 403, id="invalid-client-token-id"),
+]
+
+
+@pytest.mark.parametrize(("code", "status"), CREDENTIAL_REJECTIONS)
+def test_each_credential_rejection_fails_readiness_without_blaming_the_region(code, status):
+    regions = ["eu-west-3", "us-east-1"]
+    session = rp.RegionSession(regions, endpoints={region: "http://127.0.0.1:9" for region in regions})
+
+    def rejected(replica):  # the probe's request, answered: the region is up
+        raise ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "ListTables")
+
+    monitor = HealthMonitor(session, probe=rejected, interval=60)
+    try:
+        for region in regions:
+            probe = monitor.probe_now(region)
+            assert (probe.ok, probe.reason) == (False, "credentials_rejected")
+        readiness = monitor.readiness()
+        assert readiness.status == FAIL
+        assert {region.reason for region in readiness.regions} == {"credentials_rejected"}
+        assert {replica.breaker.state for replica in session.replicas.values()} == {CLOSED}
+    finally:
+        session.close()

@@ -11,14 +11,16 @@ throttling); fail over on anything else. Then judge the call as a whole:
 
 - a caller error (4xx) is raised unchanged at once, and closes no breaker
   it should not: only an answer from a region counts as one;
-- an error raised before a request was sent (parameter validation, no
-  credentials) says nothing about the region: its trial is released;
-- a 5xx answer is charged to its region only if another region answered
-  the same request. If none could, no breaker counts it; and if every
-  region answered it with a 5xx, the request itself is the likely cause (a
-  poison request): the caller gets the first region's error as the
-  ``ClientError`` it was. (With a region unreachable as well, the caller
-  gets :class:`AllRegionsFailed`, which names every region's error.);
+- an error known to be raised before a request was sent (parameter
+  validation, no credentials: see :mod:`regionproxy.faults`) says nothing
+  about the region: its trial is released, and it reaches the caller;
+- a 5xx answer, or an error the classifier does not know, is charged to
+  its region only if another region answered the same request. If none
+  could, no breaker counts it; and if every region failed it that way, the
+  request itself is the likely cause (a poison request): the caller gets
+  the first region's error as it was (the ``ClientError``, or whatever
+  botocore raised). (With a region unreachable as well, the caller gets
+  :class:`AllRegionsFailed`, which names every region's error.);
 - ``ResourceNotFoundException`` from a region tried after another failed is
   a replica missing there (configuration), reported, not raised as such.
 """
@@ -142,8 +144,9 @@ class AttemptLoop:
             self._charge_server_errors(run, None)
             raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
         if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
-            # Every region answered this request with a server error: blame
-            # the request, not the regions (none was charged for it).
+            # Every region failed this request with a server error (or an
+            # error nobody knows): blame the request, not the regions (none
+            # was charged for it).
             first_error = run.server_errors[0][1]
             regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
             self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
@@ -185,8 +188,10 @@ class AttemptLoop:
                     if failover:
                         self._failed_over(run, region, CALLER_ERROR)
                     raise
-                if verdict.server_error:
-                    replica.breaker.released(ticket)  # charged at the end, if another region answers
+                if verdict.poison_suspect:
+                    # A 5xx, or an error faults.py does not know: charged at
+                    # the end, if another region answers the same request.
+                    replica.breaker.released(ticket)
                     run.server_errors.append((region, error))
                     run.server_regions.add(region)
                 else:
@@ -226,7 +231,8 @@ class AttemptLoop:
             self._failed_over(run, region, CALLER_ERROR)
 
     def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
-        # Another region answered this very request: the 5xx was the region's.
+        # Another region answered this very request: the 5xx (or the unknown
+        # error) was the region's.
         for region, _ in run.server_errors:
             if region != served_by:
                 self.replicas[region].breaker.failed(NORMAL)

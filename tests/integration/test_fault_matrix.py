@@ -1,12 +1,19 @@
-"""The fault matrix: every local-region fault x every kind of operation.
+"""The fault matrix: every fault x every kind of operation.
 
 Each case sends one call through a fresh session over the lab (replication
 paused, so each region's effects are its own), then asserts which region
 served, what the caller saw, and how many times the request was applied in
 each region: the number of times it reached that region's server (the lab
-proxy forwards a request, or with ``late`` forwards it and answers after
-the client gave up). A write that may have been applied is never applied
-twice, and a caller told "ok" has its write applied exactly once.
+proxy forwards a request; with ``late`` it answers after the client gave
+up, with ``drop`` it resets the connection instead of answering, with
+``corrupt`` it answers with a wrong checksum). A write that may have been
+applied is never applied twice, and a caller told "ok" has its write
+applied exactly once.
+
+Most rows fault the local region; the ``refuse / ...`` rows refuse the local
+region and fault the failover region too, so what the session does after a
+failover is under test as well. The ``tls-handshake`` row runs on a lab of
+its own with https endpoints (``LocalRegions(tls=True)``).
 
 The README's table of outcomes is this module's EXPECTED table.
 """
@@ -19,8 +26,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
+from regionproxy.breakers import OPEN
 from regionproxy.errors import ReplicaMissingError
 from regionproxy.events import OperationFinished
+from regionproxy.testing import LocalRegions
 from tests.conftest import KEY_SCHEMA
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
@@ -29,17 +38,25 @@ LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TIMEOUTS = rp.Timeouts(connect=1.0, read=1.0, attempts=2)
 LATE_HOLD = 3.0
 
+# Each case's faults: region -> (mode, parameters).
 FAULTS = {
-    "refuse": ("refuse", {}),
-    "reset": ("reset", {}),
-    "blackhole": ("blackhole", {}),
-    "late": ("late", {"delay": LATE_HOLD}),
-    "error-500-all": ("error", {"status": 500}),
-    "error-500-30pct": ("error", {"status": 500, "rate": 0.3}),
-    "throttling": ("error", {"status": 400}),
-    "replica-missing": ("refuse", {}),  # and the remote region has no replica of the table
-    "flapping": ("flap", {"delay": 0.5}),
+    "refuse": {LOCAL: ("refuse", {})},
+    "reset": {LOCAL: ("reset", {})},
+    "blackhole": {LOCAL: ("blackhole", {})},
+    "late": {LOCAL: ("late", {"delay": LATE_HOLD})},
+    "error-500-all": {LOCAL: ("error", {"status": 500})},
+    "error-500-30pct": {LOCAL: ("error", {"status": 500, "rate": 0.3})},
+    "throttling": {LOCAL: ("error", {"status": 400})},
+    "replica-missing": {LOCAL: ("refuse", {})},  # and the remote region has no replica of the table
+    "flapping": {LOCAL: ("flap", {"delay": 0.5})},
+    "corrupt": {LOCAL: ("corrupt", {})},
+    "tls-handshake": {LOCAL: ("handshake", {})},
+    "refuse/drop": {LOCAL: ("refuse", {}), REMOTE: ("drop", {})},
+    "refuse/reset": {LOCAL: ("refuse", {}), REMOTE: ("reset", {})},
 }
+TLS_FAULTS = frozenset({"tls-handshake", "tls-blackhole"})
+# Cases with no healthy region left: nothing can serve.
+NO_HEALTHY_REGION = frozenset({"replica-missing", "refuse/drop", "refuse/reset"})
 
 # (fault, kind) -> what the caller sees: the region that served, or the
 # error class; and how often the request reached each server (local,
@@ -47,6 +64,8 @@ FAULTS = {
 # rejects it (no such table) and the local one was never reached.
 # None: depends on timing (reset races the send, 30% errors, flapping);
 # those cases are checked by the invariants alone.
+# A dropped or corrupt answer is retried once in its region (attempts=2),
+# unless the write is not idempotent: each try is an arrival.
 REMOTE_OK = ("served", REMOTE)
 AMBIGUOUS = ("error", "AmbiguousWriteError")
 ALL_FAILED = ("error", "AllRegionsFailed")
@@ -85,7 +104,31 @@ EXPECTED = {
     # ("replica-missing", "partiql-write"): moto answers PartiQL on a missing
     # table with HTTP 500 (a KeyError), DynamoDB with ResourceNotFoundException:
     # checked by the invariants only (MOTO.md).
+    ("corrupt", "read"): (REMOTE_OK, (2, 1)),
+    ("corrupt", "idempotent-write"): (REMOTE_OK, (2, 1)),
+    ("corrupt", "non-idempotent-write"): (AMBIGUOUS, (1, 0)),
+    ("corrupt", "transaction"): (AMBIGUOUS, (1, 0)),
+    ("corrupt", "partiql-write"): (AMBIGUOUS, (1, 0)),
+    ("tls-handshake", "read"): (REMOTE_OK, (0, 1)),
+    ("tls-handshake", "idempotent-write"): (REMOTE_OK, (0, 1)),
+    ("tls-handshake", "non-idempotent-write"): (REMOTE_OK, (0, 1)),
+    ("tls-handshake", "transaction"): (REMOTE_OK, (0, 1)),
+    ("tls-handshake", "partiql-write"): (REMOTE_OK, (0, 1)),
+    ("refuse/drop", "read"): (ALL_FAILED, (0, 2)),
+    ("refuse/drop", "idempotent-write"): (ALL_FAILED, (0, 2)),
+    ("refuse/drop", "non-idempotent-write"): (AMBIGUOUS, (0, 1)),
+    ("refuse/drop", "transaction"): (AMBIGUOUS, (0, 1)),
+    ("refuse/drop", "partiql-write"): (AMBIGUOUS, (0, 1)),
+    ("refuse/reset", "read"): (ALL_FAILED, (0, 0)),
+    ("refuse/reset", "idempotent-write"): (ALL_FAILED, (0, 0)),
+    # Writes that are not idempotent under refuse/reset: AmbiguousWriteError
+    # (the reset dropped a sent request) or AllRegionsFailed (it refused the
+    # connection first); never applied: checked by the invariants.
 }
+# The region a write may have been applied in, when the caller is told
+# AmbiguousWriteError: the first one whose fault may have applied it.
+AMBIGUOUS_REGION = {"refuse/drop": REMOTE, "refuse/reset": REMOTE}
+APPLIED = ("forwarded", "late", "dropped", "corrupted")
 KINDS = ("read", "idempotent-write", "non-idempotent-write", "transaction", "partiql-write")
 OPERATIONS = {
     "read": "GetItem",
@@ -114,12 +157,24 @@ def _send(session, table, kind):
 
 
 def _applied(lab, region, operation, since):
-    return sum(1 for r in lab.requests(region)[since:] if r.operation == operation and r.action in ("forwarded", "late"))
+    return sum(1 for r in lab.requests(region)[since:] if r.operation == operation and r.action in APPLIED)
 
 
 @pytest.fixture
-def matrix_table(lab):
+def matrix_lab(request, fault):
+    """The shared lab; for a TLS fault, a lab of its own with https
+    endpoints (started while the shared one is idle, and stopped after)."""
+    if fault not in TLS_FAULTS:
+        yield request.getfixturevalue("local_regions")
+        return
+    with LocalRegions([LOCAL, REMOTE], tls=True) as tls_lab:
+        yield tls_lab
+
+
+@pytest.fixture
+def matrix_table(matrix_lab):
     """A table of its own, seeded in both regions, replication paused."""
+    lab = matrix_lab
     name = f"Matrix-{uuid.uuid4().hex[:8]}"
     lab.create_table(TableName=name, **KEY_SCHEMA)
     lab.replicator.pause()
@@ -133,8 +188,8 @@ def matrix_table(lab):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_fault_matrix(lab, matrix_table, fault, kind):
-    table = matrix_table
+def test_fault_matrix(matrix_lab, matrix_table, fault, kind):
+    lab, table = matrix_lab, matrix_table
     if fault == "replica-missing":
         lab.client(REMOTE, direct=True).delete_table(TableName=table)
     finished = []
@@ -144,8 +199,8 @@ def test_fault_matrix(lab, matrix_table, fault, kind):
         listeners=[lambda event: finished.append(event) if isinstance(event, OperationFinished) else None],
     )
     session.prepare()  # clients built before the fault: only the fault is timed
-    mode, params = FAULTS[fault]
-    lab.fault(LOCAL, mode, **params)
+    for region, (mode, params) in FAULTS[fault].items():
+        lab.fault(region, mode, **params)
     operation = OPERATIONS[kind]
     since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
 
@@ -162,14 +217,63 @@ def test_fault_matrix(lab, matrix_table, fault, kind):
         assert sum(applied) <= 1, f"a write that is not idempotent was applied {applied}"
         if seen[0] == "served":
             assert sum(applied) == 1
-    if kind in ("read", "idempotent-write") and fault != "replica-missing":
+    if kind in ("read", "idempotent-write") and fault not in NO_HEALTHY_REGION:
         assert seen[0] == "served", f"{kind} under {fault} failed: {seen}"
+    if fault in TLS_FAULTS:
+        assert applied[0] == 0, "a request crossed a failed TLS handshake"
     moto_500 = (fault, kind) == ("replica-missing", "partiql-write")
     if seen == AMBIGUOUS and not moto_500:
-        assert caught.region == LOCAL
+        assert caught.region == AMBIGUOUS_REGION.get(fault, LOCAL)
+    if fault == "refuse/reset":
+        assert applied == (0, 0) and seen in (AMBIGUOUS, ALL_FAILED)
     if fault == "replica-missing" and not moto_500:
         assert isinstance(caught.errors[REMOTE], ReplicaMissingError)
 
     expected = EXPECTED.get((fault, kind))
     if expected is not None:
         assert (seen, applied) == expected
+
+
+@pytest.mark.parametrize("fault", ["corrupt"])
+def test_corrupt_answers_count_against_the_breaker_until_it_opens(matrix_lab, matrix_table, fault):
+    # A corrupting middlebox in front of the local region: reads and
+    # idempotent writes are served by the remote region, and the breaker
+    # counts every corrupt answer, so it opens and stops paying for them.
+    lab, table = matrix_lab, matrix_table
+    served = []
+    session = lab.session(
+        timeouts=TIMEOUTS,
+        breaker=rp.BreakerPolicy(fail_max=3, reset_timeout=60),
+        listeners=[lambda event: served.append((event.operation, event.region)) if isinstance(event, OperationFinished) else None],
+    )
+    session.prepare()
+    lab.fault(LOCAL, "corrupt")
+    served.clear()
+    _send(session, table, "read")  # two corrupt answers (a retry in the region), then the remote one
+    _send(session, table, "idempotent-write")  # the third: the breaker opens
+    assert session.replicas[LOCAL].breaker.state == OPEN
+    since = len(lab.requests(LOCAL))
+    _send(session, table, "read")
+    assert [(operation, region) for operation, region in served if operation in ("GetItem", "PutItem")] == [
+        ("GetItem", REMOTE),
+        ("PutItem", REMOTE),
+        ("GetItem", REMOTE),
+    ], served
+    assert lab.requests(LOCAL)[since:] == []  # the open breaker keeps reads away from it
+
+
+@pytest.mark.parametrize("fault", ["tls-blackhole"])
+def test_handshake_that_never_finishes_fails_over_a_write_that_is_not_idempotent(matrix_lab, matrix_table, fault):
+    # A blackholed https endpoint stalls the TLS handshake of a new
+    # connection: botocore calls it a read timeout, but no byte of the
+    # request was written, so even this write fails over. (The lab opens a
+    # connection per request; a request sent on a kept-alive connection to
+    # a blackholed region may have been applied: AmbiguousWriteError.)
+    lab, table = matrix_lab, matrix_table
+    session = lab.session(timeouts=TIMEOUTS)
+    session.prepare()
+    lab.fault(LOCAL, "blackhole")
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    _send(session, table, "non-idempotent-write")
+    assert (_applied(lab, LOCAL, "UpdateItem", since[LOCAL]), _applied(lab, REMOTE, "UpdateItem", since[REMOTE])) == (0, 1)
+    assert session.replicas[LOCAL].breaker.failures == 1

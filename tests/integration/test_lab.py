@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import subprocess
@@ -9,12 +10,22 @@ import sys
 import threading
 import time
 
+import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ChecksumError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from regionproxy.errors import ConfigError
 from regionproxy.testing import LocalRegions, wait_for
+from regionproxy.testing.examples import environment
+from regionproxy.testing.lab import CREDENTIALS
 from tests.conftest import KEY_SCHEMA, TABLE
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
@@ -203,6 +214,79 @@ def test_bad_fault_is_a_config_error(lab):
         lab.fault(LOCAL, "meltdown")
     with pytest.raises(ConfigError, match="unknown region"):
         lab.fault("mars-north-1", "refuse")
+    with pytest.raises(ConfigError, match="tls=True"):
+        lab.fault(LOCAL, "handshake")  # a plain-HTTP lab has no handshake to break
+
+
+def _direct_get(lab, region, key=KEY):
+    return lab.client(region, direct=True).get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
+
+
+def test_drop_applies_the_request_and_drops_the_connection(lab):
+    lab.fault(LOCAL, "drop")
+    with pytest.raises(ConnectionClosedError):
+        lab.client(LOCAL, config=PATIENT).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "dropped"}})
+    assert _direct_get(lab, LOCAL)["v"] == {"S": "dropped"}  # applied all the same
+    assert [(r.operation, r.action) for r in lab.requests(LOCAL)] == [("PutItem", "dropped")]
+
+
+# What botocore does with a bad checksum depends on the retry mode: "legacy"
+# (the session's) raises ChecksumError once its attempts are spent.
+LEGACY = Config(connect_timeout=5, read_timeout=5, retries={"mode": "legacy", "total_max_attempts": 1})
+
+
+def test_corrupt_applies_the_request_and_answers_a_wrong_checksum(lab):
+    lab.fault(LOCAL, "corrupt")
+    with pytest.raises(ChecksumError):
+        lab.client(LOCAL, config=LEGACY).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "corrupted"}})
+    assert _direct_get(lab, LOCAL)["v"] == {"S": "corrupted"}  # applied; only the answer was corrupted
+    assert [(r.operation, r.action) for r in lab.requests(LOCAL)] == [("PutItem", "corrupted")]
+    lab.heal(LOCAL)
+    assert _get(lab.client(LOCAL, config=LEGACY))["v"] == {"S": "corrupted"}
+
+
+# -- https ----------------------------------------------------------------------
+
+
+def test_tls_lab_serves_https_with_a_certificate_only_its_clients_trust():
+    with LocalRegions([LOCAL, REMOTE], tls=True, replicate=False) as lab:
+        assert all(url.startswith("https://127.0.0.1:") for url in lab.endpoints.values())
+        assert all(url.startswith("http://") for url in lab.direct_endpoints.values())
+        ca_bundle = lab.ca_bundle
+        assert os.path.isfile(ca_bundle)
+        lab.create_table(TableName=TABLE, **KEY_SCHEMA)
+        lab.client(LOCAL).put_item(TableName=TABLE, Item=_item("k"))
+        assert _get(lab.client(LOCAL), KEY) is not None  # verified against the lab's CA
+
+        # A client that does not trust the lab's CA meets a real verification.
+        stranger = boto3.session.Session(**CREDENTIALS).client(
+            "dynamodb", region_name=LOCAL, endpoint_url=lab.endpoints[LOCAL], config=PATIENT, verify=True
+        )
+        with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            _get(stranger)
+        # ... and is let in by the bundle, as AWS_CA_BUNDLE would.
+        trusting = boto3.session.Session(**CREDENTIALS).client(
+            "dynamodb", region_name=LOCAL, endpoint_url=lab.endpoints[LOCAL], config=PATIENT, verify=ca_bundle
+        )
+        assert _get(trusting) is not None
+
+        session = lab.session()
+        assert "Item" in session.client.get_item(TableName=TABLE, Key=KEY)
+        assert environment(lab)["AWS_CA_BUNDLE"] == ca_bundle
+    assert not os.path.exists(ca_bundle)  # removed with the lab
+
+
+def test_tls_handshake_fault_fails_the_handshake_and_heals():
+    with LocalRegions([LOCAL, REMOTE], tls=True, replicate=False) as lab:
+        lab.create_table(TableName=TABLE, **KEY_SCHEMA)
+        client = lab.client(LOCAL, config=PATIENT)
+        lab.fault(LOCAL, "handshake")
+        error, elapsed = _timed_failure(client)
+        assert isinstance(error, SSLError)
+        assert elapsed < IMMEDIATE
+        assert [r.action for r in lab.requests(LOCAL)] == ["handshake"]  # no request was read
+        lab.heal(LOCAL)
+        assert _get(client) is None
 
 
 # -- replication ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Latency faults that hit a fraction of requests: ``rate`` and tail spikes.
+"""Faults that hit a fraction of requests (``rate`` and tail spikes), and
+what ``corrupt`` does to an answer.
 
 The proxy records the latency it injected into each request
 (``ProxiedRequest.delayed``), so these tests count what it did instead of
@@ -10,12 +11,14 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import zlib
 from http.server import ThreadingHTTPServer
 
 import pytest
 
 from regionproxy.bench.canned import CannedHandler
 from regionproxy.errors import ConfigError
+from regionproxy.testing.fault_modes import corrupt_checksum
 from regionproxy.testing.faults import Fault, FaultProxy
 from tests.conftest import TABLE
 
@@ -105,3 +108,27 @@ def test_lab_fault_passes_spikes_to_the_region_proxy(lab):
         client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}, "sk": {"S": "s"}})
     gets = [request for request in lab.requests("eu-west-3") if request.operation == "GetItem"]
     assert len(gets) == 3 and all(request.delayed == pytest.approx(0.003) for request in gets)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nx-amz-crc32: %d\r\nContent-Length: 2", id="replaces-the-header"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 2", id="adds-one"),
+    ],
+)
+def test_corrupt_answer_has_one_wrong_numeric_checksum_and_the_same_body(head):
+    body = b"{}"
+    right = zlib.crc32(body) & 0xFFFFFFFF
+    answer = (head % right if b"%d" in head else head) + b"\r\n\r\n" + body
+    corrupted_head, _, corrupted_body = corrupt_checksum(answer).partition(b"\r\n\r\n")
+    checksums = [line.split(b":")[1].strip() for line in corrupted_head.split(b"\r\n") if line.lower().startswith(b"x-amz-crc32:")]
+    assert corrupted_body == body
+    assert len(checksums) == 1 and checksums[0].isdigit() and int(checksums[0]) != right
+
+
+def test_corrupt_rate_corrupts_only_that_fraction_of_answers(proxy):
+    proxy.set_fault(Fault("corrupt", rate=0.25))
+    _send(proxy)
+    corrupted = [request.action for request in proxy.requests()].count("corrupted")
+    assert 0.10 * REQUESTS < corrupted < 0.40 * REQUESTS  # binomial(200, 0.25): mean 50, sd 6

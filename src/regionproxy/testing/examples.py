@@ -146,13 +146,16 @@ def prepare(lab: LocalRegions, name: str, *, timeout: float = 10.0) -> Example:
 def environment(lab: LocalRegions, example: Example | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: none) plus what an app needs to use ``lab``:
     ``REGIONPROXY_REGIONS``, ``REGIONPROXY_ENDPOINTS``, the lab's fake
-    credentials and ``AWS_DEFAULT_REGION``, and the example's own variables.
-    Variables that name a real AWS account are dropped."""
+    credentials and ``AWS_DEFAULT_REGION`` (and ``AWS_CA_BUNDLE`` for a
+    ``tls=True`` lab), and the example's own variables. Variables that name
+    a real AWS account are dropped."""
     env = {name: value for name, value in (base or {}).items() if name not in REAL_ACCOUNT}
     env.update(CREDENTIALS)
     env["AWS_DEFAULT_REGION"] = lab.regions[0]
     env["REGIONPROXY_REGIONS"] = ",".join(lab.regions)
     env["REGIONPROXY_ENDPOINTS"] = ",".join(f"{region}={url}" for region, url in lab.endpoints.items())
+    if lab.ca_bundle is not None:
+        env["AWS_CA_BUNDLE"] = lab.ca_bundle
     if example is not None:
         env.update(example.env)
     return env

@@ -4,11 +4,18 @@ A :class:`Fault` is a value, checked when it is made: ``refuse`` closes the
 listener (connection refused), ``reset`` accepts and resets, ``blackhole``
 accepts and never answers, ``late`` forwards the request (so DynamoDB applies
 it) and holds the answer back for ``delay`` seconds (past the client's read
-timeout), ``flap`` resets every connection during alternate ``delay``-second
-periods, ``latency`` delays each request (or a ``rate`` fraction of them, and
-adds ``spike`` seconds to a ``spike_rate`` fraction: tail spikes), ``error``
-answers a fraction of requests with a DynamoDB-format JSON error without
-forwarding them. Latency combines with the other modes.
+timeout), ``drop`` forwards the request (applied) and resets the connection
+instead of answering (the client sees a dropped connection), ``corrupt``
+forwards the request (applied) and answers with a wrong ``x-amz-crc32``
+header (a corrupting middlebox: botocore raises ``ChecksumError``), for a
+``rate`` fraction of requests, ``handshake`` answers the TLS ClientHello
+with plain HTTP and closes (a https endpoint whose TLS is broken: botocore
+raises ``SSLError``; a lab started with ``tls=True`` only), ``flap`` resets
+every connection during alternate ``delay``-second periods, ``latency``
+delays each request (or a ``rate`` fraction of them, and adds ``spike``
+seconds to a ``spike_rate`` fraction: tail spikes), ``error`` answers a
+fraction of requests with a DynamoDB-format JSON error without forwarding
+them. Latency combines with the other modes.
 
 Hand one to :meth:`regionproxy.testing.faults.FaultProxy.set_fault`, which
 applies it to real sockets.
@@ -18,11 +25,12 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from dataclasses import dataclass
 
 from regionproxy.errors import ConfigError
 
-OUTAGES = frozenset({"refuse", "reset", "blackhole", "error", "late", "flap"})
+OUTAGES = frozenset({"refuse", "reset", "blackhole", "error", "late", "flap", "drop", "corrupt", "handshake"})
 MODES = OUTAGES | {"latency"}
 
 # The error code DynamoDB sends with each status, when the caller names none.
@@ -42,7 +50,7 @@ class Fault:
     """One fault to inject.
 
     :param mode: ``refuse``, ``reset``, ``blackhole``, ``error``, ``late``,
-        ``flap`` or ``latency``.
+        ``drop``, ``corrupt``, ``handshake``, ``flap`` or ``latency``.
     :param delay: seconds added to each request (``latency``); seconds an
         applied request's answer is held back (``late``); the length of each
         up and down period (``flap``).
@@ -51,7 +59,8 @@ class Fault:
     :param code: DynamoDB error code; by default the one DynamoDB sends with
         ``status`` (400 is ``ThrottlingException``).
     :param rate: fraction of requests answered with the error (``error``),
-        or delayed by ``delay`` (``latency``), 0 to 1.
+        answered with a wrong checksum (``corrupt``), or delayed by
+        ``delay`` (``latency``), 0 to 1.
     :param spike: ``latency`` only: seconds added on top of ``delay`` to a
         ``spike_rate`` fraction of requests (tail spikes: ``delay=0.005,
         spike=0.2, spike_rate=0.05`` is 5 ms always, 205 ms for 5%).
@@ -102,3 +111,17 @@ class Fault:
         code = self.code or _DEFAULT_CODES.get(self.status, "InternalServerError")
         namespace = _CODE_NAMESPACES.get(code, "com.amazonaws.dynamodb.v20120810")
         return json.dumps({"__type": f"{namespace}#{code}", "message": f"injected {code}"}).encode()
+
+
+def corrupt_checksum(answer: bytes) -> bytes:
+    """An HTTP answer (head and body) with its ``x-amz-crc32`` header made
+    wrong: the body's CRC32 plus one, still a number, so botocore's check
+    fails with ``ChecksumError`` (as with a real corruption) rather than
+    failing to parse the header."""
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    if not separator:
+        return answer  # not an HTTP answer: nothing to corrupt
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"x-amz-crc32:")]
+    wrong = (zlib.crc32(body) + 1) & 0xFFFFFFFF
+    lines.insert(1, b"x-amz-crc32: %d" % wrong)
+    return b"\r\n".join(lines) + separator + body

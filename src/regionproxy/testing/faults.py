@@ -6,6 +6,12 @@ an outage; each is a :class:`~regionproxy.testing.fault_modes.Fault` (the
 modes and what they do are described there), and faults can change while
 traffic flows.
 
+With a server-side ``ssl.SSLContext`` (``tls=``), the proxy is a https
+endpoint: it terminates TLS and forwards plain HTTP, so the faults that act
+before a request is read (``refuse``, ``reset``, ``blackhole``, ``flap``,
+``handshake``) meet the client during its TLS handshake, as they would in
+front of a real https endpoint.
+
 Latency is added per request, after the request is read and before it is
 forwarded, not per packet: the proxy closes each client connection after
 its answer (moto's server does too), so a per-packet delay would also
@@ -18,13 +24,15 @@ from __future__ import annotations
 import random
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from regionproxy.testing.fault_modes import MODES, OUTAGES, Fault
+from regionproxy.errors import ConfigError
+from regionproxy.testing.fault_modes import MODES, OUTAGES, Fault, corrupt_checksum
 
 __all__ = ["Fault", "FaultProxy", "MODES", "OUTAGES", "ProxiedRequest"]
 
@@ -34,9 +42,12 @@ _MAX_HEADER = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class ProxiedRequest:
     """What the proxy did with one request: ``forwarded``, ``late``
-    (forwarded, answer held back), ``error``, ``reset`` or ``blackholed``
-    (the last two before any request was read); ``delayed``: the seconds of
-    injected latency it waited first."""
+    (forwarded, answer held back), ``dropped`` (forwarded, connection reset
+    instead of the answer), ``corrupted`` (forwarded, answered with a wrong
+    checksum), ``error``, ``reset``, ``blackholed`` or ``handshake`` (the
+    last three before any request was read); ``delayed``: the seconds of
+    injected latency it waited first. Each of ``forwarded``, ``late``,
+    ``dropped`` and ``corrupted`` is a request that reached DynamoDB."""
 
     at: float
     operation: str | None
@@ -59,6 +70,7 @@ class FaultProxy:
     :param host: address to listen on (loopback).
     :param rng: source of randomness for jitter and error rates.
     :param timeout: seconds to wait on a silent peer before giving up.
+    :param tls: a server-side context: serve https with its certificate.
     """
 
     def __init__(
@@ -69,8 +81,10 @@ class FaultProxy:
         rng: random.Random | None = None,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.upstream = upstream
+        self._tls = tls
         self._host = host
         self._rng = rng or random.Random()
         self._timeout = timeout
@@ -109,12 +123,14 @@ class FaultProxy:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self._port}"
 
     # -- faults ------------------------------------------------------------
 
     def set_fault(self, fault: Fault) -> None:
         """Inject ``fault``; latency adds to an outage, an outage replaces one."""
+        if fault.mode == "handshake" and self._tls is None:
+            raise ConfigError("a handshake fault needs a https endpoint (a lab started with tls=True)", setting="mode")
         with self._lock:
             if fault.mode == "latency":
                 self._state.latency = fault
@@ -215,6 +231,21 @@ class FaultProxy:
             self._refuse_connection(conn, outage.mode, operation=None)
             return
         conn.settimeout(self._timeout)
+        if outage is not None and outage.mode == "handshake":
+            self._break_handshake(conn)
+            return
+        if self._tls is None:
+            self._serve_request(conn)
+            return
+        # wrap_socket takes over conn's descriptor, and closes the TLS
+        # socket itself if the handshake fails (the OSError reaches _serve).
+        secure = self._tls.wrap_socket(conn, server_side=True)
+        try:
+            self._serve_request(secure)
+        except OSError:
+            _close_quietly(secure)
+
+    def _serve_request(self, conn: socket.socket) -> None:
         head, body = _read_request(conn)
         if head is None:
             conn.close()
@@ -243,6 +274,12 @@ class FaultProxy:
         elif outage is not None and outage.mode == "late":
             self._record(operation, "late", pause)
             self._forward(conn, head, body, hold=outage.delay)
+        elif outage is not None and outage.mode == "drop":
+            self._record(operation, "dropped", pause)
+            self._forward(conn, head, body, drop=True)
+        elif outage is not None and outage.mode == "corrupt" and self._rng.random() < outage.rate:
+            self._record(operation, "corrupted", pause)
+            self._forward(conn, head, body, corrupt=True)
         else:
             self._record(operation, "forwarded", pause)
             self._forward(conn, head, body)
@@ -250,9 +287,7 @@ class FaultProxy:
     def _refuse_connection(self, conn: socket.socket, mode: str, operation: str | None, delayed: float = 0.0) -> None:
         self._record(operation, "reset" if mode == "reset" else "blackholed", delayed)
         if mode == "reset":
-            # SO_LINGER with a zero timeout makes close() send RST, not FIN.
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+            _reset(conn)
             return
         with self._lock:
             if self._stopping.is_set() or self._state.outage is None:
@@ -260,17 +295,33 @@ class FaultProxy:
             else:
                 self._state.held.append(conn)
 
-    def _forward(self, conn: socket.socket, head: bytes, body: bytes, hold: float = 0.0) -> None:
+    def _forward(
+        self, conn: socket.socket, head: bytes, body: bytes, *, hold: float = 0.0, drop: bool = False, corrupt: bool = False
+    ) -> None:
         with socket.create_connection(self.upstream, timeout=self._timeout) as upstream:
             upstream.sendall(_close_after(head) + body)
-            if hold:
-                # The request is applied upstream; its answer comes too late.
-                answer = b"".join(iter(lambda: upstream.recv(65536), b""))
-                if not self._stopping.wait(hold):
-                    conn.sendall(answer)  # the client gave up: usually a broken pipe
-            else:
+            if not (hold or drop or corrupt):
                 while chunk := upstream.recv(65536):
                     conn.sendall(chunk)
+                conn.close()
+                return
+            # The whole answer first: the request is applied upstream.
+            answer = b"".join(iter(lambda: upstream.recv(65536), b""))
+        if drop:
+            _reset(conn)  # applied, and the client never hears of it
+            return
+        if corrupt:
+            answer = corrupt_checksum(answer)
+        if not hold or not self._stopping.wait(hold):
+            conn.sendall(answer)  # after a hold the client gave up: usually a broken pipe
+        conn.close()
+
+    def _break_handshake(self, conn: socket.socket) -> None:
+        # A https endpoint whose TLS is broken: the ClientHello is answered
+        # in plain HTTP (a server or middlebox that does not speak TLS there).
+        self._record(None, "handshake")
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         conn.close()
 
     def _record(self, operation: str | None, action: str, delayed: float = 0.0) -> None:
@@ -327,6 +378,12 @@ def _send_error(conn: socket.socket, fault: Fault) -> None:
         "Connection: close\r\n\r\n"
     ).encode()
     conn.sendall(head + body)
+
+
+def _reset(conn: socket.socket) -> None:
+    # SO_LINGER with a zero timeout makes close() send RST, not FIN.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
 
 
 def _close_quietly(sock: socket.socket) -> None:

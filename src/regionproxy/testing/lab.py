@@ -10,6 +10,12 @@ In-process servers (the default) share moto's module-global backends: the
 lab keeps regions apart by region name, and empties moto's state when it
 starts, so run one in-process lab at a time in a process.
 
+With ``tls=True`` the proxies are https endpoints with a certificate of the
+lab's own CA (:mod:`regionproxy.testing.tls`): the lab's clients and the
+sessions it makes trust that CA; other clients are pointed at
+:attr:`LocalRegions.ca_bundle` (``AWS_CA_BUNDLE``, or botocore's
+``ca_bundle`` setting).
+
 Starting a lab costs about a second (servers, clients, the replicator);
 :meth:`LocalRegions.reset` returns a started lab to its just-started state
 in milliseconds, which is how the pytest plugin shares one lab between tests.
@@ -28,6 +34,7 @@ from regionproxy.errors import ConfigError
 from regionproxy.testing.faults import Fault, FaultProxy, ProxiedRequest
 from regionproxy.testing.replication import Replicator
 from regionproxy.testing.servers import MotoServer
+from regionproxy.testing.tls import LabCertificates
 
 if TYPE_CHECKING:
     from regionproxy.session import RegionSession
@@ -48,6 +55,9 @@ class LocalRegions:
     :param replicate: run the replicator at all.
     :param seed: seeds the randomness of jitter and error rates.
     :param host: loopback address for servers and proxies.
+    :param tls: serve each region's endpoint over https, with a certificate
+        of the lab's own CA (:attr:`ca_bundle`); moto behind the proxies
+        still speaks plain HTTP, and :attr:`direct_endpoints` reach it so.
     """
 
     def __init__(
@@ -60,6 +70,7 @@ class LocalRegions:
         seed: int | None = None,
         host: str = "127.0.0.1",
         poll_interval: float = 0.02,
+        tls: bool = False,
     ) -> None:
         self.regions = list(regions)
         if not self.regions or len(set(self.regions)) != len(self.regions):
@@ -72,11 +83,14 @@ class LocalRegions:
         self._rng = random.Random(seed)
         self._host = host
         self._poll_interval = poll_interval
+        self._tls = tls
+        self._certificates: LabCertificates | None = None
         self._servers: dict[str, MotoServer] = {}
         self._proxies: dict[str, FaultProxy] = {}
         self._tables: list[str] = []
         self._sessions: list[RegionSession] = []
         self._boto3: Any = None
+        self._core: Any = None  # the lab boto3 session's botocore session
         self._loader: Any = None
         self._boto3_lock = threading.Lock()
         self._replication_clients: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -86,6 +100,10 @@ class LocalRegions:
 
     def start(self) -> LocalRegions:
         try:
+            if self._tls:
+                self._certificates = LabCertificates(self._host)
+                if self._core is not None:  # started before: trust the new CA
+                    self._trust(self._core)
             for region in self.regions:
                 self._servers[region] = MotoServer(self._mode, self._host).start()
             self._proxies = self._new_proxies()
@@ -136,10 +154,14 @@ class LocalRegions:
         self._proxies = {}
         self._servers.clear()
         self._replication_clients = None
+        if self._certificates is not None:
+            self._certificates.remove()
+            self._certificates = None
 
     def _new_proxies(self) -> dict[str, FaultProxy]:
+        tls = self._certificates.server_context() if self._certificates is not None else None
         return {
-            region: FaultProxy(server.address, host=self._host, rng=random.Random(self._rng.random())).start()
+            region: FaultProxy(server.address, host=self._host, rng=random.Random(self._rng.random()), tls=tls).start()
             for region, server in self._servers.items()
         }
 
@@ -187,6 +209,13 @@ class LocalRegions:
         return {region: proxy.endpoint for region, proxy in self._proxies.items()}
 
     @property
+    def ca_bundle(self) -> str | None:
+        """The lab CA's certificate file (PEM) a client must trust to reach
+        :attr:`endpoints` of a ``tls=True`` lab; None without TLS. Valid
+        until the lab stops."""
+        return self._certificates.ca_bundle if self._certificates is not None else None
+
+    @property
     def direct_endpoints(self) -> dict[str, str]:
         """Each region's moto server itself, past the fault proxy."""
         return {region: server.endpoint for region, server in self._servers.items()}
@@ -211,7 +240,8 @@ class LocalRegions:
         import botocore.session
 
         if self._boto3 is None:
-            core = botocore.session.Session()
+            core = self._core = botocore.session.Session()
+            self._trust(core)
             self._boto3 = boto3.session.Session(botocore_session=core, **CREDENTIALS)
             self._loader = core.get_component("data_loader")
         return self._boto3
@@ -229,6 +259,7 @@ class LocalRegions:
             loader = self._loader
             core = botocore.session.Session()
             core.register_component("data_loader", loader)
+            self._trust(core)
             paths = list(loader.search_paths)
             session = boto3.session.Session(botocore_session=core, **CREDENTIALS)
             # Every boto3 session appends boto3's own data path to its loader:
@@ -237,11 +268,18 @@ class LocalRegions:
                 loader.search_paths.pop()
             return session
 
+    def _trust(self, core: Any) -> None:
+        # What AWS_CA_BUNDLE sets: clients made with verify=None use it.
+        if self.ca_bundle is not None:
+            core.set_config_variable("ca_bundle", self.ca_bundle)
+
     def session(self, **kwargs: Any) -> RegionSession:
         """A :class:`~regionproxy.RegionSession` wired to this lab's proxies.
 
         Keyword arguments go to the session; ``regions`` defaults to the
-        lab's, in its order. The lab closes the session when it stops.
+        lab's, in its order. The lab closes the session when it stops. Its
+        boto3 session trusts the lab's CA (``tls=True``); one passed as
+        ``boto3_session`` must be told to (:attr:`ca_bundle`).
         """
         from regionproxy.session import RegionSession
 
@@ -268,7 +306,10 @@ class LocalRegions:
 
     def fault(self, region: str, mode: str, **params: Any) -> None:
         """Inject a fault: ``refuse``, ``reset``, ``blackhole``, ``latency``
-        (``delay``, ``jitter``) or ``error`` (``status``, ``code``, ``rate``)."""
+        (``delay``, ``jitter``), ``error`` (``status``, ``code``, ``rate``),
+        ``late`` and ``flap`` (``delay``), ``drop``, ``corrupt`` (``rate``) or
+        ``handshake`` (``tls=True`` labs); see
+        :mod:`regionproxy.testing.fault_modes`."""
         self._proxies[self._known(region)].set_fault(Fault(mode, **params))
 
     def heal(self, region: str | None = None, mode: str | None = None) -> None:
