@@ -226,7 +226,7 @@ class RegionProxyMiddleware:
         if mounted is not None:
             return mounted(environ, start_response)
         if path.startswith(self._below_prefix):
-            return _mount(self.admin, environ, start_response, self.admin_prefix, path[len(self.admin_prefix) :])
+            return _mount(self.admin, environ, start_response, self.admin_prefix)
         return None
 
     @staticmethod
@@ -247,19 +247,20 @@ class RegionProxyMiddleware:
             self.session.hooks.remove(self.metrics)
 
 
-def _mount(app: WSGIApp, environ: dict[str, Any], start_response: StartResponse, script: str | None, path: str | None) -> Any:
+def _mount(app: WSGIApp, environ: dict[str, Any], start_response: StartResponse, script: str = "", path: str | None = None) -> Any:
     """Call one of the middleware's own apps on a copy of ``environ`` that
     werkzeug can read (:func:`~regionproxy.admin.native_environ`). Like
-    werkzeug's ``DispatcherMiddleware``, a mount point ``script`` moves from
-    ``PATH_INFO`` to ``SCRIPT_NAME``, so the app sees paths of its own."""
+    werkzeug's ``DispatcherMiddleware``, the mount point ``script`` moves
+    from ``PATH_INFO`` to ``SCRIPT_NAME`` (``PATH_INFO`` becomes ``path``
+    when given), so the app sees paths of its own."""
     inner = native_environ(environ)
-    if script is not None:
+    if script:
         inner["SCRIPT_NAME"] = inner.get("SCRIPT_NAME", "") + script
-        inner["PATH_INFO"] = path
+        inner["PATH_INFO"] = inner["PATH_INFO"][len(script) :] if path is None else path
     return app(inner, start_response)
 
 
-def _mounted(app: WSGIApp, script: str | None = None, path: str | None = None) -> WSGIApp:
+def _mounted(app: WSGIApp, script: str = "", path: str | None = None) -> WSGIApp:
     return functools.partial(_mount, app, script=script, path=path)
 
 
