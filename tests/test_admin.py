@@ -608,15 +608,24 @@ def test_duplicate_fetch_site_headers_joined_are_refused(client, session):
     assert breaker(session) == "closed"
 
 
-# -- why the Host, Origin and token checks are not werkzeug's ----------------------
+# -- where werkzeug's helpers do not fit ------------------------------------------
 
 
-def test_werkzeug_host_helpers_still_miss_what_access_py_says():
-    """The reasons in access.py's docstring, as werkzeug behaves today. If
-    this fails, werkzeug changed: see whether its helpers now fit."""
+def test_werkzeug_helpers_still_miss_what_the_docstrings_say():
+    """The reasons in access.py's and admin.py's docstrings, as werkzeug
+    behaves today. If this fails, werkzeug changed: see whether its
+    helpers now fit."""
     from werkzeug.datastructures import Authorization
+    from werkzeug.routing import Map, Rule
     from werkzeug.sansio.utils import host_is_trusted
+    from werkzeug.wrappers import Request
     from werkzeug.wsgi import get_host
+
+    request = Request({"REQUEST_METHOD": "get", "PATH_INFO": "//status.json"})
+    assert (request.method, request.path) == ("GET", "/status.json")
+    assert Map([Rule("/status.json", endpoint="status")]).bind("").match("//status.json", method="get") == ("status", {})
+    with pytest.raises(AttributeError):
+        Request({"REQUEST_METHOD": None})
 
     trusted = ["localhost", "127.0.0.1", "[::1]", "::1"]
     assert not host_is_trusted("LOCALHOST:8000", trusted)

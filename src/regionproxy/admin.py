@@ -13,17 +13,17 @@ paths is a :class:`werkzeug.wrappers.Response` (``Content-Length``, and no
 body for ``HEAD`` with the length of the ``GET`` one), and the admin app
 reads its request through a shallow :class:`werkzeug.wrappers.Request`
 (``Accept`` negotiation, the mount point; shallow, so no body is read
-whatever ``Content-Length`` claims). Three of werkzeug's conveniences would
-widen this surface, so they are not used (werkzeug 3.1.9):
+whatever ``Content-Length`` claims). Where werkzeug does not fit
+(werkzeug 3.1.9):
 
 - ``Request.method`` and ``MapAdapter.match`` upper-case the method, so
   ``get`` would be served as GET; methods are case-sensitive (RFC 9110,
   9.1) and the raw ``REQUEST_METHOD`` is compared instead.
 - ``Request.path`` and ``MapAdapter.match`` strip leading slashes:
-  ``/_regionproxy//status.json`` would answer as ``/status.json``. With
-  that undone and the method compared raw, ``werkzeug.routing`` would route
-  four fixed paths, and its ``MethodNotAllowed`` lists ``Allow`` in set
-  order: the paths are a table here instead.
+  ``/_regionproxy//status.json`` would answer as ``/status.json``. So
+  ``werkzeug.routing`` does not route these paths: once both are undone,
+  what is left of it for three fixed paths and one action pattern is a
+  ``MethodNotAllowed`` whose ``Allow`` lists a set, in hash order.
 - ``Request(environ)`` assumes PEP 3333's native strings: it raises
   ``AttributeError`` for ``REQUEST_METHOD=None`` or a bytes ``PATH_INFO``
   and ``UnicodeEncodeError`` for a ``PATH_INFO`` or ``QUERY_STRING`` beyond
