@@ -1,26 +1,19 @@
-"""Readiness decisions: pure functions, and the monitor over scripted probes; no I/O."""
+"""Readiness decisions: pure functions, and the monitor over scripted probes;
+no I/O; and the health endpoint app alone, through werkzeug's test client."""
 
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from botocore.exceptions import ClientError
+from werkzeug.test import Client
 
 import regionproxy as rp
 from regionproxy.breakers import CLOSED
-from regionproxy.health import (
-    FAIL,
-    PASS,
-    WARN,
-    HealthMonitor,
-    Probe,
-    Readiness,
-    RegionHealth,
-    assess,
-    health_json,
-    region_health,
-)
+from regionproxy.health import FAIL, PASS, WARN, HealthMonitor, Probe, Readiness, RegionHealth, assess, health_json, region_health
+from regionproxy.middleware import HealthApp
 
 NOW = 100.0
 
@@ -104,3 +97,50 @@ def test_each_credential_rejection_fails_readiness_without_blaming_the_region(co
         assert {replica.breaker.state for replica in session.replicas.values()} == {CLOSED}
     finally:
         session.close()
+
+# -- the endpoint alone ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def monitor():
+    """A monitor over a session whose regions are a closed local port, with
+    probes that do nothing: readiness moves only when a test moves a breaker."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    session = rp.RegionSession(["eu-west-3", "us-east-1"], endpoints={"eu-west-3": closed, "us-east-1": closed})
+    yield HealthMonitor(session, interval=3600, probe=lambda replica: None)
+    session.close()
+
+
+@pytest.mark.parametrize("ready", [False, True], ids=["live", "ready"])
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_health_app_alone_answers_probe_methods(monitor, ready, method):
+    response = Client(HealthApp(monitor, ready=ready)).open("/", method=method)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/health+json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    get = Client(HealthApp(monitor, ready=ready)).get("/")
+    assert int(response.headers["Content-Length"]) == len(get.get_data())
+    assert (response.get_data() == b"") == (method == "HEAD")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "get", "head", "TRACE", "CONNECT"])
+def test_health_app_alone_refuses_other_methods_without_a_body(monitor, method):
+    response = Client(HealthApp(monitor, ready=True)).open("/", method=method)
+    assert (response.status_code, response.headers["Allow"]) == (405, "GET, HEAD, OPTIONS")
+    assert b"regions" not in response.get_data() and b"checks" not in response.get_data()
+
+
+def test_readiness_fails_with_503_while_the_local_region_is_evacuated(monitor):
+    client = Client(HealthApp(monitor, ready=True))
+    monitor.session.evacuate("eu-west-3")
+    try:
+        failing, head = client.get("/"), client.head("/")
+    finally:
+        monitor.session.restore("eu-west-3")
+    assert (failing.status_code, failing.json["status"]) == (503, FAIL)
+    assert (head.status_code, head.get_data()) == (503, b"")
+    assert Client(HealthApp(monitor, ready=False)).get("/").status_code == 200, "alive all the same"
+    assert client.get("/").status_code == 200

@@ -15,6 +15,26 @@ from a loopback address.
 
 Every header is read as a client may send it: absent, empty, malformed or
 full of odd bytes. Parsing never raises; what does not parse is refused.
+
+The parsing is by hand because werkzeug's helpers get these rules wrong
+(werkzeug 3.1.9; ``tests/test_admin.py`` pins each case):
+
+- ``werkzeug.sansio.utils.host_is_trusted(host, trusted)`` (behind
+  ``Request.trusted_hosts``) compares names case-sensitively and keeps a
+  trailing dot (``LOCALHOST:8000`` and ``localhost.`` are refused), cuts
+  every trusted entry at its first ``:`` (``[::1]`` becomes ``[``, so
+  ``[::1]:8080`` is refused), refuses an unbracketed IPv6 literal (``::1``)
+  and ``_`` in names, and knows no networks (``127.0.0.0/8``).
+- ``werkzeug.wsgi.get_host(environ)`` (``Request.host``) returns ``""`` for
+  a ``Host`` it cannot read (``localhost:99999``, ``local host``), the same as
+  for no ``Host``, which is allowed from loopback: a malformed ``Host``
+  would pass where it must be refused. With no ``Host`` it answers
+  ``SERVER_NAME:SERVER_PORT``, so an HTTP/1.0 request would seem to name
+  the server's own address; without ``wsgi.url_scheme`` it raises KeyError.
+- ``werkzeug.datastructures.Authorization.from_header("Bearer a=b...")``
+  reads a token with ``=`` inside as parameters (``token`` None), while an
+  admin token may be any visible ASCII.
+- werkzeug parses no ``Origin`` (``Request.origin`` is the raw header).
 """
 
 from __future__ import annotations

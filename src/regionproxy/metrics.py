@@ -1,7 +1,9 @@
 """Prometheus metrics, fed by session events.
 
-:class:`PrometheusListener` is an event listener, and its
-:meth:`~PrometheusListener.exposition` is what ``/metrics`` answers (admin.py).
+:class:`PrometheusListener` is an event listener, and :class:`MetricsApp`
+the WSGI endpoint that answers its :meth:`~PrometheusListener.exposition`
+(the middleware mounts it at ``/metrics``, behind the admin surface's
+access checks).
 This is the only module that imports prometheus_client, and only when
 metrics are asked for (the ``metrics`` extra).
 
@@ -25,9 +27,10 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+from regionproxy.admin import READ_METHODS, StartResponse, answer
 from regionproxy.breakers import CLOSED, EVACUATED, HALF_OPEN, OPEN
 from regionproxy.events import (
     BreakerChanged,
@@ -235,3 +238,22 @@ class PrometheusListener:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsApp:
+    """WSGI app: the exposition of ``listener`` for GET and HEAD, 405 otherwise.
+
+    It answers whoever reaches it: mount it behind the admin surface's
+    access checks (:class:`~regionproxy.admin.AdminApp` does).
+    """
+
+    def __init__(self, listener: PrometheusListener) -> None:
+        self.listener = listener
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] not in READ_METHODS:  # raw: methods are case-sensitive
+            response = answer(b"GET or HEAD only\n", 405, headers={"Allow": ", ".join(READ_METHODS)})
+        else:
+            body, content_type = self.listener.exposition()
+            response = answer(body, content_type=content_type)
+        return response(environ, start_response)

@@ -259,3 +259,88 @@ def test_malformed_requests_get_a_4xx_or_a_refusal(port, raw):
     status, _, body = exchange(port, raw)
     assert status is None or status < 500
     assert b"regions" not in body
+
+
+# -- HEAD, bodies never read, duplicate headers, HTTP/1.0 ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        pytest.param("/readyz", (), 200, id="readyz-no-host"),
+        pytest.param("/livez", ("Host: localhost",), 200, id="livez"),
+        pytest.param(STATUS, ("Host: localhost",), 200, id="status"),
+        pytest.param("/metrics", ("Host: localhost",), 200, id="metrics"),
+        pytest.param("/_regionproxy", ("Host: localhost",), 308, id="prefix-redirect"),
+        pytest.param(STATUS, ("Host: evil.example",), 404, id="foreign-host"),
+        pytest.param("/_regionproxy/nothing", ("Host: localhost",), 404, id="no-such-path"),
+        pytest.param(EVACUATE, ("Host: localhost",), 405, id="action"),
+    ],
+)
+def test_head_answers_carry_no_body_on_the_wire(port, path, headers, status):
+    got, response_headers, body = exchange(port, request("HEAD", path, *headers))
+    assert (got, body) == (status, b"")
+    if status == 200:
+        get_status, _, get_body = exchange(port, request("GET", path, *headers))
+        assert get_status == 200
+        assert int(response_headers["content-length"]) > 0
+        if path != "/metrics":  # a scrape between the two can change the exposition
+            assert int(response_headers["content-length"]) == len(get_body)
+
+
+@pytest.mark.parametrize(
+    "length",
+    [
+        pytest.param(("Content-Length: 99999999999999",), id="absurd"),
+        pytest.param(("Content-Length: -5",), id="negative"),
+        pytest.param(("Content-Length: abc",), id="not-a-number"),
+        pytest.param(("Content-Length: 0", "Content-Length: 5"), id="two-lengths"),
+        pytest.param(("Transfer-Encoding: chunked",), id="chunked-without-chunks"),
+    ],
+)
+def test_an_action_never_waits_for_a_body(port, session, length):
+    # The admin app never reads a body: a length the client never sends
+    # cannot hold the answer (the exchange is bounded by TIMEOUT).
+    status, headers, _ = exchange(port, request("POST", EVACUATE, host(port), *length))
+    assert status == 303 and headers["location"] == "/_regionproxy/"
+    assert breaker(session) == "evacuated"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param(("Host: 127.0.0.1", "Host: evil.example"), 404, id="host-then-foreign-host"),
+        pytest.param(("Host: evil.example", "Host: 127.0.0.1"), 404, id="foreign-host-then-host"),
+        pytest.param(("Host: 127.0.0.1", "Host: 127.0.0.1"), 404, id="host-twice"),
+        pytest.param(("Host: 127.0.0.1", "Origin: http://127.0.0.1", "Origin: http://evil.example"), 403, id="two-origins"),
+        pytest.param(("Host: 127.0.0.1", "Origin: http://127.0.0.1", "Origin: http://127.0.0.1"), 403, id="origin-twice"),
+        pytest.param(("Host: 127.0.0.1", "Sec-Fetch-Site: same-origin", "Sec-Fetch-Site: cross-site"), 403, id="two-fetch-sites"),
+    ],
+)
+def test_duplicate_headers_are_refused_never_picked_from(port, session, headers, status):
+    # Both servers join repeated headers with ',': no single value is chosen.
+    got, _, body = exchange(port, request("POST", EVACUATE, *headers, "Content-Length: 0"))
+    assert got == status
+    assert b"regions" not in body
+    assert breaker(session) == "closed"
+
+
+def test_http10_without_host_may_act_from_loopback_but_not_with_a_browser_origin(port, session):
+    status, _, _ = exchange(port, request("POST", EVACUATE, "Origin: http://127.0.0.1", "Content-Length: 0", version="HTTP/1.0"))
+    assert status == 403, "an Origin with no Host to compare it with"
+    assert breaker(session) == "closed"
+    status, headers, _ = exchange(port, request("POST", EVACUATE, "Content-Length: 0", version="HTTP/1.0"))
+    assert status == 303 and headers["location"] == "/_regionproxy/"
+    assert breaker(session) == "evacuated"
+
+
+def test_ipv6_host_with_a_port_reads_and_acts_from_its_own_page(port, session):
+    same = (f"Host: [::1]:{port}", f"Origin: http://[::1]:{port}", "Sec-Fetch-Site: same-origin")
+    status, _, body = exchange(port, request("GET", STATUS, *same))
+    assert status == 200 and LOCAL in json.loads(body)["regions"]
+    status, _, _ = exchange(port, request("POST", EVACUATE, *same[:1], "Origin: http://[::1]:1", "Content-Length: 0"))
+    assert status == 403
+    assert breaker(session) == "closed"
+    status, _, _ = exchange(port, request("POST", EVACUATE, *same, "Content-Length: 0"))
+    assert status == 303
+    assert breaker(session) == "evacuated"
