@@ -110,7 +110,12 @@ def test_written_keys_finds_put_keys_from_the_schema():
         ("ExecuteStatement", {"Statement": "INSERT INTO \"t\" VALUE {'pk': 'a'}"}, ["t"]),
         (
             "ExecuteTransaction",
-            {"TransactStatements": [{"Statement": "EXISTS(SELECT * FROM a WHERE pk = 'x')"}, {"Statement": "UPDATE b SET v = 1"}]},
+            {
+                "TransactStatements": [
+                    {"Statement": "EXISTS(SELECT * FROM a WHERE pk = 'x')"},
+                    {"Statement": "UPDATE b SET v = 1"},
+                ]
+            },
             ["a", "b"],
         ),
         # One statement whose table cannot be read: the call's tables are unknown.
@@ -147,14 +152,18 @@ KEY_NAMES = {"t": ("pk", "sk")}
 @pytest.mark.parametrize(
     ("statement", "parameters", "key"),
     [
-        pytest.param("UPDATE \"t\" SET v = 1 WHERE pk = 'a' AND sk = 'b'", None, {"pk": {"S": "a"}, "sk": {"S": "b"}}, id="literals"),
+        pytest.param(
+            "UPDATE \"t\" SET v = 1 WHERE pk = 'a' AND sk = 'b'", None, {"pk": {"S": "a"}, "sk": {"S": "b"}}, id="literals"
+        ),
         pytest.param(
             "update t set v = ? where pk = ? and \"sk\" = 'b' returning all new *",
             [{"S": "v"}, {"S": "a"}],
             {"pk": {"S": "a"}, "sk": {"S": "b"}},
             id="parameters-counted-from-the-start",
         ),
-        pytest.param("DELETE FROM t WHERE 'a' = pk AND sk = -1.5", None, {"pk": {"S": "a"}, "sk": {"N": "-1.5"}}, id="reversed-negative"),
+        pytest.param(
+            "DELETE FROM t WHERE 'a' = pk AND sk = -1.5", None, {"pk": {"S": "a"}, "sk": {"N": "-1.5"}}, id="reversed-negative"
+        ),
         pytest.param(
             "DELETE FROM t WHERE pk = 'it''s' AND v BETWEEN 1 AND 2 AND sk = 'b' AND attribute_exists(v)",
             None,
@@ -228,7 +237,11 @@ def test_partiql_reads_in_a_write_batch_name_no_written_item():
         ("TransactGetItems", {}, True),
         ("ExecuteStatement", {"Statement": "SELECT * FROM t", "ConsistentRead": True}, True),
         ("ExecuteStatement", {"Statement": "SELECT * FROM t"}, False),
-        ("BatchExecuteStatement", {"Statements": [{"Statement": "SELECT 1"}, {"Statement": "SELECT 2", "ConsistentRead": True}]}, True),
+        (
+            "BatchExecuteStatement",
+            {"Statements": [{"Statement": "SELECT 1"}, {"Statement": "SELECT 2", "ConsistentRead": True}]},
+            True,
+        ),
         ("ExecuteTransaction", {"TransactStatements": [{"Statement": "SELECT * FROM t"}]}, True),
         ("GetItem", {"ConsistentRead": "yes"}, True),  # botocore refuses it: no need to hedge it
         ("BatchGetItem", {"RequestItems": ["junk"]}, False),

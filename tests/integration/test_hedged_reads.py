@@ -228,7 +228,11 @@ def test_an_index_the_hedge_region_lacks_does_not_answer_for_a_slow_local_region
     events = []
     definitions = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}
     pk, v = {"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "v", "AttributeType": "S"}
-    index = {"IndexName": "by-v", "KeySchema": [{"AttributeName": "v", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}
+    index = {
+        "IndexName": "by-v",
+        "KeySchema": [{"AttributeName": "v", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
     lab.client(LOCAL, direct=True).create_table(
         TableName="Indexed", AttributeDefinitions=[pk, v], GlobalSecondaryIndexes=[index], **definitions
     )
