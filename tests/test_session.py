@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 
 import regionproxy as rp
@@ -110,7 +111,7 @@ class Regions:
             item = items.get(params["Key"]["pk"]["S"])
             return ({"Item": item} if item else {}), region
         elif call.operation == "Query":
-            pk = params["ExpressionAttributeValues"][":pk"]["S"]
+            pk = next(iter(params["ExpressionAttributeValues"].values()))["S"]  # the one equality on pk
             return {"Items": [items[pk]] if pk in items else [], "Count": 1}, region
         elif call.operation == "BatchGetItem":
             found = [items[key["pk"]["S"]] for key in params["RequestItems"][TABLE]["Keys"] if key["pk"]["S"] in items]
@@ -318,6 +319,9 @@ SURFACES = {
     "client": lambda session: _get(session).get("Item", {}).get("v", {}).get("S"),
     "table": lambda session: session.table(TABLE).get_item(Key={"pk": "a"}).get("Item", {}).get("v"),
     "query": lambda session: (_query(session)["Items"] or [{}])[0].get("v", {}).get("S"),
+    "table-query": lambda session: (session.table(TABLE).query(KeyConditionExpression=Key("pk").eq("a"))["Items"] or [{}])[
+        0
+    ].get("v"),
     "batch": lambda session: next(
         iter(session.execute("BatchGetItem", {"RequestItems": {TABLE: {"Keys": [{"pk": {"S": "a"}}]}}})["Responses"][TABLE]),
         {},

@@ -262,8 +262,13 @@ class _Unread(Exception):
     """A statement this reader cannot take apart."""
 
 
+# DynamoDB refuses longer statements, so no such write succeeds: not worth
+# reading (and a bound on the work of reading one).
+_LONGEST_STATEMENT = 8192
+
+
 def _tokens(statement: Any) -> list[_Token]:
-    if not isinstance(statement, str):
+    if not isinstance(statement, str) or len(statement) > _LONGEST_STATEMENT:
         raise _Unread
     tokens: list[_Token] = []
     parameters = 0

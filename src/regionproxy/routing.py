@@ -170,9 +170,11 @@ class StickyWrites:
             return
         keys = list(keys) if keys is not None else None
         tables = list(tables) or ([_ANY_TABLE] if keys is None else [])
-        now = self._clock()
-        until = now + self.seconds
         with self._lock:
+            # The time is read under the lock, so writes are kept in the
+            # order of their expiry (which is taken from the front).
+            now = self._clock()
+            until = now + self.seconds
             self._sequence += 1
             write = (self._sequence, until, region)
             for table in tables:
@@ -206,22 +208,23 @@ class StickyWrites:
         # Common path: nothing remembered, no lock, no work.
         if not self._tables:
             return NOTHING_SEEN
-        now = self._clock()
+        try:  # worked out (PartiQL read) before the lock is taken
+            tables: list[str | None] = list(call.tables)
+            keys = call.read_keys
+        except Exception:  # noqa: BLE001 - a request botocore will refuse: follow as if its tables were unknown
+            tables, keys = [], None
         with self._lock:
+            now = self._clock()
             self._expire(now)
-            seen = self._seen(call, now)
+            seen = self._seen(tables or list(self._tables), keys, now)  # unknown tables: any
         if not seen:
             return NOTHING_SEEN
         latest = max(seen)[2]
         return WritesSeen(None if latest == self.home else latest, frozenset(write[2] for write in seen))
 
-    def _seen(self, call: Call, now: float) -> list[_Write]:
-        """Under the lock: the live writes ``call`` may see."""
-        try:
-            tables: list[str | None] = list(call.tables) or list(self._tables)  # unknown tables: any
-            keys = call.read_keys
-        except Exception:  # noqa: BLE001 - a request botocore will refuse: say nothing
-            return []
+    def _seen(self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float) -> list[_Write]:
+        """Under the lock: the live writes a read of ``tables`` (and of the
+        items ``keys``, or of whatever matches: None) may see."""
         seen: list[_Write] = []
         for table in (*tables, _ANY_TABLE):
             writes = self._tables.get(table)
