@@ -108,13 +108,25 @@ def test_a_later_write_of_the_key_that_fails_over_elsewhere_moves_its_sticky_ent
     assert sticky.region_for(_get({"pk": {"S": "a"}})) == THIRD
 
 
-def test_a_write_of_another_key_leaves_the_keys_entry_and_moves_the_tables():
+def test_a_write_of_another_key_at_home_leaves_the_keys_and_the_tables_entries():
     sticky = _sticky()
     sticky.remember(AWAY, ["t"], [_key("a")])
     sticky.remember(HOME, ["t"], [_key("b")])
     assert sticky.region_for(_get({"pk": {"S": "a"}})) == AWAY
     assert sticky.region_for(_get({"pk": {"S": "b"}})) is None
-    assert sticky.region_for(Call("Query", {"TableName": "t"})) is None  # the table's latest write is at home
+    assert sticky.region_for(Call("Query", {"TableName": "t"})) == AWAY  # "a" is there only
+
+
+def test_a_query_follows_the_latest_failed_over_write_still_current_and_ends_with_the_last_of_them():
+    sticky = StickyWrites(5.0, home=HOME, clock=Clock())
+    sticky.remember(AWAY, ["t"], [_key("a")])
+    sticky.remember(THIRD, ["t"], [_key("b")])
+    query = Call("Query", {"TableName": "t"})
+    assert sticky.region_for(query) == THIRD
+    sticky.remember(HOME, ["t"], [_key("b")])  # "b" written again, at home
+    assert sticky.region_for(query) == AWAY  # "a" still is where it was written
+    sticky.remember(HOME, ["t"], [_key("a")])
+    assert sticky.region_for(query) is None
 
 
 def test_an_answer_may_be_stored_only_from_the_region_of_every_write_the_read_sees():
@@ -190,3 +202,23 @@ def test_home_writes_are_worth_remembering_only_for_tables_with_entries():
     assert not sticky.remembers(["t"])
     sticky.remember(AWAY, ["t"], [_key("a")])
     assert (sticky.remembers(["t"]), sticky.remembers(["other"]), sticky.remembers([])) == (True, False, True)
+
+
+def test_a_write_of_unknown_items_at_home_does_not_end_the_follow_of_one_that_failed_over():
+    sticky = _sticky()
+    sticky.remember(AWAY, ["t"], None)
+    sticky.remember(HOME, ["t"], None)  # which items either touched is unknown
+    assert sticky.region_for(_get({"pk": {"S": "any"}})) == AWAY
+    assert sticky.region_for(Call("Query", {"TableName": "t"})) == AWAY
+
+
+def test_expired_writes_are_dropped_while_their_table_keeps_being_written():
+    clock = Clock()
+    sticky = StickyWrites(5.0, home=HOME, clock=clock)
+    for n in range(3):
+        sticky.remember(AWAY, ["t"], [_key(str(n))])
+    clock.now = 5.1
+    sticky.remember(HOME, ["t"], [_key("later")])
+    assert sticky.region_for(Call("Query", {"TableName": "t"})) is None
+    assert sticky.region_for(_get({"pk": {"S": "0"}})) is None
+    assert "keys=1," in repr(sticky)

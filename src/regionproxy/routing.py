@@ -7,29 +7,36 @@ first that serves.
 :class:`StickyWrites` keeps read-your-writes, by these rules:
 
 - Every write of the session is remembered for ``sticky_seconds`` with the
-  region that took it: per item it names (only the latest write of an item
-  counts: a later write of the item moves its entry to the later write's
-  region), per table, and, when its items cannot be named (a put whose key
-  schema is unknown, a PartiQL statement that does not state the whole
-  key), as a write of any item of its tables (of every table when its
-  tables cannot be read either).
-- A read follows the latest write it may see: an item read (GetItem,
-  BatchGetItem, TransactGetItems) the latest write of its items and every
-  write of its tables whose items are unknown; any other read (Query, Scan,
-  PartiQL SELECT) the latest write of its tables. When that write landed
-  in the write region (``home``: where writes go when nothing fails), the
-  read is an ordinary one; otherwise (the write failed over) it goes to the
-  write's region first, unhedged. So a later write that lands at home ends
-  what an earlier failed-over write of the same item made sticky, and one
-  that fails over elsewhere moves it.
-- An answer to a read may be cached only if it came from the region that
-  took every write the read may see (the item's latest, its tables'
-  unnamed ones; for a query, every write of its tables): any other region
-  may not have them yet. The answer is still returned.
+  region that took it: per item it names (only an item's latest write
+  counts), and per table. A write whose items cannot be named (a put whose
+  key schema is unknown, a PartiQL statement that does not state the whole
+  key) counts as a write of any item of its tables, and of any table when
+  its tables cannot be read either.
+- A write failed over when it landed away from ``home`` (where writes go
+  when nothing fails: the local region, or the primary). Reads follow
+  failed-over writes, to the write's region first and unhedged:
 
-Writes that land at home need remembering only for the cache and to end
-earlier entries: the session skips them when it has no cache and nothing of
-their tables is remembered.
+  - an item read (GetItem, BatchGetItem, TransactGetItems) follows the
+    latest of its items' latest writes and of its tables' failed-over
+    writes whose items are unknown, if that one failed over;
+  - any other read (Query, Scan, PartiQL SELECT) follows the latest
+    failed-over write of its tables that is still the latest write of its
+    item (or whose items are unknown).
+
+  So a later write of an item that lands at home ends what an earlier
+  failed-over write of it made sticky, for the item and, once no other
+  failed-over write of the table is current, for the table's queries; one
+  that fails over elsewhere moves it. A write of another item leaves both
+  alone.
+- An answer may be cached only if it came from the region that took every
+  write the read may see (an item read: its items' latest writes and its
+  tables' writes of unknown items; any other read: every write of its
+  tables), wherever they landed: any other region may not have them yet.
+  The answer is still returned.
+
+Writes that land at home matter only for the cache and to end earlier
+entries: the session skips them when it has no cache and nothing of their
+tables is remembered.
 """
 
 from __future__ import annotations
@@ -109,15 +116,17 @@ _Write = tuple[int, float, str]
 
 
 class _TableWrites:
-    """The latest write of one table per region, and the latest whose items
-    are unknown per region."""
+    """One table's remembered writes: the latest per region (any item), the
+    latest whose items are unknown per region, and the failed-over writes
+    that are still their item's latest (by key fingerprint, oldest first)."""
 
-    __slots__ = ("last", "regions", "unnamed")
+    __slots__ = ("last", "regions", "unnamed", "away")
 
     def __init__(self) -> None:
-        self.last = 0.0
+        self.last = 0.0  # when the table's latest write stops counting
         self.regions: dict[str, _Write] = {}
         self.unnamed: dict[str, _Write] = {}
+        self.away: OrderedDict[Hashable, _Write] = OrderedDict()
 
 
 class StickyWrites:
@@ -127,10 +136,9 @@ class StickyWrites:
 
     :param seconds: the window; 0 turns read-your-writes off.
     :param home: the region writes go to when nothing fails (the local
-        region, or the primary); a read of a write that landed there is an
-        ordinary read.
+        region, or the primary); a write that landed elsewhere failed over.
     :param maxsize: bound on remembered items; the oldest are forgotten,
-        and their tables then follow their region as if their items were unknown.
+        and count from then on as writes of unknown items of their tables.
     """
 
     def __init__(
@@ -170,28 +178,31 @@ class StickyWrites:
             return
         keys = list(keys) if keys is not None else None
         tables = list(tables) or ([_ANY_TABLE] if keys is None else [])
+        tables.extend(table for table, _ in keys or () if table not in tables)
         with self._lock:
             # The time is read under the lock, so writes are kept in the
             # order of their expiry (which is taken from the front).
             now = self._clock()
-            until = now + self.seconds
             self._sequence += 1
-            write = (self._sequence, until, region)
+            write = (self._sequence, now + self.seconds, region)
             for table in tables:
                 writes = self._tables.pop(table, None) or _TableWrites()
-                writes.last = until
+                writes.last = write[1]
                 writes.regions[region] = write
                 if keys is None:
                     writes.unnamed[region] = write
                 self._tables[table] = writes  # the most recent last
-            for table_key in keys or ():
-                self._keys.pop(table_key, None)
-                self._keys[table_key] = write
+            for table, fingerprint in keys or ():
+                self._forget((table, fingerprint))
+                self._keys[(table, fingerprint)] = write
+                if region != self.home:
+                    self._tables[table].away[fingerprint] = write
             while len(self._keys) > self._maxsize:
-                (table, _), forgotten = self._keys.popitem(last=False)
-                # Forgotten for room, not for time: its table follows it as
-                # if its items were unknown, until it would have expired.
-                writes = self._tables.get(table)
+                table_key, forgotten = next(iter(self._keys.items()))
+                self._forget(table_key)
+                # Forgotten for room, not for time: from now on it counts as
+                # a write of an unknown item of its table, until it expires.
+                writes = self._tables.get(table_key[0])
                 if writes is not None:
                     known = writes.unnamed.get(forgotten[2])
                     if known is None or known[0] < forgotten[0]:
@@ -216,30 +227,58 @@ class StickyWrites:
         with self._lock:
             now = self._clock()
             self._expire(now)
-            seen = self._seen(tables or list(self._tables), keys, now)  # unknown tables: any
-        if not seen:
+            tables = [*(tables or self._tables), _ANY_TABLE]  # unknown tables: any
+            follow = self._follow(tables, keys, now)
+            regions = self._regions(tables, keys, now)
+        if follow is None and not regions:
             return NOTHING_SEEN
-        latest = max(seen)[2]
-        return WritesSeen(None if latest == self.home else latest, frozenset(write[2] for write in seen))
+        return WritesSeen(follow, regions)
 
-    def _seen(self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float) -> list[_Write]:
-        """Under the lock: the live writes a read of ``tables`` (and of the
-        items ``keys``, or of whatever matches: None) may see."""
+    def _follow(self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float) -> str | None:
+        """Under the lock: the region of the failed-over write the read must
+        follow (see the module's rules), or None."""
+        candidates: list[_Write] = []
+        for table in tables:
+            writes = self._tables.get(table)
+            if writes is None:
+                continue
+            candidates.extend(write for region, write in writes.unnamed.items() if region != self.home)
+            if keys is None and writes.away:
+                candidates.append(next(reversed(writes.away.values())))  # the table's latest still current
+        for table_key in keys or ():
+            write = self._keys.get(table_key)
+            if write is not None:
+                candidates.append(write)
+        live = [write for write in candidates if write[1] > now]
+        if not live:
+            return None
+        region = max(live)[2]
+        return None if region == self.home else region
+
+    def _regions(self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float) -> frozenset[str]:
+        """Under the lock: the regions of every write the read may see."""
         seen: list[_Write] = []
-        for table in (*tables, _ANY_TABLE):
+        for table in tables:
             writes = self._tables.get(table)
             if writes is not None:
                 # An item read sees its tables' writes of unknown items;
                 # any other read every write of its tables.
-                seen.extend(write for write in (writes.unnamed if keys is not None else writes.regions).values())
+                seen.extend((writes.unnamed if keys is not None else writes.regions).values())
         for table_key in keys or ():
             write = self._keys.get(table_key)
             if write is not None:
                 seen.append(write)
-        return [write for write in seen if write[1] > now]
+        return frozenset(write[2] for write in seen if write[1] > now)
+
+    def _forget(self, table_key: tuple[str, Hashable]) -> None:
+        """Under the lock: drop an item's entry (and its table's mark of it)."""
+        write = self._keys.pop(table_key, None)
+        writes = self._tables.get(table_key[0])
+        if write is not None and writes is not None and writes.away.get(table_key[1]) is write:
+            del writes.away[table_key[1]]
 
     def _expire(self, now: float) -> None:
         while self._keys and next(iter(self._keys.values()))[1] <= now:
-            self._keys.popitem(last=False)
+            self._forget(next(iter(self._keys)))
         while self._tables and next(iter(self._tables.values())).last <= now:
             self._tables.popitem(last=False)
