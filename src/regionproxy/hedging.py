@@ -33,8 +33,8 @@ the preferred one, which may still answer. While the preferred side runs,
 the read waits for it, and it tries no region after its own (the hedge has
 had those regions' answer): it is given its own region's retries, and if
 they fail, the hedge's error is the answer, as it would have been had the
-read failed over. An error of the preferred side's own region is the
-answer whichever side ends first.
+read failed over. DynamoDB's own error from the preferred side is the
+answer when it comes, as a success is (unless the hedge has answered first).
 
 Writes are never hedged: sending one twice is what the rest of the session
 works to avoid. Nor are strongly consistent reads and reads that follow a
