@@ -106,7 +106,9 @@ def test_invalidate_table_drops_only_that_table(cache):
             id="batch",
         ),
         pytest.param("DeleteItem", {"TableName": "t", "Key": {"pk": "a"}}, {("u", "a")}, id="a-key-not-in-wire-format-drops-its-table"),
-        pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET v=1"}, set(), id="partiql-drops-all"),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET v=1"}, {("u", "a")}, id="partiql-without-its-key-drops-its-table"),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE t SET v=1 WHERE pk='a'"}, {("t", "b"), ("u", "a")}, id="partiql-key"),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE `t` SET v=1"}, set(), id="unreadable-partiql-drops-all"),
         pytest.param("TransactWriteItems", {"TransactItems": [5]}, set(), id="malformed-drops-all"),
     ],
 )

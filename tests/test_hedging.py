@@ -148,18 +148,128 @@ def test_failed_hedge_waits_for_the_preferred_region():
     hedger.close()
 
 
-def test_a_caller_error_from_either_side_is_the_answer():
+def _caller_error(code="AccessDeniedException"):
+    return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetItem")
+
+
+def _after_the_hedge(hedger, answer):
+    """A preferred side that gives ``answer`` (a result, or an error to
+    raise) only once the hedge side has ended: the hedge's outcome is in
+    before it, every time."""
+    from regionproxy.testing.lab import wait_for
+
+    futures = _recording_pool(hedger)
+
+    def attempt(call, plan, side):
+        side.region = plan[0]
+        if plan != PLAN:
+            return _result(answer[1])
+        assert wait_for(lambda: len(futures) == 2 and futures[1].done(), timeout=10)
+        return _result(answer[0])
+
+    return attempt
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException", "ResourceNotFoundException"])
+def test_a_caller_error_from_the_hedge_waits_for_the_preferred_side(code):
+    # An IAM policy scoped to the local table, an index the replica lacks:
+    # the hedge region's answer, not the read's, while the local one works.
     events = []
-    error = ClientError({"Error": {"Code": "ValidationException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetItem")
-    sides = Sides(hedge_result=error)
     hedger = _hedger(events)
+    try:
+        attempt = _after_the_hedge(hedger, (({"from": "primary"}, PLAN[0]), _caller_error(code)))
+        assert hedger.run(GET, PLAN, attempt) == ({"from": "primary"}, PLAN[0])
+        assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"]
+    finally:
+        hedger.close()
+
+
+def test_a_caller_error_from_the_hedge_is_the_answer_once_the_preferred_side_fails():
+    events = []
+    hedger = _hedger(events)
+    denied = _caller_error()
+    try:
+        attempt = _after_the_hedge(hedger, (AllRegionsFailed("GetItem", {PLAN[0]: TimeoutError("read timeout")}), denied))
+        with pytest.raises(ClientError) as caught:
+            hedger.run(GET, PLAN, attempt)
+        assert caught.value is denied
+        assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won"]
+        assert "hedges=0" in repr(hedger.budget)  # the read's only answer: given back
+    finally:
+        hedger.close()
+
+
+def test_a_caller_error_from_the_preferred_side_is_the_answer():
+    events = []
+    error = _caller_error("ValidationException")
+    sides = Sides(primary_result=error, hedge_blocks=True)
+    sides.release.set()
+    hedger = _hedger(events, delay=5.0)
     try:
         with pytest.raises(ClientError) as caught:
             hedger.run(GET, PLAN, sides)
         assert caught.value is error
     finally:
-        sides.release.set()
+        sides.hedge_release.set()
         hedger.close()
+
+
+def _loop_with(preferred, hedge_region, attempts=2):
+    from regionproxy.attempts import AttemptLoop
+
+    replicas = {PLAN[0]: _Replica(PLAN[0], preferred), PLAN[1]: _Replica(PLAN[1], hedge_region)}
+    loop = AttemptLoop(replicas, Hooks(), attempts=attempts, sleep=lambda seconds: None)
+    loop.hedger = _hedger([])
+    return loop, replicas
+
+
+def test_after_the_hedges_caller_error_the_preferred_side_retries_its_region_and_answers():
+    from regionproxy.testing.lab import wait_for
+
+    denied = _caller_error()
+    answers = iter([_server_error(), {"Item": {"from": {"S": PLAN[0]}}}])
+
+    def preferred():
+        assert wait_for(lambda: loop.replicas[PLAN[1]].calls == 1 and len(futures) == 2 and futures[1].done(), timeout=10)
+        return _result(next(answers))
+
+    def hedge_region():
+        raise denied
+
+    loop, replicas = _loop_with(preferred, hedge_region)
+    futures = _recording_pool(loop.hedger)
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {"from": {"S": PLAN[0]}}}, PLAN[0])
+        assert (replicas[PLAN[0]].calls, replicas[PLAN[1]].calls) == (2, 1)
+    finally:
+        loop.hedger.close()
+
+
+def test_after_the_hedges_caller_error_a_failing_preferred_side_does_not_ask_the_hedge_region_again():
+    # The hedge region has answered this read: asking it again from the
+    # preferred side would only send the read twice. Its 5xx was the
+    # preferred region's (another region answered), not a poison request.
+    from regionproxy.testing.lab import wait_for
+
+    denied = _caller_error()
+
+    def preferred():
+        assert wait_for(lambda: len(futures) == 2 and futures[1].done(), timeout=10)
+        raise _server_error()
+
+    def hedge_region():
+        raise denied
+
+    loop, replicas = _loop_with(preferred, hedge_region)
+    futures = _recording_pool(loop.hedger)
+    try:
+        with pytest.raises(ClientError) as caught:
+            loop.run(GET, PLAN)
+        assert caught.value is denied
+        assert (replicas[PLAN[0]].calls, replicas[PLAN[1]].calls) == (2, 1)
+        assert replicas[PLAN[0]].breaker.failures == 2  # both its 5xx attempts: charged, not a poison request
+    finally:
+        loop.hedger.close()
 
 
 def test_both_sides_failing_raises_the_preferred_sides_error():

@@ -129,18 +129,20 @@ class AttemptLoop:
         side of a hedged read, until the other side has answered)."""
         run = _Run(call, plan, tally, side)
         for region in plan:
-            if run.abandoned():
+            if run.abandoned() or (region != plan[0] and run.rest_answered()):
                 # The other side of the hedge answered (perhaps before this
                 # side even started, in a busy pool): trying a region, even
-                # the first, would only send the read again.
+                # the first, would only send the read again. Or it has
+                # DynamoDB's own error from the regions after this one.
                 break
             result = self._try_region(run, region)
             if result is not None:
                 self._charge_server_errors(run, region)
                 return result, region
-        if run.abandoned():
+        if run.abandoned() or run.rest_answered():
             # The other side answered this very request: the 5xx this side
-            # met were its regions'. Nobody awaits this error.
+            # met were its regions'. Nobody awaits this error, or the
+            # other side's error is the answer.
             self._charge_server_errors(run, None)
             raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
         if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
@@ -280,6 +282,11 @@ class _Run:
     def abandoned(self) -> bool:
         """Whether the other side of a hedged read has answered it."""
         return self.side is not None and self.side.abandoned
+
+    def rest_answered(self) -> bool:
+        """Whether the hedge of this read got DynamoDB's own error from the
+        regions after this side's first (see :class:`~regionproxy.hedging.Side`)."""
+        return self.side is not None and self.side.rest_answered
 
     def hedge(self) -> bool:
         """Whether this is the hedge of a read: its plan is not the read's

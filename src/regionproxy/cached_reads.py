@@ -6,6 +6,13 @@ misses fetched in one call; a GetItem made through the Python-value client
 (Table, resource, ``meta.client``) keeps its own Python-value form, so a hit
 serialises and deserialises nothing. :class:`CachedReads` decides and
 bookkeeps; loading is the session's (``load``: the routed read).
+
+An answer is cached only if the region that gave it has every write of
+this session the read may see (the rule is in :mod:`regionproxy.routing`):
+when a hedge or a failover brings the answer of another region within the
+read-your-writes window, the session returns it and has it withheld
+(:meth:`CachedReads.withhold`), so the next read asks again instead of
+being served the item as it was before the session's own write.
 """
 
 from __future__ import annotations
@@ -73,6 +80,27 @@ class CachedReads:
         if call.operation == "GetItem":
             return self._load_once(key, call.operation, lambda: self._load(call), negative=_no_item)
         return self._load_once(key, call.operation, lambda: self._load(call), tags=call.query_tags)
+
+    def withhold(self, call: Call) -> None:
+        """Keep the answer now being loaded for ``call`` out of the cache, in
+        every form (it is still returned to its readers): a GetItem's item,
+        a Query's page, each item of a BatchGetItem. Marks their loads in
+        flight stale, which is what keeps a load's answer out."""
+        cache = self.cache
+        if call.operation == "BatchGetItem":
+            request = call.params.get("RequestItems")
+            if not isinstance(request, dict):
+                return
+            for table, spec in request.items():
+                for key in spec.get("Keys", ()) if isinstance(spec, dict) else ():
+                    fingerprint = wire_key_fingerprint(key)
+                    if fingerprint is not None:
+                        cache.invalidate((table, fingerprint))
+            return
+        key = call.cache_key if call.operation in _CACHED_READS else None
+        if key is not None:
+            cache.invalidate(key)
+            cache.invalidate((*key, VALUES))
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``load()``'s answer in Python values, through the cache where it

@@ -9,11 +9,20 @@ and handed to every part), so no module parses the parameters again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 from regionproxy.cache_keys import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
-from regionproxy.operations import KeyNames, is_idempotent, kind_of, tables_of, written_keys
+from regionproxy.operations import (
+    KeyNames,
+    is_idempotent,
+    is_strongly_consistent,
+    key_fingerprint,
+    kind_of,
+    read_keys,
+    tables_of,
+    written_keys,
+)
 
 # Only plain eventually consistent GetItems are cached: ConsistentRead,
 # projections and capacity reports change the answer, so they bypass it.
@@ -79,8 +88,24 @@ class Call:
 
     @_lazy
     def tables(self) -> list[str]:
-        """The tables the call names (none for PartiQL, which names them in SQL)."""
+        """The tables the call names; for PartiQL, those its statements name
+        ([] when one cannot be read)."""
         return tables_of(self.operation, self.params)
+
+    @_lazy
+    def strongly_consistent(self) -> bool:
+        """A read that must see every write acknowledged before it
+        (``ConsistentRead``, a transaction): never hedged, never reordered
+        (:func:`regionproxy.operations.is_strongly_consistent`)."""
+        return is_strongly_consistent(self.operation, self.params)
+
+    @_lazy
+    def read_keys(self) -> list[tuple[str, Hashable]] | None:
+        """``(table, key fingerprint)`` of each item a read names (GetItem,
+        BatchGetItem, TransactGetItems); None for a read of whatever matches
+        (Query, Scan, PartiQL SELECT)."""
+        keys = read_keys(self.operation, self.params)
+        return None if keys is None else [(table, key_fingerprint(key)) for table, key in keys]
 
     @_lazy
     def repeatable(self) -> bool:
@@ -90,7 +115,9 @@ class Call:
 
     def written_keys(self, key_names: KeyNames) -> list[tuple[str, Mapping[str, Any]]]:
         """``(table, key)`` of every item the write touches; raises what
-        ``key_names`` raises when a put's key cannot be named."""
+        ``key_names`` raises when a put's key cannot be named, and
+        :class:`~regionproxy.operations.UnnamedKeys` for a PartiQL write
+        whose item its statement does not name."""
         return written_keys(self.operation, self.params, key_names)
 
     @_lazy

@@ -25,8 +25,23 @@ outage spends the budget only on reads that were really sent twice. Such a
 region is down, not slow, and its demotion (if any) is lifted: its breaker
 judges it, and lets it back as soon as it answers again.
 
+DynamoDB's own error (a caller error: ``AccessDeniedException`` from an IAM
+policy scoped to the local table, ``ValidationException`` for an index the
+replica lacks, ...) from the hedge side is the read's answer only once the
+preferred side has failed too: it speaks for the hedge's regions, not for
+the preferred one, which may still answer. While the preferred side runs,
+the read waits for it, and it tries no region after its own (the hedge has
+had those regions' answer): it is given its own region's retries, and if
+they fail, the hedge's error is the answer, as it would have been had the
+read failed over. DynamoDB's own error from the preferred side is the
+answer when it comes, as a success is (unless the hedge has answered first).
+
 Writes are never hedged: sending one twice is what the rest of the session
-works to avoid.
+works to avoid. Nor are strongly consistent reads and reads that follow a
+write (read-your-writes), nor does a demotion reorder them: each must be
+answered by the region that has what it must see (the session decides,
+from :attr:`~regionproxy.calls.Call.strongly_consistent` and its sticky
+writes, and runs those reads unhedged over the plain plan).
 """
 
 from __future__ import annotations
@@ -57,14 +72,19 @@ class Side:
     :param hedge: this is the hedge, whose plan leaves out the preferred
         region: what its regions alone answer (a 5xx, no replica of the
         table) is their trouble, not the read's answer.
+
+    ``rest_answered`` is set on the preferred side when the hedge got
+    DynamoDB's own error from the regions after its first: the side then
+    tries only the region it started with (its retries included).
     """
 
-    __slots__ = ("region", "abandoned", "hedge")
+    __slots__ = ("region", "abandoned", "hedge", "rest_answered")
 
     def __init__(self, *, hedge: bool = False) -> None:
         self.region: str | None = None
         self.abandoned = False
         self.hedge = hedge
+        self.rest_answered = False
 
 
 # The attempt loop over a plan: (call, plan, side or None) -> (response, region).
@@ -194,6 +214,7 @@ class Hedger:
         sides = dict((primary, hedge))
         pending = set(sides)
         deadline = time.monotonic() + self._longest_call + 1.0
+        held = False  # the hedge ended with DynamoDB's own error while the preferred side ran
         while pending:
             done, pending = concurrent.futures.wait(
                 pending, timeout=max(0.0, deadline - time.monotonic()), return_when=concurrent.futures.FIRST_COMPLETED
@@ -202,27 +223,38 @@ class Hedger:
                 break  # both loops are bounded by their timeouts: only a stuck pool gets here
             for future in [future for future in sides if future in done]:  # the preferred side first
                 error = future.exception()
-                if error is None or not isinstance(error, RegionProxyError):
-                    # A success, or DynamoDB's own answer (a caller error): the answer.
-                    won = future is hedge[0]
-                    for side in sides.values():
-                        side.abandoned = True  # the other side tries no further region
-                    self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
-                    if not won:
-                        if error is None and future.result()[1] == plan[0]:
-                            self._answered(plan[0])  # it answered first itself, not the region its side moved on to
-                    elif primary[0].done():
-                        # It failed before the hedge answered (an answer of its
-                        # own would have been taken first): down, not slow.
-                        self._preferred_side_ended(plan[0], receipt, primary[0])
-                    else:
-                        # The win is counted before the callback is added: the
-                        # side can end at any moment (the callback then runs in
-                        # its thread, or here if it already has), and lifting
-                        # the region must come after the win it undoes.
-                        self._judge(plan[0])
-                        primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], receipt, done))
-                    return future.result()
+                if isinstance(error, RegionProxyError):
+                    if future is not primary[0] or not held:
+                        continue  # this side failed: the other may still answer
+                    future = hedge[0]  # the preferred side failed too: the hedge's error is the answer
+                elif error is not None and future is hedge[0] and not primary[0].done():
+                    # DynamoDB's own error, but from the hedge's regions: the
+                    # preferred region, still at work, may answer yet. Its
+                    # side tries no region the hedge has heard from.
+                    held = True
+                    primary[1].rest_answered = True
+                    continue
+                # A success, or DynamoDB's own answer (a caller error): the answer.
+                won = future is hedge[0]
+                for side in sides.values():
+                    side.abandoned = True  # the other side tries no further region
+                self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
+                if not won:
+                    if error is None and not held and future.result()[1] == plan[0]:
+                        self._answered(plan[0])  # it answered first itself, not the region its side moved on to
+                elif primary[0].done():
+                    # It failed before the hedge answered, or while the
+                    # hedge's error waited for it (an answer of its own would
+                    # have been taken first): down, not slow.
+                    self._preferred_side_ended(plan[0], receipt, primary[0])
+                else:
+                    # The win is counted before the callback is added: the
+                    # side can end at any moment (the callback then runs in
+                    # its thread, or here if it already has), and lifting
+                    # the region must come after the win it undoes.
+                    self._judge(plan[0])
+                    primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], receipt, done))
+                return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
         return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
 

@@ -73,7 +73,9 @@ class RegionSession:
         the first region).
     :param write_failover: in ``primary`` mode, let writes fail over.
     :param sticky_seconds: how long reads of a key follow a write that
-        failed over to another region (read-your-writes).
+        failed over to another region (read-your-writes), and how long the
+        cache keeps answers of regions that may lack the session's latest
+        write of a key out (see :mod:`regionproxy.routing`); 0: neither.
     :param throttling_is_fault: throttling counts against the region and
         fails over (True), or reaches the caller (False).
     :param key_schemas: key attribute names per table, ``{"Blog": ("PK", "SK")}``;
@@ -180,7 +182,7 @@ class RegionSession:
             else None
         )
         self.reads = CachedReads(self.cache, self._read, self.hooks) if self.cache is not None else None
-        self._sticky = StickyWrites(settings.sticky_seconds, clock=monotonic)
+        self._sticky = StickyWrites(settings.sticky_seconds, home=self.router.plan(WRITE)[0], clock=monotonic)
         self._clock = clock
         self._client: RegionClient | None = None
         self._lock = threading.Lock()
@@ -321,17 +323,26 @@ class RegionSession:
         return self.attempts.run(call, self.router.plan(call.kind))[0]
 
     def _read(self, call: Call) -> dict[str, Any]:
-        sticky = self._sticky.region_for(call)
-        plan = self.router.plan(READ, sticky)
-        if sticky is not None:
+        seen = self._sticky.seen_by(call)
+        if seen.follow is not None or call.strongly_consistent:
             # Read-your-writes: the write is in the sticky region, maybe not
-            # yet in the others. A hedge to them could answer first with the
-            # item as it was, so the read waits for the region that has it
+            # yet in the others; a strongly consistent read must see every
+            # write the preferred region took. A hedge to another region
+            # could answer first with the item as it was, and a demotion
+            # would send the read there first: the read waits for its region
             # (and fails over only if that region fails).
-            return self.attempts.run(call, plan, hedge=False)[0]
-        if self.attempts.hedger is not None:
-            plan = self.attempts.hedger.order(plan)  # a slow region last
-        return self.attempts.run(call, plan)[0]
+            result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
+        else:
+            plan = self.router.plan(READ)
+            if self.attempts.hedger is not None:
+                plan = self.attempts.hedger.order(plan)  # a slow region last
+            result, region = self.attempts.run(call, plan)
+        if self.reads is not None and not seen.may_store(region):
+            # A region that may not have the session's latest write of what
+            # this read sees answered it (a hedge, a failover): the caller
+            # gets it, the cache does not keep it.
+            self.reads.withhold(call)
+        return result
 
     def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``load()``'s answer in Python values (the Table, resource and
@@ -345,34 +356,46 @@ class RegionSession:
     def _write(self, call: Call) -> dict[str, Any]:
         plan = self.router.plan(WRITE)
         cache = self.cache
+        # One write asks for a table's key schema once, however many times
+        # its keys are named (before, after, for read-your-writes).
+        key_names = _KeyNamesOnce(self.key_schemas.names)
         if cache is not None:
-            cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+            cache.invalidate_write(call.operation, call.params, key_names)
         try:
             result, region = self.attempts.run(call, plan)
-            if region != plan[0]:
-                self._remember(region, call)  # it failed over: reads of it follow it
+            # Where it landed: reads of it follow it if it failed over, and
+            # the cache keeps answers only from there. Landed at home, it
+            # matters only to the cache, or to end what an earlier write of
+            # its tables made sticky.
+            if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
+                self._remember(region, call, key_names, failed_over=region != plan[0])
         finally:
             if cache is not None:
                 # Again after the write, and after reads of it follow it: a
                 # read that loaded before either (from the local region, which
                 # may not have a write that failed over yet) may have stored
                 # the old item.
-                cache.invalidate_write(call.operation, call.params, self.key_schemas.names)
+                cache.invalidate_write(call.operation, call.params, key_names)
         return result
 
-    def _remember(self, region: str, call: Call) -> None:
-        """Make reads of what a write that failed over touched follow it to
-        ``region``. The write was applied: nothing here may turn that into an error."""
+    def _remember(self, region: str, call: Call, key_names: _KeyNamesOnce, *, failed_over: bool) -> None:
+        """Remember that ``region`` took what the write touched (see
+        :mod:`regionproxy.routing`). The write was applied: nothing here may
+        turn that into an error."""
         try:
             keys: list[tuple[str, Any]] | None = [
-                (table, key_fingerprint(key))
-                for table, key in call.written_keys(lambda table: self.key_schemas.names(table, region))
+                (table, key_fingerprint(key)) for table, key in call.written_keys(lambda table: key_names(table, region))
             ]
+            tables = list(dict.fromkeys(table for table, _ in keys)) if keys else call.tables
         except Exception as error:  # noqa: BLE001 - e.g. DescribeTable denied: follow whole tables instead
-            log.warning("regionproxy: keys of a %s in %s unknown (%s); reads of %s follow it", call.operation, region, error, call.tables)
-            keys = None
+            if failed_over:
+                log.warning(
+                    "regionproxy: keys of a %s in %s unknown (%s); reads of %s follow it",
+                    call.operation, region, error, call.tables or "every table",
+                )
+            keys, tables = None, call.tables
         try:
-            self._sticky.remember(region, call.tables, keys)
+            self._sticky.remember(region, tables, keys)
         except Exception:  # noqa: BLE001 - see the docstring
             log.exception("regionproxy: read-your-writes bookkeeping failed after a %s", call.operation)
 
@@ -389,4 +412,27 @@ class RegionSession:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+
+
+class _KeyNamesOnce:
+    """A table's key names, asked of ``names`` once per table (an error
+    included) for the life of this object: one write."""
+
+    __slots__ = ("_names", "_known")
+
+    def __init__(self, names: Callable[[str, str | None], tuple[str, ...]]) -> None:
+        self._names = names
+        self._known: dict[str, tuple[str, ...] | Exception] = {}
+
+    def __call__(self, table: str, prefer: str | None = None) -> tuple[str, ...]:
+        known = self._known.get(table)
+        if known is None:
+            try:
+                known = self._names(table, prefer)
+            except Exception as error:  # noqa: BLE001 - raised again, to every asker
+                known = error
+            self._known[table] = known
+        if isinstance(known, Exception):
+            raise known
+        return known
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from botocore.exceptions import ClientError
+
 import regionproxy as rp
 from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing.lab import wait_for
@@ -173,3 +176,115 @@ def test_a_read_of_a_write_that_failed_over_waits_for_its_region_not_the_hedge(l
     lab.fault(REMOTE, "latency", delay=0.3)  # six hedge delays
     assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "new"}
     assert [e for e in events if isinstance(e, Hedged)] == []
+
+
+# -- DynamoDB's own errors from the hedge region; strongly consistent reads ---------
+
+SLOW = 0.2  # the local region's brownout: four hedge delays
+
+
+def _query(client, **extra):
+    return client.query(
+        TableName=TABLE, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "h"}}, **extra
+    )
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException"])
+def test_a_caller_error_in_the_hedge_region_does_not_answer_for_a_slow_local_region(lab, code):
+    # An IAM policy scoped to the local table (the remote region denies the
+    # read), or an index the replica lacks, as DynamoDB answers them. The
+    # local region, slow but able, is the answer.
+    events = []
+    session = _session(lab, events)
+    lab.fault(REMOTE, "error", status=400, code=code, operations=("GetItem", "Query"))
+    lab.fault(LOCAL, "latency", delay=SLOW)
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
+    assert _query(session.client)["Items"][0]["v"] == {"S": "x"}
+    assert session.table(TABLE).get_item(Key={"pk": "h", "sk": "s"})["Item"]["v"] == "x"
+    # Each read was hedged, and the remote's denial was not its answer. (Should
+    # the local answer come before the denial, the test passes as if fixed:
+    # the race can only make it pass.)
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"] * 3
+    assert [e.region for e in events if isinstance(e, OperationFinished) and e.kind == "read"][-3:] == [LOCAL] * 3
+
+
+def test_access_denied_in_the_hedge_region_is_the_answer_once_the_local_region_fails_too(lab):
+    events = []
+    session = _session(lab, events, timeouts=rp.Timeouts(connect=1.0, read=0.5, attempts=1))
+    lab.fault(REMOTE, "error", status=400, code="AccessDeniedException", operations=("GetItem",))
+    lab.fault(LOCAL, "blackhole")
+    with pytest.raises(ClientError) as caught:
+        session.client.get_item(TableName=TABLE, Key=KEY)
+    assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+    # The local region timed out; the remote one was asked once, by the hedge.
+    assert len([r for r in lab.requests(REMOTE) if r.operation == "GetItem" and r.action == "error"]) == 1
+
+
+def test_an_index_the_hedge_region_lacks_does_not_answer_for_a_slow_local_region(lab):
+    # A genuine ValidationException from moto: the remote replica has no such
+    # index. The local one has it, and answers, slowly. (moto answers a Query
+    # of a missing index with ResourceNotFoundException, DynamoDB with
+    # ValidationException; a Scan gets ValidationException from both.)
+    events = []
+    definitions = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}
+    pk, v = {"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "v", "AttributeType": "S"}
+    index = {
+        "IndexName": "by-v",
+        "KeySchema": [{"AttributeName": "v", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    lab.client(LOCAL, direct=True).create_table(
+        TableName="Indexed", AttributeDefinitions=[pk, v], GlobalSecondaryIndexes=[index], **definitions
+    )
+    lab.client(REMOTE, direct=True).create_table(TableName="Indexed", AttributeDefinitions=[pk], **definitions)
+    for region in (LOCAL, REMOTE):
+        lab.client(region, direct=True).put_item(TableName="Indexed", Item={"pk": {"S": "a"}, "v": {"S": "x"}})
+    session = lab.session(
+        timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1),
+        hedge=rp.HedgePolicy(delay=0.05, budget=1.0),
+        listeners=[events.append],
+    )
+    request = {"TableName": "Indexed", "IndexName": "by-v"}
+    session.client.scan(**request)  # warm both regions up: the first request to a moto server is slow
+    with pytest.raises(ClientError, match="ValidationException"):
+        lab.client(REMOTE).scan(**request)  # what the remote region says
+    events.clear()
+    lab.fault(LOCAL, "latency", delay=SLOW)
+    assert session.client.scan(**request)["Items"] == [{"pk": {"S": "a"}, "v": {"S": "x"}}]
+    assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"]
+
+
+def test_a_strongly_consistent_read_is_not_hedged_to_a_region_without_the_sessions_write(lab):
+    events = []
+    session = _session(lab, events)  # the remote region has "x"
+    lab.replicator.pause()
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "new"}})  # local only
+    lab.fault(LOCAL, "latency", delay=SLOW)
+    assert session.client.get_item(TableName=TABLE, Key=KEY, ConsistentRead=True)["Item"]["v"] == {"S": "new"}
+    assert _query(session.client, ConsistentRead=True)["Items"][0]["v"] == {"S": "new"}
+    assert session.table(TABLE).get_item(Key={"pk": "h", "sk": "s"}, ConsistentRead=True)["Item"]["v"] == "new"
+    got = session.client.transact_get_items(TransactItems=[{"Get": {"TableName": TABLE, "Key": KEY}}])
+    assert got["Responses"][0]["Item"]["v"] == {"S": "new"}
+    assert [e for e in events if isinstance(e, Hedged)] == []
+
+
+def test_a_demotion_does_not_send_strongly_consistent_reads_to_the_remote_region(lab):
+    events = []
+    session = lab.session(
+        timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1),
+        hedge=rp.HedgePolicy(delay=0.05, budget=1.0, demote_after=1, demote_for=60),
+        listeners=[events.append],
+    )
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
+    lab.wait_replicated()
+    lab.fault(LOCAL, "latency", delay=0.6)
+    session.client.get_item(TableName=TABLE, Key=KEY)  # the hedge wins: the local region is demoted
+    assert [e.region for e in events if isinstance(e, RegionDemoted)] == [LOCAL]
+    lab.heal(LOCAL)  # healthy again, still demoted for a minute
+    lab.replicator.pause()
+    lab.client(LOCAL, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "new"}})  # not in the remote yet
+    since = len(events)
+    assert session.client.get_item(TableName=TABLE, Key=KEY, ConsistentRead=True)["Item"]["v"] == {"S": "new"}
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}  # eventually consistent: demoted
+    served = [e.region for e in events[since:] if isinstance(e, OperationFinished)]
+    assert served == [LOCAL, REMOTE]
