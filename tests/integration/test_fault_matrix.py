@@ -15,7 +15,17 @@ region and fault the failover region too, so what the session does after a
 failover is under test as well. The ``tls-handshake`` row runs on a lab of
 its own with https endpoints (``LocalRegions(tls=True)``).
 
-The README's table of outcomes is this module's EXPECTED table.
+A second matrix, on the same harness, puts reads under the faults that test
+what a read means rather than whether it is served: a slow local region
+with hedged reads (eventually consistent ones are hedged, strongly
+consistent ones never, even once a demotion is in place; a caller error
+from the hedge region is not the answer while the local region can give
+one), and read-your-writes after flapping (a write that failed over, then a
+later write of the same item that landed locally: reads return the later
+one, with the cache off and on).
+
+The README's tables of outcomes are this module's EXPECTED and
+READ_EXPECTED tables.
 """
 
 from __future__ import annotations
@@ -28,8 +38,9 @@ from botocore.exceptions import ClientError
 import regionproxy as rp
 from regionproxy.breakers import OPEN
 from regionproxy.errors import ReplicaMissingError
-from regionproxy.events import OperationFinished
+from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing import LocalRegions
+from regionproxy.testing.lab import wait_for
 from tests.conftest import KEY_SCHEMA
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"
@@ -244,7 +255,9 @@ def test_corrupt_answers_count_against_the_breaker_until_it_opens(matrix_lab, ma
     session = lab.session(
         timeouts=TIMEOUTS,
         breaker=rp.BreakerPolicy(fail_max=3, reset_timeout=60),
-        listeners=[lambda event: served.append((event.operation, event.region)) if isinstance(event, OperationFinished) else None],
+        listeners=[
+            lambda event: served.append((event.operation, event.region)) if isinstance(event, OperationFinished) else None
+        ],
     )
     session.prepare()
     lab.fault(LOCAL, "corrupt")
@@ -277,3 +290,177 @@ def test_handshake_that_never_finishes_fails_over_a_write_that_is_not_idempotent
     _send(session, table, "non-idempotent-write")
     assert (_applied(lab, LOCAL, "UpdateItem", since[LOCAL]), _applied(lab, REMOTE, "UpdateItem", since[REMOTE])) == (0, 1)
     assert session.replicas[LOCAL].breaker.failures == 1
+
+
+# -- Read semantics under faults: hedged and strongly consistent reads, read-your-writes --
+#
+# A second matrix on the same harness: each case is one read (two with the
+# cache on: the second may be a hit) through a fresh session, with arrivals
+# of that read counted per region as above. The table's item is "old" in
+# both regions; before the fault, the session writes the item itself, so
+# the value a read returns says which region answered and whether the
+# session reads its own write:
+#
+# - ``slow/...``: the session writes "new" (it lands locally, replication
+#   paused), then the local region is slow (SLOW seconds per request, not
+#   down: no breaker opens). Reads are hedged after HEDGE_DELAY.
+#   ``+demoted``: one read beforehand was hedged and won, so the local
+#   region is demoted for a minute. ``remote-denies``: the remote region
+#   answers reads with AccessDeniedException (an IAM policy scoped to the
+#   local table), a caller error.
+# - ``flapped/...``: the local region is refused (or evacuated) while the
+#   session puts "first", which fails over to the remote region; then it is
+#   healed (restored) and the session puts "second", which lands locally.
+
+SLOW = 1.0  # the slow local region: twenty hedge delays, so the hedge wins on a loaded machine
+HEDGE_DELAY = 0.05
+# The local region is slow, not down: its answer must not time out.
+READ_TIMEOUTS = rp.Timeouts(connect=1.0, read=5.0, attempts=2)
+
+READ_FAULTS = (
+    "slow/hedged",
+    "slow/hedged+demoted",
+    "slow/remote-denies",
+    "flapped/refuse",
+    "flapped/refuse+cache",
+    "flapped/evacuate",
+    "flapped/evacuate+cache",
+)
+READS = ("get", "query", "consistent-get", "consistent-query")
+READ_OPERATIONS = {"get": "GetItem", "query": "Query", "consistent-get": "GetItem", "consistent-query": "Query"}
+
+# (fault, read) -> (region that served the first read, the value it
+# returned), arrivals of the read at (local, remote), and the outcomes of
+# the Hedged events it made. With the cache on, the read is made twice.
+LOCAL_NEW = (LOCAL, "new")
+LOCAL_SECOND = (LOCAL, "second")
+REMOTE_OLD = (REMOTE, "old")
+READ_EXPECTED = {
+    ("slow/hedged", "get"): (REMOTE_OLD, (1, 1), ["won"]),
+    ("slow/hedged", "query"): (REMOTE_OLD, (1, 1), ["won"]),
+    ("slow/hedged", "consistent-get"): (LOCAL_NEW, (1, 0), []),
+    ("slow/hedged", "consistent-query"): (LOCAL_NEW, (1, 0), []),
+    ("slow/hedged+demoted", "get"): (REMOTE_OLD, (0, 1), []),
+    ("slow/hedged+demoted", "query"): (REMOTE_OLD, (0, 1), []),
+    ("slow/hedged+demoted", "consistent-get"): (LOCAL_NEW, (1, 0), []),
+    ("slow/hedged+demoted", "consistent-query"): (LOCAL_NEW, (1, 0), []),
+    # The denial is not an application: arrivals count only forwarded requests.
+    ("slow/remote-denies", "get"): (LOCAL_NEW, (1, 0), ["lost"]),
+    ("slow/remote-denies", "query"): (LOCAL_NEW, (1, 0), ["lost"]),
+    ("slow/remote-denies", "consistent-get"): (LOCAL_NEW, (1, 0), []),
+    ("slow/remote-denies", "consistent-query"): (LOCAL_NEW, (1, 0), []),
+}
+for _fault in ("flapped/refuse", "flapped/evacuate"):
+    for _read in READS:
+        READ_EXPECTED[(_fault, _read)] = (LOCAL_SECOND, (1, 0), [])
+        # With the cache on, the second GetItem is a hit. Strongly consistent
+        # reads bypass the cache; a query's answer is kept only from the
+        # region that took every write of its table within sticky_seconds,
+        # and "first" (replaced, but within the window) is in the remote
+        # region: both go to DynamoDB again.
+        READ_EXPECTED[(f"{_fault}+cache", _read)] = (LOCAL_SECOND, (1, 0) if _read == "get" else (2, 0), [])
+
+
+def _read(session, table, read):
+    consistent = {"ConsistentRead": True} if read.startswith("consistent") else {}
+    key = {"pk": {"S": "item"}, "sk": {"S": "s"}}
+    if read.endswith("get"):
+        item = session.client.get_item(TableName=table, Key=key, **consistent).get("Item")
+        return None if item is None else item["v"]["S"]
+    items = session.client.query(
+        TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "item"}}, **consistent
+    )["Items"]
+    assert len(items) == 1, items
+    return items[0]["v"]["S"]
+
+
+def _put(session, table, v):
+    session.client.put_item(TableName=table, Item={"pk": {"S": "item"}, "sk": {"S": "s"}, "v": {"S": v}})
+
+
+def _stored(lab, table):
+    key = {"pk": {"S": "item"}, "sk": {"S": "s"}}
+    items = [lab.client(region, direct=True).get_item(TableName=table, Key=key)["Item"] for region in (LOCAL, REMOTE)]
+    return tuple(item["v"]["S"] for item in items)
+
+
+def _attempts_done(events, operation, since):
+    """Wait (bounded) until each hedged read's two sides have finished: the
+    loser is not awaited by the caller, but its arrival is counted."""
+    later = events[since:]
+    for hedge in [e for e in later if isinstance(e, Hedged) and e.operation == operation and e.outcome != "refused"]:
+        for region in (hedge.from_region, hedge.to_region):
+            assert wait_for(
+                lambda region=region: any(
+                    isinstance(e, CallFinished) and e.region == region and e.operation == operation for e in events[since:]
+                ),
+                timeout=30,
+            ), f"the {operation} side in {region} never finished"
+
+
+def _set_up_read_fault(lab, session, table, fault, events):
+    if fault.startswith("slow/"):
+        _put(session, table, "new")
+        lab.fault(LOCAL, "latency", delay=SLOW)
+        if fault == "slow/remote-denies":
+            lab.fault(REMOTE, "error", status=400, code="AccessDeniedException", operations=("GetItem", "Query"))
+        if fault == "slow/hedged+demoted":
+            since = len(events)
+            assert _read(session, table, "get") == "old"  # the hedge wins: the local region is demoted
+            assert [e.region for e in events[since:] if isinstance(e, RegionDemoted)] == [LOCAL]
+            _attempts_done(events, "GetItem", since)
+        assert _stored(lab, table) == ("new", "old")
+        return
+    if fault.startswith("flapped/refuse"):
+        lab.fault(LOCAL, "refuse")
+        _put(session, table, "first")  # refused before it was sent: fails over
+        lab.heal(LOCAL)
+    else:
+        session.evacuate(LOCAL)
+        _put(session, table, "first")
+        session.restore(LOCAL)
+    _put(session, table, "second")  # lands locally
+    assert _stored(lab, table) == ("second", "first")
+
+
+@pytest.mark.parametrize("read", READS)
+@pytest.mark.parametrize("fault", READ_FAULTS)
+def test_read_semantics_matrix(matrix_lab, matrix_table, fault, read):
+    lab, table = matrix_lab, matrix_table
+    events = []
+    hedge = None
+    if fault.startswith("slow/"):
+        demote_after = 1 if fault.endswith("+demoted") else 0
+        hedge = rp.HedgePolicy(delay=HEDGE_DELAY, budget=1.0, demote_after=demote_after, demote_for=60)
+    cached = fault.endswith("+cache")
+    session = lab.session(
+        timeouts=READ_TIMEOUTS,
+        breaker=rp.BreakerPolicy(fail_max=50, reset_timeout=60),
+        hedge=hedge,
+        cache=rp.CachePolicy(ttl=60) if cached else None,
+        listeners=[events.append],
+    )
+    session.prepare()
+    _set_up_read_fault(lab, session, table, fault, events)
+    operation = READ_OPERATIONS[read]
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    mark = len(events)
+
+    values = [_read(session, table, read) for _ in range(2 if cached else 1)]
+    _attempts_done(events, operation, mark)
+    later = events[mark:]
+    served = [e.region for e in later if isinstance(e, OperationFinished) and e.operation == operation]
+    hedges = [e.outcome for e in later if isinstance(e, Hedged)]
+    applied = (_applied(lab, LOCAL, operation, since[LOCAL]), _applied(lab, REMOTE, operation, since[REMOTE]))
+
+    # Invariants, whatever the timing.
+    if read.startswith("consistent"):
+        # Never hedged, never reordered by a demotion: the local region
+        # answers with the session's latest write.
+        assert hedges == [] and applied[1] == 0, f"a strongly consistent read left the local region: {hedges} {applied}"
+        assert set(values) == {"second" if fault.startswith("flapped/") else "new"}
+    if fault.startswith("flapped/"):
+        assert values == ["second"] * len(values), "read-your-writes followed a write that a later one replaced"
+
+    seen = (served[0], values[0]) if served else (None, values[0])
+    assert (seen, applied, hedges) == READ_EXPECTED[(fault, read)]
