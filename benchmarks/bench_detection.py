@@ -19,7 +19,7 @@ import threading
 import time
 
 import regionproxy as rp
-from regionproxy.health import FAIL, PASS, HealthMonitor
+from regionproxy._regions.health import FAIL, PASS, HealthMonitor
 from regionproxy.testing import LocalRegions
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from regionproxy._session.stats import SessionStats
 from regionproxy.events import CallFinished, FailedOver, Hooks
-from regionproxy.stats import SessionStats
 
 EVENT = CallFinished("eu-west-3", "GetItem", "read", 0.004, "ok")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from regionproxy.config import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
+from regionproxy._config.settings import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
 from regionproxy.errors import (
     AllRegionsFailed,
     AmbiguousWriteError,
@@ -16,12 +16,12 @@ from regionproxy.errors import (
 )
 
 if TYPE_CHECKING:
-    from regionproxy.middleware import RegionProxyMiddleware
-    from regionproxy.session import RegionSession
+    from regionproxy._session.session import RegionSession
+    from regionproxy._web.middleware import RegionProxyMiddleware
 
 # Imported on first use, so that `import regionproxy` (which pytest does for
 # the plugin in every run) does not import boto3.
-_LAZY = {"RegionProxyMiddleware": "regionproxy.middleware", "RegionSession": "regionproxy.session"}
+_LAZY = {"RegionProxyMiddleware": "regionproxy._web.middleware", "RegionSession": "regionproxy._session.session"}
 
 
 def __getattr__(name: str) -> object:

@@ -2,6 +2,6 @@
 
 import sys
 
-from regionproxy.cli import main
+from regionproxy._cli.main import main
 
 sys.exit(main())

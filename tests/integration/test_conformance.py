@@ -551,7 +551,7 @@ def test_unprocessed_keys_come_back_in_python_values(lab):
     # moto answers a BatchGetItem past 16 MB as DynamoDB does: the rest of
     # the keys in UnprocessedKeys, in wire format, which the resource client
     # turns into Python values. (moto never leaves items unprocessed in a
-    # BatchWriteItem: tests/test_table.py covers the batch writer's resend.)
+    # BatchWriteItem: tests/_boto3/test_table.py covers the batch writer's resend.)
     fresh_table(lab)
     session = lab.session(timeouts=PATIENT)
     boto = boto3_api(lab)

@@ -36,7 +36,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
-from regionproxy.breakers import OPEN
+from regionproxy._regions.breaker import OPEN
 from regionproxy.errors import ReplicaMissingError
 from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing import LocalRegions

@@ -25,9 +25,9 @@ import pytest
 import requests
 
 import regionproxy as rp
-from regionproxy.breakers import CLOSED, HALF_OPEN, NORMAL, OPEN, TRIAL, RegionBreaker
-from regionproxy.cache import ReadCache
-from regionproxy.config import BreakerPolicy, CachePolicy
+from regionproxy._cache.store import ReadCache
+from regionproxy._config.settings import BreakerPolicy, CachePolicy
+from regionproxy._regions.breaker import CLOSED, HALF_OPEN, NORMAL, OPEN, TRIAL, RegionBreaker
 from regionproxy.events import Hooks
 from tests.conftest import TABLE
 
@@ -289,9 +289,9 @@ PRELOADED_APP = """
 import json
 import threading
 
-from regionproxy.breakers import RegionBreaker
-from regionproxy.cache import ReadCache
-from regionproxy.config import BreakerPolicy, CachePolicy
+from regionproxy._regions.breaker import RegionBreaker
+from regionproxy._cache.store import ReadCache
+from regionproxy._config.settings import BreakerPolicy, CachePolicy
 from regionproxy.events import Hooks
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import regionproxy as rp
+from regionproxy._regions.health import FAIL, PASS, HealthMonitor
 from regionproxy.events import CallFinished
-from regionproxy.health import FAIL, PASS, HealthMonitor
 from regionproxy.testing.lab import wait_for
 from tests.conftest import TABLE
 

@@ -19,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 
 import regionproxy as rp
-from regionproxy.health import HealthMonitor
+from regionproxy._regions.health import HealthMonitor
 from regionproxy.testing import serving
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"

@@ -19,7 +19,7 @@ import pytest
 from regionproxy.bench.canned import CannedHandler
 from regionproxy.errors import ConfigError
 from regionproxy.testing.fault_modes import corrupt_checksum
-from regionproxy.testing.faults import Fault, FaultProxy
+from regionproxy.testing.fault_proxy import Fault, FaultProxy
 from tests.conftest import TABLE
 
 REQUESTS = 200

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import regionproxy as rp
-from regionproxy.breakers import CLOSED, EVACUATED, OPEN
+from regionproxy._regions.breaker import CLOSED, EVACUATED, OPEN
+from regionproxy._web.metrics import PrometheusListener
 from regionproxy.events import BreakerChanged
-from regionproxy.metrics import PrometheusListener
 from tests.conftest import TABLE
 
 LOCAL, REMOTE = "eu-west-3", "us-east-1"

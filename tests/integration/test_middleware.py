@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
 import regionproxy as rp
-from regionproxy.health import HealthMonitor
+from regionproxy._regions.health import HealthMonitor
 from regionproxy.testing import serving, wait_for
 from tests.conftest import TABLE
 
@@ -40,7 +40,7 @@ class StreamingApp:
     def __call__(self, environ, start_response):
         self.environ = environ
         if environ["PATH_INFO"] == "/item":
-            session = environ["regionproxy.session"]
+            session = environ["regionproxy._session.session"]
             session.table(TABLE).get_item(Key={"pk": "a", "sk": "s"})
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-App", "yes")])
         return self._body()
@@ -98,7 +98,7 @@ def test_other_paths_pass_through_untouched(client, app, session):
     assert response.status_code == 201
     assert response.headers["X-App"] == "yes"
     assert response.get_data() == b"first,second"
-    assert app.environ["regionproxy.session"] is session
+    assert app.environ["regionproxy._session.session"] is session
     assert app.environ["QUERY_STRING"] == "x=1"
     assert app.closed == 1
 

@@ -13,7 +13,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
-from regionproxy.breakers import CLOSED, HALF_OPEN, OPEN
+from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN
 from regionproxy.testing.lab import CREDENTIALS, wait_for
 from tests.conftest import TABLE
 

@@ -8,8 +8,8 @@ import pytest
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
 import regionproxy as rp
-from regionproxy.breakers import CLOSED, HALF_OPEN, OPEN
-from regionproxy.health import FAIL, HealthMonitor
+from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN
+from regionproxy._regions.health import FAIL, HealthMonitor
 from regionproxy.testing.lab import wait_for
 from tests.conftest import TABLE
 

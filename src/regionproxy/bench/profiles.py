@@ -28,7 +28,7 @@ at least 0.3 ms (an assumption; measure yours).
 
 What a lab region adds is one round trip *per request* (a kept-alive
 HTTPS connection to DynamoDB pays one round trip per call), on top of
-moto's own few milliseconds; see :mod:`regionproxy.testing.faults`.
+moto's own few milliseconds; see :mod:`regionproxy.testing.fault_proxy`.
 
 Measure your own with ``regionproxy probe ... --json FILE`` and pass the
 file to ``regionproxy bench --profile FILE``: it replaces these numbers.

@@ -130,7 +130,7 @@ def run(
 
 
 def main(args: Any) -> int:
-    """The ``bench`` subcommand (arguments parsed by :mod:`regionproxy.cli`)."""
+    """The ``bench`` subcommand (arguments parsed by :mod:`regionproxy._cli.main`)."""
     from regionproxy.errors import ConfigError
 
     scenarios = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from regionproxy.environment import ENV_PREFIX, ENVIRONMENT
+from regionproxy._config.environment import ENV_PREFIX, ENVIRONMENT
+from regionproxy._web.options import MIDDLEWARE_SETTINGS, middleware_options
 from regionproxy.errors import ConfigError
-from regionproxy.middleware_options import MIDDLEWARE_SETTINGS, middleware_options
 
 if TYPE_CHECKING:
-    from regionproxy.session import RegionSession
+    from regionproxy._session.session import RegionSession
 
 KNOWN = frozenset(ENVIRONMENT) | frozenset(MIDDLEWARE_SETTINGS)
 
@@ -31,7 +31,7 @@ def configure(
     settings: Mapping[str, Any], session: RegionSession | None = None
 ) -> tuple[RegionSession, dict[str, Any]]:
     """A session (``session`` if given) and middleware keywords from framework settings."""
-    from regionproxy.session import RegionSession
+    from regionproxy._session.session import RegionSession
 
     check_settings(settings)
     if session is not None:

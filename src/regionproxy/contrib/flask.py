@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
+from regionproxy._web.middleware import RegionProxyMiddleware
+from regionproxy._web.options import OPTION_CHECKS, OPTIONS
 from regionproxy.contrib import configure
 from regionproxy.errors import ConfigError
-from regionproxy.middleware import RegionProxyMiddleware
-from regionproxy.middleware_options import OPTION_CHECKS, OPTIONS
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from regionproxy.session import RegionSession
-    from regionproxy.table import RegionTable
+    from regionproxy._boto3.table import RegionTable
+    from regionproxy._session.session import RegionSession
 
 PREFIX = "REGIONPROXY_"
 

@@ -3,7 +3,7 @@
 Needs the ``testing`` extra (``pip install regionproxy[testing]``).
 """
 
-from regionproxy.testing.faults import Fault, FaultProxy, ProxiedRequest
+from regionproxy.testing.fault_proxy import Fault, FaultProxy, ProxiedRequest
 from regionproxy.testing.lab import LocalRegions, serving, wait_for
 
 __all__ = ["Fault", "FaultProxy", "LocalRegions", "ProxiedRequest", "serving", "wait_for"]

@@ -17,7 +17,7 @@ seconds to a ``spike_rate`` fraction: tail spikes), ``error`` answers a
 fraction of requests with a DynamoDB-format JSON error without forwarding
 them. Latency combines with the other modes.
 
-Hand one to :meth:`regionproxy.testing.faults.FaultProxy.set_fault`, which
+Hand one to :meth:`regionproxy.testing.fault_proxy.FaultProxy.set_fault`, which
 applies it to real sockets.
 """
 

@@ -1,7 +1,7 @@
 """A local stand-in for DynamoDB Global Tables, for failover drills.
 
 :class:`LocalRegions` runs one moto server per region on loopback, a
-:class:`~regionproxy.testing.faults.FaultProxy` in front of each, and a
+:class:`~regionproxy.testing.fault_proxy.FaultProxy` in front of each, and a
 stream-based :class:`~regionproxy.testing.replication.Replicator` between
 them. Clients use :attr:`LocalRegions.endpoints` (the proxies), so every
 injected fault is what a real client would meet.
@@ -31,13 +31,13 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from regionproxy.errors import ConfigError
-from regionproxy.testing.faults import Fault, FaultProxy, ProxiedRequest
+from regionproxy.testing.fault_proxy import Fault, FaultProxy, ProxiedRequest
 from regionproxy.testing.replication import Replicator
 from regionproxy.testing.servers import MotoServer
 from regionproxy.testing.tls import LabCertificates
 
 if TYPE_CHECKING:
-    from regionproxy.session import RegionSession
+    from regionproxy._session.session import RegionSession
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # Cutting a region off stops replication to and from it, as in a real outage.
@@ -281,7 +281,7 @@ class LocalRegions:
         boto3 session trusts the lab's CA (``tls=True``); one passed as
         ``boto3_session`` must be told to (:attr:`ca_bundle`).
         """
-        from regionproxy.session import RegionSession
+        from regionproxy._session.session import RegionSession
 
         kwargs.setdefault("regions", self.regions)
         kwargs.setdefault("endpoints", self.endpoints)

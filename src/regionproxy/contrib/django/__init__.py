@@ -21,14 +21,14 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from regionproxy._web.middleware import RegionProxyMiddleware as WSGIMiddleware
 from regionproxy.contrib import configure
-from regionproxy.middleware import RegionProxyMiddleware as WSGIMiddleware
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
-    from regionproxy.session import RegionSession
-    from regionproxy.table import RegionTable
+    from regionproxy._boto3.table import RegionTable
+    from regionproxy._session.session import RegionSession
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}

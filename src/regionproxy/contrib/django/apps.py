@@ -24,10 +24,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     """``regionproxy.E001``: ``settings.REGIONPROXY`` is missing or wrong."""
     from django.conf import settings
 
+    from regionproxy._config.environment import ENV_PREFIX, settings_from_env
+    from regionproxy._web.options import check_options, middleware_options
     from regionproxy.contrib import check_settings as known
-    from regionproxy.environment import ENV_PREFIX, settings_from_env
     from regionproxy.errors import ConfigError
-    from regionproxy.middleware_options import check_options, middleware_options
 
     config = getattr(settings, "REGIONPROXY", None)
     if not isinstance(config, dict):

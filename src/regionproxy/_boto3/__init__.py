@@ -1,0 +1,1 @@
+"""boto3's shapes (client, resource, Table) over the session."""

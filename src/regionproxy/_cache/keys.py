@@ -1,0 +1,236 @@
+"""How the read cache names reads and writes, so that a write finds every
+cached answer it affects.
+
+A ``GetItem`` answer is stored under ``(table, key fingerprint)`` in wire
+format and ``(table, key fingerprint, VALUES)`` in Python values (what the
+Table surface returns: a hit deserialises nothing); a query page under
+``(table, QUERY, request)`` and ``(table, QUERY, request, VALUES)``. A key
+fingerprint names an item as DynamoDB does (numbers by value, binary as
+bytes) whichever form the key came in, so a write names the same entries as
+the reads of its item; a request fingerprint tells apart requests that
+botocore would send differently.
+
+A query page is also filed under tags: ``(table, attribute, value)`` for
+each equality of its key condition, or ``(table, None)`` when it has none
+or queries an index (:func:`query_tags`); a write drops the tags of its
+key's attributes and the table's ``None`` tag (:func:`write_tags`).
+
+What these functions cannot name exactly gets None: such a read bypasses
+the cache, and such a write drops its whole table. Use them to build the
+keys :class:`~regionproxy._cache.store.ReadCache` stores under (it re-exports them).
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from collections.abc import Hashable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import Binary
+
+VALUES = "values"  # the third part of a Python-value item key
+QUERY = "Query"  # the second part of a query key
+
+
+# Numbers by value at DynamoDB's precision (38 digits) and more: the default
+# decimal context's 28 would round two different keys to one.
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+# What DynamoDB reads as a number (``Decimal`` also reads "1_000", " 1",
+# "Infinity" and non-ASCII digits, which DynamoDB refuses).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _number(raw: str) -> str | None:
+    if _NUMBER.fullmatch(raw) is None:
+        return None
+    number = Decimal(raw)
+    return str(number.normalize(_EXACT)) if number else "0"
+
+
+def item_key_fingerprint(key: Any) -> Hashable | None:
+    """The cache's name for the item a wire-format key names: ``((name,
+    (kind, value)), ...)`` sorted, numbers by value (``{"N": "1.0"}`` is
+    ``{"N": "1"}``), binary as bytes (botocore sends ``{"B": "a"}`` as the
+    bytes of "a"); None when the key is not one botocore would send as it
+    is (not a dict, a name that is not a string, a value of another type):
+    such a read bypasses the cache, to get botocore's own error, and such a
+    write drops its whole table."""
+    if not isinstance(key, dict) or not key:
+        return None
+    parts = []
+    for name, value in key.items():
+        if not isinstance(name, str) or not isinstance(value, dict) or len(value) != 1:
+            return None
+        ((kind, raw),) = value.items()
+        if kind == "S" and isinstance(raw, str):
+            part: Any = ("S", str.__str__(raw))
+        elif kind == "N" and isinstance(raw, str):
+            number = _number(raw)
+            if number is None:
+                return None
+            part = ("N", number)
+        elif kind == "B" and isinstance(raw, bytes | bytearray):
+            part = ("B", bytes(raw))
+        elif kind == "B" and isinstance(raw, str):
+            try:
+                part = ("B", raw.encode("utf-8"))  # as botocore encodes it
+            except UnicodeEncodeError:
+                return None
+        else:
+            return None
+        parts.append((str.__str__(name), part))
+    parts.sort()
+    return tuple(parts)
+
+
+def wire_key_fingerprint(key: Any) -> Hashable | None:
+    """:func:`item_key_fingerprint`, with a fast path for the common key of
+    strings (``{"pk": {"S": "a"}}``): a hit's whole cost is a few
+    microseconds."""
+    if type(key) is dict:
+        parts = []
+        for name, value in key.items():
+            if type(value) is not dict or len(value) != 1 or type(name) is not str:
+                break
+            raw = value.get("S")
+            if type(raw) is not str:
+                break
+            parts.append((name, ("S", raw)))
+        else:
+            if parts:
+                parts.sort()
+                return tuple(parts)
+    return item_key_fingerprint(key)
+
+
+def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
+    """The :func:`item_key_fingerprint` of a key given in Python values
+    (``{"pk": "a", "n": Decimal(1)}``), without serialising it; None when a
+    value is not one a key can hold (the uncached path then raises what
+    boto3 raises)."""
+    if type(key) is not dict or not key:
+        return None
+    parts = []
+    for name, value in key.items():
+        if type(name) is not str:
+            return None
+        cls = type(value)
+        if cls is str:
+            parts.append((name, ("S", value)))
+        elif cls is Decimal or cls is int:
+            number = Decimal(value)
+            if not number.is_finite():
+                return None
+            parts.append((name, ("N", str(number.normalize(_EXACT)) if number else "0")))
+        elif cls is Binary:
+            parts.append((name, ("B", bytes(value.value))))
+        elif cls is bytes or cls is bytearray:
+            parts.append((name, ("B", bytes(value))))
+        else:
+            return None
+    parts.sort()
+    return tuple(parts)
+
+
+class _Unknown(Exception):
+    """A request holds a value :func:`request_fingerprint` cannot name exactly."""
+
+
+def request_fingerprint(value: Any) -> Hashable | None:
+    """A hashable form of a whole (wire-format) request, or None (not
+    cacheable) when it holds a value of a type botocore would not send as
+    it is. Values that Python calls equal but botocore does not (``1``,
+    ``1.0``, ``True``, ``Decimal(1)``; a dict and another mapping) get
+    different forms, so a request botocore refuses never hits the answer to
+    one it accepted. Exact dicts, lists and strings are told by their type
+    first (a third of the cost of ``isinstance``: it is a query hit's key)."""
+    try:
+        return _request_fingerprint(value)
+    except _Unknown:
+        return None
+
+
+def _request_fingerprint(value: Any) -> Hashable:
+    cls = type(value)
+    if cls is str:
+        return value
+    if cls is dict:
+        parts = []
+        for name, part in value.items():
+            if type(name) is not str:
+                raise _Unknown
+            parts.append((name, _request_fingerprint(part)))
+        parts.sort()
+        return tuple(parts)
+    if cls is list:
+        items: list[Hashable] = ["["]
+        for part in value:
+            items.append(_request_fingerprint(part))
+        return tuple(items)
+    if cls is int or cls is bool or cls is float or cls is Decimal or value is None:
+        return (cls, value)
+    if cls is bytes or cls is bytearray:
+        return (bytes, bytes(value))  # botocore sends either as the same blob
+    if isinstance(value, dict):  # OrderedDict, ...: botocore takes dict subclasses
+        return _request_fingerprint(dict(value))
+    if isinstance(value, list | tuple):
+        return _request_fingerprint(list(value))
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise _Unknown  # sets, other mappings, file-like blobs, ...: not cached
+
+
+# ``name = :value`` or ``:value = name`` in a key condition (``<=``, ``>=``
+# never match: their ``<``/``>`` is no name character).
+_EQUALITY = re.compile(r"([#:]?[A-Za-z0-9_.\-]+)\s*=\s*([#:]?[A-Za-z0-9_.\-]+)")
+
+
+def query_tags(table: str, params: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """What invalidates a cached query of ``table``: ``(table, attribute,
+    value)`` for each equality its key condition states, or ``(table,
+    None)`` (every write to the table) for an index query or when none can
+    be read.
+
+    Every item a base-table query can return has its key attributes equal
+    to those values, and every write names its item's whole key: so a write
+    that can change the answer always drops one of its tags. Equalities on
+    the sort key only invalidate more often, never less.
+    """
+    if "IndexName" in params:
+        return ((table, None),)
+    tags: list[Hashable] = []
+    expression = params.get("KeyConditionExpression")
+    if isinstance(expression, str):
+        names = params.get("ExpressionAttributeNames")
+        values = params.get("ExpressionAttributeValues")
+        names = names if isinstance(names, dict) else {}  # anything else: botocore refuses the query
+        values = values if isinstance(values, dict) else {}
+        for left, right in _EQUALITY.findall(expression):
+            if left.startswith(":") == right.startswith(":"):
+                continue
+            name, placeholder = (right, left) if left.startswith(":") else (left, right)
+            name = names.get(name, name) if name.startswith("#") else name
+            if placeholder in values:
+                tags.append(_equality_tag(table, name, values[placeholder]))
+    elif isinstance(params.get("KeyConditions"), dict):
+        for name, condition in params["KeyConditions"].items():
+            if isinstance(condition, dict) and condition.get("ComparisonOperator") == "EQ":
+                operands = condition.get("AttributeValueList")
+                if isinstance(operands, list | tuple) and len(operands) == 1:
+                    tags.append(_equality_tag(table, name, operands[0]))
+    return tuple(tags) or ((table, None),)
+
+
+def _equality_tag(table: str, name: Any, value: Any) -> Hashable:
+    """The tag of ``name = value`` in a key condition; ``(table, None)``
+    when the value names no key exactly (every write to the table drops it)."""
+    fingerprint = item_key_fingerprint({name: value})
+    return (table, *fingerprint[0]) if fingerprint else (table, None)
+
+
+def write_tags(table: str, fingerprint: Hashable) -> tuple[Hashable, ...]:
+    """The query tags a write of the item with key ``fingerprint`` drops."""
+    parts = fingerprint if isinstance(fingerprint, tuple) else ()
+    return ((table, None), *((table, *part) for part in parts))

@@ -1,0 +1,407 @@
+"""The read cache: hot items and query pages, invalidated at once by writes.
+
+Only eventually consistent reads are cached (``ConsistentRead=True``
+bypasses the cache). A write through the session drops what it touches
+before it is sent and again after it returns, and a read that started
+before a write never stores its (older) result after it. Concurrent misses
+for one key make one DynamoDB call; the others wait for its result, for a
+bounded time: a load that overruns ``wait_timeout`` (its thread is stuck,
+or did not survive a fork) is taken over by the next reader. The lock
+guards the dictionaries, never the I/O.
+
+Entries are keyed by table and the names :mod:`regionproxy._cache.keys`
+gives reads (an item's key, or a query's whole request, in wire format or in
+Python values); a query page is also filed under tags, so that a write drops
+every page that could hold its item. The key functions are re-exported here.
+
+A hit is a lock-free dictionary read and a copy made by a plan worked out
+when the entry was stored (see :mod:`regionproxy._cache.copies`).
+
+Staleness is bounded by the TTL plus replication lag: a write made in
+another region (or another process) is not seen until the entry expires.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from regionproxy._cache.copies import copier, copy_plan
+from regionproxy._cache.keys import (
+    QUERY,
+    VALUES,
+    item_key_fingerprint,
+    query_tags,
+    request_fingerprint,
+    values_key_fingerprint,
+    wire_key_fingerprint,
+    write_tags,
+)
+from regionproxy._config.settings import CachePolicy
+from regionproxy._dynamodb.operations import KeyNames, tables_of, written_keys
+from regionproxy._forks import reset_after_fork
+from regionproxy.errors import ConfigError
+from regionproxy.events import CacheDropped
+
+__all__ = [
+    "EXPIRED",
+    "Key",
+    "MISS",
+    "QUERY",
+    "ReadCache",
+    "SIZE",
+    "VALUES",
+    "item_key_fingerprint",
+    "query_tags",
+    "request_fingerprint",
+    "values_key_fingerprint",
+    "wire_key_fingerprint",
+    "write_tags",
+]
+
+MISS = object()  # lookup(): nothing fresh under that key
+SIZE, EXPIRED = "size", "expired"  # why an entry was dropped
+
+Key = tuple[Any, ...]
+
+
+class _Entry:
+    """One stored answer: the value, how to copy it, when it expires, and
+    the query tags it is filed under."""
+
+    __slots__ = ("value", "copy", "expires", "tags")
+
+    def __init__(self, value: Any, expires: float, tags: tuple[Hashable, ...] = ()) -> None:
+        self.value = value
+        self.copy = copier(copy_plan(value))
+        self.expires = expires
+        self.tags = tags
+
+
+class _Flight:
+    """One in-progress load that other readers of the same key wait for."""
+
+    __slots__ = ("done", "entry", "error", "stale", "leader", "tags")
+
+    def __init__(self, tags: tuple[Hashable, ...] = ()) -> None:
+        self.done = threading.Event()
+        # The loading thread: if its load reads the same key again (an event
+        # listener making a DynamoDB call), waiting would wait for itself.
+        self.leader = threading.get_ident()
+        self.entry: _Entry | None = None
+        self.error: BaseException | None = None
+        # Set by an invalidation while loading: the result may predate a
+        # write, so it is returned to its readers but never stored.
+        self.stale = False
+        self.tags = tags  # filed under them from the start: a write during the load marks it stale
+
+
+class ReadCache:
+    """A cache of read answers with per-entry TTLs and single-flight loading.
+
+    :param policy: ``maxsize`` entries, ``ttl`` seconds each (``negative_ttl``
+        for "no such item"), the ``tables`` to cache.
+    :param clock: monotonic seconds; tests pass a fake one.
+    :param wait_timeout: the longest a reader waits for another thread's
+        load of the same key before it loads the key itself; the session
+        passes its worst-case call time.
+    """
+
+    def __init__(
+        self,
+        policy: CachePolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait_timeout: float = 10.0,
+    ) -> None:
+        if not wait_timeout > 0:
+            raise ConfigError(f"wait_timeout must be positive, not {wait_timeout!r}", setting="wait_timeout")
+        self.policy = policy
+        self.caches = policy.caches
+        self.wait_timeout = wait_timeout
+        self._clock = clock
+        # Least recently used first. Readers get() and move_to_end() without
+        # the lock: each is one C call, atomic under the GIL, and a hit that
+        # races an invalidation is a read that happened just before the write.
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._by_tag: dict[Hashable, set[Key]] = {}
+        self._lock = threading.Lock()
+        self._flights: dict[Key, _Flight] = {}
+        self.evictions = 0
+        self.expiries = 0
+        self._dropped: dict[tuple[str, str], int] = {}  # (table, reason) -> count, until taken
+        reset_after_fork(self)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"ReadCache({self.policy!r}, entries={len(self)})"
+
+    # -- reading ----------------------------------------------------------------------
+
+    def lookup(self, key: Key) -> Any:
+        """A copy of the fresh answer under ``key``, or :data:`MISS`."""
+        entry = self._entries.get(key)
+        if entry is None or not self._clock() < entry.expires:
+            return MISS
+        try:
+            self._entries.move_to_end(key)
+        except KeyError:  # dropped meanwhile: this read came just before
+            pass
+        return entry.copy(entry.value)
+
+    def get_or_load(
+        self,
+        key: Key,
+        load: Callable[[], Any],
+        *,
+        negative: Callable[[Any], bool] | None = None,
+        tags: tuple[Hashable, ...] = (),
+    ) -> tuple[Any, bool]:
+        """The cached answer for ``key`` (``(table, ...)``), or ``load()``'s;
+        and whether it was a hit. ``negative(answer)`` says it is a "no such
+        item" answer (kept ``negative_ttl``); ``tags`` file it for query
+        invalidation."""
+        result = self.lookup(key)
+        if result is not MISS:
+            return result, True
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight(tags)
+                self._file(key, tags)
+        assert flight is not None
+        if not leader:
+            if flight.leader == threading.get_ident():
+                # A load that reads its own key: load for this caller alone.
+                entry = self._load(key, _Flight(), load, negative, tags)
+                return entry.copy(entry.value), False
+            if flight.done.wait(self.wait_timeout):
+                if flight.error is not None:
+                    raise flight.error
+                if flight.entry is None:
+                    # A batch load that got no answer for this key (unprocessed):
+                    # load it for this caller alone.
+                    entry = self._load(key, _Flight(), load, negative, tags)
+                    return entry.copy(entry.value), False
+                return flight.entry.copy(flight.entry.value), False
+            flight = self._take_over(key, flight)
+        entry = self._load(key, flight, load, negative, tags)
+        return entry.copy(entry.value), False
+
+    def _take_over(self, key: Key, overdue: _Flight) -> _Flight:
+        """The flight this reader leads after ``overdue``'s leader overran
+        ``wait_timeout`` (its thread is stuck, or did not survive a fork).
+
+        The reader takes the key over, so later readers wait for a load that
+        is making progress, and the overdue leader no longer stores what it
+        loads. If another reader took over first, this one loads for itself
+        alone and stores nothing (its own flight is registered nowhere).
+        """
+        with self._lock:
+            if self._flights.get(key) is overdue:
+                flight = self._flights[key] = _Flight(overdue.tags)
+                return flight
+        return _Flight()
+
+    def _load(
+        self,
+        key: Key,
+        flight: _Flight,
+        load: Callable[[], Any],
+        negative: Callable[[Any], bool] | None,
+        tags: tuple[Hashable, ...],
+    ) -> _Entry:
+        """Run ``load()`` for ``flight``'s waiters; store the result if the
+        flight still owns the key and no write overtook it."""
+        try:
+            value = load()
+            ttl = self.policy.negative_ttl if negative is not None and negative(value) else self.policy.ttl
+            flight.entry = _Entry(value, self._clock() + ttl, tags)
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            self.finish(key, flight)
+        return flight.entry
+
+    # -- loads of many keys (BatchGetItem) --------------------------------------------
+
+    def begin(self, keys: Iterable[Key]) -> dict[Key, _Flight]:
+        """Register a load of each of ``keys`` that no other reader is
+        loading; :meth:`finish` each flight returned (only those may store)."""
+        flights = {}
+        with self._lock:
+            for key in keys:
+                if key not in self._flights:
+                    flights[key] = self._flights[key] = _Flight()
+        return flights
+
+    def answer(self, flight: _Flight, value: Any, negative: bool) -> None:
+        """Give ``flight`` its answer (stored by :meth:`finish`)."""
+        ttl = self.policy.negative_ttl if negative else self.policy.ttl
+        entry = _Entry(value, self._clock() + ttl)
+        # The batch's caller gets ``value``'s parts (its items, its metadata)
+        # in the response: the cache keeps a copy of its own.
+        entry.value = entry.copy(value)
+        flight.entry = entry
+
+    def finish(self, key: Key, flight: _Flight) -> None:
+        """End ``flight``: store its entry if it still owns ``key`` and no
+        write overtook it; wake its waiters (those of an unanswered flight
+        load for themselves)."""
+        with self._lock:
+            # Not ours any more after a take-over (or a fork): leave the
+            # key, and its successor's flight, alone.
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+                entry = flight.entry
+                if entry is not None and flight.error is None and not flight.stale and entry.expires > self._clock():
+                    self._store(key, entry)
+                elif key not in self._entries:
+                    self._unfile(key, flight.tags)
+        flight.done.set()
+
+    def _store(self, key: Key, entry: _Entry) -> None:
+        """Under the lock: keep ``entry``, dropping the least recently used
+        entries past ``maxsize``."""
+        now = self._clock()
+        old = self._entries.pop(key, None)
+        if old is not None:
+            if not now < old.expires:
+                self.expiries += 1
+                self._dropped[(key[0], EXPIRED)] = self._dropped.get((key[0], EXPIRED), 0) + 1
+            if old.tags != entry.tags:
+                self._unfile(key, old.tags)
+        self._file(key, entry.tags)
+        self._entries[key] = entry
+        while len(self._entries) > self.policy.maxsize:
+            dropped_key, dropped = self._entries.popitem(last=False)
+            self._drop(dropped_key, dropped, EXPIRED if not now < dropped.expires else SIZE)
+        # Expired entries at the old end go now, a few per store: bounded work.
+        for _ in range(4):
+            oldest = next(iter(self._entries), None)
+            if oldest is None or self._entries[oldest].expires > now:
+                break
+            self._drop(oldest, self._entries.pop(oldest), EXPIRED)
+
+    def _drop(self, key: Key, entry: _Entry, reason: str) -> None:
+        if reason == SIZE:
+            self.evictions += 1
+        else:
+            self.expiries += 1
+        self._dropped[(key[0], reason)] = self._dropped.get((key[0], reason), 0) + 1
+        self._unfile(key, entry.tags)
+
+    def _file(self, key: Key, tags: tuple[Hashable, ...]) -> None:
+        for tag in tags:
+            self._by_tag.setdefault(tag, set()).add(key)
+
+    def _unfile(self, key: Key, tags: tuple[Hashable, ...]) -> None:
+        for tag in tags:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
+
+    def take_dropped(self) -> list[CacheDropped]:
+        """The drops counted since the last call, as events to emit."""
+        if not self._dropped:  # the common case, read without the lock
+            return []
+        with self._lock:
+            dropped, self._dropped = self._dropped, {}
+        return [CacheDropped(table, reason, count) for (table, reason), count in dropped.items()]
+
+    def counts(self) -> dict[str, int]:
+        return {"entries": len(self._entries), "evictions": self.evictions, "expiries": self.expiries}
+
+    # -- invalidation -----------------------------------------------------------------
+
+    def invalidate(self, key: Key) -> None:
+        with self._lock:
+            self._invalidate(key)
+
+    def _invalidate(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry.tags:
+            self._unfile(key, entry.tags)
+        # The load in flight may predate the write: it stores nothing, and a
+        # reader who comes after the write must not wait for its answer (the
+        # writer reading its own write would get the old item): it starts a
+        # load of its own.
+        flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.stale = True
+
+    def invalidate_item(self, table: str, fingerprint: Hashable) -> None:
+        """Drop an item in both forms and every query a write of it may change."""
+        with self._lock:
+            self._invalidate((table, fingerprint))
+            self._invalidate((table, fingerprint, VALUES))
+            if self._by_tag:
+                self._invalidate_tags(write_tags(table, fingerprint))
+
+    def _invalidate_tags(self, tags: Iterable[Hashable]) -> None:
+        for tag in tags:
+            for key in self._by_tag.pop(tag, ()):
+                self._invalidate(key)
+
+    def invalidate_table(self, table: str) -> None:
+        """Drop every entry of ``table`` (a write whose keys are unknown)."""
+        with self._lock:
+            for key in [key for key in self._entries if key[0] == table]:
+                self._invalidate(key)
+            for key in [key for key in self._flights if key[0] == table]:
+                self._invalidate(key)
+
+    def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> None:
+        """Drop what a write touches: its keys (both forms) and the queries
+        they may change; its tables when the keys cannot be named;
+        everything for a PartiQL write (table unknown)."""
+        try:
+            keys = written_keys(operation, params, key_names)
+        except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
+            keys = []
+        for table, key in keys:
+            fingerprint = item_key_fingerprint(key)
+            if fingerprint is None:  # not a key botocore sends as it is: the write may still name the item
+                self.invalidate_table(table)
+            else:
+                self.invalidate_item(table, fingerprint)
+        if keys:
+            return
+        try:
+            tables = tables_of(operation, params)
+        except Exception:  # noqa: BLE001 - malformed: botocore will say why; drop everything meanwhile
+            tables = []
+        for table in tables:
+            self.invalidate_table(table)
+        if not tables:
+            self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._by_tag.clear()
+            for flight in self._flights.values():
+                flight.stale = True
+            self._flights.clear()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the lock and the loads in flight belonged to the
+        parent's threads. A reader in the child must not wait for a load that
+        no thread will finish, so it starts its own."""
+        if self._lock.locked():
+            # Another thread was changing the entries at the fork: the
+            # dictionaries may be half-updated. Start empty.
+            self._entries = OrderedDict()
+            self._by_tag = {}
+            self._dropped = {}
+        self._lock = threading.Lock()
+        self._flights = {}

@@ -1,0 +1,1 @@
+"""The regionproxy command: cli, demo and the latency probe."""

@@ -1,0 +1,231 @@
+"""Reading :class:`~regionproxy._config.settings.Settings` from ``REGIONPROXY_*`` variables.
+
+:func:`settings_from_env` builds the settings from the environment (or
+from framework settings given in the same form); :data:`ENVIRONMENT` lists
+every variable it reads, and :func:`unknown_variables` the likely typos.
+The policies themselves, and every check of their values, live in
+:mod:`regionproxy._config.settings`.
+
+Rules, the same for every variable: surrounding whitespace is stripped;
+an empty value is an error (it is usually a template that expanded to
+nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; an
+empty entry in a list ("eu-west-3,,us-east-1", a trailing comma) is an
+error for the same reason; numbers are plain ASCII decimals; booleans
+are true/false, 1/0, yes/no, on/off in any case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from regionproxy._config.settings import (
+    BreakerPolicy,
+    CachePolicy,
+    HedgePolicy,
+    Settings,
+    Timeouts,
+    check_client_config,
+    check_number,
+    shown,
+)
+from regionproxy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+_INTEGER = re.compile(r"[-+]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("is empty (unset the variable for the default)")
+    return text
+
+
+def _integer(text: str) -> int:
+    text = _text(text)
+    if not _INTEGER.fullmatch(text) or len(text) > 20:
+        raise ValueError("expected a whole number")
+    return int(text)
+
+
+def _decimal(text: str) -> float:
+    text = _text(text)
+    if not _DECIMAL.fullmatch(text) or len(text) > 40:
+        raise ValueError("expected a number such as 0.5")
+    return float(text)
+
+
+def _boolean(text: str) -> bool:
+    lowered = _text(text).lower()
+    if lowered not in _BOOLEANS:
+        raise ValueError("expected true or false (also 1/0, yes/no, on/off)")
+    return _BOOLEANS[lowered]
+
+
+def _entries(text: str, example: str) -> list[str]:
+    entries = [entry.strip() for entry in text.split(",")]
+    if not all(entries):
+        raise ValueError(f"has an empty entry between commas; expected e.g. {example!r}")
+    return entries
+
+
+def _region_list(text: str) -> tuple[str, ...]:
+    return tuple(_entries(_text(text), "eu-west-3,us-east-1"))
+
+
+def _pairs(text: str, example: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    if not text.strip():
+        return pairs
+    for entry in _entries(text, example):
+        key, sep, value = (part.strip() for part in entry.partition("="))
+        if not sep or not key or not value:
+            raise ValueError(f"expected name=value pairs separated by commas (e.g. {example!r}), got {entry!r}")
+        if key in pairs:
+            raise ValueError(f"names {key!r} twice")
+        pairs[key] = value
+    return pairs
+
+
+def _table_list(text: str) -> tuple[str, ...]:
+    return tuple(_entries(_text(text), "Blog,Users"))
+
+
+def _endpoint_pairs(text: str) -> dict[str, str]:
+    return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
+
+
+def _key_schema_pairs(text: str) -> dict[str, tuple[str, ...]]:
+    schemas = {}
+    for table, names in _pairs(text, "Blog=PK:SK,Users=id").items():
+        parts = tuple(part.strip() for part in names.split(":"))
+        if not all(parts):
+            raise ValueError(f"{table}={names!r}: expected hash_key or hash_key:range_key")
+        schemas[table] = parts
+    return schemas
+
+
+ENV_PREFIX = "REGIONPROXY_"
+# Variable name (without prefix) -> (Settings field or owner.field, parser of
+# its text). Framework settings may give typed values instead of text
+# (a list of regions, a dict of endpoints, a number): those are not
+# parsed, and the settings check them the same way.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "REGIONS": ("regions", _region_list),
+    "ENDPOINTS": ("endpoints", _endpoint_pairs),
+    "WRITE_MODE": ("write_mode", _text),
+    "PRIMARY_REGION": ("primary_region", _text),
+    "WRITE_FAILOVER": ("write_failover", _boolean),
+    "BREAKER_FAIL_MAX": ("breaker.fail_max", _integer),
+    "BREAKER_RESET_TIMEOUT": ("breaker.reset_timeout", _decimal),
+    "BREAKER_SUCCESS_THRESHOLD": ("breaker.success_threshold", _integer),
+    "CONNECT_TIMEOUT": ("timeouts.connect", _decimal),
+    "READ_TIMEOUT": ("timeouts.read", _decimal),
+    "ATTEMPTS": ("timeouts.attempts", _integer),
+    "CACHE_MAXSIZE": ("cache.maxsize", _integer),
+    "CACHE_TTL": ("cache.ttl", _decimal),
+    "CACHE_NEGATIVE_TTL": ("cache.negative_ttl", _decimal),
+    "CACHE_TABLES": ("cache.tables", _table_list),
+    "STICKY_SECONDS": ("sticky_seconds", _decimal),
+    "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
+    "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
+    "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
+    "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
+    "HEDGE_BUDGET": ("hedge.budget", _decimal),
+}
+_POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
+
+
+def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
+    """Build :class:`Settings` from ``REGIONPROXY_*`` variables in ``environ``.
+
+    Values are strings as in the environment, or already-typed values (a
+    list of regions, a dict of endpoints) as framework settings give them.
+    ``overrides`` are :class:`Settings` fields; each replaces whatever the
+    environment says about that field (``breaker=`` replaces every
+    ``BREAKER_*`` variable), except that ``client_config`` is merged over
+    ``MAX_POOL_CONNECTIONS``.
+
+    A variable that does not parse, or a value the settings reject, raises
+    :class:`ConfigError` naming the variable; a bad override, naming the
+    override. Variables this function does not read are ignored (see
+    :func:`unknown_variables`).
+    """
+    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]!r} is not a setting; settings are {sorted(Settings.__dataclass_fields__)}", setting=unknown[0]
+        )
+    if not isinstance(environ, Mapping):
+        raise ConfigError(f"environ must be a mapping of variables, got {shown(environ)}", setting="environ")
+    values: dict[str, Any] = {}  # field or owner.field -> value
+    variables: dict[str, str] = {}  # field or owner.field -> the variable it came from
+    for suffix, (target, parse) in ENVIRONMENT.items():
+        variable = ENV_PREFIX + suffix
+        owner = target.partition(".")[0]
+        if variable not in environ or (owner in overrides and owner != "client_config"):
+            continue  # an override replaces the variable (client_config is merged over it instead)
+        raw = environ[variable]
+        try:
+            values[target] = parse(raw) if isinstance(raw, str) else raw
+        except ValueError as error:
+            raise ConfigError(f"{variable}={shown(raw)}: {error}", setting=variable) from error
+        variables[target] = variable
+    if "regions" not in values and "regions" not in overrides:
+        raise ConfigError(f"{ENV_PREFIX}REGIONS is not set (e.g. 'eu-west-3,us-east-1')", setting=ENV_PREFIX + "REGIONS")
+
+    def named(error: ConfigError, target: str) -> ConfigError:
+        variable = variables.get(target)
+        if variable is None:  # an override, or a setting no variable gave
+            return error
+        return ConfigError(f"{variable}: {error}", setting=variable)
+
+    kwargs = {target: value for target, value in values.items() if "." not in target}
+    for owner, policy in _POLICIES.items():
+        fields = {target.partition(".")[2]: value for target, value in values.items() if target.startswith(owner + ".")}
+        if fields:
+            try:
+                kwargs[owner] = policy(**fields)
+            except ConfigError as error:
+                raise named(error, f"{owner}.{error.setting}") from error
+    if "client_config.max_pool_connections" in values:
+        kwargs["client_config"] = _pool_config(
+            values["client_config.max_pool_connections"],
+            variables["client_config.max_pool_connections"],
+            overrides.pop("client_config", None),
+        )
+    try:
+        return Settings(**kwargs, **overrides)
+    except ConfigError as error:
+        raise named(error, error.setting or "") from error
+
+
+def _pool_config(pool: Any, variable: str, override: Any) -> Config:
+    """``Config(max_pool_connections=pool)`` with ``override`` merged over it
+    (an option the caller's config sets wins over the environment's)."""
+    from botocore.config import Config
+
+    check_client_config(override)
+    check_number(variable, variable, pool, low=1, high=1000, integer=True)
+    config = Config(max_pool_connections=pool)
+    return config.merge(override) if override is not None else config
+
+
+def unknown_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
+    """The ``REGIONPROXY_*`` names in ``environ`` that neither the session
+    reads nor ``known`` lists (other readers' names, with or without the
+    prefix, e.g. ``middleware_options.MIDDLEWARE_SETTINGS``): likely typos, worth a
+    warning. Reading the environment never fails on them, since other parts
+    read variables of their own."""
+    names = set(ENVIRONMENT) | {name.removeprefix(ENV_PREFIX) for name in known}
+    return sorted(
+        name
+        for name in environ
+        if isinstance(name, str) and name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in names
+    )

@@ -1,0 +1,145 @@
+"""One DynamoDB call, described once and passed down.
+
+The session, the attempt loop, the cache and read-your-writes all need to
+know what a call is: its kind, the tables and keys it touches, whether it
+is safe to repeat. :class:`Call` computes each of those where it is first
+asked and keeps it (like botocore's ``OperationModel``, built once per call
+and handed to every part), so no module parses the parameters again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
+
+from regionproxy._cache.keys import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
+from regionproxy._dynamodb.operations import (
+    KeyNames,
+    is_idempotent,
+    is_strongly_consistent,
+    key_fingerprint,
+    kind_of,
+    read_keys,
+    tables_of,
+    written_keys,
+)
+
+# Only plain eventually consistent GetItems are cached: ConsistentRead,
+# projections and capacity reports change the answer, so they bypass it.
+CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
+_T = TypeVar("_T")
+
+
+def get_item_cache_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The read cache's key for a wire-format GetItem, ``(table, key
+    fingerprint)``, or None when it bypasses the cache. The session looks a
+    GetItem up by it before it builds a :class:`Call` (a hit then builds
+    nothing), and :attr:`Call.cache_key` gives the same key."""
+    table = params.get("TableName")
+    if not isinstance(table, str) or "Key" not in params:
+        return None
+    # Both are there: so the keys are within CACHEABLE_GET, ConsistentRead
+    # False, when there are two of them, or three with ConsistentRead False
+    # (a length test costs a third of ``params.keys() <= CACHEABLE_GET``).
+    if len(params) != 2 and (len(params) != 3 or params.get("ConsistentRead", True) is not False):
+        return None
+    fingerprint = wire_key_fingerprint(params["Key"])  # None: not a key botocore sends as it is
+    return None if fingerprint is None else (table, fingerprint)
+
+
+class _lazy(Generic[_T]):
+    """``functools.cached_property`` without the lock it takes on every
+    first access in Python 3.11 (a microsecond on a cache hit's path): the
+    value is computed on first access and kept in the instance's
+    ``__dict__``. Two threads of one hedged call may both compute it: the
+    computations are pure, so either answer is the answer."""
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
+
+
+class Call:
+    """One operation with its wire-format parameters.
+
+    :param operation: the DynamoDB operation name, e.g. ``"GetItem"``.
+    :param params: wire-format parameters, as ``boto3.client`` takes them.
+    :param marked_idempotent: the caller vouched that repeating this write
+        is safe (``RegionSession.idempotent()``).
+    """
+
+    def __init__(self, operation: str, params: dict[str, Any], *, marked_idempotent: bool = False) -> None:
+        self.operation = operation
+        self.params = params
+        self.kind = kind_of(operation, params)
+        self.marked_idempotent = marked_idempotent
+
+    def __repr__(self) -> str:
+        return f"Call({self.operation!r}, kind={self.kind!r}, tables={self.tables!r})"
+
+    @_lazy
+    def tables(self) -> list[str]:
+        """The tables the call names; for PartiQL, those its statements name
+        ([] when one cannot be read)."""
+        return tables_of(self.operation, self.params)
+
+    @_lazy
+    def strongly_consistent(self) -> bool:
+        """A read that must see every write acknowledged before it
+        (``ConsistentRead``, a transaction): never hedged, never reordered
+        (:func:`regionproxy._dynamodb.operations.is_strongly_consistent`)."""
+        return is_strongly_consistent(self.operation, self.params)
+
+    @_lazy
+    def read_keys(self) -> list[tuple[str, Hashable]] | None:
+        """``(table, key fingerprint)`` of each item a read names (GetItem,
+        BatchGetItem, TransactGetItems); None for a read of whatever matches
+        (Query, Scan, PartiQL SELECT)."""
+        keys = read_keys(self.operation, self.params)
+        return None if keys is None else [(table, key_fingerprint(key)) for table, key in keys]
+
+    @_lazy
+    def repeatable(self) -> bool:
+        """Whether sending it again (in this region or another) is safe when
+        an earlier attempt may have been applied."""
+        return self.marked_idempotent or is_idempotent(self.operation, self.params)
+
+    def written_keys(self, key_names: KeyNames) -> list[tuple[str, Mapping[str, Any]]]:
+        """``(table, key)`` of every item the write touches; raises what
+        ``key_names`` raises when a put's key cannot be named, and
+        :class:`~regionproxy._dynamodb.operations.UnnamedKeys` for a PartiQL write
+        whose item its statement does not name."""
+        return written_keys(self.operation, self.params, key_names)
+
+    @_lazy
+    def cache_key(self) -> tuple[Any, ...] | None:
+        """The read cache's key for this read, or None when it bypasses the
+        cache: a GetItem of a whole item, ``(table, key fingerprint)``; an
+        eventually consistent Query without a capacity report, ``(table,
+        QUERY, the whole request)``. BatchGetItem is cached item by item."""
+        params = self.params
+        if self.operation == "GetItem":
+            return get_item_cache_key(params)
+        if self.operation == "Query":
+            if (
+                params.get("ConsistentRead", False) is False
+                and isinstance(params.get("TableName"), str)
+                and params.get("ReturnConsumedCapacity", "NONE") == "NONE"
+            ):
+                fingerprint = request_fingerprint(params)
+                return None if fingerprint is None else (params["TableName"], QUERY, fingerprint)
+        return None
+
+    @_lazy
+    def query_tags(self) -> tuple[Any, ...]:
+        """What invalidates this Query's cached page (:func:`regionproxy._cache.keys.query_tags`)."""
+        return query_tags(self.params["TableName"], self.params)

@@ -1,0 +1,1 @@
+"""One region: its replica client, its circuit breaker, and the health probes of every region."""

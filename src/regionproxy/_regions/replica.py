@@ -1,0 +1,139 @@
+"""One region's DynamoDB replica: its endpoint, its client, its breaker.
+
+The boto3 client is created lazily, once per process: gunicorn and uwsgi
+often build the session before they fork, and a client's connection pool
+does not survive a fork. Each call checks the pid (one integer compare) and
+a forked worker gets a client of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+from botocore import xform_name
+from botocore.config import Config
+
+from regionproxy._config.settings import Timeouts
+from regionproxy._regions.breaker import RegionBreaker
+
+# Threaded servers run more threads than botocore's default pool of 10
+# connections per client; past the pool, botocore warns and blocks.
+DEFAULT_POOL = 50
+
+
+def client_config(timeouts: Timeouts, user: Config | None = None) -> Config:
+    """botocore settings for one region: the caller's ``Config`` (pool size,
+    user agent, proxies, ...) under the session's own timeouts and retries.
+
+    botocore makes one attempt: the session makes every attempt itself, so
+    that it sees each one and never repeats a write that may have been
+    applied unless the write is idempotent. ("legacy" mode: with one
+    attempt, "standard" stamps ``MaxAttemptsReached`` on every successful
+    response, which plain boto3's responses do not carry.)
+    """
+    owned = Config(
+        connect_timeout=timeouts.connect,
+        read_timeout=timeouts.read,
+        retries={"mode": "legacy", "total_max_attempts": 1},
+    )
+    if user is None:
+        return Config(max_pool_connections=DEFAULT_POOL).merge(owned)
+    return user.merge(owned)
+
+
+_SESSIONS: dict[int, boto3.session.Session] = {}
+_SESSIONS_LOCK = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's lock may be held by a thread that does not exist here, and
+    # its boto3 sessions belong to the parent: start over.
+    global _SESSIONS_LOCK
+    _SESSIONS_LOCK = threading.RLock()
+    _SESSIONS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Replica:
+    """The replica of a Global Table in one region.
+
+    :param region: the AWS region name.
+    :param breaker: the region's breaker.
+    :param timeouts: per-attempt timeouts for its client.
+    :param endpoint: an endpoint URL override (a lab, a VPC endpoint).
+    :param boto3_session: where credentials come from; the default session
+        when None. All regions share one, so error classes are shared too.
+    :param config: a botocore ``Config`` the session's timeouts and retries
+        are merged onto.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        breaker: RegionBreaker,
+        timeouts: Timeouts,
+        *,
+        endpoint: str | None = None,
+        boto3_session: boto3.session.Session | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.region = region
+        self.breaker = breaker
+        self.endpoint = endpoint
+        self._config = client_config(timeouts, config)
+        self._boto3_session = boto3_session
+        self._pid = -1
+        self._client: Any = None
+        self._methods: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Replica({self.region!r}, breaker={self.breaker.state!r})"
+
+    @property
+    def client(self) -> Any:
+        """This process's boto3 DynamoDB client for the region."""
+        if self._pid != os.getpid():
+            self._create_client()
+        return self._client
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send one operation (``"GetItem"``) to this region's client."""
+        client = self.client
+        method = self._methods.get(operation)
+        if method is None:
+            method = self._methods[operation] = getattr(client, xform_name(operation))
+        return method(**params)
+
+    def close(self) -> None:
+        with _SESSIONS_LOCK:
+            if self._client is not None and self._pid == os.getpid():
+                self._client.close()
+            self._client, self._pid, self._methods = None, -1, {}
+
+    def _create_client(self) -> None:
+        # boto3 sessions are not safe for concurrent client creation, and all
+        # regions may share one: one lock for every replica's creation.
+        with _SESSIONS_LOCK:
+            if self._pid == os.getpid():
+                return  # another thread created it while we waited
+            session = self._boto3_session or _process_session()
+            self._client = session.client(
+                "dynamodb", region_name=self.region, endpoint_url=self.endpoint, config=self._config
+            )
+            self._methods = {}
+            self._pid = os.getpid()
+
+
+def _process_session() -> boto3.session.Session:
+    """One boto3 session per process for sessions built without one
+    (called with _SESSIONS_LOCK held)."""
+    pid = os.getpid()
+    if pid not in _SESSIONS:
+        _SESSIONS.clear()  # an ancestor's, after a fork: never used here again
+        _SESSIONS[pid] = boto3.session.Session()
+    return _SESSIONS[pid]

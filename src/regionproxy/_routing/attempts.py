@@ -1,0 +1,298 @@
+"""The attempt loop: every attempt of one call, in every region, seen here.
+
+botocore makes one attempt per client call (``total_max_attempts=1``); this
+loop makes the rest. That is what lets it keep the promise a failover layer
+must keep: no write that may have been applied is sent again, in the same
+region or another, unless it is safe to repeat.
+
+For each region of the plan, in order: ask its breaker; try up to
+``attempts`` times while the failure is fast and transient (a reset, a 5xx,
+throttling); fail over on anything else. Then judge the call as a whole:
+
+- a caller error (4xx) is raised unchanged at once, and closes no breaker
+  it should not: only an answer from a region counts as one;
+- an error known to be raised before a request was sent (parameter
+  validation, no credentials: see :mod:`regionproxy._dynamodb.verdicts`) says nothing
+  about the region: its trial is released, and it reaches the caller;
+- a 5xx answer, or an error the classifier does not know, is charged to
+  its region only if another region answered the same request. If none
+  could, no breaker counts it; and if every region failed it that way, the
+  request itself is the likely cause (a poison request): the caller gets
+  the first region's error as it was (the ``ClientError``, or whatever
+  botocore raised). (With a region unreachable as well, the caller gets
+  :class:`AllRegionsFailed`, which names every region's error.);
+- ``ResourceNotFoundException`` from a region tried after another failed is
+  a replica missing there (configuration), reported, not raised as such.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from regionproxy._config.settings import Timeouts
+from regionproxy._dynamodb.calls import Call
+from regionproxy._dynamodb.operations import READ, WRITE
+from regionproxy._dynamodb.verdicts import classify, error_code
+from regionproxy._regions.breaker import NORMAL
+from regionproxy._regions.replica import Replica
+from regionproxy._routing.hedging import Hedger, Side
+from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, RegionProxyError, RegionUnavailable, ReplicaMissingError
+from regionproxy.events import (
+    CALLER_ERROR,
+    FAILED,
+    FAULT,
+    OK,
+    CallFinished,
+    FailedOver,
+    Hooks,
+    OperationFinished,
+    PoisonRequest,
+    ReplicaMissing,
+)
+
+_MISSING = "ResourceNotFoundException"
+
+
+class AttemptLoop:
+    """Runs a :class:`~regionproxy._dynamodb.calls.Call` over a plan of regions.
+
+    :param replicas: every region's replica.
+    :param hooks: where events go (emitted with no lock held).
+    :param attempts: attempts per region, the first included.
+    :param throttling_is_fault: throttling fails over (True) or is the caller's.
+    :param backoff: seconds; an in-region retry waits a random fraction of
+        ``min(backoff_cap, backoff * 2**n)`` (full jitter).
+    :param clock: wall-clock seconds for event times.
+    :param sleep: how to wait before an in-region retry; tests pass a fake.
+    :param rng: ``() -> float`` in [0, 1), for jitter.
+    :param hedger: hedges reads (see :mod:`regionproxy._routing.hedging`), or None.
+    """
+
+    def __init__(
+        self,
+        replicas: Mapping[str, Replica],
+        hooks: Hooks,
+        *,
+        attempts: int,
+        throttling_is_fault: bool = True,
+        backoff: float = 0.025,
+        backoff_cap: float = 0.25,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        hedger: Hedger | None = None,
+    ) -> None:
+        self.hedger = hedger
+        self.replicas = replicas
+        self.hooks = hooks
+        self.attempts = attempts
+        self.throttling_is_fault = throttling_is_fault
+        self.backoff = backoff
+        self.backoff_cap = backoff_cap
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def __repr__(self) -> str:
+        return f"AttemptLoop(attempts={self.attempts}, backoff={self.backoff}, backoff_cap={self.backoff_cap})"
+
+    def longest_call(self, timeouts: Timeouts) -> float:
+        """Seconds one call can take at most: every attempt in every region
+        meeting its connect and read timeouts, plus the backoffs."""
+        per_region = self.attempts * (timeouts.connect + timeouts.read) + (self.attempts - 1) * self.backoff_cap
+        return len(self.replicas) * per_region
+
+    def run(self, call: Call, plan: tuple[str, ...], *, hedge: bool = True) -> tuple[dict[str, Any], str]:
+        """The response and the region that gave it; or the error to raise.
+        Reads are hedged when the session has a hedge policy, unless
+        ``hedge`` is False (a read that must see a write made in ``plan[0]``)."""
+        tally = _Tally()
+        started = time.perf_counter()
+        try:
+            if self.hedger is not None and call.kind == READ and hedge:
+                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(c, p, tally, side))
+            else:
+                result, region = self._attempt(call, plan, tally)
+            tally.region = region  # the one that served (with a hedge, not the last one started)
+        except BaseException as error:
+            outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
+            self._finished(call, outcome, tally, started)
+            raise
+        self._finished(call, OK, tally, started)
+        return result, region
+
+    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None = None) -> tuple[dict[str, Any], str]:
+        """Every region of ``plan`` in turn, until one serves (or, on one
+        side of a hedged read, until the other side has answered)."""
+        run = _Run(call, plan, tally, side)
+        for region in plan:
+            if run.abandoned() or (region != plan[0] and run.rest_answered()):
+                # The other side of the hedge answered (perhaps before this
+                # side even started, in a busy pool): trying a region, even
+                # the first, would only send the read again. Or it has
+                # DynamoDB's own error from the regions after this one.
+                break
+            result = self._try_region(run, region)
+            if result is not None:
+                self._charge_server_errors(run, region)
+                return result, region
+        if run.abandoned() or run.rest_answered():
+            # The other side answered this very request: the 5xx this side
+            # met were its regions'. Nobody awaits this error, or the
+            # other side's error is the answer.
+            self._charge_server_errors(run, None)
+            raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+        if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
+            # Every region failed this request with a server error (or an
+            # error nobody knows): blame the request, not the regions (none
+            # was charged for it).
+            first_error = run.server_errors[0][1]
+            regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
+            self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
+            raise first_error
+        raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+
+    # -- one region ----------------------------------------------------------------
+
+    def _try_region(self, run: _Run, region: str) -> dict[str, Any] | None:
+        call, replica = run.call, self.replicas[region]
+        failover = region != run.plan[0]
+        if run.side is not None:
+            run.side.region = region
+        for attempt in range(self.attempts):
+            ticket = replica.breaker.admit()
+            if ticket is None:
+                run.errors.setdefault(region, RegionUnavailable(region, replica.breaker.state))
+                return None
+            run.tally.attempts += 1
+            run.tally.region = region
+            started = time.perf_counter()
+            try:
+                result = replica.call(call.operation, call.params)
+            except Exception as error:
+                duration = time.perf_counter() - started
+                verdict = classify(error, throttling_is_fault=self.throttling_is_fault)
+                if not verdict.sent:
+                    replica.breaker.released(ticket)  # the region said nothing
+                    raise
+                if not verdict.fault:
+                    replica.breaker.succeeded(ticket)  # the region answered
+                    self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
+                    if error_code(error) == _MISSING and (run.hedge() or (failover and run.errors)):
+                        # Another region has the table (it answered, or the
+                        # preferred side of a hedge still may): this region's
+                        # replica is missing, not the caller's table.
+                        self._replica_missing(run, region, error, failover)
+                        return None
+                    if failover:
+                        self._failed_over(run, region, CALLER_ERROR)
+                    raise
+                if verdict.poison_suspect:
+                    # A 5xx, or an error faults.py does not know: charged at
+                    # the end, if another region answers the same request.
+                    replica.breaker.released(ticket)
+                    run.server_errors.append((region, error))
+                    run.server_regions.add(region)
+                else:
+                    replica.breaker.failed(ticket)
+                    run.server_regions.discard(region)
+                self._emit_attempt(region, call, duration, FAULT, verdict.reason)
+                run.errors[region] = error
+                if region == run.plan[0]:
+                    run.reason = verdict.reason
+                if call.kind == WRITE and verdict.maybe_applied and not call.repeatable:
+                    if failover:
+                        self._failed_over(run, region, FAULT)
+                    raise AmbiguousWriteError(region, call.operation, error) from error
+                if verdict.retry_here and attempt + 1 < self.attempts and not run.abandoned():
+                    self._sleep(self._rng() * min(self.backoff_cap, self.backoff * 2**attempt))
+                    if not run.abandoned():  # the other side may have answered meanwhile
+                        continue
+                break
+            except BaseException:
+                replica.breaker.released(ticket)
+                raise
+            replica.breaker.succeeded(ticket)
+            self._emit_attempt(region, call, time.perf_counter() - started, OK, None)
+            if failover:
+                self._failed_over(run, region, OK)
+            return result
+        if failover:
+            self._failed_over(run, region, FAULT)
+        return None
+
+    def _replica_missing(self, run: _Run, region: str, error: BaseException, failover: bool) -> None:
+        tables = run.call.tables or ["?"]
+        for table in tables:
+            self.hooks.emit(ReplicaMissing(region, table, self._clock()))
+        run.errors[region] = ReplicaMissingError(region, tables, error)
+        if failover:
+            self._failed_over(run, region, CALLER_ERROR)
+
+    def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
+        # Another region answered this very request: the 5xx (or the unknown
+        # error) was the region's.
+        for region, _ in run.server_errors:
+            if region != served_by:
+                self.replicas[region].breaker.failed(NORMAL)
+
+    # -- events --------------------------------------------------------------------
+
+    def _emit_attempt(self, region: str, call: Call, duration: float, outcome: str, error: str | None) -> None:
+        self.hooks.emit(CallFinished(region, call.operation, call.kind, duration, outcome, error))
+
+    def _failed_over(self, run: _Run, region: str, outcome: str) -> None:
+        self.hooks.emit(FailedOver(run.call.operation, run.plan[0], region, run.reason, self._clock(), outcome))
+
+    def _finished(self, call: Call, outcome: str, tally: _Tally, started: float) -> None:
+        self.hooks.emit(
+            OperationFinished(call.operation, call.kind, outcome, tally.region, time.perf_counter() - started, tally.attempts)
+        )
+
+
+class _Tally:
+    """Attempts of one call, over both sides of a hedge; and the region that
+    answered last."""
+
+    __slots__ = ("attempts", "region")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.region: str | None = None
+
+
+class _Run:
+    """What one pass over a plan has met so far."""
+
+    __slots__ = ("call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason")
+
+    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None) -> None:
+        self.call = call
+        self.plan = plan
+        self.tally = tally
+        self.side = side
+        self.errors: dict[str, BaseException] = {}
+        self.server_errors: list[tuple[str, BaseException]] = []
+        self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
+        self.reason = "breaker_open"  # why the preferred region did not serve
+
+    def abandoned(self) -> bool:
+        """Whether the other side of a hedged read has answered it."""
+        return self.side is not None and self.side.abandoned
+
+    def rest_answered(self) -> bool:
+        """Whether the hedge of this read got DynamoDB's own error from the
+        regions after this side's first (see :class:`~regionproxy._routing.hedging.Side`)."""
+        return self.side is not None and self.side.rest_answered
+
+    def hedge(self) -> bool:
+        """Whether this is the hedge of a read: its plan is not the read's
+        whole plan, so no judgment of the request itself is made here."""
+        return self.side is not None and self.side.hedge
+
+
+def _last(errors: Mapping[str, BaseException]) -> BaseException | None:
+    return next(reversed(errors.values()), None) if errors else None

@@ -1,0 +1,1 @@
+"""The session that composes the parts, and the counters it keeps for status()."""

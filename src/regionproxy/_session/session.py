@@ -1,0 +1,438 @@
+"""The multi-region DynamoDB session: prefer the local replica, fail over.
+
+:class:`RegionSession` composes the parts: a :class:`~regionproxy._routing.router.Router`
+orders regions, each region's :class:`~regionproxy._regions.breaker.RegionBreaker`
+admits or keeps out a call, :func:`~regionproxy._dynamodb.verdicts.classify` says what
+an error means, and events report it all. The session only executes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from regionproxy._cache.reads import CachedReads
+from regionproxy._cache.store import MISS, ReadCache
+from regionproxy._config.environment import settings_from_env
+from regionproxy._config.settings import (
+    SESSION_ARGUMENTS,
+    BreakerPolicy,
+    CachePolicy,
+    HedgePolicy,
+    Settings,
+    Timeouts,
+    check_session_arguments,
+)
+from regionproxy._dynamodb.calls import Call
+from regionproxy._dynamodb.operations import READ, WRITE, key_fingerprint
+from regionproxy._dynamodb.schemas import KeySchemas
+from regionproxy._forks import reset_after_fork
+from regionproxy._regions.breaker import RegionBreaker
+from regionproxy._regions.replica import Replica
+from regionproxy._routing.attempts import AttemptLoop
+from regionproxy._routing.hedging import Hedger
+from regionproxy._routing.router import Router, StickyWrites
+from regionproxy._session.stats import SessionStats
+from regionproxy.errors import ConfigError
+from regionproxy.events import Hooks, Listener
+
+if TYPE_CHECKING:
+    import boto3
+    import pybreaker
+    from botocore.config import Config
+
+    from regionproxy._boto3.client import RegionClient
+    from regionproxy._boto3.resource import RegionResource
+    from regionproxy._boto3.table import RegionTable
+
+log = logging.getLogger("regionproxy")
+
+_IDEMPOTENT: contextvars.ContextVar[bool] = contextvars.ContextVar("regionproxy_idempotent", default=False)
+
+
+class RegionSession:
+    """A DynamoDB session over the replicas of Global Tables in several regions.
+
+    :param regions: region names in order of preference; the first is local.
+    :param endpoints: endpoint URL per region, where it is not AWS's own.
+    :param write_mode: ``local`` (writes go to the preferred healthy region)
+        or ``primary`` (every write to ``primary_region``).
+    :param breaker: when a region's breaker opens and closes.
+    :param timeouts: per attempt, per region.
+    :param cache: a :class:`CachePolicy` to cache eventually consistent
+        ``GetItem`` results, or None.
+    :param hedge: a :class:`HedgePolicy`: hedge reads (after a delay, ask the
+        next region too; the first success wins), or None.
+    :param primary_region: the write region in ``primary`` mode (default:
+        the first region).
+    :param write_failover: in ``primary`` mode, let writes fail over.
+    :param sticky_seconds: how long reads of a key follow a write that
+        failed over to another region (read-your-writes), and how long the
+        cache keeps answers of regions that may lack the session's latest
+        write of a key out (see :mod:`regionproxy._routing.router`); 0: neither.
+    :param throttling_is_fault: throttling counts against the region and
+        fails over (True), or reaches the caller (False).
+    :param key_schemas: key attribute names per table, ``{"Blog": ("PK", "SK")}``;
+        tables not named are described once (``DescribeTable``) when the
+        cache or read-your-writes needs a put item's key.
+    :param config: a botocore ``Config`` for every region's client (pool
+        size, user agent, proxies, ...); the session's timeouts and retries
+        override its ``connect_timeout``, ``read_timeout`` and ``retries``.
+    :param boto3_session: where credentials come from.
+    :param listeners: callables that receive every event.
+    :param breaker_storage: ``region -> pybreaker storage``, e.g. Redis
+        storage to share breaker state across gunicorn workers.
+    :param clock: wall-clock seconds for breakers and event times; tests pass a fake one.
+    :param monotonic: monotonic seconds for the cache and read-your-writes.
+    :param sleep: how to wait before an in-region retry; tests pass a fake one.
+    """
+
+    def __init__(
+        self,
+        regions: Iterable[str],
+        endpoints: Mapping[str, str] | None = None,
+        write_mode: str = "local",
+        breaker: BreakerPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        cache: CachePolicy | None = None,
+        hedge: HedgePolicy | None = None,
+        *,
+        primary_region: str | None = None,
+        write_failover: bool = False,
+        sticky_seconds: float = 5.0,
+        throttling_is_fault: bool = True,
+        key_schemas: Mapping[str, Iterable[str]] | None = None,
+        config: Config | None = None,
+        boto3_session: boto3.session.Session | None = None,
+        listeners: Iterable[Listener] = (),
+        breaker_storage: Callable[[str], pybreaker.CircuitBreakerStorage] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        listeners = check_session_arguments(  # a tuple: a one-shot iterator is used up here
+            boto3_session=boto3_session,
+            listeners=listeners,
+            breaker_storage=breaker_storage,
+            clock=clock,
+            monotonic=monotonic,
+            sleep=sleep,
+        )
+        self.settings = Settings(
+            regions=tuple(regions) if isinstance(regions, list | tuple) else regions,  # Settings rejects the rest
+            endpoints=endpoints if endpoints is not None else {},
+            write_mode=write_mode,
+            primary_region=primary_region,
+            write_failover=write_failover,
+            breaker=breaker if breaker is not None else BreakerPolicy(),
+            timeouts=timeouts if timeouts is not None else Timeouts(),
+            cache=cache,
+            hedge=hedge,
+            sticky_seconds=sticky_seconds,
+            throttling_is_fault=throttling_is_fault,
+            key_schemas=key_schemas if key_schemas is not None else {},
+            client_config=config,
+        )
+        settings = self.settings
+        self.regions = settings.regions
+        self.local_region = settings.regions[0]
+        self.hooks = Hooks(listeners)
+        self.stats = SessionStats(settings.regions)
+        self.hooks.add(self.stats)
+        self.router = Router(settings.regions, settings.write_mode, settings.primary, settings.write_failover)
+        self.replicas = {
+            region: Replica(
+                region,
+                RegionBreaker(
+                    region,
+                    settings.breaker,
+                    self.hooks,
+                    clock=clock,
+                    storage=breaker_storage(region) if breaker_storage else None,
+                ),
+                settings.timeouts,
+                endpoint=settings.endpoints.get(region),
+                boto3_session=boto3_session,
+                config=settings.client_config,
+            )
+            for region in settings.regions
+        }
+        self.attempts = AttemptLoop(
+            self.replicas,
+            self.hooks,
+            attempts=settings.timeouts.attempts,
+            throttling_is_fault=settings.throttling_is_fault,
+            clock=clock,
+            sleep=sleep,
+        )
+        if settings.hedge is not None:
+            self.attempts.hedger = Hedger(
+                settings.hedge, self.hooks, longest_call=self.attempts.longest_call(settings.timeouts), clock=monotonic
+            )
+        self.key_schemas = KeySchemas(settings.key_schemas, self._describe)
+        self.cache = (
+            ReadCache(settings.cache, clock=monotonic, wait_timeout=self.attempts.longest_call(settings.timeouts) + 1.0)
+            if settings.cache
+            else None
+        )
+        self.reads = CachedReads(self.cache, self._read, self.hooks) if self.cache is not None else None
+        self._sticky = StickyWrites(settings.sticky_seconds, home=self.router.plan(WRITE)[0], clock=monotonic)
+        self._clock = clock
+        self._client: RegionClient | None = None
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def __repr__(self) -> str:
+        return f"RegionSession(regions={list(self.regions)!r}, write_mode={self.settings.write_mode!r})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> RegionSession:
+        """Build a session from ``REGIONPROXY_*`` variables (see the README).
+
+        Keyword arguments that are not settings (``boto3_session``,
+        ``listeners``, ...) go to the constructor as they are.
+        """
+        if "config" in kwargs:  # the constructor's name for the client_config setting
+            kwargs["client_config"] = kwargs.pop("config")
+        rest = {name: kwargs.pop(name) for name in (*SESSION_ARGUMENTS, "sleep") if name in kwargs}
+        # Everything else is a setting: an unknown name is a ConfigError naming it.
+        settings = settings_from_env(os.environ if environ is None else environ, **kwargs)
+        fields = {name: getattr(settings, name) for name in Settings.__dataclass_fields__}
+        fields["config"] = fields.pop("client_config")
+        return cls(**fields, **rest)
+
+    # -- the surfaces users call -------------------------------------------------
+
+    @property
+    def client(self) -> RegionClient:
+        """A drop-in for ``boto3.client("dynamodb")``."""
+        if self._client is None:
+            from regionproxy._boto3.client import RegionClient
+
+            with self._lock:
+                if self._client is None:
+                    self._client = RegionClient(self)
+        return self._client
+
+    @property
+    def resource(self) -> RegionResource:
+        """A drop-in for ``boto3.resource("dynamodb")``; safe to share between threads."""
+        resource = getattr(self, "_resource", None)
+        if resource is None:
+            from regionproxy._boto3.resource import RegionResource
+
+            with self._lock:
+                resource = getattr(self, "_resource", None)
+                if resource is None:
+                    resource = self._resource = RegionResource(self)
+        return resource
+
+    def table(self, name: str) -> RegionTable:
+        """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``."""
+        return self.resource.Table(name)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def idempotent() -> Iterator[None]:
+        """Mark the writes in this block safe to repeat on another region
+        even when their outcome is unknown (the caller guarantees it)."""
+        token = _IDEMPOTENT.set(True)
+        try:
+            yield
+        finally:
+            _IDEMPOTENT.reset(token)
+
+    def prepare(self) -> RegionSession:
+        """Build every region's client in this process now, instead of on
+        first use (about 60 ms of CPU each): call it in a worker after the
+        fork (gunicorn's ``post_fork``) so no request pays for it."""
+        for replica in self.replicas.values():
+            replica.client  # noqa: B018 - building it is the point
+        return self
+
+    def evacuate(self, region: str) -> None:
+        """Send no traffic to ``region`` until :meth:`restore` (forces its breaker open)."""
+        self._replica(region).breaker.evacuate()
+
+    def restore(self, region: str) -> None:
+        """Take ``region`` back into service (closes its breaker)."""
+        self._replica(region).breaker.restore()
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready picture: regions, breakers, latency, failovers, cache."""
+        regions = {}
+        for region, replica in self.replicas.items():
+            regions[region] = {
+                "local": region == self.local_region,
+                "breaker": replica.breaker.state,
+                "consecutive_failures": replica.breaker.failures,
+                **self.stats.region(region),
+            }
+        summary = self.stats.summary()
+        summary["failovers"]["recent"] = [
+            {"operation": e.operation, "from": e.from_region, "to": e.to_region, "reason": e.reason, "at": e.at}
+            for e in list(self.stats.failovers)
+        ]
+        return {
+            "local_region": self.local_region,
+            "write_mode": self.settings.write_mode,
+            "regions": regions,
+            **summary,
+            "cache": {
+                "enabled": self.cache is not None,
+                **(self.cache.counts() if self.cache is not None else {"entries": 0, "evictions": 0, "expiries": 0}),
+                **self.stats.cache(),
+            },
+        }
+
+    def close(self) -> None:
+        if self.attempts.hedger is not None:
+            self.attempts.hedger.close()
+        for replica in self.replicas.values():
+            replica.close()
+
+    def __enter__(self) -> RegionSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- execution ---------------------------------------------------------------
+
+    def execute(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run one DynamoDB operation (``"GetItem"``, wire-format ``params``)
+        on the best region that can serve it."""
+        if operation == "GetItem" and self.reads is not None:
+            # A hit costs microseconds: describing the call would be a third of it.
+            result = self.reads.hit(params)
+            if result is not MISS:
+                return result
+        call = Call(operation, params, marked_idempotent=_IDEMPOTENT.get())
+        if call.kind == READ:
+            if self.reads is not None and self.reads.applies(operation):
+                return self.reads.read(call)
+            return self._read(call)
+        if call.kind == WRITE:
+            return self._write(call)
+        return self.attempts.run(call, self.router.plan(call.kind))[0]
+
+    def _read(self, call: Call) -> dict[str, Any]:
+        seen = self._sticky.seen_by(call)
+        if seen.follow is not None or call.strongly_consistent:
+            # Read-your-writes: the write is in the sticky region, maybe not
+            # yet in the others; a strongly consistent read must see every
+            # write the preferred region took. A hedge to another region
+            # could answer first with the item as it was, and a demotion
+            # would send the read there first: the read waits for its region
+            # (and fails over only if that region fails).
+            result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
+        else:
+            plan = self.router.plan(READ)
+            if self.attempts.hedger is not None:
+                plan = self.attempts.hedger.order(plan)  # a slow region last
+            result, region = self.attempts.run(call, plan)
+        if self.reads is not None and not seen.may_store(region):
+            # A region that may not have the session's latest write of what
+            # this read sees answered it (a hedge, a failover): the caller
+            # gets it, the cache does not keep it.
+            self.reads.withhold(call)
+        return result
+
+    def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``load()``'s answer in Python values (the Table, resource and
+        ``meta.client`` surfaces), through the cache where it may be: a
+        GetItem's ``params`` in Python values, a Query's as the wire-format
+        request (see :meth:`CachedReads.read_values`)."""
+        if self.reads is None:
+            return load()
+        return self.reads.read_values(operation, params, load)
+
+    def _write(self, call: Call) -> dict[str, Any]:
+        plan = self.router.plan(WRITE)
+        cache = self.cache
+        # One write asks for a table's key schema once, however many times
+        # its keys are named (before, after, for read-your-writes).
+        key_names = _KeyNamesOnce(self.key_schemas.names)
+        if cache is not None:
+            cache.invalidate_write(call.operation, call.params, key_names)
+        try:
+            result, region = self.attempts.run(call, plan)
+            # Where it landed: reads of it follow it if it failed over, and
+            # the cache keeps answers only from there. Landed at home, it
+            # matters only to the cache, or to end what an earlier write of
+            # its tables made sticky.
+            if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
+                self._remember(region, call, key_names, failed_over=region != plan[0])
+        finally:
+            if cache is not None:
+                # Again after the write, and after reads of it follow it: a
+                # read that loaded before either (from the local region, which
+                # may not have a write that failed over yet) may have stored
+                # the old item.
+                cache.invalidate_write(call.operation, call.params, key_names)
+        return result
+
+    def _remember(self, region: str, call: Call, key_names: _KeyNamesOnce, *, failed_over: bool) -> None:
+        """Remember that ``region`` took what the write touched (see
+        :mod:`regionproxy._routing.router`). The write was applied: nothing here may
+        turn that into an error."""
+        try:
+            keys: list[tuple[str, Any]] | None = [
+                (table, key_fingerprint(key)) for table, key in call.written_keys(lambda table: key_names(table, region))
+            ]
+            tables = list(dict.fromkeys(table for table, _ in keys)) if keys else call.tables
+        except Exception as error:  # noqa: BLE001 - e.g. DescribeTable denied: follow whole tables instead
+            if failed_over:
+                log.warning(
+                    "regionproxy: keys of a %s in %s unknown (%s); reads of %s follow it",
+                    call.operation, region, error, call.tables or "every table",
+                )
+            keys, tables = None, call.tables
+        try:
+            self._sticky.remember(region, tables, keys)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("regionproxy: read-your-writes bookkeeping failed after a %s", call.operation)
+
+    def _describe(self, table: str, prefer: str | None) -> Mapping[str, Any]:
+        """DescribeTable through the breakers, ``prefer`` first (the region
+        that just answered), then the others."""
+        plan = self.router.plan(READ) if prefer is None else (prefer, *(r for r in self.regions if r != prefer))
+        return self.attempts.run(Call("DescribeTable", {"TableName": table}), plan)[0]["Table"]
+
+    def _replica(self, region: str) -> Replica:
+        if region not in self.replicas:
+            raise ConfigError(f"unknown region {region!r}; this session has {list(self.regions)}", setting="region")
+        return self.replicas[region]
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+class _KeyNamesOnce:
+    """A table's key names, asked of ``names`` once per table (an error
+    included) for the life of this object: one write."""
+
+    __slots__ = ("_names", "_known")
+
+    def __init__(self, names: Callable[[str, str | None], tuple[str, ...]]) -> None:
+        self._names = names
+        self._known: dict[str, tuple[str, ...] | Exception] = {}
+
+    def __call__(self, table: str, prefer: str | None = None) -> tuple[str, ...]:
+        known = self._known.get(table)
+        if known is None:
+            try:
+                known = self._names(table, prefer)
+            except Exception as error:  # noqa: BLE001 - raised again, to every asker
+                known = error
+            self._known[table] = known
+        if isinstance(known, Exception):
+            raise known
+        return known
+

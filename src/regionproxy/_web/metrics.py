@@ -1,0 +1,259 @@
+"""Prometheus metrics, fed by session events.
+
+:class:`PrometheusListener` is an event listener, and :class:`MetricsApp`
+the WSGI endpoint that answers its :meth:`~PrometheusListener.exposition`
+(the middleware mounts it at ``/metrics``, behind the admin surface's
+access checks).
+This is the only module that imports prometheus_client, and only when
+metrics are asked for (the ``metrics`` extra).
+
+Label values are bounded: ``operation`` is one of DynamoDB's operation
+names (botocore's service model, the only operations a session can send)
+or ``Probe``, anything else ``other``; ``region`` is one of the session's
+regions, anything else ``other``.
+
+Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an
+empty directory before the workers start and call
+``multiprocess.mark_process_dead(pid)`` when a worker exits (see the
+README's recipe): every worker writes its samples there, and a scrape of any
+worker returns the sum over all of them. The breaker gauge is ``livemax``:
+the worst state any *live* worker sees. ``mark_process_dead`` deletes only
+``live*`` gauge files, so under plain ``max`` a killed worker's open
+breaker would stay in every scrape until the directory is emptied.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from regionproxy._regions.breaker import CLOSED, EVACUATED, HALF_OPEN, OPEN
+from regionproxy._web.admin import READ_METHODS, StartResponse, answer
+from regionproxy.events import (
+    BreakerChanged,
+    CacheDropped,
+    CacheLookup,
+    CallFinished,
+    Event,
+    FailedOver,
+    Hedged,
+    OperationFinished,
+    PoisonRequest,
+    RegionDemoted,
+    ReplicaMissing,
+)
+
+BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, EVACUATED: 3}
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROBE = "Probe"  # the health probes' calls (health.py)
+OTHER = "other"
+
+
+def _multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
+
+
+@functools.cache
+def operation_names() -> frozenset[str]:
+    """DynamoDB's operation names, from botocore's service model, and ``Probe``.
+
+    Loaded once per process (about 0.2 s): a session sends nothing botocore's
+    model does not know, so this is every operation name a label can need.
+    """
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    return frozenset(model.operation_names) | {PROBE}
+
+
+class PrometheusListener:
+    """Counts DynamoDB calls, app operations, failovers, breaker states,
+    poison requests, missing replicas and cache lookups.
+
+    :param registry: a ``prometheus_client.CollectorRegistry``; a private
+        one by default, so two sessions in a process do not collide.
+    :param regions: the session's regions: the only ``region`` label values
+        besides ``other``.
+    """
+
+    def __init__(self, registry: Any = None, regions: tuple[str, ...] = ()) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self._regions = frozenset(regions)
+        self._operations = operation_names()
+        # In multiprocess mode, samples go to files and the registry is only
+        # read at scrape time; metrics must not be registered twice there.
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        target = None if _multiprocess() else self.registry
+        counter = functools.partial(Counter, registry=target)
+        self.calls = counter(
+            "regionproxy_dynamodb_calls",
+            "DynamoDB attempts per region, operation and outcome (ok, caller_error, fault).",
+            ["region", "operation", "outcome"],
+        )
+        self.latency = Histogram(
+            "regionproxy_dynamodb_call_duration_seconds",
+            "Time of one DynamoDB attempt against one region, in seconds.",
+            ["region", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=target,
+        )
+        self.operations = counter(
+            "regionproxy_operations",
+            "The app's DynamoDB calls (all attempts together) per operation and outcome (ok, caller_error, failed).",
+            ["operation", "outcome"],
+        )
+        self.failovers = counter(
+            "regionproxy_failovers",
+            "Attempts sent to another region than the preferred one, per reason and how the attempt ended.",
+            ["operation", "from_region", "to_region", "reason", "outcome"],
+        )
+        self.breaker = Gauge(
+            "regionproxy_breaker_state",
+            "Breaker state per region: 0 closed, 1 half-open, 2 open, 3 evacuated (worst live worker).",
+            ["region"],
+            registry=target,
+            multiprocess_mode="livemax",
+        )
+        self.poison = counter(
+            "regionproxy_poison_requests",
+            "Requests that failed with a server error in every region they reached (no breaker counted them).",
+            ["operation"],
+        )
+        self.replica_missing = counter(
+            "regionproxy_replica_missing",
+            "Calls that found no replica of a table in a region while another region has it.",
+            ["region", "table"],
+        )
+        self.hedges = counter(
+            "regionproxy_hedges",
+            "Hedged reads per hedge region and outcome (won, lost, failed, refused: over budget, not sent).",
+            ["region", "outcome"],
+        )
+        self.demotions = counter(
+            "regionproxy_region_demotions",
+            "Times hedges kept winning against a region (slow, not down) and reads tried it last for a while.",
+            ["region"],
+        )
+        self.cache = counter(
+            "regionproxy_cache_lookups",
+            "Read cache lookups per table and result (hit, miss).",
+            ["table", "result"],
+        )
+        self.cache_evictions = counter(
+            "regionproxy_cache_evictions",
+            "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
+            ["table", "reason"],
+        )
+        # The sequence number of the BreakerChanged last applied per region.
+        # Breakers announce after releasing their lock, so two threads'
+        # changes (or a listener's change made while an earlier one is still
+        # being delivered) can arrive newest first; the lock makes "is it
+        # newer, then set the gauge" one step.
+        self._breaker_lock = threading.Lock()
+        self._breaker_seq: dict[str, int] = {}
+        for region in regions:
+            self.breaker.labels(region).set(0)
+
+    def _region(self, region: str | None) -> str:
+        return region if region in self._regions else OTHER
+
+    def _operation(self, operation: str) -> str:
+        return operation if operation in self._operations else OTHER
+
+    def __call__(self, event: Event) -> None:
+        handler = self._HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _call_finished(self, event: CallFinished) -> None:
+        region, operation = self._region(event.region), self._operation(event.operation)
+        self.calls.labels(region, operation, event.outcome).inc()
+        self.latency.labels(region, operation).observe(event.duration)
+
+    def _operation_finished(self, event: OperationFinished) -> None:
+        self.operations.labels(self._operation(event.operation), event.outcome).inc()
+
+    def _failed_over(self, event: FailedOver) -> None:
+        self.failovers.labels(
+            self._operation(event.operation),
+            self._region(event.from_region),
+            self._region(event.to_region),
+            event.reason,
+            event.outcome,
+        ).inc()
+
+    def _breaker_changed(self, event: BreakerChanged) -> None:
+        if event.region not in self._regions:
+            return
+        with self._breaker_lock:
+            if event.seq < self._breaker_seq.get(event.region, 0):
+                return  # a newer change of this breaker is already shown
+            self._breaker_seq[event.region] = event.seq
+            self.breaker.labels(event.region).set(BREAKER_VALUES.get(event.new, BREAKER_VALUES[OPEN]))
+
+    def _poison_request(self, event: PoisonRequest) -> None:
+        self.poison.labels(self._operation(event.operation)).inc()
+
+    def _replica_missing(self, event: ReplicaMissing) -> None:
+        # Tables are the app's own, a handful per app: a label is fine.
+        self.replica_missing.labels(self._region(event.region), event.table).inc()
+
+    def _hedged(self, event: Hedged) -> None:
+        self.hedges.labels(self._region(event.to_region), event.outcome).inc()
+
+    def _region_demoted(self, event: RegionDemoted) -> None:
+        self.demotions.labels(self._region(event.region)).inc()
+
+    def _cache_lookup(self, event: CacheLookup) -> None:
+        self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
+
+    def _cache_dropped(self, event: CacheDropped) -> None:
+        self.cache_evictions.labels(event.table, event.reason).inc(event.count)
+
+    _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
+        CallFinished: _call_finished,
+        OperationFinished: _operation_finished,
+        FailedOver: _failed_over,
+        BreakerChanged: _breaker_changed,
+        PoisonRequest: _poison_request,
+        ReplicaMissing: _replica_missing,
+        Hedged: _hedged,
+        RegionDemoted: _region_demoted,
+        CacheLookup: _cache_lookup,
+        CacheDropped: _cache_dropped,
+    }
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if _multiprocess():
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsApp:
+    """WSGI app: the exposition of ``listener`` for GET and HEAD, 405 otherwise.
+
+    It answers whoever reaches it: mount it behind the admin surface's
+    access checks (:class:`~regionproxy._web.admin.AdminApp` does).
+    """
+
+    def __init__(self, listener: PrometheusListener) -> None:
+        self.listener = listener
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] not in READ_METHODS:  # raw: methods are case-sensitive
+            response = answer(b"GET or HEAD only\n", 405, headers={"Allow": ", ".join(READ_METHODS)})
+        else:
+            body, content_type = self.listener.exposition()
+            response = answer(body, content_type=content_type)
+        return response(environ, start_response)

@@ -1,0 +1,389 @@
+"""The attempt loop's decisions, against scripted regions: no sockets, no sleeps.
+
+Each region answers from a script (a result, or an error to raise), so a
+test states exactly what every attempt met and asserts what the loop did:
+how often each region was called, what the caller got, which breakers
+counted, which events went out.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import urllib3.exceptions
+from botocore.exceptions import (
+    ChecksumError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from regionproxy._config.settings import BreakerPolicy
+from regionproxy._dynamodb.calls import Call
+from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN, RegionBreaker
+from regionproxy._routing.attempts import AttemptLoop
+from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, ReplicaMissingError
+from regionproxy.events import FailedOver, Hooks, OperationFinished, PoisonRequest, ReplicaMissing
+
+LOCAL, REMOTE = "eu-west-3", "us-east-1"
+PLAN = (LOCAL, REMOTE)
+URL = "http://127.0.0.1:1"
+OK = {"Item": {"pk": {"S": "a"}}}
+
+
+def client_error(code, status):
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+
+class Clock:
+    now = 1_000.0
+
+    def __call__(self):
+        return self.now
+
+
+class ScriptedRegion:
+    """A replica whose calls answer from ``script`` in order (the last repeats)."""
+
+    def __init__(self, region, hooks, clock, script):
+        self.region = region
+        self.breaker = RegionBreaker(region, BreakerPolicy(fail_max=3, reset_timeout=10), hooks, clock=clock)
+        self.script = list(script)
+        self.calls = 0
+
+    def call(self, operation, params):
+        self.calls += 1
+        step = self.script[min(self.calls, len(self.script)) - 1]
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+
+class Harness:
+    def __init__(self, local, remote, attempts=2):
+        self.events = []
+        self.clock = Clock()
+        self.sleeps = []
+        hooks = Hooks([self.events.append])
+        self.regions = {
+            LOCAL: ScriptedRegion(LOCAL, hooks, self.clock, local),
+            REMOTE: ScriptedRegion(REMOTE, hooks, self.clock, remote),
+        }
+        self.loop = AttemptLoop(
+            self.regions, hooks, attempts=attempts, clock=self.clock, sleep=self.sleeps.append, rng=lambda: 0.5
+        )
+
+    def run(self, call):
+        return self.loop.run(call, PLAN)
+
+    def calls(self):
+        return self.regions[LOCAL].calls, self.regions[REMOTE].calls
+
+    def of(self, kind):
+        return [event for event in self.events if isinstance(event, kind)]
+
+
+GET = Call("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}})
+ADD = Call(
+    "UpdateItem",
+    {"TableName": "t", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {}},
+)
+PUT = Call("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}}})
+
+
+# -- defect 1: the session sees every attempt; a maybe-applied write is never resent
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ReadTimeoutError(endpoint_url=URL), id="late-answer"),
+        pytest.param(ConnectionClosedError(endpoint_url=URL), id="dropped-after-send"),
+        pytest.param(client_error("InternalServerError", 500), id="500"),
+    ],
+)
+def test_maybe_applied_non_idempotent_write_is_sent_once_in_all(error):
+    harness = Harness([error, OK], [OK])
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(ADD)
+    assert harness.calls() == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(EndpointConnectionError(endpoint_url=URL), id="refused"),
+        pytest.param(client_error("ThrottlingException", 400), id="throttled"),
+        pytest.param(client_error("ServiceUnavailable", 503), id="503-not-applied"),
+    ],
+)
+def test_write_refused_before_it_was_applied_fails_over(error):
+    harness = Harness([error], [OK])
+    assert harness.run(ADD) == (OK, REMOTE)
+    assert harness.calls()[1] == 1
+
+
+def test_transient_failure_is_retried_in_region_before_failing_over():
+    harness = Harness([ConnectionClosedError(endpoint_url=URL), OK], [OK])
+    assert harness.run(GET) == (OK, LOCAL)
+    assert harness.calls() == (2, 0)
+    assert harness.sleeps == [0.5 * 0.025]
+
+
+def test_idempotent_write_keeps_its_in_region_retry():
+    harness = Harness([ConnectionClosedError(endpoint_url=URL), OK], [OK])
+    assert harness.run(PUT) == (OK, LOCAL)
+    assert harness.calls() == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ReadTimeoutError(endpoint_url=URL), id="read-timeout"),
+        pytest.param(EndpointConnectionError(endpoint_url=URL), id="refused"),
+    ],
+)
+def test_timeouts_and_refusals_fail_over_without_a_second_local_attempt(error):
+    harness = Harness([error, OK], [OK])
+    assert harness.run(GET) == (OK, REMOTE)
+    assert harness.calls() == (1, 1)
+
+
+def test_marked_idempotent_write_fails_over_after_a_late_answer():
+    harness = Harness([ReadTimeoutError(endpoint_url=URL)], [OK])
+    call = Call(ADD.operation, ADD.params, marked_idempotent=True)
+    assert harness.run(call) == (OK, REMOTE)
+
+
+# -- issue 15: a maybe-applied write in the failover region is not sent again there
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ConnectionClosedError(endpoint_url=URL), id="dropped-after-send"),
+        pytest.param(ChecksumError(checksum_type="crc32", expected_checksum=1, actual_checksum=2), id="corrupt-answer"),
+        pytest.param(client_error("InternalServerError", 500), id="500"),
+        pytest.param(ReadTimeoutError(endpoint_url=URL), id="late-answer"),
+    ],
+)
+def test_write_that_failed_over_and_may_be_applied_in_the_failover_region_is_not_sent_again(error):
+    # Local refused (not applied: fails over), then the remote region may
+    # have applied it: no second attempt there (the first three are
+    # retried in-region for a read), and the caller hears where.
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [error, OK])
+    with pytest.raises(AmbiguousWriteError) as caught:
+        harness.run(ADD)
+    assert harness.calls() == (1, 1)
+    assert caught.value.region == REMOTE
+    assert [(e.to_region, e.outcome) for e in harness.of(FailedOver)] == [(REMOTE, "fault")]
+
+
+def test_read_that_failed_over_is_retried_in_the_failover_region_after_a_dropped_connection():
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [ConnectionClosedError(endpoint_url=URL), OK])
+    assert harness.run(GET) == (OK, REMOTE)
+    assert harness.calls() == (1, 2)
+
+
+# -- issue 15: errors the classifier does not know are faults, maybe applied
+
+
+def _checksum_error():
+    return ChecksumError(checksum_type="crc32", expected_checksum=1, actual_checksum=2)
+
+
+@pytest.mark.parametrize("call", [pytest.param(GET, id="read"), pytest.param(PUT, id="idempotent-write")])
+def test_corrupt_answers_are_retried_in_region_then_fail_over_and_count_against_the_breaker(call):
+    harness = Harness([_checksum_error()], [OK])
+    assert harness.run(call) == (OK, REMOTE)
+    assert harness.calls() == (2, 1)
+    assert harness.regions[LOCAL].breaker.failures == 2
+
+
+def test_one_corrupt_answer_is_retried_in_region():
+    harness = Harness([_checksum_error(), OK], [OK])
+    assert harness.run(GET) == (OK, LOCAL)
+    assert harness.calls() == (2, 0)
+
+
+def test_non_idempotent_write_with_a_corrupt_answer_is_ambiguous():
+    harness = Harness([_checksum_error()], [OK])
+    with pytest.raises(AmbiguousWriteError) as caught:
+        harness.run(ADD)
+    assert isinstance(caught.value.__cause__, ChecksumError)
+    assert harness.calls() == (1, 0)
+
+
+def _handshake_failure():
+    """An SSLError raised the way urllib3 raises it from a handshake."""
+
+    def do_handshake():
+        raise ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+
+    try:
+        try:
+            do_handshake()
+        except ssl.SSLError as cause:
+            raise urllib3.exceptions.SSLError(cause)  # noqa: B904 - urllib3 raises it so
+    except urllib3.exceptions.SSLError as wrapped:
+        return SSLError(endpoint_url=URL, error=wrapped)
+
+
+def test_tls_handshake_failure_fails_over_even_a_non_idempotent_write():
+    harness = Harness([_handshake_failure()], [OK])
+    assert harness.run(ADD) == (OK, REMOTE)
+    assert harness.calls() == (1, 1)
+    assert harness.regions[LOCAL].breaker.failures == 1
+
+
+def test_unknown_error_fails_over_and_is_charged_when_another_region_answers():
+    harness = Harness([RuntimeError("a corrupted body the parser choked on")], [OK])
+    assert harness.run(GET) == (OK, REMOTE)
+    assert harness.calls() == (1, 1)  # boto3 does not retry what it does not know
+    assert harness.regions[LOCAL].breaker.failures == 1
+
+
+def test_unknown_error_everywhere_is_raised_as_it_was_and_charges_no_breaker():
+    first = RuntimeError("raised by the request in every region")
+    harness = Harness([first], [RuntimeError("again")])
+    for _ in range(5):
+        with pytest.raises(RuntimeError) as caught:
+            harness.run(GET)
+        assert caught.value is first
+    assert [region.breaker.state for region in harness.regions.values()] == [CLOSED, CLOSED]
+    assert harness.of(PoisonRequest)[0].error == "RuntimeError"
+
+
+def test_unknown_error_on_a_non_idempotent_write_is_ambiguous():
+    harness = Harness([RuntimeError("?")], [OK])
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(ADD)
+    assert harness.calls() == (1, 0)
+
+
+def test_type_error_of_the_arguments_reaches_the_caller_unchanged_without_failover():
+    error = TypeError("keywords must be strings")
+    harness = Harness([error], [OK])
+    with pytest.raises(TypeError) as caught:
+        harness.run(PUT)
+    assert caught.value is error
+    assert harness.calls() == (1, 0)
+    assert harness.regions[LOCAL].breaker.failures == 0
+
+
+# -- defect 4: poison requests
+
+
+def test_request_failing_with_5xx_everywhere_is_raised_as_it_was_and_charges_no_breaker():
+    first = client_error("InternalServerError", 500)
+    harness = Harness([first], [client_error("InternalServerError", 500)])
+    for _ in range(5):
+        with pytest.raises(ClientError) as caught:
+            harness.run(GET)
+        assert caught.value is first
+    assert [region.breaker.failures for region in harness.regions.values()] == [0, 0]
+    assert [region.breaker.state for region in harness.regions.values()] == [CLOSED, CLOSED]
+    assert harness.of(PoisonRequest)[0].regions == PLAN
+
+
+def test_5xx_is_charged_to_the_region_when_another_region_answered_the_same_request():
+    harness = Harness([client_error("InternalServerError", 500)], [OK])
+    for _ in range(2):
+        assert harness.run(GET) == (OK, REMOTE)
+    assert harness.regions[LOCAL].breaker.failures == 4  # two attempts per call
+    assert harness.of(PoisonRequest) == []
+
+
+def test_5xx_with_another_region_unreachable_is_all_regions_failed_and_charges_only_the_transport_fault():
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [client_error("InternalServerError", 500)])
+    with pytest.raises(AllRegionsFailed) as caught:
+        harness.run(GET)
+    assert set(caught.value.errors) == set(PLAN)
+    assert (harness.regions[LOCAL].breaker.failures, harness.regions[REMOTE].breaker.failures) == (1, 0)
+
+
+# -- defect 5: a replica missing in a failover region
+
+
+def test_missing_replica_in_the_failover_region_is_reported_not_raised():
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [client_error("ResourceNotFoundException", 400)])
+    with pytest.raises(AllRegionsFailed) as caught:
+        harness.run(GET)
+    missing = caught.value.errors[REMOTE]
+    assert isinstance(missing, ReplicaMissingError)
+    assert "no replica of t in us-east-1" in str(caught.value)
+    assert harness.of(ReplicaMissing) == [ReplicaMissing(REMOTE, "t", harness.clock.now)]
+
+
+def test_missing_table_in_the_preferred_region_is_the_callers_error():
+    error = client_error("ResourceNotFoundException", 400)
+    harness = Harness([error], [OK])
+    with pytest.raises(ClientError) as caught:
+        harness.run(GET)
+    assert caught.value is error
+    assert harness.calls() == (1, 0)
+
+
+# -- defect 6: only an answer closes a breaker
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ParamValidationError(report="bad"), id="param-validation"),
+        pytest.param(NoCredentialsError(), id="no-credentials"),
+    ],
+)
+def test_error_before_sending_releases_a_half_open_trial_without_closing(error):
+    harness = Harness([error], [OK])
+    breaker = harness.regions[LOCAL].breaker
+    for _ in range(3):
+        breaker.failed(breaker.admit())
+    assert breaker.state == OPEN
+    harness.clock.now += 11  # past reset_timeout: the next call is the trial
+    with pytest.raises(type(error)):
+        harness.run(GET)
+    assert breaker.state == HALF_OPEN
+    assert breaker.admit() is not None  # the trial was released, not kept out forever
+
+
+def test_caller_error_reaches_the_caller_unchanged_and_never_fails_over():
+    error = client_error("ConditionalCheckFailedException", 400)
+    harness = Harness([error], [OK])
+    with pytest.raises(ClientError) as caught:
+        harness.run(PUT)
+    assert caught.value is error
+    assert harness.calls() == (1, 0)
+
+
+# -- defect 15: every failover attempt is counted with its outcome
+
+
+def test_failover_that_ends_in_an_error_is_counted_with_its_outcome():
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [ReadTimeoutError(endpoint_url=URL)])
+    with pytest.raises(AllRegionsFailed):
+        harness.run(GET)
+    assert [(e.from_region, e.to_region, e.reason, e.outcome) for e in harness.of(FailedOver)] == [
+        (LOCAL, REMOTE, "connection_refused", "fault")
+    ]
+    finished = harness.of(OperationFinished)
+    assert [(f.outcome, f.attempts) for f in finished] == [("failed", 2)]
+
+
+def test_failover_that_succeeds_is_counted_once():
+    harness = Harness([EndpointConnectionError(endpoint_url=URL)], [OK])
+    harness.run(GET)
+    assert [(e.to_region, e.outcome) for e in harness.of(FailedOver)] == [(REMOTE, "ok")]
+
+
+def test_open_breaker_sends_reads_to_remote_with_reason_breaker_open():
+    harness = Harness([OK], [OK])
+    harness.regions[LOCAL].breaker.evacuate()
+    assert harness.run(GET) == (OK, REMOTE)
+    assert harness.calls() == (0, 1)
+    assert harness.of(FailedOver)[0].reason == "breaker_open"

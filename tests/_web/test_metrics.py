@@ -1,0 +1,163 @@
+"""PrometheusListener: what each event does to the metrics, and labels that
+stay bounded whatever operation names and regions the events carry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regionproxy._dynamodb.operations import PARTIQL, READS, WRITES
+from regionproxy._regions.breaker import CLOSED, EVACUATED, HALF_OPEN, OPEN
+from regionproxy._web.metrics import PrometheusListener, operation_names
+from regionproxy.events import (
+    BreakerChanged,
+    CallFinished,
+    FailedOver,
+    OperationFinished,
+    PoisonRequest,
+    ReplicaMissing,
+)
+
+LOCAL, REMOTE = "eu-west-3", "us-east-1"
+
+
+@pytest.fixture
+def metrics():
+    return PrometheusListener(regions=(LOCAL, REMOTE))
+
+
+def value(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def label_values(metrics, family, label):
+    return {
+        sample.labels[label]
+        for metric in metrics.registry.collect()
+        if metric.name == family
+        for sample in metric.samples
+        if label in sample.labels
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        pytest.param(CLOSED, 0, id="closed"),
+        pytest.param(HALF_OPEN, 1, id="half-open"),
+        pytest.param(OPEN, 2, id="open"),
+        pytest.param(EVACUATED, 3, id="evacuated"),
+    ],
+)
+def test_breaker_state_gauge_maps_each_state(metrics, state, expected):
+    metrics(BreakerChanged(LOCAL, CLOSED if state != CLOSED else OPEN, state, 0.0))
+    assert value(metrics, "regionproxy_breaker_state", region=LOCAL) == expected
+
+
+def test_breaker_gauge_starts_closed_for_every_region(metrics):
+    assert [value(metrics, "regionproxy_breaker_state", region=r) for r in (LOCAL, REMOTE)] == [0, 0]
+
+
+WORKER = """
+import os
+from regionproxy.events import BreakerChanged
+from regionproxy._web.metrics import PrometheusListener
+PrometheusListener(regions=("eu-west-3",))(BreakerChanged("eu-west-3", "closed", "open", 0.0))
+print(os.getpid())
+"""
+
+
+def test_a_dead_workers_breaker_state_leaves_the_multiprocess_scrape(tmp_path):
+    # mark_process_dead() deletes only live* gauge files (prometheus_client's
+    # multiprocess.py): under "max" a dead worker's open breaker would stay.
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    worker = subprocess.run([sys.executable, "-c", WORKER], env=env, capture_output=True, text=True, timeout=60, check=True)
+
+    def breaker_series():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+        return {
+            s.labels["region"]: s.value for m in registry.collect() if m.name == "regionproxy_breaker_state" for s in m.samples
+        }
+
+    assert breaker_series() == {LOCAL: 2}
+    multiprocess.mark_process_dead(int(worker.stdout), path=str(tmp_path))
+    assert breaker_series() == {}
+
+
+def test_operation_names_outside_dynamodb_become_other(metrics):
+    metrics(CallFinished(LOCAL, "GetItem", "read", 0.01, "ok"))
+    metrics(CallFinished(LOCAL, "Probe", "probe", 0.01, "ok"))
+    metrics(CallFinished(LOCAL, "select * from users -- 1", "read", 0.01, "ok"))
+    assert label_values(metrics, "regionproxy_dynamodb_calls", "operation") == {"GetItem", "Probe", "other"}
+
+
+@given(st.lists(st.text(max_size=20), max_size=30))
+def test_operation_label_values_are_bounded_whatever_the_names(names):
+    metrics = PrometheusListener(regions=(LOCAL,))
+    for name in names:
+        metrics(OperationFinished(name, "read", "ok", LOCAL, 0.01, 1))
+    assert label_values(metrics, "regionproxy_operations", "operation") <= operation_names() | {"other"}
+
+
+def test_every_operation_the_session_routes_keeps_its_own_label():
+    assert READS | WRITES | PARTIQL | {"ListTables", "DescribeTable", "Probe"} <= operation_names()
+
+
+def test_regions_outside_the_session_become_other(metrics):
+    metrics(CallFinished("ap-south-1", "GetItem", "read", 0.01, "ok"))
+    metrics(BreakerChanged("ap-south-1", CLOSED, OPEN, 0.0))
+    assert label_values(metrics, "regionproxy_dynamodb_calls", "region") == {"other"}
+    assert label_values(metrics, "regionproxy_breaker_state", "region") == {LOCAL, REMOTE}
+
+
+@pytest.mark.parametrize("outcome", ["ok", "caller_error", "fault"])
+def test_failovers_are_counted_with_their_outcome(metrics, outcome):
+    metrics(FailedOver("PutItem", LOCAL, REMOTE, "read_timeout", 0.0, outcome))
+    labels = {"operation": "PutItem", "from_region": LOCAL, "to_region": REMOTE, "reason": "read_timeout"}
+    assert value(metrics, "regionproxy_failovers_total", **labels, outcome=outcome) == 1
+
+
+@pytest.mark.parametrize("outcome", ["ok", "caller_error", "failed"])
+def test_app_operations_are_counted_by_outcome(metrics, outcome):
+    metrics(OperationFinished("Query", "read", outcome, REMOTE, 0.02, 2))
+    assert value(metrics, "regionproxy_operations_total", operation="Query", outcome=outcome) == 1
+
+
+def test_poison_requests_are_counted_per_operation(metrics):
+    metrics(PoisonRequest("UpdateItem", (LOCAL, REMOTE), "InternalServerError", 0.0))
+    metrics(PoisonRequest("UpdateItem", (LOCAL,), "InternalServerError", 1.0))
+    assert value(metrics, "regionproxy_poison_requests_total", operation="UpdateItem") == 2
+
+
+def test_missing_replicas_are_counted_per_region_and_table(metrics):
+    metrics(ReplicaMissing(REMOTE, "Items", 0.0))
+    assert value(metrics, "regionproxy_replica_missing_total", region=REMOTE, table="Items") == 1
+
+
+def test_an_older_breaker_change_arriving_late_leaves_the_newer_state(metrics):
+    # Breakers announce after releasing their lock: a thread that changed the
+    # breaker first can deliver its event last.
+    metrics(BreakerChanged(LOCAL, OPEN, HALF_OPEN, 2.0, seq=8))
+    metrics(BreakerChanged(LOCAL, CLOSED, OPEN, 1.0, seq=7))
+    assert value(metrics, "regionproxy_breaker_state", region=LOCAL) == 1
+
+
+def test_breaker_changes_are_ordered_per_region(metrics):
+    metrics(BreakerChanged(LOCAL, CLOSED, OPEN, 1.0, seq=9))
+    metrics(BreakerChanged(REMOTE, CLOSED, EVACUATED, 1.0, seq=3))
+    metrics(BreakerChanged(REMOTE, EVACUATED, CLOSED, 2.0, seq=10))
+    assert [value(metrics, "regionproxy_breaker_state", region=r) for r in (LOCAL, REMOTE)] == [2, 0]
+
+
+def test_breaker_changes_in_order_each_move_the_gauge(metrics):
+    for seq, (old, new) in enumerate([(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN)], start=1):
+        metrics(BreakerChanged(LOCAL, old, new, float(seq), seq=seq))
+        assert value(metrics, "regionproxy_breaker_state", region=LOCAL) == {OPEN: 2, HALF_OPEN: 1}[new]
