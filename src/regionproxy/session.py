@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from regionproxy.attempts import AttemptLoop
 from regionproxy.breakers import RegionBreaker
 from regionproxy.cache import MISS, ReadCache
+from regionproxy.cache_keys import changed_tables
 from regionproxy.cached_reads import CachedReads
 from regionproxy.calls import Call
 from regionproxy.config import (
@@ -173,7 +174,7 @@ class RegionSession:
             self.attempts.hedger = Hedger(
                 settings.hedge, self.hooks, longest_call=self.attempts.longest_call(settings.timeouts), clock=monotonic
             )
-        self.key_schemas = KeySchemas(settings.key_schemas, self._describe)
+        self.key_schemas = KeySchemas(settings.key_schemas, self._describe, clock=monotonic)
         self.cache = (
             ReadCache(settings.cache, clock=monotonic, wait_timeout=self.attempts.longest_call(settings.timeouts) + 1.0)
             if settings.cache
@@ -318,7 +319,14 @@ class RegionSession:
             return self._read(call)
         if call.kind == WRITE:
             return self._write(call)
-        return self.attempts.run(call, self.router.plan(call.kind))[0]
+        tables = changed_tables(operation, params)  # DeleteTable, CreateTable, ...
+        try:
+            return self.attempts.run(call, self.router.plan(call.kind))[0]
+        finally:
+            for table in tables:  # whatever the outcome: it may have been applied
+                self.key_schemas.forget(table)
+                if self.cache is not None:
+                    self.cache.invalidate_table(table)
 
     def _read(self, call: Call) -> dict[str, Any]:
         sticky = self._sticky.region_for(call)
