@@ -399,6 +399,8 @@ class ReadCache:
 
     def invalidate_item(self, table: str, fingerprint: Hashable) -> None:
         """Drop an item in both forms and every query a write of it may change."""
+        if not isinstance(table, str):  # botocore refuses the write: nothing is cached under it
+            return
         with self._lock:
             self._invalidate((table, fingerprint))
             self._invalidate((table, fingerprint, VALUES))
@@ -415,6 +417,8 @@ class ReadCache:
         table deleted or created again): its generation ends, in constant
         time, and its loads in flight (few: one per key being read) store
         nothing."""
+        if not isinstance(table, str):  # botocore refuses the write: nothing is cached under it
+            return
         with self._lock:
             generation = self._generations.pop(table, None)
             if generation is not None:

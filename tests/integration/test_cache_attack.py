@@ -128,10 +128,15 @@ def test_a_caller_who_changes_a_batch_get_answer_does_not_change_the_cache(lab):
                      id="batch-key-a-list"),
         pytest.param("transact_write_items", {"TransactItems": [5]}, id="transaction-item-a-number"),
         pytest.param("batch_write_item", {"RequestItems": [TABLE]}, id="batch-write-requests-a-list"),
+        pytest.param("put_item", {"TableName": [TABLE], "Item": WIRE_KEY}, id="put-table-a-list"),
+        pytest.param("update_item", {"TableName": {TABLE: 1}, "Key": WIRE_KEY}, id="update-table-a-dict"),
+        pytest.param("transact_write_items", {"TransactItems": [{"Put": {"TableName": [TABLE], "Item": WIRE_KEY}}]},
+                     id="transaction-table-a-list"),
     ],
 )  # fmt: skip
 def test_a_malformed_request_gets_botocores_error_not_the_caches(lab, operation, params):
     session = _session(lab)
+    session.client.get_item(TableName=TABLE, Key=WIRE_KEY)  # something cached
     with pytest.raises(Exception) as uncached:
         getattr(lab.session(timeouts=PATIENT).client, operation)(**params)
     with pytest.raises(type(uncached.value)):
