@@ -193,7 +193,7 @@ def shape_rows(lab: LocalRegions, reads: int) -> None:
         tracemalloc.stop()
         print(
             f"  {form:<24} {grown / 2**20:8.2f} MiB  ({grown / reads:,.0f} bytes per item read;"
-            f" compiled copy functions kept: {copies.compiled_shapes()} of at most {copies.SHAPES})"
+            f" copy shapes kept for sharing: {copies.shapes()} of at most {copies.SHAPES})"
         )
 
 

@@ -12,17 +12,17 @@ maps are keyed by data (ids) each have a shape of their own: nothing kept
 per shape may grow with the number of shapes, and a miss must not cost
 more than it saves.
 
-- Each entry holds its own plan, freed with it: bounded by ``maxsize``.
-- A plan is copied by the interpreter (:func:`copy_by`) until its copier
-  has made :data:`HOT` copies; only then is it compiled into one function
-  of straight-line code (a hit then costs about half). Compiling costs about
+- Entries of one shape share one copier, through a table of at most
+  :data:`SHAPES` shapes, the least recently used dropped; an entry keeps
+  its copier, so what copying holds is bounded by ``maxsize`` entries plus
+  :data:`SHAPES` shapes, whatever the number of shapes seen.
+- A copier interprets its plan (:func:`copy_by`) until it has made
+  :data:`HOT` copies; only then is the plan compiled into one function of
+  straight-line code (a hit then costs about half). Compiling costs about
   what :data:`HOT` hits save, so a shape read once (a miss) is never
-  compiled: a miss costs one walk of the answer.
-- Compiled functions are shared by the entries of one shape through a table
-  of at most :data:`SHAPES` shapes, the least recently used dropped; an
-  entry keeps at most one compiled function of its own. Plans too large to
-  compile whole (a query page) are copied part by part, each part's copier
-  shared the same way.
+  compiled: a miss costs one walk of the answer and a table lookup.
+- Plans too large to compile whole (a query page) are copied part by part:
+  the entry keeps a loop over its parts' copiers, each shared the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 from boto3.dynamodb.types import Binary
 
-__all__ = ["HOT", "SHAPES", "compiled_copier", "compiled_shapes", "copier", "copy_by", "copy_plan"]
+__all__ = ["HOT", "SHAPES", "compiled_copier", "copier", "copy_by", "copy_plan", "shapes"]
 
 _IMMUTABLE = frozenset({str, int, float, bool, bytes, Decimal, type(None)})
 _SHALLOW, _DICT_OF_SHALLOW, _LIST_OF_SHALLOW, _BINARY, _BINARY_SET, _DEEP = (
@@ -58,13 +58,13 @@ _NAMED_KEYS = 32
 _COMPILED_PARTS = 64
 _COMPILED_KEY_CHARS = 4_096
 HOT = 32  # copies a copier makes by the interpreter before its plan is compiled
-SHAPES = 256  # compiled functions kept for sharing, the least recently used dropped
+SHAPES = 256  # copiers kept for sharing between entries, the least recently used dropped
 
-# plan -> compiled function, least recently used first. Read and written
-# without a lock: each operation is one C call on a key of tuples and
-# strings, atomic under the GIL; a race compiles a shape twice or drops one
-# early, both harmless (no lock also means nothing to reset after a fork).
-_compiled: OrderedDict[Any, Callable[[Any], Any]] = OrderedDict()
+# plan -> its copier, least recently used first. Read and written without a
+# lock: each operation is one C call on a key of tuples and strings, atomic
+# under the GIL; a race makes two copiers of one shape or drops one early,
+# both harmless (no lock also means nothing to reset after a fork).
+_copiers: OrderedDict[Any, Callable[[Any], Any]] = OrderedDict()
 
 
 def copy_plan(value: Any) -> Any:
@@ -160,58 +160,52 @@ _FIXED: dict[Any, Callable[[Any], Any]] = {
 
 
 def copier(plan: Any) -> Callable[[Any], Any]:
-    """The function that copies values of ``plan`` (an entry keeps it): the
-    shape's shared compiled function if there is one; else the interpreter,
-    until :data:`HOT` copies make compiling worth it."""
+    """The function that copies values of ``plan`` (an entry keeps it),
+    shared by the entries of its shape: it interprets the plan until
+    :data:`HOT` copies make compiling it worth it."""
     if not isinstance(plan, tuple):
         return _FIXED[plan]
     if not _compilable(plan):
+        # A page: its own loop over its parts' shared copiers (kept in the
+        # table, its plan would hold every part's keys).
         return _composed(plan, {})
-    function = _shared(plan)
-    return function if function is not None else _warming(plan)
+    function = _copiers.get(plan)
+    if function is not None:
+        try:
+            _copiers.move_to_end(plan)
+        except KeyError:  # dropped meanwhile: its entries still use it
+            pass
+        return function
+    function = _copiers.setdefault(plan, _warming(plan))
+    while len(_copiers) > SHAPES:
+        try:
+            _copiers.popitem(last=False)
+        except KeyError:  # emptied by another thread meanwhile
+            break
+    return function
+
+
+def shapes() -> int:
+    """How many shapes' copiers the sharing table keeps (at most :data:`SHAPES`)."""
+    return len(_copiers)
 
 
 def compiled_copier(plan: Any) -> Callable[[Any], Any]:
-    """``plan``'s compiled function, shared through the table of
-    :data:`SHAPES` shapes (compiled now if not there)."""
+    """``plan`` compiled into one function of straight-line code (a plan
+    too large to compile whole: copied part by part)."""
     if not isinstance(plan, tuple):
         return _FIXED[plan]
     if not _compilable(plan):
         return _composed(plan, {})
-    function = _shared(plan)
-    if function is None:
-        try:
-            compiled = _compile(plan)
-        except (SyntaxError, RecursionError, MemoryError):  # e.g. nesting past the parser's limits
-            return lambda value: copy_by(plan, value)
-        function = _compiled.setdefault(plan, compiled)
-        while len(_compiled) > SHAPES:
-            try:
-                _compiled.popitem(last=False)
-            except KeyError:  # emptied by another thread meanwhile
-                break
-    return function
-
-
-def compiled_shapes() -> int:
-    """How many compiled functions the sharing table keeps (at most :data:`SHAPES`)."""
-    return len(_compiled)
-
-
-def _shared(plan: Any) -> Callable[[Any], Any] | None:
-    function = _compiled.get(plan)
-    if function is not None:
-        try:
-            _compiled.move_to_end(plan)
-        except KeyError:  # dropped meanwhile: still a good function
-            pass
-    return function
+    try:
+        return _compile(plan)
+    except (SyntaxError, RecursionError, MemoryError):  # e.g. nesting past the parser's limits
+        return lambda value: copy_by(plan, value)
 
 
 def _warming(plan: Any) -> Callable[[Any], Any]:
     """A copier that interprets ``plan`` for its first :data:`HOT` copies,
-    then compiles it (or takes the shape's shared function) and lets the
-    plan go."""
+    then compiles it and lets the plan go."""
     copies = 0
     compiled: Callable[[Any], Any] | None = None
 
@@ -257,13 +251,7 @@ def _composed(plan: Any, memo: dict[Any, Callable[[Any], Any]]) -> Callable[[Any
     for index, part in parts:
         function = memo.get(part)
         if function is None:
-            if not isinstance(part, tuple):
-                function = _FIXED[part]
-            elif _compilable(part):
-                function = _shared(part) or _warming(part)
-            else:
-                function = _composed(part, memo)
-            memo[part] = function
+            function = memo[part] = copier(part)
         copiers.append((index, function))
     pairs = tuple(copiers)
     if kind == "record":
