@@ -1148,3 +1148,20 @@ def test_dropping_everything_frees_the_entries_after_releasing_the_lock(cache):
     cache.invalidate_write("ExecuteStatement", {"Statement": "UPDATE t SET v=1"}, lambda table: ("pk",))
     assert Answer.freed_under_the_lock == [False] * 20
     assert len(cache) == 0
+
+
+def test_a_key_schema_described_while_its_table_is_deleted_is_not_kept(clock):
+    """DeleteTable and CreateTable through the session forget what was
+    learned of the table; an answer to a DescribeTable sent before that may
+    describe the old table: its caller may use it, nobody else gets it."""
+    from regionproxy.schemas import KeySchemas
+
+    def describe(table, prefer):
+        schemas.forget(table)  # the table is deleted and created again meanwhile
+        return {"KeySchema": [{"AttributeName": "old", "KeyType": "HASH"}]}
+
+    schemas = KeySchemas({"Declared": ("pk",)}, describe, clock=clock)
+    assert schemas.names("T") == ("old",)
+    assert schemas.known("T") is None
+    schemas.forget("Declared")
+    assert schemas.known("Declared") == ("pk",), "declared schemas are configuration: they stay"

@@ -362,3 +362,20 @@ def test_a_table_created_again_with_another_key_schema_is_described_again(lab):
     assert "Item" not in client.get_item(TableName=RECREATED, Key={"pk": {"S": "a"}})  # cached: no such item
     client.put_item(TableName=RECREATED, Item={"pk": {"S": "a"}, "sk": {"S": "s"}, "v": {"S": "new"}})
     assert client.get_item(TableName=RECREATED, Key={"pk": {"S": "a"}})["Item"]["v"] == {"S": "new"}
+
+
+def test_with_describe_table_denied_ten_writes_send_one_describe_table(lab):
+    """Least-privilege IAM: each denied DescribeTable is an entry in the
+    account's audit log. The denial is remembered (asked again after a
+    while), and the writes still drop what they may have changed."""
+    for region in (LOCAL, "us-east-1"):
+        lab.fault(region, "error", status=400, code="AccessDeniedException", operations=("DescribeTable",))
+    session = lab.session(cache=rp.CachePolicy(ttl=60), timeouts=PATIENT)
+    key = {"pk": {"S": "p"}, "sk": {"S": "s"}}
+    session.client.put_item(TableName=TABLE, Item={**key, "v": {"S": "old"}})
+    assert session.client.get_item(TableName=TABLE, Key=key)["Item"]["v"] == {"S": "old"}  # cached
+    for n in range(10):
+        session.client.put_item(TableName=TABLE, Item={**key, "v": {"S": f"new {n}"}})
+    assert session.client.get_item(TableName=TABLE, Key=key)["Item"]["v"] == {"S": "new 9"}
+    describes = [r for region in (LOCAL, "us-east-1") for r in lab.requests(region) if r.operation == "DescribeTable"]
+    assert len(describes) == 1
