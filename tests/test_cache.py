@@ -1165,3 +1165,28 @@ def test_a_key_schema_described_while_its_table_is_deleted_is_not_kept(clock):
     assert schemas.known("T") is None
     schemas.forget("Declared")
     assert schemas.known("Declared") == ("pk",), "declared schemas are configuration: they stay"
+
+
+def test_after_fork_a_table_another_thread_was_describing_is_described_again(clock):
+    from regionproxy.schemas import KeySchemas, KeySchemaUnknown
+
+    entered, release = threading.Event(), threading.Event()
+
+    def describe(table, prefer):
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        return {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}
+
+    schemas = KeySchemas({}, describe, clock=clock)
+    parent = threading.Thread(target=schemas.names, args=("T",), daemon=True)
+    parent.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(KeySchemaUnknown):
+            schemas.names("T")  # another thread is asking: unknown, at once
+        schemas._after_fork()  # what the child runs; the asking thread would not exist there
+        assert _bounded(lambda: schemas.names("T")) == ("pk",)
+    finally:
+        release.set()
+        parent.join(10)
