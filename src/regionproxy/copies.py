@@ -220,6 +220,7 @@ def _warming(plan: Any) -> Callable[[Any], Any]:
             return copy_by(shape, value)
         compiled = compiled_copier(shape)
         plan = None
+        copy_warming.compiled = compiled  # type: ignore[attr-defined] - for a page's copier to call it directly
         return compiled(value)
 
     return copy_warming
@@ -244,26 +245,38 @@ def _compilable(plan: Any) -> bool:
 
 def _composed(plan: Any, memo: dict[Any, Callable[[Any], Any]]) -> Callable[[Any], Any]:
     """A copier for a plan too large to compile whole: a loop over its
-    parts, each copied by its own copier (parts of one shape share one:
-    ``memo``)."""
+    parts, each copied by its shape's shared copier (parts of one shape
+    share one: ``memo``). After :data:`HOT` copies its parts' copiers have
+    compiled their plans: the loop then calls the compiled functions
+    directly."""
     kind, parts = plan
-    copiers = []
+    pairs = []
     for index, part in parts:
         function = memo.get(part)
         if function is None:
             function = memo[part] = copier(part)
-        copiers.append((index, function))
-    pairs = tuple(copiers)
+        pairs.append((index, function))
+    copiers = tuple(pairs)
+    copies = 0
+
+    def resolved() -> tuple[tuple[Any, Callable[[Any], Any]], ...]:
+        nonlocal copies, copiers
+        copies += 1  # two threads may count one copy: it only resolves a little later
+        if copies > HOT:
+            copiers = tuple((index, getattr(function, "compiled", function)) for index, function in copiers)
+        return copiers
+
     if kind == "record":
 
         def copy_record(value: Any) -> Any:
+            pairs = copiers if copies > HOT else resolved()
             return {index: copy_part(value[index]) for index, copy_part in pairs}
 
         return copy_record
 
     def copy_container(value: Any) -> Any:
         out = value.copy()
-        for index, copy_part in pairs:
+        for index, copy_part in copiers if copies > HOT else resolved():
             out[index] = copy_part(value[index])
         return out
 
