@@ -11,10 +11,15 @@ the median per call of:
 - hits of a cached ``Query`` page and of a ``BatchGetItem`` of 10 cached keys;
 
 then the memory (tracemalloc) of 100,000 cached 10-attribute items, in each
-surface's form. Targets (issue 11): a Table hit on a 10-attribute item under
-10 us, a client hit under 5 us, 100x or more faster than raw boto3.
+surface's form; and how much the process grows across 10,000 reads of items
+of a shape each (a map attribute keyed by ids) with ``maxsize=100``, each
+read a miss then 40 hits, measured after ``session.close()``: what copying
+hits keeps must stay bounded by ``maxsize``, not grow with the number of
+item shapes (issue 15: 123 MB before). Targets (issue 11): a Table hit on a
+10-attribute item under 10 us, a client hit under 5 us, 100x or more faster
+than raw boto3.
 
-    python benchmarks/bench_cache.py [--calls 2000]
+    python benchmarks/bench_cache.py [--calls 2000] [--items 100000] [--shapes 10000]
 """
 
 from __future__ import annotations
@@ -142,10 +147,77 @@ def memory_rows(lab: LocalRegions, items: int) -> None:
         session.close()
 
 
+SHAPES_TABLE = "CacheShapes"
+SHAPE_HITS = 40  # hits per item after its miss: enough for its copier to compile
+
+
+def shape_rows(lab: LocalRegions, reads: int) -> None:
+    """tracemalloc of the whole process across ``reads`` reads of items
+    whose map attribute is keyed by ids (a shape per item), ``maxsize=100``,
+    per surface: each item read once (a miss) then SHAPE_HITS times (hits),
+    the growth measured after ``session.close()`` (the lab's own memory
+    left out)."""
+    from regionproxy import copies
+
+    lab.create_table(
+        TableName=SHAPES_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    writer = lab.client(REGIONS[0], direct=True)
+    for start in range(0, reads, 25):
+        requests = [
+            {"PutRequest": {"Item": {"pk": {"S": f"s-{n}"}, "m": {"M": {f"id-{n:08}": {"N": str(n)}, f"at-{n:08}": {"S": "x"}}}}}}
+            for n in range(start, min(start + 25, reads))
+        ]
+        writer.batch_write_item(RequestItems={SHAPES_TABLE: requests})
+    print(
+        f"\nProcess growth across {reads:,} reads of items of a shape each (a map keyed by ids), maxsize=100,"
+        f" each a miss then {SHAPE_HITS} hits (tracemalloc, after session.close(), the lab's own memory left out)"
+    )
+    for form in ("client (wire format)", "Table (Python values)"):
+        session = lab.session(cache=rp.CachePolicy(maxsize=100, ttl=3600), key_schemas={SHAPES_TABLE: ("pk",)})
+        read = _shape_reader(session, form)
+        for n in range(min(reads, 200)):  # clients, models and pools built before measuring
+            read(n)
+        gc.collect()
+        tracemalloc.start()
+        before = _traced_outside_the_lab()
+        for n in range(reads):
+            for _ in range(1 + SHAPE_HITS):
+                read(n)
+        session.close()
+        del session, read
+        gc.collect()
+        grown = _traced_outside_the_lab() - before
+        tracemalloc.stop()
+        print(
+            f"  {form:<24} {grown / 2**20:8.2f} MiB  ({grown / reads:,.0f} bytes per item read;"
+            f" copy shapes kept for sharing: {copies.shapes()} of at most {copies.SHAPES})"
+        )
+
+
+def _traced_outside_the_lab() -> int:
+    """Bytes traced now, but for the lab's own (its fault proxies run in this
+    process and log every request they forward)."""
+    snapshot = tracemalloc.take_snapshot().filter_traces((tracemalloc.Filter(False, "*/regionproxy/testing/*"),))
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def _shape_reader(session: rp.RegionSession, form: str):
+    """A GetItem of item ``n`` of the shapes table, through one surface."""
+    if form.startswith("client"):
+        client = session.client
+        return lambda n: client.get_item(TableName=SHAPES_TABLE, Key={"pk": {"S": f"s-{n}"}})
+    table = session.table(SHAPES_TABLE)
+    return lambda n: table.get_item(Key={"pk": f"s-{n}"})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20_000, help="timed hits per row (raw boto3 rows: a tenth)")
     parser.add_argument("--items", type=int, default=100_000, help="cached items for the memory row")
+    parser.add_argument("--shapes", type=int, default=10_000, help="items of a shape each for the growth row")
     args = parser.parse_args(argv)
     print(f"regionproxy {rp.__version__}, boto3 {boto3.__version__}, Python {sys.version.split()[0]}")
     with LocalRegions(REGIONS, mode="process", replicate=False) as lab:
@@ -156,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         hit_rows(lab, args.calls)
         memory_rows(lab, args.items)
+        shape_rows(lab, args.shapes)
 
 
 if __name__ == "__main__":

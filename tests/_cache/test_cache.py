@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from decimal import Decimal
@@ -347,6 +348,9 @@ def _copy_cases():
         pytest.param([[1], {2}, {"x": 3}], id="list-of-containers"),
         pytest.param({1: [1], (2, 3): {"x": [4]}, "s": ["y"]}, id="keys-that-are-not-strings"),
         pytest.param({"odd": bytearray(b"xy"), "deep": [bytearray(b"z")]}, id="odd-values-deep-copied"),
+        pytest.param({"bs": {Binary(b"x"), Binary(b"y"), b"z"}, "l": [{Binary(b"w")}]}, id="binary-in-sets"),
+        pytest.param({"b": Binary(bytearray(b"x")), "l": [Binary(bytearray(b"y"))]}, id="binary-holding-a-bytearray"),
+        pytest.param({"f": frozenset({Binary(b"x")}), "t": (Binary(b"y"),)}, id="immutable-containers-of-binary"),
     ]
 
 
@@ -356,10 +360,12 @@ def _containers(value):
 
     if isinstance(value, dict | list | set | bytearray | Binary):
         yield value
-    if isinstance(value, dict):
+    if isinstance(value, Binary):
+        yield from _containers(value.value)
+    elif isinstance(value, dict):
         for part in value.values():
             yield from _containers(part)
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple | set | frozenset):
         for part in value:
             yield from _containers(part)
 
@@ -368,11 +374,13 @@ def _containers(value):
 def test_copies_equal_the_original_with_the_same_types_and_share_nothing_mutable(value):
     import copy
 
-    from regionproxy._cache.copies import copier, copy_by, copy_plan
+    from regionproxy._cache.copies import HOT, compiled_copier, copier, copy_by, copy_plan
 
     before = copy.deepcopy(value)
     plan = copy_plan(value)
-    for copied in (copier(plan)(value), copy_by(plan, value)):  # compiled, and the slow way
+    copy_ = copier(plan)
+    copies = [copy_(value) for _ in range(HOT + 1)]  # interpreted, then compiled once hot
+    for copied in (copies[0], copies[-1], compiled_copier(plan)(value), copy_by(plan, value)):
         assert _typed(copied) == _typed(value)
         originals = {id(part) for part in _containers(value)}
         assert originals and not originals & {id(part) for part in _containers(copied)}
@@ -538,6 +546,8 @@ def _spoil(value):
             _spoil(part)
         value.append("junk")
     elif isinstance(value, set):
+        for part in value:
+            _spoil(part)
         value.add("junk")
     elif isinstance(value, Binary):
         value.value = b"junk"
@@ -852,6 +862,90 @@ def test_a_read_between_a_failed_over_write_and_its_read_your_writes_bookkeeping
     assert session.client.get_item(TableName="Items", Key=KEY)["Item"]["region"] == {"S": "us-east-1"}
 
 
+# -- the cache's bounds (issue 15, section 4) --------------------------------------
+
+
+def _compiled_copiers():
+    """How many compiled copy functions are alive in this process."""
+    import gc
+    import types
+
+    gc.collect()
+    return sum(
+        1
+        for thing in gc.get_objects()
+        if type(thing) is types.FunctionType and thing.__code__.co_filename == "<regionproxy._cache.copies copier>"
+    )
+
+
+class IdMaps(Backend):
+    """Answers each GetItem with an item whose map attribute is keyed by ids
+    (one of its own per item): a shape of its own per item."""
+
+    def __call__(self, call, plan, *, hedge=True):
+        if call.operation != "GetItem":
+            return super().__call__(call, plan, hedge=hedge)
+        self.calls.append((call.operation, dict(call.params), plan[0]))
+        key = call.params["Key"]["pk"]["S"]
+        item = {"pk": {"S": key}, "m": {"M": {f"id-{key}": {"N": "1"}, f"at-{key}": {"L": [{"S": "x"}]}}}}
+        return {"Item": item, "ResponseMetadata": copy.deepcopy(_METADATA)}, plan[0]
+
+
+def test_compiled_copy_functions_stay_under_their_cap_whatever_the_number_of_item_shapes():
+    """With maxsize=100, reads of items of ever new shapes (maps keyed by
+    ids), each hit many times, keep a bounded number of compiled copy
+    functions alive: the shared table's cap, plus at most one per entry."""
+    from regionproxy._cache import copies
+
+    session = _session(IdMaps(), maxsize=100)
+    table = session.table("Items")
+    for n in range(1_200):
+        for _ in range(40):  # hot enough to be worth compiling
+            session.client.get_item(TableName="Items", Key={"pk": {"S": f"k{n}"}})
+            table.get_item(Key={"pk": f"k{n}"})
+    assert len(session.cache) <= 100
+    assert _compiled_copiers() <= 256 + 100, "the shared table's cap and one per cached entry"
+    session.close()
+    del session, table
+    assert _compiled_copiers() <= copies.SHAPES == 256
+
+
+def test_a_shape_read_once_compiles_nothing(monkeypatch):
+    """A miss costs one walk of the answer: a new shape is copied by the
+    interpreter until it proves hot (compiling costs what tens of hits save)."""
+    from regionproxy._cache import copies
+
+    compiled = []
+
+    def counted_compile(source, filename, mode, *args, **kwargs):
+        compiled.append(filename)
+        return compile(source, filename, mode, *args, **kwargs)
+
+    monkeypatch.setattr(copies, "compile", counted_compile, raising=False)  # the builtin, as the module finds it
+    backend = IdMaps()
+    session = _session(backend, maxsize=100)
+    for n in range(300):
+        session.client.get_item(TableName="Items", Key={"pk": {"S": f"once{n}"}})
+        session.table("Items").get_item(Key={"pk": f"once{n}"})
+    assert compiled == []
+    assert len(backend.reads()) == 600
+
+
+def test_a_hot_shape_is_compiled_once_and_shared_by_its_entries():
+    from regionproxy._cache import copies
+
+    def item(key):
+        return {"Item": {"pk": {"S": key}, "hot-shape": {"SS": ["a", "b"]}}, "ResponseMetadata": _METADATA}
+
+    before = _compiled_copiers()
+    copiers = [copies.copier(copies.copy_plan(item(key))) for key in ("a", "b", "c")]
+    assert copiers[0] is copiers[1] is copiers[2], "entries of one shape share one copier"
+    for _ in range(copies.HOT):
+        for copy_ in copiers:
+            assert copy_(item("z")) == item("z")
+    assert _compiled_copiers() - before == 1
+
+
 def test_pages_of_one_item_shape_share_their_compiled_copiers_whatever_their_length():
     """A compiled copier per page would be one per length and per mix of
     shapes: tens of kilobytes each, kept for good, compiled on every miss."""
@@ -861,10 +955,241 @@ def test_pages_of_one_item_shape_share_their_compiled_copiers_whatever_their_len
         items = [{"pk": "p", "sk": str(n), "tags": {"a"}, "l": ["x", {"m": [1]}]} for n in range(length)]
         return {"Items": items, "Count": length, "ResponseMetadata": {"HTTPHeaders": {"h": "v"}}}
 
-    before = len(copies._copiers)
+    copy_pages = []
+    before = _compiled_copiers()
     for length in range(40, 100):
         value = page(length)
-        copied = copies.copier(copies.copy_plan(value))(value)
+        copy_page = copies.copier(copies.copy_plan(value))
+        copy_pages.append(copy_page)  # alive, as a cache entry keeps it
+        for _ in range(40):
+            copied = copy_page(value)
         assert _typed(copied) == _typed(value)
         assert not {id(part) for part in _containers(value)} & {id(part) for part in _containers(copied)}
-    assert len(copies._copiers) - before <= 5
+    assert _compiled_copiers() - before <= 5
+
+
+@pytest.mark.parametrize("read", ["get_item", "query"])
+def test_binary_objects_in_a_binary_set_are_new_in_every_hit(session, backend, read):
+    """boto3's ``Binary`` has a mutable ``.value``: one caller changing it
+    in the set of a hit must not reach the next readers."""
+    from boto3.dynamodb.types import Binary
+
+    def blobs():
+        if read == "get_item":
+            return session.table("Items").get_item(Key={"pk": "a"})["Item"]["bs"]
+        return _table_query(session)["Items"][0]["bs"]
+
+    assert blobs() == {Binary(b"x"), Binary(b"y")}  # the miss
+    for _ in range(2):
+        hit = blobs()
+        assert sorted(blob.value for blob in hit) == [b"x", b"y"]
+        for blob in hit:
+            blob.value = b"changed by a caller"
+    assert sorted(blob.value for blob in blobs()) == [b"x", b"y"]
+    assert len(backend.reads("GetItem" if read == "get_item" else "Query")) == 1
+
+
+@pytest.mark.parametrize(
+    ("cached", "refused"),
+    [
+        pytest.param(Decimal("1E+40"), 10**40, id="an-int-of-41-digits"),
+        pytest.param(Decimal("1E+40"), Decimal(10**40), id="a-decimal-of-41-digits"),
+        pytest.param(Decimal(1), Decimal("1." + "0" * 40), id="zeros-past-38-digits"),
+        pytest.param(Decimal("1E+40"), Decimal("10E+39"), id="a-number-boto3-accepts-stays-a-hit"),
+    ],
+)
+def test_a_table_key_boto3_refuses_gets_boto3s_error_after_a_lookalike_is_cached(backend, cached, refused):
+    """boto3's serializer (its DYNAMODB_CONTEXT: 38 digits, traps on
+    rounding) refuses the key before sending; the cache must not answer it."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    try:
+        TypeSerializer().serialize(refused)
+    except Exception as error:  # noqa: BLE001 - whatever boto3 raises, the session must raise
+        expected = type(error)
+    else:
+        expected = None
+    session = _session(backend)
+    table = session.table("Items")
+    table.get_item(Key={"pk": cached})  # the miss: cached
+    assert len(backend.reads()) == 1
+    if expected is None:
+        table.get_item(Key={"pk": refused})
+        assert len(backend.reads()) == 1, "the same number, as boto3 sends it: a hit"
+    else:
+        with pytest.raises(expected):
+            table.get_item(Key={"pk": refused})
+        assert len(backend.reads()) == 1, "refused before sending, as boto3 does"
+
+
+class DescribeDenied(Backend):
+    """DescribeTable denied (a least-privilege IAM policy); every other call
+    answered. ``hold`` (an Event) keeps the first DescribeTable waiting."""
+
+    def __init__(self, hold=None):
+        super().__init__()
+        self.hold = hold
+        self.entered = threading.Event()
+
+    def __call__(self, call, plan, *, hedge=True):
+        if call.operation != "DescribeTable":
+            return super().__call__(call, plan, hedge=hedge)
+        from botocore.exceptions import ClientError
+
+        self.calls.append((call.operation, dict(call.params), plan[0]))
+        if self.hold is not None and not self.entered.is_set():
+            self.entered.set()
+            assert self.hold.wait(10)
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeTable")
+
+
+def _unschematic(backend, clock):
+    """A cached session that knows no key schema (it must describe tables)."""
+    import regionproxy as rp
+
+    session = rp.RegionSession(
+        REGIONS,
+        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},
+        cache=CachePolicy(ttl=60),
+        monotonic=clock,
+    )
+    session.attempts.run = backend
+    return session
+
+
+def test_a_denied_describe_table_is_remembered_and_asked_again_after_a_while(clock):
+    backend = DescribeDenied()
+    session = _unschematic(backend, clock)
+    session.client.get_item(TableName="Items", Key=KEY)
+    for n in range(10):
+        session.client.put_item(TableName="Items", Item={"pk": {"S": f"k{n}"}})
+        clock.now += 1
+    assert len(backend.reads("DescribeTable")) == 1, "one AccessDenied in the audit log, not twenty"
+    session.client.get_item(TableName="Items", Key=KEY)
+    assert len(backend.reads()) == 2, "the writes still dropped the table's entries"
+    clock.now += 60
+    session.client.put_item(TableName="Items", Item={"pk": {"S": "later"}})
+    assert len(backend.reads("DescribeTable")) == 2, "asked again after a while"
+
+
+def test_a_writer_does_not_describe_a_table_another_thread_is_describing(clock):
+    hold = threading.Event()
+    backend = DescribeDenied(hold)
+    session = _unschematic(backend, clock)
+    first = threading.Thread(target=lambda: session.client.put_item(TableName="Items", Item={"pk": {"S": "a"}}))
+    first.start()
+    try:
+        assert backend.entered.wait(10)
+        _bounded(lambda: session.client.put_item(TableName="Items", Item={"pk": {"S": "b"}}))
+    finally:
+        hold.set()
+        first.join(10)
+    assert len(backend.reads("DescribeTable")) == 1
+
+
+def test_dropping_a_tables_entries_compares_no_key_of_another_table(cache):
+    """A write whose keys cannot be named drops its table's entries without
+    a scan of the whole cache under the lock."""
+
+    class Name(str):
+        compared = 0
+
+        def __eq__(self, other):
+            Name.compared += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    big = Name("Big")
+    for n in range(50):
+        cache.get_or_load((big, n), lambda: "big")
+    cache.get_or_load(("Small", 1), lambda: "small")
+    Name.compared = 0
+    cache.invalidate_table("Small")
+    assert Name.compared == 0
+    assert cache.get_or_load(("Small", 1), lambda: "reloaded") == ("reloaded", False)
+    assert cache.get_or_load((big, 0), lambda: "reloaded") == ("big", True)
+    assert len(cache) == 51
+
+
+def test_a_drop_of_a_table_counts_and_evicts_its_entries_as_gone(clock):
+    cache = ReadCache(CachePolicy(maxsize=3, ttl=60), clock=clock)
+    for n in range(3):
+        cache.get_or_load(("t", n), lambda n=n: n)
+    cache.invalidate_table("t")
+    assert len(cache) == 0 and cache.counts()["entries"] == 0
+    for n in range(3):
+        cache.get_or_load(("u", n), lambda n=n: n)
+    assert len(cache) == 3
+    assert cache.counts()["evictions"] == 0, "dropped entries make room without counting as evictions"
+    assert [cache.get_or_load(("u", n), lambda: None)[1] for n in range(3)] == [True] * 3
+
+
+def test_a_load_in_flight_when_its_table_is_dropped_is_not_stored(cache):
+    def load():
+        cache.invalidate_table("t")  # a write whose keys are unknown lands meanwhile
+        return "old"
+
+    assert cache.get_or_load(("t", "k"), load) == ("old", False)
+    assert cache.get_or_load(("t", "k"), lambda: "new") == ("new", False)
+
+
+def test_dropping_everything_frees_the_entries_after_releasing_the_lock(cache):
+    """A write whose tables cannot be named (a PartiQL statement that cannot
+    be read) drops every entry: the lock is held to swap the dictionaries,
+    not to free each entry."""
+
+    class Answer:
+        freed_under_the_lock = []
+
+        def __del__(self):
+            Answer.freed_under_the_lock.append(cache._lock.locked())
+
+    for n in range(20):
+        cache.get_or_load(("t", n), Answer)  # the caller's copy is freed at once
+    Answer.freed_under_the_lock.clear()
+    cache.invalidate_write("ExecuteStatement", {"Statement": "UPDATE `t` SET v=1"}, lambda table: ("pk",))
+    assert Answer.freed_under_the_lock == [False] * 20
+    assert len(cache) == 0
+
+
+def test_a_key_schema_described_while_its_table_is_deleted_is_not_kept(clock):
+    """DeleteTable and CreateTable through the session forget what was
+    learned of the table; an answer to a DescribeTable sent before that may
+    describe the old table: its caller may use it, nobody else gets it."""
+    from regionproxy._dynamodb.schemas import KeySchemas
+
+    def describe(table, prefer):
+        schemas.forget(table)  # the table is deleted and created again meanwhile
+        return {"KeySchema": [{"AttributeName": "old", "KeyType": "HASH"}]}
+
+    schemas = KeySchemas({"Declared": ("pk",)}, describe, clock=clock)
+    assert schemas.names("T") == ("old",)
+    assert schemas.known("T") is None
+    schemas.forget("Declared")
+    assert schemas.known("Declared") == ("pk",), "declared schemas are configuration: they stay"
+
+
+def test_after_fork_a_table_another_thread_was_describing_is_described_again(clock):
+    from regionproxy._dynamodb.schemas import KeySchemas, KeySchemaUnknown
+
+    entered, release = threading.Event(), threading.Event()
+
+    def describe(table, prefer):
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        return {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}
+
+    schemas = KeySchemas({}, describe, clock=clock)
+    parent = threading.Thread(target=schemas.names, args=("T",), daemon=True)
+    parent.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(KeySchemaUnknown):
+            schemas.names("T")  # another thread is asking: unknown, at once
+        schemas._after_fork()  # what the child runs; the asking thread would not exist there
+        assert _bounded(lambda: schemas.names("T")) == ("pk",)
+    finally:
+        release.set()
+        parent.join(10)

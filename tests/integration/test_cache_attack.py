@@ -128,11 +128,42 @@ def test_a_caller_who_changes_a_batch_get_answer_does_not_change_the_cache(lab):
                      id="batch-key-a-list"),
         pytest.param("transact_write_items", {"TransactItems": [5]}, id="transaction-item-a-number"),
         pytest.param("batch_write_item", {"RequestItems": [TABLE]}, id="batch-write-requests-a-list"),
+        pytest.param("put_item", {"TableName": [TABLE], "Item": WIRE_KEY}, id="put-table-a-list"),
+        pytest.param("update_item", {"TableName": {TABLE: 1}, "Key": WIRE_KEY}, id="update-table-a-dict"),
+        pytest.param("transact_write_items", {"TransactItems": [{"Put": {"TableName": [TABLE], "Item": WIRE_KEY}}]},
+                     id="transaction-table-a-list"),
     ],
 )  # fmt: skip
 def test_a_malformed_request_gets_botocores_error_not_the_caches(lab, operation, params):
     session = _session(lab)
+    session.client.get_item(TableName=TABLE, Key=WIRE_KEY)  # something cached
     with pytest.raises(Exception) as uncached:
         getattr(lab.session(timeouts=PATIENT).client, operation)(**params)
     with pytest.raises(type(uncached.value)):
         getattr(session.client, operation)(**params)
+
+
+@pytest.mark.parametrize(
+    ("cached", "refused"),
+    [
+        pytest.param(Decimal("1E+40"), 10**40, id="an-int-of-41-digits"),
+        pytest.param(Decimal("1E+40"), Decimal(10**40), id="a-decimal-of-41-digits"),
+        pytest.param(Decimal(1), Decimal("1." + "0" * 40), id="zeros-past-38-digits"),
+    ],
+)
+def test_a_table_key_boto3_refuses_gets_its_error_after_a_lookalike_is_cached(lab, cached, refused):
+    """boto3's serializer refuses these numbers (more than 38 digits:
+    ``decimal.Rounded``) before sending; a cached number of the same value
+    must not answer them."""
+    import boto3
+
+    _create(lab, "Numbers", "n", "N")
+    plain = boto3.resource("dynamodb", region_name="eu-west-3", endpoint_url=lab.endpoints["eu-west-3"]).Table("Numbers")
+    with pytest.raises(Exception) as uncached:
+        plain.get_item(Key={"n": refused})
+    table = _session(lab, Numbers=("n",)).table("Numbers")
+    table.put_item(Item={"n": cached, "v": "x"})
+    for _ in range(2):  # a miss, then a hit
+        assert table.get_item(Key={"n": cached})["Item"]["v"] == "x"
+    with pytest.raises(type(uncached.value)):
+        table.get_item(Key={"n": refused})

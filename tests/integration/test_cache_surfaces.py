@@ -136,6 +136,9 @@ def test_a_caller_who_changes_a_returned_item_does_not_change_the_next_callers(l
             if isinstance(value, dict):
                 value.clear()
             elif isinstance(value, list | set):
+                for part in value:
+                    if isinstance(part, Binary):  # a member of a binary set
+                        part.value = b"junk"
                 value.clear() if isinstance(value, set) else value.append("junk")
             elif isinstance(value, Binary):
                 value.value = b"junk"
@@ -301,3 +304,78 @@ def test_readers_never_see_older_than_their_own_last_write(lab):
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert session.status()["cache"]["hits"] > 0, "the cache was in play"
+
+
+# -- table-level control-plane calls (issue 15, section 4) -------------------------
+
+RECREATED = "Recreated"
+
+
+def _schema(*names):
+    return {
+        "KeySchema": [{"AttributeName": name, "KeyType": kind} for name, kind in zip(names, ("HASH", "RANGE")[: len(names)], strict=True)],
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in names],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+@pytest.mark.parametrize("surface", ["client", "table"])
+def test_a_table_deleted_and_created_again_through_the_session_has_none_of_its_old_items_cached(lab, surface):
+    session = lab.session(cache=rp.CachePolicy(ttl=60, negative_ttl=60), timeouts=PATIENT, key_schemas={RECREATED: ("pk",)})
+    if surface == "client":
+        session.client.create_table(TableName=RECREATED, **_schema("pk"))
+        session.client.put_item(TableName=RECREATED, Item={"pk": {"S": "a"}, "v": {"S": "old"}})
+
+        def read():
+            return session.client.get_item(TableName=RECREATED, Key={"pk": {"S": "a"}}).get("Item")
+
+        def recreate():
+            session.client.delete_table(TableName=RECREATED)
+            session.client.create_table(TableName=RECREATED, **_schema("pk"))
+    else:
+        table = session.resource.create_table(TableName=RECREATED, **_schema("pk"))
+        table.put_item(Item={"pk": "a", "v": "old"})
+
+        def read():
+            return session.table(RECREATED).get_item(Key={"pk": "a"}).get("Item")
+
+        def recreate():
+            table.delete()
+            session.resource.create_table(TableName=RECREATED, **_schema("pk"))
+
+    for _ in range(2):
+        assert read() is not None  # a miss, then a hit
+    recreate()
+    assert read() is None, "the new table is empty"
+
+
+def test_a_table_created_again_with_another_key_schema_is_described_again(lab):
+    """A key schema learned from DescribeTable belongs to the table it
+    described: after a DeleteTable through the session, a put item's key is
+    read with the new table's key attributes."""
+    session = lab.session(cache=rp.CachePolicy(ttl=60, negative_ttl=60), timeouts=PATIENT)
+    client = session.client
+    client.create_table(TableName=RECREATED, **_schema("pk", "sk"))
+    client.put_item(TableName=RECREATED, Item={"pk": {"S": "a"}, "sk": {"S": "s"}})  # (pk, sk) learned
+    client.delete_table(TableName=RECREATED)
+    client.create_table(TableName=RECREATED, **_schema("pk"))
+    assert "Item" not in client.get_item(TableName=RECREATED, Key={"pk": {"S": "a"}})  # cached: no such item
+    client.put_item(TableName=RECREATED, Item={"pk": {"S": "a"}, "sk": {"S": "s"}, "v": {"S": "new"}})
+    assert client.get_item(TableName=RECREATED, Key={"pk": {"S": "a"}})["Item"]["v"] == {"S": "new"}
+
+
+def test_with_describe_table_denied_ten_writes_send_one_describe_table(lab):
+    """Least-privilege IAM: each denied DescribeTable is an entry in the
+    account's audit log. The denial is remembered (asked again after a
+    while), and the writes still drop what they may have changed."""
+    for region in (LOCAL, "us-east-1"):
+        lab.fault(region, "error", status=400, code="AccessDeniedException", operations=("DescribeTable",))
+    session = lab.session(cache=rp.CachePolicy(ttl=60), timeouts=PATIENT)
+    key = {"pk": {"S": "p"}, "sk": {"S": "s"}}
+    session.client.put_item(TableName=TABLE, Item={**key, "v": {"S": "old"}})
+    assert session.client.get_item(TableName=TABLE, Key=key)["Item"]["v"] == {"S": "old"}  # cached
+    for n in range(10):
+        session.client.put_item(TableName=TABLE, Item={**key, "v": {"S": f"new {n}"}})
+    assert session.client.get_item(TableName=TABLE, Key=key)["Item"]["v"] == {"S": "new 9"}
+    describes = [r for region in (LOCAL, "us-east-1") for r in lab.requests(region) if r.operation == "DescribeTable"]
+    assert len(describes) == 1

@@ -18,6 +18,17 @@ key's attributes and the table's ``None`` tag (:func:`write_tags`).
 What these functions cannot name exactly gets None: such a read bypasses
 the cache, and such a write drops its whole table. Use them to build the
 keys :class:`~regionproxy._cache.store.ReadCache` stores under (it re-exports them).
+
+A request the SDK would refuse before sending never gets a name: its
+answer is never a hit (the uncached call then raises the SDK's own error).
+For keys in Python values that means boto3's own serializer rules, numbers
+included: a number of more than 38 digits (``10**40``) is refused by boto3
+(``decimal.Rounded``), although a number of the same value
+(``Decimal("1E+40")``) is accepted and may be cached.
+
+Table-level control-plane calls that change a table's items or key schema
+(:func:`changed_tables`: DeleteTable, CreateTable, UpdateTable, restores,
+ImportTable) drop the whole table, whatever their outcome.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from collections.abc import Hashable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import Binary
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary
 
 VALUES = "values"  # the third part of a Python-value item key
 QUERY = "Query"  # the second part of a query key
@@ -108,8 +119,9 @@ def wire_key_fingerprint(key: Any) -> Hashable | None:
 def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
     """The :func:`item_key_fingerprint` of a key given in Python values
     (``{"pk": "a", "n": Decimal(1)}``), without serialising it; None when a
-    value is not one a key can hold (the uncached path then raises what
-    boto3 raises)."""
+    value is not one boto3's serializer sends as it is (the uncached path
+    then raises what boto3 raises): a number is read with boto3's own
+    context (38 digits, rounding refused), as ``TypeSerializer`` reads it."""
     if type(key) is not dict or not key:
         return None
     parts = []
@@ -120,12 +132,18 @@ def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
         if cls is str:
             parts.append((name, ("S", value)))
         elif cls is Decimal or cls is int:
-            number = Decimal(value)
+            try:
+                number = DYNAMODB_CONTEXT.create_decimal(value)  # boto3's _serialize_n, or its error
+            except decimal.DecimalException:
+                return None
             if not number.is_finite():
                 return None
             parts.append((name, ("N", str(number.normalize(_EXACT)) if number else "0")))
         elif cls is Binary:
-            parts.append((name, ("B", bytes(value.value))))
+            raw = value.value  # reassignable: boto3 sends whatever it holds
+            if type(raw) is not bytes and type(raw) is not bytearray:
+                return None
+            parts.append((name, ("B", bytes(raw))))
         elif cls is bytes or cls is bytearray:
             parts.append((name, ("B", bytes(value))))
         else:
@@ -234,3 +252,29 @@ def write_tags(table: str, fingerprint: Hashable) -> tuple[Hashable, ...]:
     """The query tags a write of the item with key ``fingerprint`` drops."""
     parts = fingerprint if isinstance(fingerprint, tuple) else ()
     return ((table, None), *((table, *part) for part in parts))
+
+
+# Table-level control-plane calls that change a table's items or key schema,
+# and the path to the table's name in each.
+_TABLE_CHANGES: dict[str, tuple[str, ...]] = {
+    "CreateTable": ("TableName",),
+    "DeleteTable": ("TableName",),
+    "UpdateTable": ("TableName",),  # an index deleted: its cached query pages
+    "RestoreTableFromBackup": ("TargetTableName",),
+    "RestoreTableToPointInTime": ("TargetTableName",),
+    "ImportTable": ("TableCreationParameters", "TableName"),
+}
+
+
+def changed_tables(operation: str, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tables whose items or key schema the control-plane call
+    ``operation`` changes (or may have changed, whatever its outcome): what
+    it drops from the cache, and whose learned key schema it forgets. A
+    name that is not a string names nothing (botocore refuses the call)."""
+    path = _TABLE_CHANGES.get(operation)
+    if path is None:
+        return ()
+    value: Any = params
+    for step in path:
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return (value,) if isinstance(value, str) else ()

@@ -15,7 +15,18 @@ Python values); a query page is also filed under tags, so that a write drops
 every page that could hold its item. The key functions are re-exported here.
 
 A hit is a lock-free dictionary read and a copy made by a plan worked out
-when the entry was stored (see :mod:`regionproxy._cache.copies`).
+when the entry was stored (see :mod:`regionproxy._cache.copies`, which also keeps
+what copying costs in memory bounded by ``maxsize``).
+
+Dropping a whole table (a write whose keys cannot be named, a table
+deleted or created again), or everything (a write whose tables cannot be
+named), takes constant time under the lock, whatever the size of the
+cache. Each entry belongs to its table's current generation, and a table's
+drop ends that generation: an entry of an ended generation is never a hit,
+and counts neither as an entry nor, when it goes, as an eviction; it goes
+when its key is stored again or when it reaches the least recently used
+end (no hit moves it there: it gets none), so memory stays within
+``maxsize``. Dropping everything swaps the dictionaries for empty ones.
 
 Staleness is bounded by the TTL plus replication lag: a write made in
 another region (or another process) is not seen until the entry expires.
@@ -68,17 +79,32 @@ SIZE, EXPIRED = "size", "expired"  # why an entry was dropped
 Key = tuple[Any, ...]
 
 
-class _Entry:
-    """One stored answer: the value, how to copy it, when it expires, and
-    the query tags it is filed under."""
+class _Generation:
+    """A table's entries since it was last dropped: ending it drops them all."""
 
-    __slots__ = ("value", "copy", "expires", "tags")
+    __slots__ = ("live", "entries")
+
+    def __init__(self) -> None:
+        self.live = True
+        self.entries = 0  # stored entries of this generation, while it is live
+
+
+_ENDED = _Generation()  # the generation of an entry not stored yet: never a hit
+_ENDED.live = False
+
+
+class _Entry:
+    """One stored answer: the value, how to copy it, when it expires, the
+    query tags it is filed under, and its table's generation."""
+
+    __slots__ = ("value", "copy", "expires", "tags", "generation")
 
     def __init__(self, value: Any, expires: float, tags: tuple[Hashable, ...] = ()) -> None:
         self.value = value
         self.copy = copier(copy_plan(value))
         self.expires = expires
         self.tags = tags
+        self.generation = _ENDED
 
 
 class _Flight:
@@ -128,6 +154,9 @@ class ReadCache:
         # races an invalidation is a read that happened just before the write.
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._by_tag: dict[Hashable, set[Key]] = {}
+        # table -> its live generation, while it has stored entries.
+        self._generations: dict[str, _Generation] = {}
+        self._ended = 0  # entries of ended generations still in _entries
         self._lock = threading.Lock()
         self._flights: dict[Key, _Flight] = {}
         self.evictions = 0
@@ -136,7 +165,7 @@ class ReadCache:
         reset_after_fork(self)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) - self._ended
 
     def __repr__(self) -> str:
         return f"ReadCache({self.policy!r}, entries={len(self)})"
@@ -146,7 +175,7 @@ class ReadCache:
     def lookup(self, key: Key) -> Any:
         """A copy of the fresh answer under ``key``, or :data:`MISS`."""
         entry = self._entries.get(key)
-        if entry is None or not self._clock() < entry.expires:
+        if entry is None or not (entry.generation.live and self._clock() < entry.expires):
             return MISS
         try:
             self._entries.move_to_end(key)
@@ -268,35 +297,59 @@ class ReadCache:
         flight.done.set()
 
     def _store(self, key: Key, entry: _Entry) -> None:
-        """Under the lock: keep ``entry``, dropping the least recently used
-        entries past ``maxsize``."""
+        """Under the lock: keep ``entry`` in its table's live generation,
+        dropping the least recently used entries past ``maxsize``."""
         now = self._clock()
         old = self._entries.pop(key, None)
         if old is not None:
-            if not now < old.expires:
+            self._forget(key, old)
+            if old.generation.live and not now < old.expires:
                 self.expiries += 1
                 self._dropped[(key[0], EXPIRED)] = self._dropped.get((key[0], EXPIRED), 0) + 1
             if old.tags != entry.tags:
                 self._unfile(key, old.tags)
+        generation = self._generations.get(key[0])
+        if generation is None:
+            generation = self._generations[key[0]] = _Generation()
+        generation.entries += 1
+        entry.generation = generation
         self._file(key, entry.tags)
         self._entries[key] = entry
         while len(self._entries) > self.policy.maxsize:
             dropped_key, dropped = self._entries.popitem(last=False)
             self._drop(dropped_key, dropped, EXPIRED if not now < dropped.expires else SIZE)
-        # Expired entries at the old end go now, a few per store: bounded work.
+        # Expired entries and those of ended generations at the old end go
+        # now, a few per store: bounded work.
         for _ in range(4):
             oldest = next(iter(self._entries), None)
-            if oldest is None or self._entries[oldest].expires > now:
+            if oldest is None:
+                break
+            last = self._entries[oldest]
+            if last.generation.live and last.expires > now:
                 break
             self._drop(oldest, self._entries.pop(oldest), EXPIRED)
 
+    def _forget(self, key: Key, entry: _Entry) -> None:
+        """Under the lock: count ``entry``, which has just left ``_entries``,
+        out of its generation."""
+        generation = entry.generation
+        if not generation.live:
+            self._ended -= 1
+            return
+        generation.entries -= 1
+        if not generation.entries:  # the table's live generation, and now no entry has it
+            del self._generations[key[0]]
+
     def _drop(self, key: Key, entry: _Entry, reason: str) -> None:
+        self._forget(key, entry)
+        self._unfile(key, entry.tags)
+        if not entry.generation.live:
+            return  # dropped with its table already: neither evicted nor expired
         if reason == SIZE:
             self.evictions += 1
         else:
             self.expiries += 1
         self._dropped[(key[0], reason)] = self._dropped.get((key[0], reason), 0) + 1
-        self._unfile(key, entry.tags)
 
     def _file(self, key: Key, tags: tuple[Hashable, ...]) -> None:
         for tag in tags:
@@ -319,7 +372,7 @@ class ReadCache:
         return [CacheDropped(table, reason, count) for (table, reason), count in dropped.items()]
 
     def counts(self) -> dict[str, int]:
-        return {"entries": len(self._entries), "evictions": self.evictions, "expiries": self.expiries}
+        return {"entries": len(self), "evictions": self.evictions, "expiries": self.expiries}
 
     # -- invalidation -----------------------------------------------------------------
 
@@ -329,18 +382,25 @@ class ReadCache:
 
     def _invalidate(self, key: Key) -> None:
         entry = self._entries.pop(key, None)
-        if entry is not None and entry.tags:
+        if entry is not None:
+            self._forget(key, entry)
             self._unfile(key, entry.tags)
-        # The load in flight may predate the write: it stores nothing, and a
-        # reader who comes after the write must not wait for its answer (the
-        # writer reading its own write would get the old item): it starts a
-        # load of its own.
+        self._ground(key)
+
+    def _ground(self, key: Key) -> None:
+        """Under the lock: the load in flight for ``key`` may predate a
+        write. It stores nothing, and a reader who comes after the write
+        must not wait for its answer (the writer reading its own write would
+        get the old item): it starts a load of its own."""
         flight = self._flights.pop(key, None)
         if flight is not None:
             flight.stale = True
+            self._unfile(key, flight.tags)
 
     def invalidate_item(self, table: str, fingerprint: Hashable) -> None:
         """Drop an item in both forms and every query a write of it may change."""
+        if not isinstance(table, str):  # botocore refuses the write: nothing is cached under it
+            return
         with self._lock:
             self._invalidate((table, fingerprint))
             self._invalidate((table, fingerprint, VALUES))
@@ -353,12 +413,20 @@ class ReadCache:
                 self._invalidate(key)
 
     def invalidate_table(self, table: str) -> None:
-        """Drop every entry of ``table`` (a write whose keys are unknown)."""
+        """Drop every entry of ``table`` (a write whose keys are unknown, a
+        table deleted or created again): its generation ends, in constant
+        time, and its loads in flight (few: one per key being read) store
+        nothing."""
+        if not isinstance(table, str):  # botocore refuses the write: nothing is cached under it
+            return
         with self._lock:
-            for key in [key for key in self._entries if key[0] == table]:
-                self._invalidate(key)
-            for key in [key for key in self._flights if key[0] == table]:
-                self._invalidate(key)
+            generation = self._generations.pop(table, None)
+            if generation is not None:
+                generation.live = False
+                self._ended += generation.entries
+            if self._flights:
+                for key in [key for key in self._flights if key[0] == table]:
+                    self._ground(key)
 
     def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> None:
         """Drop what a write touches: its keys (both forms) and the queries
@@ -386,12 +454,18 @@ class ReadCache:
             self.clear()
 
     def clear(self) -> None:
+        """Drop everything (a write whose tables cannot be named). The
+        dictionaries are swapped under the lock and freed after it."""
         with self._lock:
-            self._entries.clear()
-            self._by_tag.clear()
+            dropped = self._entries, self._by_tag
+            self._entries = OrderedDict()
+            self._by_tag = {}
+            self._generations = {}
+            self._ended = 0
             for flight in self._flights.values():
                 flight.stale = True
-            self._flights.clear()
+            self._flights = {}
+        del dropped
 
     def _after_fork(self) -> None:
         """In a forked child: the lock and the loads in flight belonged to the
@@ -402,6 +476,8 @@ class ReadCache:
             # dictionaries may be half-updated. Start empty.
             self._entries = OrderedDict()
             self._by_tag = {}
+            self._generations = {}
+            self._ended = 0
             self._dropped = {}
         self._lock = threading.Lock()
         self._flights = {}

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from regionproxy._cache.keys import changed_tables
 from regionproxy._cache.reads import CachedReads
 from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._config.environment import settings_from_env
@@ -175,7 +176,7 @@ class RegionSession:
             self.attempts.hedger = Hedger(
                 settings.hedge, self.hooks, longest_call=self.attempts.longest_call(settings.timeouts), clock=monotonic
             )
-        self.key_schemas = KeySchemas(settings.key_schemas, self._describe)
+        self.key_schemas = KeySchemas(settings.key_schemas, self._describe, clock=monotonic)
         self.cache = (
             ReadCache(settings.cache, clock=monotonic, wait_timeout=self.attempts.longest_call(settings.timeouts) + 1.0)
             if settings.cache
@@ -320,7 +321,14 @@ class RegionSession:
             return self._read(call)
         if call.kind == WRITE:
             return self._write(call)
-        return self.attempts.run(call, self.router.plan(call.kind))[0]
+        tables = changed_tables(operation, params)  # DeleteTable, CreateTable, ...
+        try:
+            return self.attempts.run(call, self.router.plan(call.kind))[0]
+        finally:
+            for table in tables:  # whatever the outcome: it may have been applied
+                self.key_schemas.forget(table)
+                if self.cache is not None:
+                    self.cache.invalidate_table(table)
 
     def _read(self, call: Call) -> dict[str, Any]:
         seen = self._sticky.seen_by(call)
