@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 
-from regionproxy._dynamodb.updates import attribute_updates_are_idempotent, update_is_idempotent
+from regionproxy._dynamodb.update_expressions import attribute_updates_are_idempotent, update_is_idempotent
 
 REGION = "eu-west-3"
 # About 120 of these are judged idempotent and checked, in ~10 s on a busy

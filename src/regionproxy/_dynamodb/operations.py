@@ -21,7 +21,7 @@ from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from regionproxy._dynamodb.updates import attribute_updates_are_idempotent, update_is_idempotent
+from regionproxy._dynamodb.update_expressions import attribute_updates_are_idempotent, update_is_idempotent
 
 READ, WRITE, CONTROL = "read", "write", "control"
 
@@ -49,7 +49,7 @@ def is_idempotent(operation: str, params: Mapping[str, Any]) -> bool:
     Conditional writes are never idempotent: the repeat may fail its
     condition against the first attempt's result, or pass it when the first
     attempt should have been the only one. Update expressions are parsed
-    (:mod:`regionproxy._dynamodb.updates`); PartiQL writes are never idempotent (the
+    (:mod:`regionproxy._dynamodb.update_expressions`); PartiQL writes are never idempotent (the
     statement would have to be parsed, and when unsure, a write is not).
     """
     if operation in READS:

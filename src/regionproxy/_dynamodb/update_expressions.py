@@ -1,20 +1,33 @@
-"""DynamoDB's update-expression grammar: the parsed value and its parser.
+"""DynamoDB update expressions: their grammar, and whether an update is
+safe to apply twice.
 
-An ``UpdateExpression`` string (``SET a = :v REMOVE b``) is tokenised as
-DynamoDB tokenises it (``#a-b`` is ``#a - b``) and parsed by recursive
-descent into frozen values: :class:`UpdateExpression` holds the actions of
-each clause, as :class:`Assignment` and :class:`Path` values whose operands
-are :class:`Path`, :class:`Value`, :class:`Call` or :class:`Arithmetic`.
+A write whose outcome is unknown (a read timeout after the request left)
+may be sent again, to another region, only if applying it twice leaves the
+item as applying it once did. For ``UpdateItem`` that depends on the update
+expression: ``SET a = :v`` repeats harmlessly, ``SET n = n - :one`` does
+not.
 
-Use :func:`parse_update` to read an expression; it raises
-:class:`UpdateExpressionError` for one that does not parse. Whether an update
-may be applied twice is judged in :mod:`regionproxy._dynamodb.updates`.
+The grammar: an ``UpdateExpression`` string (``SET a = :v REMOVE b``) is
+tokenised as DynamoDB tokenises it (``#a-b`` is ``#a - b``) and parsed by
+recursive descent into frozen values: :class:`UpdateExpression` holds the
+actions of each clause, as :class:`Assignment` and :class:`Path` values
+whose operands are :class:`Path`, :class:`Value`, :class:`FunctionCall` or
+:class:`Arithmetic`. :func:`parse_update` reads an expression; it raises
+:class:`UpdateExpressionError` for one that does not parse.
+
+The verdict: when unsure, an update is not idempotent: an expression that
+does not parse, ADD and DELETE clauses, arithmetic, ``list_append``, a list
+index in a written path, and any value read from a path the same
+expression writes. Use :func:`update_is_idempotent` for a verdict on an
+``UpdateExpression`` string, :func:`parsed_update_is_idempotent` for a
+parsed one, and :func:`attribute_updates_are_idempotent` for legacy
+``AttributeUpdates``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
@@ -70,7 +83,7 @@ class Value:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class FunctionCall:
     """``if_not_exists(path, operand)`` or ``list_append(operand, operand)``."""
 
     function: str
@@ -80,7 +93,7 @@ class Call:
         return f"{self.function}({', '.join(map(str, self.arguments))})"
 
 
-Operand = Path | Value | Call
+Operand = Path | Value | FunctionCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +129,6 @@ class UpdateExpression:
     def written(self) -> tuple[Path, ...]:
         """Every path some action writes."""
         return (*(a.path for a in self.set + self.add + self.delete), *self.remove)
-
-    def is_idempotent(self, names: Mapping[str, Any] | None = None) -> bool:
-        """Whether applying this update twice leaves what applying it once did.
-
-        :param names: ExpressionAttributeNames; a ``#placeholder`` missing
-            from it may be any attribute.
-        """
-        # The judging lives in updates.py, which imports this module; importing
-        # it here, when first asked, keeps the grammar importable alone with no
-        # import cycle (updates.py's own verdict calls the function directly).
-        from regionproxy._dynamodb.updates import parsed_update_is_idempotent
-
-        return parsed_update_is_idempotent(self, names)
 
     def __str__(self) -> str:
         clauses = [
@@ -170,12 +170,12 @@ def _tokens(expression: str) -> list[_Token]:
 class _Parser:
     """Recursive descent over DynamoDB's update-expression grammar::
 
-        update  := clause+                      each clause at most once
-        clause  := SET path '=' rhs (',' ...)* | REMOVE path (',' path)*
-                 | ADD path VALREF (',' ...)*  | DELETE path VALREF (',' ...)*
-        rhs     := operand (('+' | '-') operand)?
-        operand := VALREF | function '(' operand (',' operand)* ')' | path
-        path    := (NAME | NAMEREF) ('.' (NAME | NAMEREF) | '[' INTEGER ']')*
+    update  := clause+                      each clause at most once
+    clause  := SET path '=' rhs (',' ...)* | REMOVE path (',' path)*
+             | ADD path VALREF (',' ...)*  | DELETE path VALREF (',' ...)*
+    rhs     := operand (('+' | '-') operand)?
+    operand := VALREF | function '(' operand (',' operand)* ')' | path
+    path    := (NAME | NAMEREF) ('.' (NAME | NAMEREF) | '[' INTEGER ']')*
     """
 
     def __init__(self, expression: str) -> None:
@@ -225,7 +225,7 @@ class _Parser:
             return self._call(depth)
         return self._path()
 
-    def _call(self, depth: int) -> Call:
+    def _call(self, depth: int) -> FunctionCall:
         name = self._next()
         if name.text not in _ARITY:
             self._fail(f"unknown function {name.text!r}", name)
@@ -238,7 +238,7 @@ class _Parser:
         self._expect(")")
         if len(arguments) != _ARITY[name.text] or (name.text == "if_not_exists" and not isinstance(arguments[0], Path)):
             self._fail(f"wrong arguments to {name.text}", name)
-        return Call(name.text, tuple(arguments))
+        return FunctionCall(name.text, tuple(arguments))
 
     def _path(self) -> Path:
         elements: list[str | int] = [self._component()]
@@ -282,3 +282,97 @@ class _Parser:
         token = token or self._peek()
         found = repr(token.text) if token.text else "the end"
         raise UpdateExpressionError(f"{message}, found {found}", position=token.position)
+
+
+# -- whether an update is safe to apply twice ---------------------------------
+
+
+def update_is_idempotent(expression: str, names: Mapping[str, str] | None = None) -> bool:
+    """Whether applying ``expression`` twice is the same as applying it once.
+
+    Never raises: what does not parse, or is not a string, is not idempotent.
+
+    :param names: the call's ExpressionAttributeNames, so that ``#a`` and
+        ``a`` are known for the same attribute.
+    """
+    if not isinstance(expression, str) or not (names is None or isinstance(names, Mapping)):
+        return False
+    try:
+        return parsed_update_is_idempotent(parse_update(expression), names)
+    except UpdateExpressionError:
+        return False
+
+
+def attribute_updates_are_idempotent(updates: Mapping[str, Any]) -> bool:
+    """The same verdict for legacy ``AttributeUpdates``: PUT and a DELETE of
+    the whole attribute repeat harmlessly; ADD does not, and DELETE of set
+    elements is kept out as the DELETE clause is."""
+    if not isinstance(updates, Mapping):
+        return False
+    for update in updates.values():
+        if not isinstance(update, Mapping):
+            return False
+        action = update.get("Action", "PUT")
+        if not (action == "PUT" or (action == "DELETE" and "Value" not in update)):
+            return False
+    return True
+
+
+def parsed_update_is_idempotent(update: UpdateExpression, names: Mapping[str, Any] | None = None) -> bool:
+    """The verdict of :func:`update_is_idempotent` on a parsed update
+    (also :meth:`UpdateExpression.is_idempotent`).
+
+    :param names: ExpressionAttributeNames; a ``#placeholder`` missing
+        from it may be any attribute.
+    """
+    if update.add or update.delete:
+        return False  # ADD adds to the current value; DELETE (of set elements) is kept out too
+    if any(path.has_index for path in update.written):
+        return False  # SET l[9] appends past the end, REMOVE l[0] shifts the list
+    names = names or {}
+    written = [_resolve(path, names) for path in update.written]
+    return all(_repeats(action, names, written) for action in update.set)
+
+
+# -- judging -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Unresolved:
+    """A ``#placeholder`` missing from ExpressionAttributeNames: any name."""
+
+    placeholder: str
+
+
+def _resolve(path: Path, names: Mapping[str, Any]) -> tuple[object, ...]:
+    return tuple(names.get(e, _Unresolved(e)) if isinstance(e, str) and e.startswith("#") else e for e in path.elements)
+
+
+def _may_overlap(one: tuple[object, ...], other: tuple[object, ...]) -> bool:
+    # One is a prefix of the other: 'a' and 'a.b' read or write the same data.
+    return all(x == y or isinstance(x, _Unresolved) or isinstance(y, _Unresolved) for x, y in zip(one, other, strict=False))
+
+
+def _repeats(action: Assignment, names: Mapping[str, Any], written: list[tuple[object, ...]]) -> bool:
+    value = action.value
+    if isinstance(value, Arithmetic) or any(isinstance(o, FunctionCall) and o.function == "list_append" for o in _walk(value)):
+        return False
+    if isinstance(value, FunctionCall) and value.function == "if_not_exists":
+        checked, fallback = value.arguments
+        if isinstance(checked, Path) and _resolve(checked, names) == _resolve(action.path, names):
+            # The first application leaves the target present, so a repeat
+            # keeps it; the fallback still must not read what is written.
+            value = fallback
+    reads = [_resolve(o, names) for o in _walk(value) if isinstance(o, Path)]
+    return not any(_may_overlap(read, path) for read in reads for path in written)
+
+
+def _walk(operand: Operand | Arithmetic) -> Iterator[Operand]:
+    if isinstance(operand, Arithmetic):
+        yield from _walk(operand.left)
+        yield from _walk(operand.right)
+        return
+    yield operand
+    if isinstance(operand, FunctionCall):
+        for argument in operand.arguments:
+            yield from _walk(argument)

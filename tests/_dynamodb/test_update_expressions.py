@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regionproxy._dynamodb.updates import (
+from regionproxy._dynamodb.update_expressions import (
     Arithmetic,
     Assignment,
-    Call,
+    FunctionCall,
     Path,
     UpdateExpression,
     UpdateExpressionError,
@@ -165,7 +165,7 @@ def test_parse_gives_each_clause_its_actions():
         set=(
             Assignment(
                 Path(("a", "b", 3, "#c")),
-                Arithmetic(Call("if_not_exists", (Path(("d",)), Value(":v"))), "-", Value(":w")),
+                Arithmetic(FunctionCall("if_not_exists", (Path(("d",)), Value(":v"))), "-", Value(":w")),
             ),
             Assignment(Path(("e",)), Value(":f")),
         ),
@@ -214,8 +214,8 @@ _values = st.sampled_from([":v", ":w", ":one_2"]).map(Value)
 _operands = st.recursive(
     st.one_of(_paths, _values),
     lambda inner: st.one_of(
-        st.builds(lambda p, o: Call("if_not_exists", (p, o)), _paths, inner),
-        st.builds(lambda x, y: Call("list_append", (x, y)), inner, inner),
+        st.builds(lambda p, o: FunctionCall("if_not_exists", (p, o)), _paths, inner),
+        st.builds(lambda x, y: FunctionCall("list_append", (x, y)), inner, inner),
     ),
     max_leaves=4,
 )
