@@ -54,6 +54,7 @@ test-loaded: $(BIN)/regionproxy chromium
 
 lint: $(BIN)/regionproxy
 	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/lint-imports --config pyproject.toml
 
 # The benchmark suite at its 3-minute size; results in benchmarks/results/.
 bench: $(BIN)/regionproxy
