@@ -14,14 +14,40 @@ from regionproxy.errors import (
     RegionUnavailable,
     ReplicaMissingError,
 )
+from regionproxy.events import (
+    BreakerChanged,
+    CacheDropped,
+    CacheLookup,
+    CallFinished,
+    FailedOver,
+    Hedged,
+    Listener,
+    OperationFinished,
+    PoisonRequest,
+    RegionDemoted,
+    ReplicaMissing,
+)
 
 if TYPE_CHECKING:
+    from regionproxy._boto3.client import RegionClient
+    from regionproxy._boto3.resource import RegionResource
+    from regionproxy._boto3.table import RegionTable
+    from regionproxy._regions.health import HealthMonitor
     from regionproxy._session.session import RegionSession
+    from regionproxy._web.metrics import PrometheusListener
     from regionproxy._web.middleware import RegionProxyMiddleware
 
 # Imported on first use, so that `import regionproxy` (which pytest does for
 # the plugin in every run) does not import boto3.
-_LAZY = {"RegionProxyMiddleware": "regionproxy._web.middleware", "RegionSession": "regionproxy._session.session"}
+_LAZY = {
+    "HealthMonitor": "regionproxy._regions.health",
+    "PrometheusListener": "regionproxy._web.metrics",
+    "RegionClient": "regionproxy._boto3.client",
+    "RegionProxyMiddleware": "regionproxy._web.middleware",
+    "RegionResource": "regionproxy._boto3.resource",
+    "RegionSession": "regionproxy._session.session",
+    "RegionTable": "regionproxy._boto3.table",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -42,14 +68,30 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "AllRegionsFailed",
     "AmbiguousWriteError",
+    "BreakerChanged",
     "BreakerPolicy",
+    "CacheDropped",
+    "CacheLookup",
     "CachePolicy",
+    "CallFinished",
     "ConfigError",
+    "FailedOver",
+    "HealthMonitor",
     "HedgePolicy",
+    "Hedged",
+    "Listener",
+    "OperationFinished",
+    "PoisonRequest",
+    "PrometheusListener",
+    "RegionClient",
+    "RegionDemoted",
     "RegionProxyError",
     "RegionProxyMiddleware",
+    "RegionResource",
     "RegionSession",
+    "RegionTable",
     "RegionUnavailable",
+    "ReplicaMissing",
     "ReplicaMissingError",
     "Timeouts",
     "__version__",
