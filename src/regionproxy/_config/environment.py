@@ -3,8 +3,9 @@
 :func:`settings_from_env` builds the settings from the environment (or
 from framework settings given in the same form); :data:`ENVIRONMENT` lists
 every variable it reads, and :func:`unknown_variables` the likely typos.
-The policies themselves, and every check of their values, live in
-:mod:`regionproxy._config.settings`.
+The values it builds are checked where they are defined
+(:mod:`regionproxy._config.settings` and :mod:`regionproxy._config.policies`);
+this module only reads text into them.
 
 Rules, the same for every variable: surrounding whitespace is stripped;
 an empty value is an error (it is usually a template that expanded to

@@ -1,9 +1,10 @@
-"""The session's settings and the checks of every one of them.
+"""The session's settings as one checked value: :class:`Settings` (regions,
+endpoints, write mode, the policies, the botocore ``Config``, ...), and the
+checks of the session's other arguments.
 
-The policies (plain values) are in :mod:`regionproxy._config.policies` and are
-imported from here too.
-
-Read them from ``REGIONPROXY_*`` variables with :mod:`regionproxy._config.environment`.
+The policies inside it (breaker, timeouts, cache, hedging) are plain values
+of :mod:`regionproxy._config.policies`; :mod:`regionproxy._config.environment`
+reads the settings from ``REGIONPROXY_*`` variables.
 
 Every value is checked when it is built, types, ranges and URL shapes
 included: a wrong setting fails at startup with
