@@ -1,5 +1,6 @@
-"""Shared fixtures. The ``local_regions`` fixture comes from regionproxy's own
-pytest plugin (entry point ``pytest11``), as users get it."""
+"""Shared fixtures, built on the helpers in ``tests/support.py``. The
+``local_regions`` fixture comes from regionproxy's own pytest plugin (entry
+point ``pytest11``), as users get it."""
 
 from __future__ import annotations
 
@@ -7,24 +8,17 @@ import os
 
 import pytest
 
+from tests.support import KEY_SCHEMA, LOCAL, TABLE, FakeClock
+
 # Tests talk only to the lab on loopback: fake credentials, so that nothing
 # can reach (or sign for) a real AWS account.
 for _name, _value in (
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_DEFAULT_REGION", "eu-west-3"),
+    ("AWS_DEFAULT_REGION", LOCAL),
 ):
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
-
-TABLE = "Items"
-KEY_SCHEMA = {
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    "AttributeDefinitions": [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "sk", "AttributeType": "S"},
-    ],
-}
 
 
 @pytest.fixture
@@ -34,3 +28,10 @@ def lab(local_regions):
     ``local_regions``), so every test gets a fresh ``Items`` and no faults."""
     local_regions.create_table(TableName=TABLE, **KEY_SCHEMA)
     return local_regions
+
+
+@pytest.fixture
+def clock():
+    """A fake clock for ``clock=`` and ``monotonic=`` arguments; it moves
+    only when the test moves it (``clock.now += 10``)."""
+    return FakeClock()

@@ -14,19 +14,6 @@ from regionproxy._regions.breaker import CLOSED, EVACUATED, HALF_OPEN, NORMAL, O
 from regionproxy.events import BreakerChanged, Hooks
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
 @pytest.fixture
 def events():
     return []

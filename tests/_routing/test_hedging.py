@@ -1,4 +1,6 @@
-"""Hedged reads: the budget, the delay, and the first success winning.
+"""Hedged reads: the delay, the first success winning, the budget as the
+hedger spends and refunds it, and demotion of a region that keeps losing
+(the budget's own counting is in ``test_hedge_budget.py``).
 
 The two sides are plain functions that block on events, so the tests decide
 which side answers first; no sockets, no sleeps on the timed path.
@@ -14,41 +16,14 @@ from botocore.exceptions import ClientError
 
 from regionproxy._config.settings import HedgePolicy
 from regionproxy._dynamodb.calls import Call
-from regionproxy._routing.hedging import HedgeBudget, Hedger
-from regionproxy.errors import AllRegionsFailed, ConfigError
+from regionproxy._routing.hedging import Hedger
+from regionproxy.errors import AllRegionsFailed
 from regionproxy.events import CallFinished, Hedged, Hooks
+from tests.support import FakeClock
 
 PLAN = ("eu-west-3", "us-east-1")
 GET = Call("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}})
 PUT = Call("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}}})
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_budget_allows_the_fraction_of_recent_reads_plus_one():
-    clock = Clock()
-    budget = HedgeBudget(0.1, 10, clock=clock)
-    for _ in range(20):
-        budget.read()
-    assert [budget.spend() for _ in range(4)] == [True, True, True, False]  # 0.1 x 20 + 1
-
-
-def test_budget_forgets_reads_and_hedges_older_than_its_window():
-    clock = Clock()
-    budget = HedgeBudget(0.1, 10, clock=clock)
-    for _ in range(20):
-        budget.read()
-    while budget.spend():
-        pass
-    clock.now += 11
-    budget.read()
-    assert budget.spend() is True  # the idle allowance is back
-    assert budget.spend() is False
 
 
 def test_p95_delay_follows_observed_latency_within_floor_and_ceiling():
@@ -62,22 +37,6 @@ def test_p95_delay_follows_observed_latency_within_floor_and_ceiling():
         hooks.emit(CallFinished("eu-west-3", "GetItem", "read", 0.001, "ok"))
     assert hedger.delay("eu-west-3") == 0.01  # the floor
     hedger.close()
-
-
-@pytest.mark.parametrize(
-    "policy",
-    [
-        pytest.param({"delay": "fast"}, id="delay-word"),
-        pytest.param({"delay": 0}, id="delay-zero"),
-        pytest.param({"budget": 0}, id="budget-zero"),
-        pytest.param({"budget": 1.5}, id="budget-over-one"),
-        pytest.param({"floor": 0.5, "ceiling": 0.1}, id="floor-above-ceiling"),
-        pytest.param({"window": 0.5}, id="window-short"),
-    ],
-)
-def test_bad_hedge_policy_is_a_config_error(policy):
-    with pytest.raises(ConfigError):
-        HedgePolicy(**policy)
 
 
 class Sides:
@@ -331,7 +290,7 @@ def test_writes_are_never_hedged_by_the_attempt_loop():
 
 
 def test_a_region_that_keeps_losing_to_the_hedge_is_tried_last_for_a_while():
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(
         HedgePolicy(delay=0.01, budget=1.0, demote_after=2, demote_for=5.0),
         Hooks([events.append]),
@@ -420,17 +379,6 @@ def test_a_call_that_never_answers_is_a_region_error_not_a_bare_timeout():
         hedger.close()
 
 
-def test_budget_takes_back_a_refunded_hedge():
-    budget = HedgeBudget(0.1, 10, clock=Clock())
-    for _ in range(10):
-        budget.read()
-    receipt = budget.take()
-    assert [receipt is not None, budget.spend(), budget.spend()] == [True, True, False]  # 0.1 x 10 + 1
-    budget.refund(receipt)
-    assert budget.spend() is True
-    assert budget.spend() is False
-
-
 def test_every_read_counts_toward_the_budget_even_with_one_region_to_try():
     from regionproxy._routing.attempts import AttemptLoop
 
@@ -490,7 +438,7 @@ class _Blocking:
 
 
 def test_no_hedge_is_sent_to_a_demoted_region():
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
     first = _Blocking(PLAN[0])
     try:
@@ -516,7 +464,7 @@ def test_no_hedge_is_sent_to_a_demoted_region():
 
 
 def test_a_region_whose_demotion_ended_is_demoted_again_by_one_win():
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=3, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
     slow = _Blocking(PLAN[0])
     fast = _Blocking(None)
@@ -605,7 +553,7 @@ def test_a_region_found_down_not_slow_is_left_to_its_breaker_not_demoted():
     # Hedges win against a blackholed region before its timeouts come in;
     # once its side fails, it is known down, and a demotion would keep reads
     # away from it for demote_for after it heals.
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=60.0), Hooks([events.append]), longest_call=10, clock=clock)
     release = threading.Event()
 
@@ -689,13 +637,13 @@ class _Number(float):
 
 
 def test_another_thread_demoting_a_region_while_order_looks_does_not_break_the_read():
-    clock = Clock()
+    clock = FakeClock()
     regions = ("eu-west-3", "us-east-1", "ap-south-1")
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=60.0), Hooks(), longest_call=10, clock=clock)
     hedger._judge(regions[0])  # demoted
     real = clock.now
 
-    class Racing(Clock):
+    class Racing(FakeClock):
         def __call__(self):
             # order() reads the clock, then compares each demotion with it:
             # another read's hedge demotes a second region in between.
@@ -808,7 +756,7 @@ def test_what_only_the_hedge_region_says_wrong_is_not_the_reads_answer(error):
 
 
 def test_a_refund_after_its_hedge_left_the_window_frees_no_other_hedge():
-    clock = Clock()
+    clock = FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=0.1, window=10), Hooks(), longest_call=100, clock=clock)
     release = threading.Event()
 
@@ -836,7 +784,7 @@ def test_a_refund_after_its_hedge_left_the_window_frees_no_other_hedge():
 def test_an_answer_from_the_next_region_does_not_clear_the_preferred_regions_probation():
     # The preferred side failed over at once (its region refused) and the
     # next region answered in time: the region on probation answered nothing.
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=3, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
     slow = _Blocking(PLAN[0])
 
@@ -892,7 +840,7 @@ def test_a_side_abandoned_while_it_waits_to_retry_does_not_retry():
 def test_when_a_demotion_ends_one_read_tries_the_region_and_the_rest_keep_it_last():
     # Every read that arrives before the trial is decided would otherwise go
     # to the slow region too, and pay the hedge delay.
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
     slow, fast = _Blocking(PLAN[0]), _Blocking(None)
     try:
@@ -922,7 +870,7 @@ def test_a_demoted_region_that_reads_do_not_prefer_is_hedged_to_again_when_its_t
     # Demoted while it was preferred (the local region's breaker was open,
     # say); afterwards reads prefer another region and only hedge to it. Its
     # end of demotion cannot be tried by a read, so it must simply end.
-    events, clock = [], Clock()
+    events, clock = [], FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=1.0, demote_after=1, demote_for=5.0), Hooks([events.append]), longest_call=10, clock=clock)
     reversed_plan = (PLAN[1], PLAN[0])
     slow_second, slow_first = _Blocking(PLAN[1]), _Blocking(PLAN[0])

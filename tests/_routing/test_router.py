@@ -5,6 +5,7 @@ from __future__ import annotations
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.operations import CONTROL, READ, WRITE, key_fingerprint
 from regionproxy._routing.router import Router, StickyWrites
+from tests.support import FakeClock
 
 REGIONS = ("eu-west-3", "us-east-1", "ap-south-1")
 
@@ -37,19 +38,12 @@ def test_router_repr_is_readable():
     assert repr(Router(("a", "b"))) == "Router(regions=('a', 'b'), write_mode='local', primary='', write_failover=False)"
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 def _get(key, table="t"):
     return Call("GetItem", {"TableName": table, "Key": key})
 
 
 def test_sticky_write_is_read_from_its_region_until_the_window_ends():
-    clock = Clock()
+    clock = FakeClock(now=0.0)
     sticky = StickyWrites(5.0, clock=clock)
     key = {"pk": {"S": "a"}}
     sticky.remember("us-east-1", ["t"], [("t", key_fingerprint(key))])
@@ -63,13 +57,13 @@ def test_sticky_write_is_read_from_its_region_until_the_window_ends():
 
 
 def test_sticky_keys_match_numbers_by_value():
-    sticky = StickyWrites(5.0, clock=Clock())
+    sticky = StickyWrites(5.0, clock=FakeClock(now=0.0))
     sticky.remember("us-east-1", ["t"], [("t", key_fingerprint({"pk": {"N": "1"}}))])
     assert sticky.region_for(_get({"pk": {"N": "1.0"}})) == "us-east-1"
 
 
 def test_write_with_unknown_keys_makes_every_read_of_its_table_sticky():
-    sticky = StickyWrites(5.0, clock=Clock())
+    sticky = StickyWrites(5.0, clock=FakeClock(now=0.0))
     sticky.remember("us-east-1", ["t"], None)
     assert sticky.region_for(_get({"pk": {"S": "any"}})) == "us-east-1"
     assert sticky.region_for(_get({"pk": {"S": "any"}}, table="other")) is None
@@ -90,7 +84,7 @@ def _key(pk, table="t"):
 
 
 def _sticky(**kwargs):
-    return StickyWrites(5.0, home=HOME, clock=Clock(), **kwargs)
+    return StickyWrites(5.0, home=HOME, clock=FakeClock(now=0.0), **kwargs)
 
 
 def test_a_later_write_of_the_key_at_home_ends_its_sticky_entry():
@@ -118,7 +112,7 @@ def test_a_write_of_another_key_at_home_leaves_the_keys_and_the_tables_entries()
 
 
 def test_a_query_follows_the_latest_failed_over_write_still_current_and_ends_with_the_last_of_them():
-    sticky = StickyWrites(5.0, home=HOME, clock=Clock())
+    sticky = StickyWrites(5.0, home=HOME, clock=FakeClock(now=0.0))
     sticky.remember(AWAY, ["t"], [_key("a")])
     sticky.remember(THIRD, ["t"], [_key("b")])
     query = Call("Query", {"TableName": "t"})
@@ -213,7 +207,7 @@ def test_a_write_of_unknown_items_at_home_does_not_end_the_follow_of_one_that_fa
 
 
 def test_expired_writes_are_dropped_while_their_table_keeps_being_written():
-    clock = Clock()
+    clock = FakeClock(now=0.0)
     sticky = StickyWrites(5.0, home=HOME, clock=clock)
     for n in range(3):
         sticky.remember(AWAY, ["t"], [_key(str(n))])

@@ -22,8 +22,7 @@ from regionproxy.events import (
     PoisonRequest,
     ReplicaMissing,
 )
-
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
+from tests.support import LOCAL, REMOTE
 
 
 @pytest.fixture

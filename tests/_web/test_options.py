@@ -5,7 +5,6 @@ Framework settings (strings) are parsed strictly and name the variable."""
 from __future__ import annotations
 
 import math
-import socket
 
 import pytest
 from werkzeug.test import Client
@@ -13,24 +12,15 @@ from werkzeug.test import Client
 import regionproxy as rp
 from regionproxy._regions.health import HealthMonitor
 from regionproxy._web.options import check_options, middleware_options
+from tests.support import closed_port_session, hello
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TOKEN = "s3cret-admin-token-0123"
-
-
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"the app"]
 
 
 @pytest.fixture(scope="module")
 def session():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    session = rp.RegionSession([LOCAL, REMOTE], endpoints={LOCAL: closed, REMOTE: closed})
-    yield session
-    session.close()
+    with closed_port_session() as session:
+        yield session
 
 
 BAD_OPTIONS = [
@@ -96,25 +86,6 @@ def test_a_wrong_option_is_a_config_error_naming_it(session, name, value):
     assert caught.value.setting == name
     assert name in str(caught.value)
     assert session.hooks._listeners == listeners, "nothing hooked up before the check"
-
-
-@pytest.mark.parametrize(
-    ("app", "session_value", "setting"),
-    [
-        pytest.param("not an app", None, "app", id="app-not-callable"),
-        pytest.param(hello, object(), "session", id="session-not-a-session"),
-    ],
-)
-def test_the_app_and_session_are_checked_too(session, app, session_value, setting):
-    with pytest.raises(rp.ConfigError) as caught:
-        rp.RegionProxyMiddleware(app, session_value or session)
-    assert caught.value.setting == setting
-
-
-def test_a_monitor_must_be_a_health_monitor(session):
-    with pytest.raises(rp.ConfigError) as caught:
-        rp.RegionProxyMiddleware(hello, session, monitor="fast")
-    assert caught.value.setting == "monitor"
 
 
 def test_good_options_in_lists_or_tuples_are_accepted(session):

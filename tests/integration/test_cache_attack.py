@@ -13,7 +13,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ParamValidationError
 
 import regionproxy as rp
-from tests.conftest import TABLE
+from tests.support import TABLE
 
 PATIENT = rp.Timeouts(connect=1, read=5, attempts=1)
 WIRE_KEY = {"pk": {"S": "p"}, "sk": {"S": "s"}}

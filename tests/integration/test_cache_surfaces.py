@@ -13,9 +13,8 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import Binary
 
 import regionproxy as rp
-from tests.conftest import TABLE
+from tests.support import LOCAL, TABLE, FakeClock
 
-LOCAL = "eu-west-3"
 PATIENT = rp.Timeouts(connect=1, read=5, attempts=1)
 ITEM = {
     "pk": "p",
@@ -31,13 +30,6 @@ ITEM = {
     "flag": True,
     "none": None,
 }
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def _session(lab, **cache):
@@ -148,7 +140,7 @@ def test_a_caller_who_changes_a_returned_item_does_not_change_the_next_callers(l
 
 
 def test_no_such_item_is_cached_for_negative_ttl_only(lab):
-    clock = Clock()
+    clock = FakeClock()
     session = lab.session(
         cache=rp.CachePolicy(ttl=60, negative_ttl=2), timeouts=PATIENT, monotonic=clock, key_schemas={TABLE: ("pk", "sk")}
     )

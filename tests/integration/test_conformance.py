@@ -36,8 +36,8 @@ import regionproxy as rp
 from regionproxy.events import CacheLookup, OperationFinished
 from regionproxy.testing.examples import load_blog_model
 from regionproxy.testing.lab import CREDENTIALS
+from tests.support import LOCAL
 
-LOCAL = "eu-west-3"
 NAME = "Conformance"
 PATIENT = rp.Timeouts(connect=1, read=5)
 SPEC: dict[str, Any] = {

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -22,20 +21,14 @@ import pytest
 import requests
 
 from regionproxy import AmbiguousWriteError
+from tests.support import LOCAL, REMOTE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))
 sys.path.insert(0, str(EXAMPLES / "django_blog"))
 BIN = Path(sysconfig.get_path("scripts"))
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 START_TIMEOUT = 120  # a lab, its tables and an app server, on a loaded machine
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- one command per example -------------------------------------------------------
@@ -50,7 +43,7 @@ def _free_port() -> int:
     ],
 )
 def test_make_example_serves_the_app_over_a_seeded_lab(target, path, expect):
-    port = _free_port()
+    port = free_port()
     command = [shutil.which("make"), "-o", f"{BIN}/regionproxy", f"BIN={BIN}", target, f"PORT={port}"]
     server = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True

@@ -19,8 +19,7 @@ from blog.model import TABLE_SPEC, BlogStore, seed  # noqa: E402
 
 import regionproxy as rp  # noqa: E402
 from regionproxy.testing import serving  # noqa: E402
-
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
+from tests.support import LOCAL, REMOTE
 
 
 def settings_for(lab):

@@ -41,9 +41,8 @@ from regionproxy.errors import ReplicaMissingError
 from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing import LocalRegions
 from regionproxy.testing.lab import wait_for
-from tests.conftest import KEY_SCHEMA
+from tests.support import KEY_SCHEMA, LOCAL, REMOTE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 # The healthy region's timeout is generous (in-process moto on a loaded
 # machine); blackhole and late hold their answers far longer than it.
 TIMEOUTS = rp.Timeouts(connect=1.0, read=1.0, attempts=2)

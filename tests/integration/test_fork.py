@@ -11,14 +11,11 @@ child that hangs, so a deadlock fails the test instead of hanging the run.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import traceback
 
 import boto3
 import pytest
@@ -29,51 +26,9 @@ from regionproxy._cache.store import ReadCache
 from regionproxy._config.settings import BreakerPolicy, CachePolicy
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, NORMAL, OPEN, TRIAL, RegionBreaker
 from regionproxy.events import Hooks
-from tests.conftest import TABLE
+from tests.support import LOCAL, TABLE, free_port, in_child
 
-LOCAL = "eu-west-3"
-CHILD_TIMEOUT = 20.0  # generous: the child of a busy test process starts slowly
 HELD = 60.0  # how long a parent's thread stays in the middle of its work at most
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def in_child(check, timeout=CHILD_TIMEOUT):
-    """Run ``check()`` in a forked child; fail if it raises or outlives ``timeout``."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            os.close(read_end)
-            check()
-            code = 0
-        except BaseException:  # noqa: BLE001 - reported to the parent
-            os.write(write_end, traceback.format_exc()[-4000:].encode())  # below a pipe's buffer
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"the forked child hung (killed after {timeout:.0f} s)")
-            time.sleep(0.02)
-        report = os.read(read_end, 8192).decode(errors="replace")
-    finally:
-        os.close(read_end)
-    assert os.waitstatus_to_exitcode(status) == 0, f"the child failed:\n{report}"
 
 
 class Holder:
@@ -94,11 +49,6 @@ class Holder:
     def finish(self):
         self.release.set()
         self.thread.join(10)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture
@@ -293,16 +243,9 @@ from regionproxy._regions.breaker import RegionBreaker
 from regionproxy._cache.store import ReadCache
 from regionproxy._config.settings import BreakerPolicy, CachePolicy
 from regionproxy.events import Hooks
+from tests.support import FakeClock
 
-
-class Clock:
-    now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
-
-
-clock = Clock()
+clock = FakeClock()
 breaker = RegionBreaker("eu-west-3", BreakerPolicy(fail_max=1, reset_timeout=10.0), Hooks(), clock=clock)
 cache = ReadCache(CachePolicy(maxsize=10, ttl=3600.0), wait_timeout=3600)
 release = threading.Event()  # never set: the master's threads stay where they are
@@ -352,15 +295,9 @@ def application(environ, start_response):
 """
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_gunicorn_preload_workers_serve_with_a_master_mid_trial_mid_load_and_locked(tmp_path):
     (tmp_path / "preloaded.py").write_text(textwrap.dedent(PRELOADED_APP))
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--bind", f"127.0.0.1:{port}",
         "--timeout", "60", "--log-level", "warning", "preloaded:application",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,26 +16,19 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from regionproxy.testing import wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gunicorn"
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 # Generous: these are the healthy path, on a machine that may be loaded.
 START_TIMEOUT, REQUEST_TIMEOUT = 60, 10
 MAX_REQUESTS = 400
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
 def gunicorn(lab, metrics_dir: Path, workers: int) -> Iterator[str]:
     """The example app under gunicorn with the example's config; its base URL."""
     lab.client(LOCAL).put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "s"}, "v": {"S": "x"}})
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),

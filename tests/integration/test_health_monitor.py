@@ -8,9 +8,8 @@ import regionproxy as rp
 from regionproxy._regions.health import FAIL, PASS, HealthMonitor
 from regionproxy.events import CallFinished
 from regionproxy.testing.lab import wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 KEY = {"pk": {"S": "a"}, "sk": {"S": "s"}}
 
 

@@ -11,9 +11,8 @@ from botocore.exceptions import ClientError
 import regionproxy as rp
 from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing.lab import wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 KEY = {"pk": {"S": "h"}, "sk": {"S": "s"}}
 
 

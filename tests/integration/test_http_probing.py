@@ -21,17 +21,12 @@ import pytest
 import regionproxy as rp
 from regionproxy._regions.health import HealthMonitor
 from regionproxy.testing import serving
+from tests.support import LOCAL, closed_port_session, hello
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 STATUS = "/_regionproxy/status.json"
 EVACUATE = f"/_regionproxy/regions/{LOCAL}/evacuate"
 RESTORE = f"/_regionproxy/regions/{LOCAL}/restore"
 TIMEOUT = 10  # seconds for one raw exchange on loopback; generous for a loaded machine
-
-
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "7")])
-    return [b"the app"]
 
 
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -60,12 +55,8 @@ def serving_wsgiref(app):
 def session():
     """Regions on a closed port and probes that do nothing: the breaker
     moves only when a request moves it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    session = rp.RegionSession([LOCAL, REMOTE], endpoints={LOCAL: closed, REMOTE: closed})
-    yield session
-    session.close()
+    with closed_port_session() as session:
+        yield session
 
 
 @pytest.fixture(scope="module", params=["werkzeug", "wsgiref"])

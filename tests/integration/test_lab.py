@@ -26,9 +26,8 @@ from regionproxy.errors import ConfigError
 from regionproxy.testing import LocalRegions, wait_for
 from regionproxy.testing.examples import environment
 from regionproxy.testing.lab import CREDENTIALS
-from tests.conftest import KEY_SCHEMA, TABLE
+from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 # Timeouts far above any call on a loaded machine: a test that means an
 # immediate failure asserts it beat the timeout by a wide margin, so it
 # can fail only if the fault waited for a timeout instead.

@@ -20,7 +20,7 @@ from regionproxy.bench.canned import CannedHandler
 from regionproxy.errors import ConfigError
 from regionproxy.testing.fault_modes import corrupt_checksum
 from regionproxy.testing.fault_proxy import Fault, FaultProxy
-from tests.conftest import TABLE
+from tests.support import TABLE
 
 REQUESTS = 200
 

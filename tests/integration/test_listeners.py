@@ -17,9 +17,8 @@ import regionproxy as rp
 from regionproxy._regions.breaker import CLOSED, EVACUATED, OPEN
 from regionproxy._web.metrics import PrometheusListener
 from regionproxy.events import BreakerChanged
-from tests.conftest import TABLE
+from tests.support import LOCAL, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 KEYS = [{"pk": {"S": f"p{n}"}, "sk": {"S": "s"}} for n in range(3)]
 BOUND = 60.0  # far above the few fast calls the caller makes; a deadlock never ends
 

@@ -22,9 +22,8 @@ from werkzeug.test import Client
 import regionproxy as rp
 from regionproxy._regions.health import HealthMonitor
 from regionproxy.testing import serving, wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TOKEN = "s3cret-admin-token-0123"
 TIMEOUTS = rp.Timeouts(connect=0.5, read=1.0, attempts=1)
 WAIT = 30.0  # an upper bound for conditions that normally hold within a second or two

@@ -16,9 +16,8 @@ import threading
 import time
 
 import regionproxy as rp
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 THREADS = 4
 WRITES_PER_THREAD = 300  # at most; each writer stops when the chaos ends
 CHAOS_SECONDS = 6.0

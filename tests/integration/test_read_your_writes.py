@@ -14,9 +14,8 @@ import pytest
 
 import regionproxy as rp
 from regionproxy.events import Hedged, OperationFinished
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 KEY = {"pk": {"S": "k"}, "sk": {"S": "s"}}
 PATIENT = rp.Timeouts(connect=1.0, read=5.0, attempts=1)
 CACHE = [pytest.param(None, id="no-cache"), pytest.param(rp.CachePolicy(ttl=60), id="cache")]

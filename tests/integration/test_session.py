@@ -15,9 +15,8 @@ from botocore.exceptions import ClientError
 import regionproxy as rp
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN
 from regionproxy.testing.lab import CREDENTIALS, wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 # The region meant to be healthy must never miss its timeout, however loaded
 # the machine: patient timeouts wherever the fault answers (refuse, reset,
 # error, latency). A blackhole never answers, so its read timeout is what

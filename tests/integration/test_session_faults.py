@@ -11,9 +11,8 @@ import regionproxy as rp
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN
 from regionproxy._regions.health import FAIL, HealthMonitor
 from regionproxy.testing.lab import wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 PATIENT = rp.Timeouts(connect=1.0, read=5.0, attempts=1)
 KEY = {"pk": {"S": "a"}, "sk": {"S": "s"}}
 

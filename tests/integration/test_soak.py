@@ -17,11 +17,10 @@ import pytest
 
 import regionproxy as rp
 from regionproxy.testing import wait_for
-from tests.conftest import TABLE
+from tests.support import LOCAL, TABLE
 
 pytestmark = pytest.mark.slow
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 SOAK_SECONDS = float(os.environ.get("REGIONPROXY_SOAK_SECONDS", "60"))
 READERS = 4
 KEYS = 50

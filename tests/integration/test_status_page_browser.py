@@ -15,9 +15,8 @@ import pytest
 
 import regionproxy as rp
 from regionproxy.testing import serving
-from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE, TABLE, hello
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 REMOTE_READS = 100  # with a 100 ms pause each: ten or more of the page's refreshes
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -29,11 +28,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"hello"]
 
 
 @pytest.fixture

@@ -1,0 +1,134 @@
+"""What many tests share, in one place: the lab's regions and table, a fake
+clock, a free port, a closed port and a session on it, a hello WSGI app, and
+running a check in a forked child.
+
+A plain module: import what a test needs (``from tests.support import LOCAL,
+FakeClock``). The fixtures built on it (``clock``, ``lab``) are in
+``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+
+import regionproxy as rp
+
+# The lab's two regions: the ``local_regions`` fixture's default (the
+# ``--regions`` option of regionproxy's pytest plugin), local one first.
+LOCAL, REMOTE = "eu-west-3", "us-east-1"
+REGIONS = (LOCAL, REMOTE)
+
+# The one table the ``lab`` fixture creates in every region.
+TABLE = "Items"
+KEY_SCHEMA = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ],
+}
+
+CHILD_TIMEOUT = 20.0  # generous: the child of a busy test process starts slowly
+
+
+class FakeClock:
+    """A clock that moves only when a test moves it (``clock.now += 10``).
+
+    Every clock regionproxy takes is a plain callable that returns seconds
+    (``clock=``, ``monotonic=``, ``wall_clock=``), so one fake serves them
+    all, the wall clock and the monotonic one alike.
+
+    :param now: the first reading. Not zero by default, so that code which
+        takes 0 for "never" is caught; a test that sets absolute readings
+        (``clock.now = 5.1``) starts from the one it counts from.
+    """
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self.now!r})"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now: bound, read, released.
+
+    Another process may take it before the caller does; good enough on a
+    test machine, where ports are handed out in turn."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """An endpoint URL on loopback where nothing listens: every connection
+    is refused at once, and nothing leaves the machine."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@contextlib.contextmanager
+def closed_port_session(regions: Iterable[str] = REGIONS, **options: Any) -> Iterator[rp.RegionSession]:
+    """A session whose regions are all a closed port: for what needs a
+    session and no DynamoDB (the web surface, option checks). A call through
+    it fails over and then fails everywhere. Closed on the way out."""
+    regions = list(regions)
+    endpoint = closed_port_url()
+    session = rp.RegionSession(regions, endpoints=dict.fromkeys(regions, endpoint), **options)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """The app a middleware wraps in tests: answers ``the app`` to anything."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "7")])
+    return [b"the app"]
+
+
+def in_child(check: Callable[[], object], timeout: float = CHILD_TIMEOUT) -> None:
+    """Run ``check()`` in a forked child; fail if it raises or outlives ``timeout``.
+
+    The child reports through its exit code and a pipe for the traceback;
+    the parent waits for it with a bound and kills a child that hangs, so a
+    deadlock fails the test instead of hanging the run."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            check()
+            code = 0
+        except BaseException:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, traceback.format_exc()[-4000:].encode())  # below a pipe's buffer
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"the forked child hung (killed after {timeout:.0f} s)")
+            time.sleep(0.02)
+        report = os.read(read_end, 8192).decode(errors="replace")
+    finally:
+        os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0, f"the child failed:\n{report}"
