@@ -16,6 +16,9 @@ from typing import Protocol
 log = logging.getLogger("regionproxy")
 
 OK, CALLER_ERROR, FAULT, FAILED = "ok", "caller_error", "fault", "failed"
+# The operation and kind of a health probe's CallFinished: not a DynamoDB
+# call of the app's, so latency, hedging and live-fault listeners skip it.
+PROBE, PROBE_KIND = "Probe", "probe"
 
 
 @dataclass(frozen=True, slots=True)

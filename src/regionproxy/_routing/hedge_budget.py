@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 
 from regionproxy._forks import reset_after_fork
-from regionproxy.events import OK, CallFinished, Event
+from regionproxy.events import OK, PROBE, CallFinished, Event
 
 _SAMPLES = 256  # recent successful latencies kept per region, for "p95"
 _BUCKET = 1.0  # seconds per budget bucket
@@ -98,7 +98,7 @@ class RecentLatency:
         self._samples: dict[str, deque[float]] = {}
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, CallFinished) and event.outcome == OK and event.operation != "Probe":
+        if isinstance(event, CallFinished) and event.outcome == OK and event.operation != PROBE:
             samples = self._samples.get(event.region)
             if samples is None:
                 samples = self._samples.setdefault(event.region, deque(maxlen=_SAMPLES))

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from regionproxy._regions.breaker import CLOSED, EVACUATED, HALF_OPEN, OPEN
 from regionproxy._web.admin import READ_METHODS, StartResponse, answer
 from regionproxy.events import (
+    PROBE,
     BreakerChanged,
     CacheDropped,
     CacheLookup,
@@ -48,7 +49,6 @@ from regionproxy.events import (
 
 BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, EVACUATED: 3}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-PROBE = "Probe"  # the health probes' calls (health.py)
 OTHER = "other"
 
 

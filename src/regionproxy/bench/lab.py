@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from regionproxy.bench.profiles import LatencyProfile
+from regionproxy.events import PROBE_KIND
 
 TABLE = "Bench"
 WIRE_KEY = {"pk": {"S": "bench"}, "sk": {"S": "item"}}
@@ -75,7 +76,7 @@ class RegionOfCall:
             self._local.last = (event.region, event.attempts)
             with self._lock:
                 self.operations += 1
-        elif name == "CallFinished" and event.kind != "probe":
+        elif name == "CallFinished" and event.kind != PROBE_KIND:
             with self._lock:
                 self.attempts += 1
         elif name == "BreakerChanged":
