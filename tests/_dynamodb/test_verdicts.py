@@ -428,6 +428,36 @@ def test_an_error_of_the_credential_refresh_is_not_sent_whatever_its_class(sts_e
     assert verdict.reason == "credential_refresh"
 
 
+class _EagerRoleProvider(CredentialProvider):
+    """A provider that assumes its role when the client is built."""
+
+    METHOD = "eager-assume-role"
+
+    def __init__(self, fetcher):
+        super().__init__()
+        self.fetcher = fetcher
+
+    def load(self):
+        fetched = self.fetcher.fetch_credentials()
+        return Credentials(fetched["access_key"], fetched["secret_key"], fetched["token"])
+
+
+def test_an_error_of_a_credential_call_made_while_the_client_is_built_is_not_sent():
+    core = botocore.session.Session()
+
+    def create_sts_client(service, **kwargs):
+        client = core.create_client(service, region_name="eu-west-3", endpoint_url=URL, **kwargs)
+        client.meta.events.register("before-send", _answer(400, STS_ERROR.format("Throttling").encode()))
+        return client
+
+    fetcher = AssumeRoleCredentialFetcher(create_sts_client, Credentials("k", "s"), "arn:aws:iam::123456789012:role/app")
+    core.get_component("credential_provider").insert_before("env", _EagerRoleProvider(fetcher))
+    with pytest.raises(ClientError) as caught:
+        boto3.session.Session(botocore_session=core).client("dynamodb", region_name="eu-west-3", endpoint_url=URL)
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.reason) == (False, False, "credential_refresh")
+
+
 def test_the_regions_own_answer_through_a_real_client_is_judged_by_its_code():
     answers = [
         (500, "InternalServerError", (True, True)),

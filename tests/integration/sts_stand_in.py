@@ -32,7 +32,9 @@ ROLE = "arn:aws:iam::123456789012:role/app"
 # Inside botocore's mandatory refresh window (10 minutes) and its fetcher's
 # expiry window (15 minutes): never reused, always fetched again.
 LIFETIME = 300
-ANSWER_TIMEOUT = 0.3  # the STS client's connect and read timeouts
+# The STS client's connect and read timeouts: generous, so that a healthy
+# answer on a loaded machine is never late; a delayed one costs this much.
+ANSWER_TIMEOUT = 2.0
 
 _CREDENTIALS = (
     '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>'

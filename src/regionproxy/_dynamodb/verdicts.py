@@ -13,7 +13,8 @@ call at all (the client could not be built; a test double) is judged by
 its class alone. Then, in the order :func:`classify` applies them:
 
 1. **Raised by another botocore client inside the region's call** (a second
-   ``_make_api_call`` frame below the region's): not sent, whatever it is.
+   ``_make_api_call`` frame below the region's, or one below the building
+   of the region's client): not sent, whatever it is.
    Credential providers refresh role, web-identity and SSO credentials
    while the request is signed, with an STS or SSO client of their own;
    that client's ``ClientError`` (``Throttling``, ``AccessDenied``) and
@@ -254,6 +255,8 @@ _THROTTLED = Verdict(True, False, "throttled", retry_here=True)
 
 # Where a regional call's error was raised, from its traceback (rules 1-3).
 _CLIENT_CALL = ("botocore.client", "_make_api_call")
+# Creating a client resolves its credentials (a provider might call STS).
+_BUILDING_MODULES = frozenset({"botocore.session", "boto3.session"})
 # The endpoint's attempt: sending the request, reading and parsing the
 # answer (``_get_response``, ``_do_get_response``, ``_send``), checking its
 # CRC32 (``_needs_retry``). The HTTP stack below it and the parser and
@@ -345,12 +348,15 @@ def _stage(error: BaseException) -> str:
     endpoint's attempt, in the attempt; or no client call shows in its
     traceback at all."""
     stage = _NO_CALL
+    building = False  # in botocore's or boto3's Session: building the region's client
     for frame in _frames(error.__traceback__):
         module, name = frame.f_globals.get("__name__") or "", frame.f_code.co_name
         if (module, name) == _CLIENT_CALL:
-            if stage != _NO_CALL:
+            if stage != _NO_CALL or building:
                 return _NESTED  # a credential provider's STS or SSO client, or a handler's
             stage = _BEFORE_SEND
+        elif stage == _NO_CALL:
+            building = building or module in _BUILDING_MODULES
         elif stage != _BEFORE_SEND:
             continue  # outside the client, or already placed (a nested call may still show)
         elif module.startswith(_SIGNING_MODULES):
