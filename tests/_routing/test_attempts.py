@@ -476,10 +476,36 @@ def test_different_requests_failing_in_every_region_are_poison_requests_and_open
     assert len(harness.of(PoisonRequest)) == 10
 
 
-def test_different_reads_failing_in_the_only_region_left_open_its_breaker():
+def test_different_reads_failing_in_the_only_region_left_open_nothing():
+    # Reads are tried in every admitted region; health probes, which read,
+    # charge a read path that fails. Here nowhere else was admitted.
     harness = Harness([client_error("InternalServerError", 500)], [OK])
     harness.regions[REMOTE].breaker.evacuate()
-    for n in range(3):
+    for n in range(5):
         with pytest.raises(AllRegionsFailed):
             harness.run(_get(n))
+    assert harness.regions[LOCAL].breaker.failures == 0
+
+
+def _stamped_add(n):
+    """The same counter bump, sent again with a fresh timestamp each time."""
+    call = _add(0)
+    params = dict(call.params, UpdateExpression="ADD n :one SET updated_at = :now")
+    params["ExpressionAttributeValues"] = {":one": {"N": "1"}, ":now": {"N": str(n)}}
+    return Call("UpdateItem", params)
+
+
+def test_a_bad_write_sent_again_with_new_values_never_opens_the_region_it_fails_over_to():
+    error = client_error("InternalServerError", 500)
+    harness = Harness([error], [error])
+    for n in range(3):  # the local region fails them: different requests, a streak
+        with pytest.raises(AmbiguousWriteError):
+            harness.run(_stamped_add(n))
     assert harness.regions[LOCAL].breaker.state == OPEN
+    with pytest.raises(AmbiguousWriteError) as caught:  # fails over; us-east-1 fails it too
+        harness.run(_stamped_add(3))
+    assert caught.value.region == REMOTE
+    for n in range(4, 10):
+        with pytest.raises(AmbiguousWriteError):
+            harness.run(_stamped_add(n))
+    assert (harness.regions[REMOTE].breaker.state, harness.regions[REMOTE].breaker.failures) == (CLOSED, 0)

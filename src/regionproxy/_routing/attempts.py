@@ -21,19 +21,24 @@ throttling); fail over on anything else. Then judge the call as a whole:
   the first region's error as it was (the ``ClientError``, or whatever
   botocore raised). (With a region unreachable as well, the caller gets
   :class:`AllRegionsFailed`, which names every region's error.);
-- such a failure that no other region judged (a write that is not
-  idempotent never goes to another region; the others were open or
-  unreachable) is *withheld*, and a streak of them proves the region
-  failing: once a region has withheld failures of two different requests
+- a write's such failure in the region writes go to first (the local
+  region, or the primary) that no other region judged (a write that is
+  not idempotent is never sent to another region; the others were open
+  or unreachable) is *withheld*, and a streak of them proves the region
+  failing: once it has withheld failures of two different requests
   (operation and parameters) with no answer from it in between, it is
   charged for both, and then for each such failure until it answers again
-  (success or a caller error). The same request failing again and again is
-  one request, and proves nothing; a request that failed that way in two
-  regions is a poison request, not the regions', and joins no streak; the
-  hedge side of a read judges nothing. So a region answering 500 to every
-  ``UpdateItem ... ADD`` opens its breaker after ``fail_max`` different
-  writes, and later writes, refused before they are sent, fail over; one
-  bad request never opens a breaker, however often it is sent;
+  (a success or a caller error). The same request failing again and again
+  is one request, and proves nothing; a request that failed that way in
+  two regions is a poison request, and joins no streak. So a region
+  answering 500 to every ``UpdateItem ... ADD`` opens its breaker after
+  ``fail_max`` different writes, and later writes, refused before they
+  are sent, fail over. Reads join no streak (a read is tried in every
+  admitted region, and health probes, which read, charge a read path
+  that fails); nor does any region but the first: a bad write the caller
+  keeps sending with new values (a fresh timestamp each time) may open
+  the region writes go to first, never the one they fail over to. One bad
+  request never opens every breaker;
 - ``ResourceNotFoundException`` from a region tried after another failed is
   a replica missing there (configuration), reported, not raised as such.
 """
@@ -268,14 +273,15 @@ class AttemptLoop:
                 self.replicas[region].breaker.failed(NORMAL)
 
     def _withhold_server_errors(self, run: _Run) -> None:
-        """The call failed with no other region's verdict on its 5xx (or
-        unknown errors): each joins its region's streak, which charges the
-        region once it holds two different requests."""
+        """A write failed with no other region's verdict on its 5xx (or
+        unknown error) in the region writes go to first: it joins that
+        region's streak, which charges the region once it holds two
+        different requests."""
         errors, run.server_errors = run.server_errors, []
         regions = {region for region, _ in errors}
-        if len(regions) != 1 or run.hedge():
-            return  # none; a poison request (failed in two regions); or the hedge's side
-        region = regions.pop()
+        if run.call.kind != WRITE or regions != {run.plan[0]}:
+            return  # a read; none; a poison request (failed in two regions); or not where writes go first
+        region = run.plan[0]
         for _ in range(self._streaks.withheld(region, _request_print(run.call))):
             self.replicas[region].breaker.failed(NORMAL)
 
