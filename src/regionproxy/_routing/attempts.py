@@ -15,30 +15,31 @@ throttling); fail over on anything else. Then judge the call as a whole:
   validation, no credentials: see :mod:`regionproxy._dynamodb.verdicts`) says nothing
   about the region: its trial is released, and it reaches the caller;
 - a 5xx answer, or an error the classifier does not know, is charged to
-  its region only if another region answered the same request. If none
-  could, no breaker counts it then; and if every region failed it that way, the
-  request itself is the likely cause (a poison request): the caller gets
-  the first region's error as it was (the ``ClientError``, or whatever
-  botocore raised). (With a region unreachable as well, the caller gets
-  :class:`AllRegionsFailed`, which names every region's error.);
-- a write's such failure in the region writes go to first (the local
-  region, or the primary) that no other region judged (a write that is
-  not idempotent is never sent to another region; the others were open
-  or unreachable) is *withheld*, and a streak of them proves the region
-  failing: once it has withheld failures of two different requests
-  (operation and parameters) with no answer from it in between, it is
-  charged for both, and then for each such failure until it answers again
-  (a success or a caller error). The same request failing again and again
-  is one request, and proves nothing; a request that failed that way in
-  two regions is a poison request, and joins no streak. So a region
-  answering 500 to every ``UpdateItem ... ADD`` opens its breaker after
-  ``fail_max`` different writes, and later writes, refused before they
-  are sent, fail over. Reads join no streak (a read is tried in every
-  admitted region, and health probes, which read, charge a read path
-  that fails); nor does any region but the first: a bad write the caller
-  keeps sending with new values (a fresh timestamp each time) may open
-  the region writes go to first, never the one they fail over to. One bad
-  request never opens every breaker;
+  its region when another region answered the same request. If none
+  could, it is not charged then; and if every region failed it that way,
+  the request itself is the likely cause (a poison request): the caller
+  gets the first region's error as it was (the ``ClientError``, or
+  whatever botocore raised). (With a region unreachable as well, the
+  caller gets :class:`AllRegionsFailed`, which names every region's
+  error.);
+- such a failure of a write, in the region writes go to first (the local
+  region, or the primary), that no other region judged (a write that is
+  not idempotent is never sent to another region; or the others were open
+  or unreachable) joins that region's *streak*. Once a region's streak
+  holds two different requests (operation and parameters) with no answer
+  from the region in between, the region is charged for both, and then
+  for each such failure until it answers again (a success or a caller
+  error). The same request failing again and again is one request and
+  proves nothing; a request that failed that way in two regions is a
+  poison request and joins no streak. So a region answering 500 to every
+  ``UpdateItem ... ADD`` opens its breaker after ``fail_max`` different
+  writes, and later writes, refused before they are sent, fail over.
+  Reads join no streak (a read is tried in every admitted region, and the
+  health probes, which read, charge a failing read path); nor does any
+  region but the first: a bad write the caller keeps sending with new
+  values (a fresh timestamp each time) may open the region writes go to
+  first, never the one they fail over to. One bad request never opens
+  every breaker;
 - ``ResourceNotFoundException`` from a region tried after another failed is
   a replica missing there (configuration), reported, not raised as such.
 """
