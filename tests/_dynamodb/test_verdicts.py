@@ -7,15 +7,24 @@ fault of the region, and a write that met it may have been applied.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import threading
 import zlib
 
 import boto3
+import botocore.session
 import pytest
 import urllib3.exceptions
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import (
     ChecksumError,
     ClientError,
@@ -334,3 +343,230 @@ def test_each_credential_rejection_code_is_known_and_the_callers(code):
     assert code in CREDENTIAL_CODES
     verdict = classify(client_error(code, 400 if code != "MissingAuthenticationToken" else 403))
     assert (verdict.fault, verdict.sent) == (False, True)
+
+
+# -- where an error was raised decides, not its class (review 1, defects 1 and 2)
+#
+# Real botocore clients, so that each error carries the traceback botocore
+# gives it. Nothing leaves the machine: requests are answered in-process by
+# ``before-send`` handlers, or meet a closed or silent loopback port.
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+def _answer(status: int, body: bytes, headers=None):
+    """A ``before-send`` handler answering every request in-process."""
+    return lambda request, **_: AWSResponse(request.url, status, headers or {}, _Raw(body))
+
+
+STS_ERROR = (
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+    "<Code>{}</Code><Message>m</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+)
+
+
+class _RoleProvider(CredentialProvider):
+    METHOD = "assume-role"
+
+    def __init__(self, credentials):
+        super().__init__()
+        self.credentials = credentials
+
+    def load(self):
+        return self.credentials
+
+
+def _client_with_role(sts_endpoint: str, sts_answer=None):
+    """A DynamoDB client like the session's whose role credentials are
+    fetched from STS (botocore's own AssumeRole fetcher) while it signs its
+    first request; STS at ``sts_endpoint``, or answered by ``sts_answer``.
+    Returns the client and the list of DynamoDB requests that reached its
+    send (each answered ``{}``)."""
+    core = botocore.session.Session()
+
+    def create_sts_client(service, **kwargs):
+        config = Config(connect_timeout=1, read_timeout=1, retries={"mode": "legacy", "total_max_attempts": 1})
+        client = core.create_client(service, region_name="eu-west-3", endpoint_url=sts_endpoint, config=config, **kwargs)
+        if sts_answer is not None:
+            client.meta.events.register("before-send", sts_answer)
+        return client
+
+    fetcher = AssumeRoleCredentialFetcher(create_sts_client, Credentials("k", "s"), "arn:aws:iam::123456789012:role/app")
+    role = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+    core.get_component("credential_provider").insert_before("env", _RoleProvider(role))
+    client = boto3.session.Session(botocore_session=core).client(
+        "dynamodb", region_name="eu-west-3", endpoint_url=URL, config=Config(retries={"mode": "legacy", "total_max_attempts": 1})
+    )
+    sent = []
+    answer = _answer(200, b"{}", {"x-amz-crc32": str(zlib.crc32(b"{}"))})
+    client.meta.events.register("before-send", lambda request, **kwargs: sent.append(request) or answer(request))
+    return client, sent
+
+
+@pytest.mark.parametrize(
+    ("sts_endpoint", "sts_answer", "raised"),
+    [
+        pytest.param(URL, _answer(400, STS_ERROR.format("Throttling").encode()), ClientError, id="sts-throttling"),
+        pytest.param(URL, _answer(403, STS_ERROR.format("AccessDenied").encode()), ClientError, id="sts-access-denied"),
+        pytest.param(URL, _answer(500, STS_ERROR.format("InternalFailure").encode()), ClientError, id="sts-500"),
+        pytest.param(URL, None, EndpointConnectionError, id="sts-refused"),
+    ],
+)
+def test_an_error_of_the_credential_refresh_is_not_sent_whatever_its_class(sts_endpoint, sts_answer, raised):
+    client, sent = _client_with_role(sts_endpoint, sts_answer)
+    with pytest.raises(raised) as caught:
+        client.update_item(TableName="t", Key=KEY, UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}})
+    assert sent == []  # DynamoDB saw nothing
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.maybe_applied, verdict.poison_suspect) == (False, False, False, False)
+    assert verdict.reason == "credential_refresh"
+
+
+class _EagerRoleProvider(CredentialProvider):
+    """A provider that assumes its role when the client is built."""
+
+    METHOD = "eager-assume-role"
+
+    def __init__(self, fetcher):
+        super().__init__()
+        self.fetcher = fetcher
+
+    def load(self):
+        fetched = self.fetcher.fetch_credentials()
+        return Credentials(fetched["access_key"], fetched["secret_key"], fetched["token"])
+
+
+def test_an_error_of_a_credential_call_made_while_the_client_is_built_is_not_sent():
+    core = botocore.session.Session()
+
+    def create_sts_client(service, **kwargs):
+        client = core.create_client(service, region_name="eu-west-3", endpoint_url=URL, **kwargs)
+        client.meta.events.register("before-send", _answer(400, STS_ERROR.format("Throttling").encode()))
+        return client
+
+    fetcher = AssumeRoleCredentialFetcher(create_sts_client, Credentials("k", "s"), "arn:aws:iam::123456789012:role/app")
+    core.get_component("credential_provider").insert_before("env", _EagerRoleProvider(fetcher))
+    with pytest.raises(ClientError) as caught:
+        boto3.session.Session(botocore_session=core).client("dynamodb", region_name="eu-west-3", endpoint_url=URL)
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.reason) == (False, False, "credential_refresh")
+
+
+def test_the_regions_own_answer_through_a_real_client_is_judged_by_its_code():
+    answers = [
+        (500, "InternalServerError", (True, True)),
+        (400, "ThrottlingException", (True, False)),
+        (400, "ConditionalCheckFailedException", (False, False)),
+    ]
+    for status, code, (fault, poison_suspect) in answers:
+        body = b'{"__type": "com.amazonaws.dynamodb.v20120810#%s", "message": "m"}' % code.encode()
+        client = _client()
+        client.meta.events.register("before-send", _answer(status, body, {"x-amz-crc32": str(zlib.crc32(body))}))
+        with pytest.raises(ClientError) as caught:
+            client.get_item(TableName="t", Key=KEY)
+        verdict = classify(caught.value)
+        assert (verdict.sent, verdict.fault, verdict.poison_suspect) == (True, fault, poison_suspect), code
+
+
+@contextlib.contextmanager
+def _listening(answer: bytes | None = None):
+    """A loopback port that accepts connections: silently (the kernel's
+    backlog completes the TCP handshake), or, with ``answer``, a thread
+    that accepts one, sends ``answer`` and closes it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+
+    def serve():
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True) if answer is not None else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        if thread is not None:
+            thread.join(5)
+
+
+def _sending_client(endpoint=URL, session=None, **config):
+    """A client like the session's, with no handler: its requests meet the
+    real send (urllib3, http.client) on loopback."""
+    session = session or boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s")
+    config = Config(connect_timeout=1, read_timeout=1, retries={"mode": "legacy", "total_max_attempts": 1}, **config)
+    return session.client("dynamodb", region_name="eu-west-3", endpoint_url=endpoint, config=config)
+
+
+def _ca_bundle(path):
+    core = botocore.session.Session()
+    core.set_config_variable("ca_bundle", path)  # what AWS_CA_BUNDLE sets
+    return boto3.session.Session(botocore_session=core, aws_access_key_id="k", aws_secret_access_key="s")
+
+
+MISSING = "/nonexistent/regionproxy-test/bundle.pem"
+PREPARATION_ERRORS = [
+    pytest.param(
+        lambda port: _sending_client(
+            session=boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", aws_session_token="token\n")
+        ),
+        HTTPClientError,
+        id="session-token-with-a-newline",
+    ),
+    pytest.param(lambda port: _sending_client(user_agent_extra="app/1.0\n"), HTTPClientError, id="user-agent-with-a-newline"),
+    pytest.param(
+        lambda port: _sending_client(proxies={"http": "http://proxy.internal:port"}), HTTPClientError, id="proxy-url-bad-port"
+    ),
+    pytest.param(
+        lambda port: _sending_client(f"https://127.0.0.1:{port}", session=_ca_bundle(MISSING)), SSLError, id="ca-bundle-missing"
+    ),
+    pytest.param(
+        lambda port: _sending_client(f"https://127.0.0.1:{port}", client_cert=MISSING),
+        ConnectionClosedError,  # urllib3 wraps the OSError as a dropped connection
+        id="client-certificate-missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client", "raised"), PREPARATION_ERRORS)
+def test_a_configuration_error_raised_before_the_request_is_written_is_not_sent(client, raised):
+    with _listening() as port, pytest.raises(raised) as caught:
+        client(port).update_item(
+            TableName="t", Key=KEY, UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}}
+        )
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.maybe_applied, verdict.reason) == (False, False, False, "configuration")
+
+
+def test_a_refused_connection_through_the_real_send_is_a_fault_not_applied():
+    with pytest.raises(EndpointConnectionError) as caught:
+        _sending_client().get_item(TableName="t", Key=KEY)
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.maybe_applied) == (True, True, False)
+
+
+def test_a_handshake_failing_through_the_real_send_is_a_fault_not_applied():
+    # The peer answers the ClientHello in plain HTTP: ssl_wrap_socket is in
+    # the chain, but the error comes from the handshake it started.
+    with _listening(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as port:
+        with pytest.raises(SSLError) as caught:
+            _sending_client(f"https://127.0.0.1:{port}").get_item(TableName="t", Key=KEY)
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.maybe_applied, verdict.reason) == (True, True, False, "tls_handshake")
+
+
+def test_a_connection_dropped_after_the_request_was_written_may_have_been_applied():
+    with _listening(b"") as port:  # reads nothing, closes: the request was written
+        with pytest.raises(ConnectionClosedError) as caught:
+            _sending_client(f"http://127.0.0.1:{port}").get_item(TableName="t", Key=KEY)
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.maybe_applied) == (True, True, True)

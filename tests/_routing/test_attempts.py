@@ -387,3 +387,125 @@ def test_open_breaker_sends_reads_to_remote_with_reason_breaker_open():
     assert harness.run(GET) == (OK, REMOTE)
     assert harness.calls() == (0, 1)
     assert harness.of(FailedOver)[0].reason == "breaker_open"
+
+
+# -- a region failing every write that is not idempotent is charged for it
+#    (review 1, defect 3): failures no other region judged form a streak
+
+
+def _add(n):
+    """A counter bump (not idempotent) of item ``n``: a request of its own."""
+    return Call(
+        "UpdateItem",
+        {
+            "TableName": "t",
+            "Key": {"pk": {"S": f"counter-{n}"}},
+            "UpdateExpression": "ADD n :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        },
+    )
+
+
+def _get(n):
+    return Call("GetItem", {"TableName": "t", "Key": {"pk": {"S": f"item-{n}"}}})
+
+
+SERVER_ERRORS = [
+    pytest.param(lambda: client_error("InternalServerError", 500), id="500"),
+    pytest.param(lambda: RuntimeError("an error nobody knows"), id="unknown-error"),
+]
+
+
+@pytest.mark.parametrize("server_error", SERVER_ERRORS)
+def test_different_writes_failing_in_one_region_open_its_breaker_and_later_writes_fail_over(server_error):
+    harness = Harness([server_error()], [OK])
+    local = harness.regions[LOCAL].breaker
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(_add(0))
+    assert local.failures == 0  # one request: it may be the request's fault
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(_add(1))
+    assert local.failures == 2  # a second, different one: both were the region's
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(_add(2))
+    assert local.state == OPEN  # fail_max=3
+    assert harness.calls() == (3, 0)  # each write sent once, never to a second region
+    assert harness.run(_add(3)) == (OK, REMOTE)  # refused before it was sent: fails over
+    assert harness.calls() == (3, 1)
+
+
+@pytest.mark.parametrize("server_error", SERVER_ERRORS)
+def test_the_same_write_failing_again_and_again_opens_no_breaker(server_error):
+    harness = Harness([server_error()], [OK])
+    for _ in range(10):
+        with pytest.raises(AmbiguousWriteError):
+            harness.run(_add(0))
+    assert harness.regions[LOCAL].breaker.failures == 0
+    assert harness.regions[LOCAL].breaker.state == CLOSED
+
+
+def test_an_answer_from_the_region_ends_the_streak():
+    error = client_error("InternalServerError", 500)
+    harness = Harness([error, OK, error], [OK])
+    local = harness.regions[LOCAL].breaker
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(_add(0))
+    assert harness.run(_get(0)) == (OK, LOCAL)  # the region answers: its streak ends
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(_add(1))
+    assert local.failures == 0  # a new streak of one request
+    with pytest.raises(AmbiguousWriteError):
+        harness.run(_add(2))
+    assert local.failures == 2
+
+
+def test_once_proven_every_withheld_failure_is_charged_even_of_a_repeated_request():
+    harness = Harness([client_error("InternalServerError", 500)], [OK])
+    for call in (_add(0), _add(1), _add(1)):
+        with pytest.raises(AmbiguousWriteError):
+            harness.run(call)
+    assert harness.regions[LOCAL].breaker.state == OPEN  # 0, then 2, then 3 failures
+
+
+def test_different_requests_failing_in_every_region_are_poison_requests_and_open_no_breaker():
+    harness = Harness([client_error("InternalServerError", 500)], [client_error("InternalServerError", 500)])
+    for n in range(10):
+        with pytest.raises(ClientError):
+            harness.run(_get(n))
+    assert [region.breaker.failures for region in harness.regions.values()] == [0, 0]
+    assert len(harness.of(PoisonRequest)) == 10
+
+
+def test_different_reads_failing_in_the_only_region_left_open_nothing():
+    # Reads are tried in every admitted region; health probes, which read,
+    # charge a read path that fails. Here nowhere else was admitted.
+    harness = Harness([client_error("InternalServerError", 500)], [OK])
+    harness.regions[REMOTE].breaker.evacuate()
+    for n in range(5):
+        with pytest.raises(AllRegionsFailed):
+            harness.run(_get(n))
+    assert harness.regions[LOCAL].breaker.failures == 0
+
+
+def _stamped_add(n):
+    """The same counter bump, sent again with a fresh timestamp each time."""
+    call = _add(0)
+    params = dict(call.params, UpdateExpression="ADD n :one SET updated_at = :now")
+    params["ExpressionAttributeValues"] = {":one": {"N": "1"}, ":now": {"N": str(n)}}
+    return Call("UpdateItem", params)
+
+
+def test_a_bad_write_sent_again_with_new_values_never_opens_the_region_it_fails_over_to():
+    error = client_error("InternalServerError", 500)
+    harness = Harness([error], [error])
+    for n in range(3):  # the local region fails them: different requests, a streak
+        with pytest.raises(AmbiguousWriteError):
+            harness.run(_stamped_add(n))
+    assert harness.regions[LOCAL].breaker.state == OPEN
+    with pytest.raises(AmbiguousWriteError) as caught:  # fails over; us-east-1 fails it too
+        harness.run(_stamped_add(3))
+    assert caught.value.region == REMOTE
+    for n in range(4, 10):
+        with pytest.raises(AmbiguousWriteError):
+            harness.run(_stamped_add(n))
+    assert (harness.regions[REMOTE].breaker.state, harness.regions[REMOTE].breaker.failures) == (CLOSED, 0)

@@ -210,8 +210,10 @@ class HealthMonitor:
         verdict = classify(error, throttling_is_fault=self.session.settings.throttling_is_fault)
         now = self._clock()
         if not verdict.sent:
-            # Raised before a request left (no credentials, ...): the region
-            # said nothing, but this process cannot serve: not ready.
+            # Raised before a request left (no credentials, a credential
+            # refresh that failed, a configuration error met in the send):
+            # the region said nothing, but this process cannot send a
+            # request: not ready, until a probe gets through again.
             replica.breaker.released(ticket)
             return Probe(False, now, duration, verdict.reason), None
         if verdict.fault:

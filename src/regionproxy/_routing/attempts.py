@@ -15,19 +15,40 @@ throttling); fail over on anything else. Then judge the call as a whole:
   validation, no credentials: see :mod:`regionproxy._dynamodb.verdicts`) says nothing
   about the region: its trial is released, and it reaches the caller;
 - a 5xx answer, or an error the classifier does not know, is charged to
-  its region only if another region answered the same request. If none
-  could, no breaker counts it; and if every region failed it that way, the
-  request itself is the likely cause (a poison request): the caller gets
-  the first region's error as it was (the ``ClientError``, or whatever
-  botocore raised). (With a region unreachable as well, the caller gets
-  :class:`AllRegionsFailed`, which names every region's error.);
+  its region when another region answered the same request. If none
+  could, it is not charged then; and if every region failed it that way,
+  the request itself is the likely cause (a poison request): the caller
+  gets the first region's error as it was (the ``ClientError``, or
+  whatever botocore raised). (With a region unreachable as well, the
+  caller gets :class:`AllRegionsFailed`, which names every region's
+  error.);
+- such a failure of a write, in the region writes go to first (the local
+  region, or the primary), that no other region judged (a write that is
+  not idempotent is never sent to another region; or the others were open
+  or unreachable) joins that region's *streak*. Once a region's streak
+  holds two different requests (operation and parameters) with no answer
+  from the region in between, the region is charged for both, and then
+  for each such failure until it answers again (a success or a caller
+  error). The same request failing again and again is one request and
+  proves nothing; a request that failed that way in two regions is a
+  poison request and joins no streak. So a region answering 500 to every
+  ``UpdateItem ... ADD`` opens its breaker after ``fail_max`` different
+  writes, and later writes, refused before they are sent, fail over.
+  Reads join no streak (a read is tried in every admitted region, and the
+  health probes, which read, charge a failing read path); nor does any
+  region but the first: a bad write the caller keeps sending with new
+  values (a fresh timestamp each time) may open the region writes go to
+  first, never the one they fail over to. One bad request never opens
+  every breaker;
 - ``ResourceNotFoundException`` from a region tried after another failed is
   a replica missing there (configuration), reported, not raised as such.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,6 +57,7 @@ from regionproxy._config.settings import Timeouts
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.operations import READ, WRITE
 from regionproxy._dynamodb.verdicts import classify, error_code
+from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import NORMAL
 from regionproxy._regions.replica import Replica
 from regionproxy._routing.hedging import Hedger, Side
@@ -95,6 +117,7 @@ class AttemptLoop:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
+        self._streaks = _Streaks()
 
     def __repr__(self) -> str:
         return f"AttemptLoop(attempts={self.attempts}, backoff={self.backoff}, backoff_cap={self.backoff_cap})"
@@ -128,6 +151,14 @@ class AttemptLoop:
         """Every region of ``plan`` in turn, until one serves (or, on one
         side of a hedged read, until the other side has answered)."""
         run = _Run(call, plan, tally, side)
+        try:
+            return self._attempt_plan(run)
+        except BaseException:
+            self._withhold_server_errors(run)
+            raise
+
+    def _attempt_plan(self, run: _Run) -> tuple[dict[str, Any], str]:
+        call, plan = run.call, run.plan
         for region in plan:
             if run.abandoned() or (region != plan[0] and run.rest_answered()):
                 # The other side of the hedge answered (perhaps before this
@@ -180,6 +211,7 @@ class AttemptLoop:
                     raise
                 if not verdict.fault:
                     replica.breaker.succeeded(ticket)  # the region answered
+                    self._streaks.answered(region)
                     self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
                     if error_code(error) == _MISSING and (run.hedge() or (failover and run.errors)):
                         # Another region has the table (it answered, or the
@@ -191,8 +223,8 @@ class AttemptLoop:
                         self._failed_over(run, region, CALLER_ERROR)
                     raise
                 if verdict.poison_suspect:
-                    # A 5xx, or an error faults.py does not know: charged at
-                    # the end, if another region answers the same request.
+                    # A 5xx, or an error the classifier does not know: charged
+                    # at the end, if another region answers the same request.
                     replica.breaker.released(ticket)
                     run.server_errors.append((region, error))
                     run.server_regions.add(region)
@@ -216,6 +248,7 @@ class AttemptLoop:
                 replica.breaker.released(ticket)
                 raise
             replica.breaker.succeeded(ticket)
+            self._streaks.answered(region)
             self._emit_attempt(region, call, time.perf_counter() - started, OK, None)
             if failover:
                 self._failed_over(run, region, OK)
@@ -235,9 +268,23 @@ class AttemptLoop:
     def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
         # Another region answered this very request: the 5xx (or the unknown
         # error) was the region's.
-        for region, _ in run.server_errors:
+        errors, run.server_errors = run.server_errors, []
+        for region, _ in errors:
             if region != served_by:
                 self.replicas[region].breaker.failed(NORMAL)
+
+    def _withhold_server_errors(self, run: _Run) -> None:
+        """A write failed with no other region's verdict on its 5xx (or
+        unknown error) in the region writes go to first: it joins that
+        region's streak, which charges the region once it holds two
+        different requests."""
+        errors, run.server_errors = run.server_errors, []
+        regions = {region for region, _ in errors}
+        if run.call.kind != WRITE or regions != {run.plan[0]}:
+            return  # a read; none; a poison request (failed in two regions); or not where writes go first
+        region = run.plan[0]
+        for _ in range(self._streaks.withheld(region, _request_print(run.call))):
+            self.replicas[region].breaker.failed(NORMAL)
 
     # -- events --------------------------------------------------------------------
 
@@ -292,6 +339,51 @@ class _Run:
         """Whether this is the hedge of a read: its plan is not the read's
         whole plan, so no judgment of the request itself is made here."""
         return self.side is not None and self.side.hedge
+
+
+class _Streaks:
+    """Per region, the 5xx (or unknown) failures withheld since it last
+    answered: the first request's print, and whether a different request
+    has failed there since (the region is then proven failing)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first: dict[str, int] = {}
+        self._proven: set[str] = set()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a parent's thread may have held it
+
+    def answered(self, region: str) -> None:
+        """``region`` answered a request: its streak ends."""
+        # Every answer comes here: read without the lock while there is no
+        # streak (a dict lookup is atomic). A failure withheld concurrently
+        # may then outlive this answer: it raced it, and proves no less.
+        if region in self._first:
+            with self._lock:
+                self._first.pop(region, None)
+                self._proven.discard(region)
+
+    def withheld(self, region: str, request: int) -> int:
+        """How many failures to charge ``region`` for, now that ``request``
+        failed there with no other region's verdict."""
+        with self._lock:
+            if region in self._proven:
+                return 1
+            if self._first.setdefault(region, request) == request:
+                return 0  # the streak's first request, or the same one again
+            self._proven.add(region)
+            return 2  # the first request's failure, withheld until now, and this one
+
+
+def _request_print(call: Call) -> int:
+    """Tells two requests apart: operation and parameters (wire format)."""
+    try:
+        text = json.dumps(call.params, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        text = repr(call.params)
+    return hash((call.operation, text))
 
 
 def _last(errors: Mapping[str, BaseException]) -> BaseException | None:
