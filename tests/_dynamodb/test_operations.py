@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from regionproxy._dynamodb.operations import CONTROL, READ, WRITE, is_idempotent, kind_of, written_keys
+from regionproxy._dynamodb.operations import CONTROL, READ, WRITE, is_idempotent, kind_of, tables_of, written_keys
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,34 @@ from regionproxy._dynamodb.operations import CONTROL, READ, WRITE, is_idempotent
 )
 def test_kind_of(operation, params, kind):
     assert kind_of(operation, params) == kind
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind"),
+    [
+        pytest.param('/* report */ SELECT * FROM "Items" WHERE pk = ?', READ, id="block-comment-select"),
+        pytest.param('-- report\nSELECT * FROM "Items"', READ, id="line-comment-select"),
+        pytest.param('/* a */ -- b\n  /* c\n d */ select * from "Items"', READ, id="comments-then-select"),
+        pytest.param('SELECT * FROM "Items" WHERE a = `x`', READ, id="select-whose-rest-is-unread"),
+        pytest.param('/* SELECT */ UPDATE "Items" SET a = 1', WRITE, id="commented-select-then-update"),
+        pytest.param('-- SELECT\nDELETE FROM "Items" WHERE pk = 1', WRITE, id="line-commented-select-then-delete"),
+        pytest.param("/* unterminated SELECT * FROM t", WRITE, id="unterminated-comment"),
+        pytest.param("SELECTED FROM t", WRITE, id="not-the-word-select"),
+        pytest.param("", WRITE, id="empty"),
+        pytest.param(None, WRITE, id="not-a-string"),
+        pytest.param("SELECT * FROM t WHERE a = '" + "x" * 9000 + "'", READ, id="select-longer-than-dynamodb-takes"),
+        pytest.param("UPDATE t SET a = '" + "x" * 9000 + "'", WRITE, id="update-longer-than-dynamodb-takes"),
+        pytest.param("/*" + " " * 9000 + "*/ SELECT * FROM t", WRITE, id="verb-past-the-longest-statement"),
+    ],
+)
+def test_kind_of_a_partiql_statement_is_its_verb_as_the_statement_reader_reads_it(statement, kind):
+    assert kind_of("ExecuteStatement", {"Statement": statement}) == kind
+    assert kind_of("BatchExecuteStatement", {"Statements": [{"Statement": statement}]}) == kind
+    assert kind_of("ExecuteTransaction", {"TransactStatements": [{"Statement": statement}]}) == kind
+
+
+def test_a_select_after_a_comment_names_its_table():
+    assert tables_of("ExecuteStatement", {"Statement": '/* report */ SELECT * FROM "Items" WHERE pk = ?'}) == ["Items"]
 
 
 KEY = {"TableName": "t", "Key": {"pk": {"S": "a"}}}
@@ -125,8 +153,6 @@ def test_written_keys_finds_put_keys_from_the_schema():
     ],
 )
 def test_tables_of(operation, params, tables):
-    from regionproxy._dynamodb.operations import tables_of
-
     assert tables_of(operation, params) == tables
 
 

@@ -4,8 +4,11 @@ strongly consistent; and which tables and items a call names.
 
 Pure functions of the operation name and its (wire-format) parameters.
 
-PartiQL statements are read, not executed: a statement names its table
-(``FROM``, ``INTO``, ``UPDATE``), and a write names its item when its
+PartiQL statements are read, not executed, all by one reader (comments
+and spaces skipped, as DynamoDB skips them), so that what a statement is
+and what it names never disagree: it is a read when its verb is
+``SELECT`` (anything else, no verb included, is a write); it names its
+table (``FROM``, ``INTO``, ``UPDATE``), and a write names its item when its
 ``WHERE`` clause is a conjunction that states the whole key with literals
 or ``?`` parameters (``UPDATE``, ``DELETE``), or when it inserts a tuple or
 parameter that holds the key (``INSERT``). What cannot be read so is
@@ -29,17 +32,18 @@ READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 PARTIQL = frozenset({"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"})
 
-_SELECT = re.compile(r"^\s*select\b", re.IGNORECASE)
-
 
 def kind_of(operation: str, params: Mapping[str, Any]) -> str:
-    """``read``, ``write`` or ``control`` for one call."""
+    """``read``, ``write`` or ``control`` for one call. A PartiQL call is a
+    read when every statement's verb, as the statement reader reads it
+    (comments and spaces skipped, as DynamoDB skips them), is ``SELECT``;
+    anything else, a statement it cannot read included, is a write."""
     if operation in READS:
         return READ
     if operation in WRITES:
         return WRITE
     if operation in PARTIQL:
-        return READ if all(_SELECT.match(s) for s in _statements(operation, params)) else WRITE
+        return READ if all(_read_statement(s)[0] == "SELECT" for s in _statements(operation, params)) else WRITE
     return CONTROL
 
 
@@ -258,25 +262,26 @@ _OPEN, _CLOSE = frozenset({"(", "[", "{", "<<"}), frozenset({")", "]", "}", ">>"
 _Token = tuple[str, Any]  # (kind, value); a parameter's value is its index among the statement's ``?``
 
 
-class _Unread(Exception):
-    """A statement this reader cannot take apart."""
-
-
 # DynamoDB refuses longer statements, so no such write succeeds: not worth
-# reading (and a bound on the work of reading one).
+# reading past the verb (and a bound on the work of reading one).
 _LONGEST_STATEMENT = 8192
 
 
-def _tokens(statement: Any) -> list[_Token]:
-    if not isinstance(statement, str) or len(statement) > _LONGEST_STATEMENT:
-        raise _Unread
+def _tokens(statement: Any) -> tuple[list[_Token], bool]:
+    """The statement's tokens (comments and spaces skipped), and whether
+    they are the whole statement: reading stops at the first thing this
+    reader cannot take apart, and keeps what it read before it (the verb of
+    a statement whose rest it cannot read is still its verb)."""
+    if not isinstance(statement, str):
+        return [], False
+    end = min(len(statement), _LONGEST_STATEMENT)  # a longer one is read only as far as its verb
     tokens: list[_Token] = []
     parameters = 0
     position = 0
-    while position < len(statement):
-        match = _PARTIQL_TOKEN.match(statement, position)
+    while position < end:
+        match = _PARTIQL_TOKEN.match(statement, position, end)
         if match is None:
-            raise _Unread
+            return tokens, False
         position = match.end()
         kind = match.lastgroup or ""
         if kind == "space":
@@ -290,7 +295,9 @@ def _tokens(statement: Any) -> list[_Token]:
             tokens.append((kind, match.group(kind).replace('""', '"')))
         else:
             tokens.append((kind, match.group(kind)))
-    return tokens
+        if end < len(statement):
+            return tokens, False  # the verb is all it needs
+    return tokens, end == len(statement)
 
 
 def _is_word(token: _Token, word: str) -> bool:
@@ -302,13 +309,14 @@ def _is_symbol(token: _Token, symbols: frozenset[str]) -> bool:
 
 
 def _read_statement(statement: Any) -> tuple[str, str | None, list[_Token]]:
-    """``(verb, table, tokens)``: the statement's first word in capitals,
-    the table it names (None when it cannot be read), its tokens."""
-    try:
-        tokens = _tokens(statement)
-    except _Unread:
-        return "", None, []
+    """``(verb, table, tokens)``: the statement's first word in capitals
+    ("" when it has none), the table it names (None when it cannot be read),
+    its tokens. This is the one reading of a statement: its kind
+    (:func:`kind_of`), tables and written keys all come from it."""
+    tokens, whole = _tokens(statement)
     verb = tokens[0][1].upper() if tokens and tokens[0][0] == "word" else ""
+    if not whole:
+        return verb, None, []
     at: int | None = None
     if verb == "UPDATE":
         at = 1
