@@ -76,6 +76,7 @@ class Replicator:
         self._cycles = 0
         self._settled = -1
         self._paused = False
+        self._shipping = False  # a cycle that found replication running is at work
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: BaseException | None = None
@@ -105,9 +106,14 @@ class Replicator:
             self._thread = None
 
     def pause(self) -> None:
-        """Stop shipping changes (they still queue) until :meth:`resume`."""
+        """Stop shipping changes (they still queue) until :meth:`resume`.
+        Returns once a cycle that started before the pause has ended: it
+        polls after it looked, and would ship a change made just after."""
+        deadline = time.monotonic() + 30.0  # a cycle's calls are bounded by their client timeouts
         with self._cond:
             self._paused = True
+            while self._shipping and time.monotonic() < deadline:
+                self._cond.wait(0.05)
 
     def resume(self) -> None:
         with self._cond:
@@ -148,14 +154,20 @@ class Replicator:
     def _cycle(self) -> bool:
         with self._cond:
             paused = self._paused
+            self._shipping = not paused
         moved = False
-        for (region, table), iterators in list(self._iterators.items()):
-            if not self._is_cut(region):
-                moved |= self._poll(region, table, iterators)
-        if not paused:
-            for source, target in self._pairs():
-                for table in self._tables():
-                    moved |= self._ship(source, target, table)
+        try:
+            for (region, table), iterators in list(self._iterators.items()):
+                if not self._is_cut(region):
+                    moved |= self._poll(region, table, iterators)
+            if not paused:
+                for source, target in self._pairs():
+                    for table in self._tables():
+                        moved |= self._ship(source, target, table)
+        finally:
+            with self._cond:
+                self._shipping = False
+                self._cond.notify_all()
         with self._cond:
             self._cycles += 1
             if not paused and self._pending_count() == 0:
