@@ -509,3 +509,88 @@ def test_a_bad_write_sent_again_with_new_values_never_opens_the_region_it_fails_
         with pytest.raises(AmbiguousWriteError):
             harness.run(_stamped_add(n))
     assert (harness.regions[REMOTE].breaker.state, harness.regions[REMOTE].breaker.failures) == (CLOSED, 0)
+
+
+# -- review 2: a write that failed may have landed: the loop names where
+
+
+def _run_noting_maybe_applied(harness, call):
+    """What the call raised, and the regions the loop named as ones where
+    it may have been applied."""
+    maybe_applied = []
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - each test asserts which
+        harness.loop.run(call, PLAN, maybe_applied=maybe_applied)
+    return caught.value, maybe_applied
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "call", "raised", "regions"),
+    [
+        pytest.param(
+            [ReadTimeoutError(endpoint_url=URL)], [OK], ADD, AmbiguousWriteError, [LOCAL], id="ambiguous-at-home"
+        ),
+        pytest.param(
+            [EndpointConnectionError(endpoint_url=URL)],
+            [ConnectionClosedError(endpoint_url=URL)],
+            ADD,
+            AmbiguousWriteError,
+            [REMOTE],
+            id="ambiguous-after-failing-over",
+        ),
+        pytest.param(
+            [ReadTimeoutError(endpoint_url=URL)],
+            [ConnectionClosedError(endpoint_url=URL)],
+            PUT,
+            AllRegionsFailed,
+            [LOCAL, REMOTE],
+            id="idempotent-maybe-applied-everywhere",
+        ),
+        pytest.param(
+            # The retry in the region ends with a refusal: its last error
+            # says "not applied", the first attempt may have been.
+            [ConnectionClosedError(endpoint_url=URL), EndpointConnectionError(endpoint_url=URL)],
+            [EndpointConnectionError(endpoint_url=URL)],
+            PUT,
+            AllRegionsFailed,
+            [LOCAL],
+            id="maybe-applied-then-refused-on-the-retry",
+        ),
+        pytest.param(
+            [ReadTimeoutError(endpoint_url=URL)],
+            [client_error("AccessDeniedException", 400)],
+            PUT,
+            ClientError,
+            [LOCAL],
+            id="maybe-applied-then-a-caller-error-elsewhere",
+        ),
+        pytest.param(
+            [client_error("InternalServerError", 500)],
+            [client_error("InternalServerError", 500)],
+            PUT,
+            ClientError,
+            [LOCAL, REMOTE],
+            id="poison-request",
+        ),
+        pytest.param(
+            [EndpointConnectionError(endpoint_url=URL)],
+            [EndpointConnectionError(endpoint_url=URL)],
+            PUT,
+            AllRegionsFailed,
+            [],
+            id="refused-everywhere",
+        ),
+        pytest.param(
+            [ReadTimeoutError(endpoint_url=URL)],
+            [ReadTimeoutError(endpoint_url=URL)],
+            GET,
+            AllRegionsFailed,
+            [],
+            id="a-read-applies-nothing",
+        ),
+    ],
+)
+def test_a_failed_write_names_every_region_where_an_attempt_may_have_applied_it(local, remote, call, raised, regions):
+    harness = Harness(local, remote)
+    error, maybe_applied = _run_noting_maybe_applied(harness, call)
+    assert isinstance(error, raised)
+    assert maybe_applied == regions

@@ -755,6 +755,115 @@ def test_what_only_the_hedge_region_says_wrong_is_not_the_reads_answer(error):
         loop.hedger.close()
 
 
+def _not_found():
+    return ClientError({"Error": {"Code": "ResourceNotFoundException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetItem")
+
+
+def _hedged_loop(events, answers):
+    """An attempt loop over ``answers`` (region -> answer function), hedged
+    after 10 ms, its events in ``events``; and the futures of its sides."""
+    from regionproxy._routing.attempts import AttemptLoop
+
+    loop = AttemptLoop({region: _Replica(region, answer) for region, answer in answers.items()}, Hooks([events.append]), attempts=1)
+    loop.hedger = _hedger([])
+    return loop, _recording_pool(loop.hedger)
+
+
+def _missing(events):
+    from regionproxy.events import ReplicaMissing
+
+    return [(e.region, e.table) for e in events if isinstance(e, ReplicaMissing)]
+
+
+def test_a_table_missing_everywhere_reports_no_missing_replica_in_the_hedge_region():
+    from regionproxy.testing.lab import wait_for
+
+    events = []
+
+    def preferred():
+        assert wait_for(lambda: len(futures) == 2 and futures[1].done(), timeout=10)  # after the hedge's answer
+        raise _not_found()
+
+    def hedge_region():
+        raise _not_found()
+
+    loop, futures = _hedged_loop(events, {PLAN[0]: preferred, PLAN[1]: hedge_region})
+    try:
+        with pytest.raises(ClientError) as caught:
+            loop.run(GET, PLAN)
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    finally:
+        loop.hedger._executor().shutdown(wait=True)
+    assert _missing(events) == []
+    loop.hedger.close()
+
+
+def test_a_hedge_regions_missing_replica_is_reported_once_the_preferred_region_answers():
+    from regionproxy.testing.lab import wait_for
+
+    events = []
+
+    def preferred():
+        assert wait_for(lambda: len(futures) == 2 and futures[1].done(), timeout=10)
+        assert _missing(events) == []  # held: the table may be missing here too
+        return {"Item": {}}
+
+    def hedge_region():
+        raise _not_found()
+
+    loop, futures = _hedged_loop(events, {PLAN[0]: preferred, PLAN[1]: hedge_region})
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {}}, PLAN[0])
+    finally:
+        loop.hedger._executor().shutdown(wait=True)
+    assert _missing(events) == [(PLAN[1], "t")]
+    loop.hedger.close()
+
+
+def test_a_hedge_regions_missing_replica_is_reported_when_the_next_hedge_region_answers():
+    third = "ap-south-1"
+    events, release = [], threading.Event()
+
+    def preferred():
+        assert release.wait(10)
+        return {"Item": {"from": {"S": PLAN[0]}}}
+
+    def hedge_region():
+        raise _not_found()
+
+    loop, _ = _hedged_loop(events, {PLAN[0]: preferred, PLAN[1]: hedge_region, third: lambda: {"Item": {}}})
+    try:
+        assert loop.run(GET, (*PLAN, third)) == ({"Item": {}}, third)
+        assert _missing(events) == [(PLAN[1], "t")]
+    finally:
+        release.set()
+        loop.hedger._executor().shutdown(wait=True)
+    assert _missing(events) == [(PLAN[1], "t")]  # once, however the preferred side ends
+    loop.hedger.close()
+
+
+def test_a_missing_replica_the_losing_hedge_meets_after_the_answer_is_still_reported():
+    events, hedge_started, answered = [], threading.Event(), threading.Event()
+
+    def preferred():
+        assert hedge_started.wait(10)
+        return {"Item": {}}
+
+    def hedge_region():
+        hedge_started.set()
+        assert answered.wait(10)  # its answer comes after the read's
+        raise _not_found()
+
+    loop, _ = _hedged_loop(events, {PLAN[0]: preferred, PLAN[1]: hedge_region})
+    try:
+        assert loop.run(GET, PLAN) == ({"Item": {}}, PLAN[0])
+    finally:
+        answered.set()
+        loop.hedger._executor().shutdown(wait=True)
+    assert _missing(events) == [(PLAN[1], "t")]
+    loop.hedger.close()
+
+
 def test_a_refund_after_its_hedge_left_the_window_frees_no_other_hedge():
     clock = FakeClock()
     hedger = Hedger(HedgePolicy(delay=0.01, budget=0.1, window=10), Hooks(), longest_call=100, clock=clock)

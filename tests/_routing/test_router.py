@@ -216,3 +216,68 @@ def test_expired_writes_are_dropped_while_their_table_keeps_being_written():
     assert sticky.region_for(Call("Query", {"TableName": "t"})) is None
     assert sticky.region_for(_get({"pk": {"S": "0"}})) is None
     assert "keys=1," in repr(sticky)
+
+
+# -- a write that failed but may have been applied: uncertain
+
+
+def _stores(seen):
+    """The regions an answer to this read may be cached from."""
+    return {region for region in REGIONS if seen.may_store(region)}
+
+
+def test_an_uncertain_write_at_home_ends_the_keys_entry_and_no_answer_of_it_is_stored_in_the_window():
+    sticky = _sticky()
+    sticky.remember(AWAY, ["t"], [_key("a")])  # failed over
+    sticky.remember(HOME, ["t"], [_key("a")], uncertain=True)  # then may have landed at home
+    read = _get({"pk": {"S": "a"}})
+    seen = sticky.seen_by(read)
+    assert (seen.follow, seen.uncertain, _stores(seen)) == (None, True, set())
+    assert _stores(sticky.seen_by(Call("Query", {"TableName": "t"}))) == set()
+    assert _stores(sticky.seen_by(_get({"pk": {"S": "b"}}))) == set(REGIONS)  # another item: no write of it
+    sticky._clock.now = 5.1
+    assert _stores(sticky.seen_by(read)) == set(REGIONS)
+
+
+def test_an_uncertain_write_away_moves_the_keys_entry_there_and_no_answer_of_it_is_stored():
+    sticky = _sticky()
+    sticky.remember(AWAY, ["t"], [_key("a")])
+    sticky.remember(THIRD, ["t"], [_key("a")], uncertain=True)
+    seen = sticky.seen_by(_get({"pk": {"S": "a"}}))
+    assert (seen.follow, _stores(seen)) == (THIRD, set())  # not even from THIRD: it may lack it
+    query = sticky.seen_by(Call("Query", {"TableName": "t"}))
+    assert (query.follow, _stores(query)) == (THIRD, set())
+
+
+def test_an_uncertain_write_of_unknown_items_keeps_every_read_of_its_table_out_of_the_cache():
+    sticky = _sticky()
+    sticky.remember(HOME, ["t"], None, uncertain=True)
+    assert _stores(sticky.seen_by(_get({"pk": {"S": "any"}}))) == set()
+    assert _stores(sticky.seen_by(Call("Scan", {"TableName": "t"}))) == set()
+    assert _stores(sticky.seen_by(_get({"pk": {"S": "any"}}, table="other"))) == set(REGIONS)
+
+
+def test_a_later_write_of_the_item_ends_its_uncertainty_for_item_reads_not_for_the_tables_queries():
+    # Only an item's latest write counts for reads of the item (as for any
+    # write); a query may see the uncertain write's item, whatever was
+    # written after it, until the window ends.
+    sticky = _sticky()
+    sticky.remember(HOME, ["t"], [_key("a")], uncertain=True)
+    sticky.remember(HOME, ["t"], [_key("a")])
+    sticky.remember(HOME, ["t"], [_key("b")])
+    assert _stores(sticky.seen_by(_get({"pk": {"S": "a"}}))) == {HOME}
+    assert _stores(sticky.seen_by(Call("Query", {"TableName": "t"}))) == set()
+
+
+def test_an_uncertain_write_forgotten_for_room_stays_uncertain_for_its_tables_item_reads():
+    sticky = _sticky(maxsize=1)
+    sticky.remember(HOME, ["t"], [_key("a")], uncertain=True)
+    sticky.remember(HOME, ["t"], [_key("b")])  # "a" is forgotten: now a write of an unknown item of "t"
+    assert _stores(sticky.seen_by(_get({"pk": {"S": "a"}}))) == set()
+
+
+def test_with_the_window_off_an_uncertain_write_is_not_remembered():
+    sticky = StickyWrites(0, home=HOME)
+    sticky.remember(AWAY, ["t"], [_key("a")], uncertain=True)
+    seen = sticky.seen_by(_get({"pk": {"S": "a"}}))
+    assert (seen.follow, _stores(seen)) == (None, set(REGIONS))

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import regionproxy as rp
-from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
+from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted, ReplicaMissing
 from regionproxy.testing.lab import wait_for
 from tests.support import LOCAL, REMOTE, TABLE
 
@@ -157,9 +157,28 @@ def test_a_hedge_region_without_the_table_does_not_answer_for_a_slow_region_that
         assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
         assert [e.outcome for e in events if isinstance(e, Hedged)] == ["lost"]
         assert [e.region for e in events if isinstance(e, OperationFinished)][-1] == LOCAL
+        # The local region has the table: the remote one lacks a replica,
+        # said once (the hedge's side may end after the read's answer).
+        assert wait_for(lambda: _missing(events), timeout=30)
+        assert _missing(events) == [(REMOTE, TABLE)]
     finally:
         lab.heal()
         lab.replicator.resume()
+
+
+def _missing(events):
+    return [(e.region, e.table) for e in events if isinstance(e, ReplicaMissing)]
+
+
+def test_a_table_missing_everywhere_is_the_callers_error_and_no_missing_replica(lab):
+    events = []
+    session = _session(lab, events)
+    lab.fault(LOCAL, "latency", delay=0.3)  # hedged: the remote region says "no such table" first
+    with pytest.raises(ClientError) as caught:
+        session.client.get_item(TableName="NoSuchTable", Key={"pk": {"S": "k"}, "sk": {"S": "s"}})
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert [e.outcome for e in events if isinstance(e, Hedged) and e.operation == "GetItem"] == ["lost"]
+    assert _missing(events) == []
 
 
 def test_a_read_of_a_write_that_failed_over_waits_for_its_region_not_the_hedge(lab):

@@ -219,3 +219,87 @@ def test_a_read_of_a_failed_over_write_that_fails_over_again_is_not_cached(lab):
     assert _get(session) == "old"
     lab.heal(REMOTE)
     assert _get(session) == "new"
+
+
+# -- a write that failed but may have landed: it counts, uncertain
+#
+# The session's window is long here (60 s), so a loaded machine cannot end
+# it during a test; the lab's "drop" fault forwards the request (DynamoDB
+# applies it) and then drops the connection: the caller hears "maybe".
+
+
+def _conditional_update(session, value):
+    # Not idempotent (a condition): a dropped answer is AmbiguousWriteError.
+    session.client.update_item(
+        TableName=TABLE,
+        Key=KEY,
+        UpdateExpression="SET v = :v",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeValues={":v": {"S": value}},
+    )
+
+
+def _fail_over_first(lab, session):
+    """Write "first" with the local region refusing: it lands remotely, and
+    reads of the item follow it there."""
+    lab.fault(LOCAL, "refuse")
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "first"}})
+    lab.heal(LOCAL)
+
+
+@pytest.mark.parametrize("cache", CACHE)
+def test_an_ambiguous_write_at_home_ends_the_items_failed_over_entry_and_is_not_cached(lab, cache):
+    session = _session(lab, cache=cache, sticky_seconds=60, breaker=rp.BreakerPolicy(fail_max=10))
+    _seed(lab)
+    _fail_over_first(lab, session)
+    lab.fault(LOCAL, "drop")
+    with pytest.raises(rp.AmbiguousWriteError) as caught:
+        _conditional_update(session, "second")
+    assert caught.value.region == LOCAL
+    lab.heal(LOCAL)
+    assert (_in(lab, LOCAL), _in(lab, REMOTE)) == ("second", "first")
+    assert _get(session) == "second"  # the write may be at home: reads no longer follow "first"
+    assert _query(session) == ["second"]
+    # Replication catches up: every region has the session's write. Nothing
+    # kept from before says otherwise.
+    lab.client(REMOTE, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "second"}})
+    assert _get(session) == "second"
+    assert session.table(TABLE).get_item(Key={"pk": "k", "sk": "s"})["Item"]["v"] == "second"
+
+
+@pytest.mark.parametrize("cache", CACHE)
+def test_an_ambiguous_failed_over_write_is_followed_and_no_answer_of_it_is_cached(lab, cache):
+    session = _session(lab, cache=cache, sticky_seconds=60, breaker=rp.BreakerPolicy(fail_max=10))
+    _seed(lab)
+    session.evacuate(LOCAL)
+    lab.fault(REMOTE, "drop")
+    with pytest.raises(rp.AmbiguousWriteError) as caught:
+        _conditional_update(session, "new")
+    assert caught.value.region == REMOTE
+    lab.heal(REMOTE)
+    session.restore(LOCAL)
+    assert (_in(lab, LOCAL), _in(lab, REMOTE)) == ("old", "new")
+    assert _get(session) == "new"  # the region it may have landed in
+    assert _query(session) == ["new"]
+    assert _select(session) == ["new"]
+    # Even that region's answer is not kept: it may have lacked the write.
+    lab.client(REMOTE, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "newer"}})
+    assert _get(session) == "newer"
+    assert _query(session) == ["newer"]
+
+
+@pytest.mark.parametrize("cache", CACHE)
+def test_an_idempotent_write_that_failed_everywhere_but_may_have_landed_at_home_counts_there(lab, cache):
+    session = _session(lab, cache=cache, sticky_seconds=60, breaker=rp.BreakerPolicy(fail_max=10))
+    _seed(lab)
+    _fail_over_first(lab, session)
+    lab.fault(LOCAL, "drop")  # applied, answer lost: it fails over (safe to repeat)...
+    lab.fault(REMOTE, "refuse")  # ...and is refused there
+    with pytest.raises(rp.AllRegionsFailed):
+        session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "second"}})
+    lab.heal()
+    assert (_in(lab, LOCAL), _in(lab, REMOTE)) == ("second", "first")
+    assert _get(session) == "second"
+    lab.client(REMOTE, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "second"}})
+    lab.client(LOCAL, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "third"}})
+    assert _get(session) == "third"  # the answer before was not kept

@@ -42,6 +42,18 @@ throttling); fail over on anything else. Then judge the call as a whole:
   every breaker;
 - ``ResourceNotFoundException`` from a region tried after another failed is
   a replica missing there (configuration), reported, not raised as such.
+  On the hedge side of a read, the preferred region has not failed: the
+  table may be missing everywhere (the caller's typo), so the report waits
+  until a region has answered the read (the table exists there); if none
+  does, nothing is reported.
+
+A write that fails after an attempt that may have applied it (a fault with
+``maybe_applied``: a read timeout, a dropped connection, a 5xx, ... in any
+attempt, in any region) may have landed there whatever error the caller
+then gets (:class:`AmbiguousWriteError`, :class:`AllRegionsFailed`, a later
+region's error): :meth:`AttemptLoop.run` names those regions, in the order
+tried, so that read-your-writes and the cache can count the write as one
+that may be there (see :mod:`regionproxy._routing.router`).
 """
 
 from __future__ import annotations
@@ -128,11 +140,18 @@ class AttemptLoop:
         per_region = self.attempts * (timeouts.connect + timeouts.read) + (self.attempts - 1) * self.backoff_cap
         return len(self.replicas) * per_region
 
-    def run(self, call: Call, plan: tuple[str, ...], *, hedge: bool = True) -> tuple[dict[str, Any], str]:
+    def run(
+        self, call: Call, plan: tuple[str, ...], *, hedge: bool = True, maybe_applied: list[str] | None = None
+    ) -> tuple[dict[str, Any], str]:
         """The response and the region that gave it; or the error to raise.
         Reads are hedged when the session has a hedge policy, unless
-        ``hedge`` is False (a read that must see a write made in ``plan[0]``)."""
-        tally = _Tally()
+        ``hedge`` is False (a read that must see a write made in ``plan[0]``).
+
+        :param maybe_applied: a list this fills, in the order tried, with the
+            regions where a write met a fault that may have applied it; read
+            it when the call raises: the write may have landed there.
+        """
+        tally = _Tally(maybe_applied)
         started = time.perf_counter()
         try:
             if self.hedger is not None and call.kind == READ and hedge:
@@ -144,6 +163,14 @@ class AttemptLoop:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
             self._finished(call, outcome, tally, started)
             raise
+        # A region answered the read: the table exists. A hedge's missing
+        # replicas held until now are missing replicas (not the one that
+        # answered: it has the table). Set before the copy is taken: a
+        # losing side that holds one later sees it (``_replica_missing``).
+        tally.served = region
+        for missing, tables in tally.missing.copy().items():  # one C call: the other side may still add
+            if missing != region:
+                self._report_missing(tally, missing, tables)
         self._finished(call, OK, tally, started)
         return result, region
 
@@ -233,6 +260,8 @@ class AttemptLoop:
                     run.server_regions.discard(region)
                 self._emit_attempt(region, call, duration, FAULT, verdict.reason)
                 run.errors[region] = error
+                if call.kind == WRITE and verdict.maybe_applied and region not in run.tally.maybe_applied:
+                    run.tally.maybe_applied.append(region)
                 if region == run.plan[0]:
                     run.reason = verdict.reason
                 if call.kind == WRITE and verdict.maybe_applied and not call.repeatable:
@@ -259,11 +288,31 @@ class AttemptLoop:
 
     def _replica_missing(self, run: _Run, region: str, error: BaseException, failover: bool) -> None:
         tables = run.call.tables or ["?"]
-        for table in tables:
-            self.hooks.emit(ReplicaMissing(region, table, self._clock()))
+        if run.hedge():
+            # The preferred region has not failed: the table may be missing
+            # everywhere. Reported once a region answers the read (``run``),
+            # or now if one has (this side lost, and ends late). Held first,
+            # then checked: ``run`` sets ``served`` first, then reads what
+            # is held, so one of the two reports it.
+            run.tally.missing[region] = tables
+            served = run.tally.served
+            if served is not None and served != region:
+                self._report_missing(run.tally, region, tables)
+        else:
+            self._report_missing(run.tally, region, tables)
         run.errors[region] = ReplicaMissingError(region, tables, error)
         if failover:
             self._failed_over(run, region, CALLER_ERROR)
+
+    def _report_missing(self, tally: _Tally, region: str, tables: list[str]) -> None:
+        """Emit ``ReplicaMissing`` for ``region``, once per call (both sides
+        of a hedge may meet it)."""
+        tally.missing.pop(region, None)
+        claim = object()
+        if tally.reported.setdefault(region, claim) is not claim:
+            return  # reported already, by this side or the other
+        for table in tables:
+            self.hooks.emit(ReplicaMissing(region, table, self._clock()))
 
     def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
         # Another region answered this very request: the 5xx (or the unknown
@@ -301,14 +350,22 @@ class AttemptLoop:
 
 
 class _Tally:
-    """Attempts of one call, over both sides of a hedge; and the region that
-    answered last."""
+    """Attempts of one call, over both sides of a hedge; the region that
+    answered last; the regions where a write may have been applied; the
+    missing replicas a hedge met (held until a region answers the read),
+    those reported, and the region that served the call."""
 
-    __slots__ = ("attempts", "region")
+    __slots__ = ("attempts", "region", "maybe_applied", "missing", "reported", "served")
 
-    def __init__(self) -> None:
+    def __init__(self, maybe_applied: list[str] | None = None) -> None:
         self.attempts = 0
         self.region: str | None = None
+        self.maybe_applied: list[str] = maybe_applied if maybe_applied is not None else []
+        # Updated from both sides' threads: each update is one dict
+        # operation on str keys, atomic under the GIL.
+        self.missing: dict[str, list[str]] = {}
+        self.reported: dict[str, object] = {}
+        self.served: str | None = None  # the region that answered the call, once it has
 
 
 class _Run:

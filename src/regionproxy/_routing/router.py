@@ -34,6 +34,19 @@ first that serves.
   tables), wherever they landed: any other region may not have them yet.
   The answer is still returned.
 
+- A write that failed but may have been applied (it met a fault that may
+  have applied it: :class:`~regionproxy.errors.AmbiguousWriteError`, or an
+  idempotent write's :class:`~regionproxy.errors.AllRegionsFailed` or later
+  error after a read timeout, a dropped connection, a 5xx, ...) counts as a
+  write that may be there. It is remembered like a write that landed in
+  the first region it may have landed in (in the order tried), so it ends
+  or moves its items' entries (or its tables', when its items are unknown)
+  as such a write would: reads follow it there when that is not home,
+  where they see it if it was applied. But it is *uncertain*: no region is
+  known to have it, and one that may have it may still lack it, so no
+  answer to a read that may see it (by the rule above) is cached, from any
+  region, until it stops counting. The answer is still returned.
+
 Writes that land at home matter only for the cache and to end earlier
 entries: the session skips them when it has no cache and nothing of their
 tables is remembered.
@@ -99,34 +112,42 @@ class WritesSeen:
     :param follow: the region the read must go to first (the latest of
         those writes failed over there), or None.
     :param regions: the regions that took those writes.
+    :param uncertain: one of those writes may or may not have been applied.
     """
 
     follow: str | None = None
     regions: frozenset[str] = field(default_factory=frozenset)
+    uncertain: bool = False
 
     def may_store(self, region: str) -> bool:
         """Whether an answer from ``region`` may be cached: it took every
-        write the read may see."""
-        return not self.regions or self.regions == {region}
+        write the read may see, and none of them is uncertain."""
+        return not self.uncertain and (not self.regions or self.regions == {region})
 
 
 NOTHING_SEEN = WritesSeen()
-# One write: (sequence number, monotonic time it stops counting, region).
-_Write = tuple[int, float, str]
+# One write: (sequence number, monotonic time it stops counting, region,
+# whether it is uncertain: failed, but may have been applied).
+_Write = tuple[int, float, str, bool]
 
 
 class _TableWrites:
     """One table's remembered writes: the latest per region (any item), the
     latest whose items are unknown per region, and the failed-over writes
-    that are still their item's latest (by key fingerprint, oldest first)."""
+    that are still their item's latest (by key fingerprint, oldest first);
+    and until when its latest uncertain write, and its latest uncertain
+    write of unknown items, count (a later write in the same region takes
+    its place above, but does not make it certain)."""
 
-    __slots__ = ("last", "regions", "unnamed", "away")
+    __slots__ = ("last", "regions", "unnamed", "away", "uncertain", "unnamed_uncertain")
 
     def __init__(self) -> None:
         self.last = 0.0  # when the table's latest write stops counting
         self.regions: dict[str, _Write] = {}
         self.unnamed: dict[str, _Write] = {}
         self.away: OrderedDict[Hashable, _Write] = OrderedDict()
+        self.uncertain = 0.0
+        self.unnamed_uncertain = 0.0
 
 
 class StickyWrites:
@@ -170,12 +191,21 @@ class StickyWrites:
         tables = list(tables)
         return not tables or any(table in self._tables for table in (*tables, _ANY_TABLE))
 
-    def remember(self, region: str, tables: Iterable[str], keys: Iterable[tuple[str, Hashable]] | None) -> None:
+    def remember(
+        self,
+        region: str,
+        tables: Iterable[str],
+        keys: Iterable[tuple[str, Hashable]] | None,
+        *,
+        uncertain: bool = False,
+    ) -> None:
         """A write landed in ``region``: ``keys`` are ``(table, key_fingerprint)``
         of the items it touched, or None when they could not be named;
-        ``tables`` the tables it wrote ([] with ``keys`` None: unknown)."""
+        ``tables`` the tables it wrote ([] with ``keys`` None: unknown).
+        ``uncertain``: it failed, and may (or may not) have landed there."""
         if not self.seconds:
             return
+        uncertain = bool(uncertain)
         keys = list(keys) if keys is not None else None
         tables = list(tables) or ([_ANY_TABLE] if keys is None else [])
         tables.extend(table for table, _ in keys or () if table not in tables)
@@ -184,13 +214,17 @@ class StickyWrites:
             # order of their expiry (which is taken from the front).
             now = self._clock()
             self._sequence += 1
-            write = (self._sequence, now + self.seconds, region)
+            write = (self._sequence, now + self.seconds, region, uncertain)
             for table in tables:
                 writes = self._tables.pop(table, None) or _TableWrites()
                 writes.last = write[1]
                 writes.regions[region] = write
+                if uncertain:
+                    writes.uncertain = write[1]
                 if keys is None:
                     writes.unnamed[region] = write
+                    if uncertain:
+                        writes.unnamed_uncertain = write[1]
                 self._tables[table] = writes  # the most recent last
             for table, fingerprint in keys or ():
                 self._forget((table, fingerprint))
@@ -207,6 +241,8 @@ class StickyWrites:
                     known = writes.unnamed.get(forgotten[2])
                     if known is None or known[0] < forgotten[0]:
                         writes.unnamed[forgotten[2]] = forgotten
+                    if forgotten[3]:
+                        writes.unnamed_uncertain = max(writes.unnamed_uncertain, forgotten[1])
             self._expire(now)
 
     def region_for(self, call: Call) -> str | None:
@@ -229,10 +265,10 @@ class StickyWrites:
             self._expire(now)
             tables = [*(tables or self._tables), _ANY_TABLE]  # unknown tables: any
             follow = self._follow(tables, keys, now)
-            regions = self._regions(tables, keys, now)
-        if follow is None and not regions:
+            regions, uncertain = self._regions(tables, keys, now)
+        if follow is None and not regions and not uncertain:
             return NOTHING_SEEN
-        return WritesSeen(follow, regions)
+        return WritesSeen(follow, regions, uncertain)
 
     def _follow(self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float) -> str | None:
         """Under the lock: the region of the failed-over write the read must
@@ -255,20 +291,26 @@ class StickyWrites:
         region = max(live)[2]
         return None if region == self.home else region
 
-    def _regions(self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float) -> frozenset[str]:
-        """Under the lock: the regions of every write the read may see."""
+    def _regions(
+        self, tables: list[str | None], keys: list[tuple[str, Hashable]] | None, now: float
+    ) -> tuple[frozenset[str], bool]:
+        """Under the lock: the regions of every write the read may see, and
+        whether one of them is uncertain."""
         seen: list[_Write] = []
+        uncertain = False
         for table in tables:
             writes = self._tables.get(table)
             if writes is not None:
                 # An item read sees its tables' writes of unknown items;
                 # any other read every write of its tables.
                 seen.extend((writes.unnamed if keys is not None else writes.regions).values())
+                uncertain = uncertain or (writes.unnamed_uncertain if keys is not None else writes.uncertain) > now
         for table_key in keys or ():
             write = self._keys.get(table_key)
             if write is not None:
                 seen.append(write)
-        return frozenset(write[2] for write in seen if write[1] > now)
+        live = [write for write in seen if write[1] > now]
+        return frozenset(write[2] for write in live), uncertain or any(write[3] for write in live)
 
     def _forget(self, table_key: tuple[str, Hashable]) -> None:
         """Under the lock: drop an item's entry (and its table's mark of it)."""

@@ -369,14 +369,23 @@ class RegionSession:
         key_names = _KeyNamesOnce(self.key_schemas.names)
         if cache is not None:
             cache.invalidate_write(call.operation, call.params, key_names)
+        maybe_applied: list[str] = []  # where it failed in a way that may have applied it
         try:
-            result, region = self.attempts.run(call, plan)
+            result, region = self.attempts.run(call, plan, maybe_applied=maybe_applied)
             # Where it landed: reads of it follow it if it failed over, and
             # the cache keeps answers only from there. Landed at home, it
             # matters only to the cache, or to end what an earlier write of
             # its tables made sticky.
             if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
                 self._remember(region, call, key_names, failed_over=region != plan[0])
+        except Exception:
+            # It failed, but may have landed (AmbiguousWriteError, or any
+            # error after such an attempt): remembered as an uncertain write
+            # there, before the cache is cleared again below.
+            landed = maybe_applied[0] if maybe_applied else None
+            if landed is not None and (landed != plan[0] or cache is not None or self._sticky.remembers(call.tables)):
+                self._remember(landed, call, key_names, failed_over=landed != plan[0], uncertain=True)
+            raise
         finally:
             if cache is not None:
                 # Again after the write, and after reads of it follow it: a
@@ -386,10 +395,13 @@ class RegionSession:
                 cache.invalidate_write(call.operation, call.params, key_names)
         return result
 
-    def _remember(self, region: str, call: Call, key_names: _KeyNamesOnce, *, failed_over: bool) -> None:
-        """Remember that ``region`` took what the write touched (see
-        :mod:`regionproxy._routing.router`). The write was applied: nothing here may
-        turn that into an error."""
+    def _remember(
+        self, region: str, call: Call, key_names: _KeyNamesOnce, *, failed_over: bool, uncertain: bool = False
+    ) -> None:
+        """Remember that ``region`` took what the write touched, or, when
+        ``uncertain``, may have (see :mod:`regionproxy._routing.router`). The
+        write was (or may have been) applied: nothing here may turn that
+        into an error, nor change the error the caller gets."""
         try:
             keys: list[tuple[str, Any]] | None = [
                 (table, key_fingerprint(key)) for table, key in call.written_keys(lambda table: key_names(table, region))
@@ -403,7 +415,7 @@ class RegionSession:
                 )
             keys, tables = None, call.tables
         try:
-            self._sticky.remember(region, tables, keys)
+            self._sticky.remember(region, tables, keys, uncertain=uncertain)
         except Exception:  # noqa: BLE001 - see the docstring
             log.exception("regionproxy: read-your-writes bookkeeping failed after a %s", call.operation)
 
