@@ -33,7 +33,6 @@ first that serves.
   tables' writes of unknown items; any other read: every write of its
   tables), wherever they landed: any other region may not have them yet.
   The answer is still returned.
-
 - A write that failed but may have been applied (it met a fault that may
   have applied it: :class:`~regionproxy.errors.AmbiguousWriteError`, or an
   idempotent write's :class:`~regionproxy.errors.AllRegionsFailed` or later
@@ -45,7 +44,9 @@ first that serves.
   where they see it if it was applied. But it is *uncertain*: no region is
   known to have it, and one that may have it may still lack it, so no
   answer to a read that may see it (by the rule above) is cached, from any
-  region, until it stops counting. The answer is still returned.
+  region, until it stops counting. The answer is still returned. (As for
+  any write, a later write of its item takes its place for reads of that
+  item; a query or scan of its table sees it until it stops counting.)
 
 Writes that land at home matter only for the cache and to end earlier
 entries: the session skips them when it has no cache and nothing of their
@@ -152,8 +153,11 @@ class _TableWrites:
 
 class StickyWrites:
     """Remember, for a short window, which region took each of the session's
-    writes; say where a read must go and whether its answer may be cached
-    (the rules are in :mod:`regionproxy._routing.router`).
+    writes, or may have (a write that failed after an attempt that may have
+    applied it: *uncertain*, it moves entries as a write there would, and
+    keeps every answer that may see it out of the cache); say where a read
+    must go and whether its answer may be cached (the rules are in
+    :mod:`regionproxy._routing.router`).
 
     :param seconds: the window; 0 turns read-your-writes off.
     :param home: the region writes go to when nothing fails (the local
