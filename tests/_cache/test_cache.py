@@ -495,7 +495,7 @@ class Backend:
         self.calls = []
         self.answer_from = None
 
-    def __call__(self, call, plan, *, hedge=True):
+    def __call__(self, call, plan, *, hedge=True, maybe_applied=None):
         import copy
 
         region = self.answer_from or plan[0]
@@ -841,7 +841,7 @@ def test_a_read_between_a_failed_over_write_and_its_read_your_writes_bookkeeping
 
     answer = backend.__call__
 
-    def by_region(call, plan, *, hedge=True):
+    def by_region(call, plan, *, hedge=True, maybe_applied=None):
         result, region = answer(call, plan, hedge=hedge)
         if call.operation == "GetItem":
             result = copy.deepcopy(result)
@@ -882,7 +882,7 @@ class IdMaps(Backend):
     """Answers each GetItem with an item whose map attribute is keyed by ids
     (one of its own per item): a shape of its own per item."""
 
-    def __call__(self, call, plan, *, hedge=True):
+    def __call__(self, call, plan, *, hedge=True, maybe_applied=None):
         if call.operation != "GetItem":
             return super().__call__(call, plan, hedge=hedge)
         self.calls.append((call.operation, dict(call.params), plan[0]))
@@ -1031,7 +1031,7 @@ class DescribeDenied(Backend):
         self.hold = hold
         self.entered = threading.Event()
 
-    def __call__(self, call, plan, *, hedge=True):
+    def __call__(self, call, plan, *, hedge=True, maybe_applied=None):
         if call.operation != "DescribeTable":
             return super().__call__(call, plan, hedge=hedge)
         from botocore.exceptions import ClientError

@@ -101,7 +101,7 @@ class Regions:
         self.calls = []  # (operation, plan, hedged, region that answered)
         self.answer_from = None
 
-    def __call__(self, call, plan, *, hedge=True):
+    def __call__(self, call, plan, *, hedge=True, maybe_applied=None):
         region = self.answer_from or plan[0]
         self.calls.append((call.operation, plan, hedge, region))
         items, params = self.items[region], call.params
