@@ -12,7 +12,7 @@ guards the dictionaries, never the I/O.
 Entries are keyed by table and the names :mod:`regionproxy._cache.keys`
 gives reads (an item's key, or a query's whole request, in wire format or in
 Python values); a query page is also filed under tags, so that a write drops
-every page that could hold its item. The key functions are re-exported here.
+every page that could hold its item.
 
 A hit is a lock-free dictionary read and a copy made by a plan worked out
 when the entry was stored (see :mod:`regionproxy._cache.copies`, which also keeps
@@ -41,37 +41,15 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from regionproxy._cache.copies import copier, copy_plan
-from regionproxy._cache.keys import (
-    QUERY,
-    VALUES,
-    item_key_fingerprint,
-    query_tags,
-    request_fingerprint,
-    values_key_fingerprint,
-    wire_key_fingerprint,
-    write_tags,
-)
+from regionproxy._cache.keys import VALUES, write_tags
 from regionproxy._config.settings import CachePolicy
+from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import KeyNames, tables_of, written_keys
 from regionproxy._forks import reset_after_fork
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheDropped
 
-__all__ = [
-    "EXPIRED",
-    "Key",
-    "MISS",
-    "QUERY",
-    "ReadCache",
-    "SIZE",
-    "VALUES",
-    "item_key_fingerprint",
-    "query_tags",
-    "request_fingerprint",
-    "values_key_fingerprint",
-    "wire_key_fingerprint",
-    "write_tags",
-]
+__all__ = ["EXPIRED", "Key", "MISS", "ReadCache", "SIZE"]
 
 MISS = object()  # lookup(): nothing fresh under that key
 SIZE, EXPIRED = "size", "expired"  # why an entry was dropped
@@ -437,7 +415,7 @@ class ReadCache:
         except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
             keys = []
         for table, key in keys:
-            fingerprint = item_key_fingerprint(key)
+            fingerprint = key_fingerprint(key)
             if fingerprint is None:  # not a key botocore sends as it is: the write may still name the item
                 self.invalidate_table(table)
             else:
