@@ -107,6 +107,35 @@ def test_a_caller_who_changes_any_part_of_a_hit_does_not_change_the_next_callers
     assert len(backend.reads()) == 1, "the later reads were hits"
 
 
+class ExchangeHeaders(Backend):
+    """Answers a GetItem as DynamoDB does: with the headers of its HTTP
+    exchange (its date, length, checksum) and a request id of its own."""
+
+    def __call__(self, call, plan, *, hedge=True):
+        result, region = super().__call__(call, plan, hedge=hedge)
+        if call.operation == "GetItem":
+            request_id = f"r{len(self.calls)}"
+            headers = {**result["ResponseMetadata"]["HTTPHeaders"], "x-amzn-requestid": request_id}
+            headers.update({"date": "Tue, 25 Nov 2026 09:43:00 GMT", "content-length": "350", "x-amz-crc32": "99"})
+            result["ResponseMetadata"].update(RequestId=request_id, HTTPHeaders=headers)
+        return result, region
+
+
+@pytest.mark.parametrize("surface", ["client", "table"])
+def test_a_hit_answers_the_metadata_of_the_call_that_loaded_it(surface):
+    session = _session(ExchangeHeaders())
+    if surface == "client":
+        read = lambda: session.client.get_item(TableName="Items", Key=KEY)  # noqa: E731
+    else:
+        read = lambda: session.table("Items").get_item(Key={"pk": "a"})  # noqa: E731
+    miss = read()["ResponseMetadata"]
+    for _ in range(2):
+        hit = read()["ResponseMetadata"]
+        assert typed(hit) == typed(miss)
+        assert hit["RequestId"] == hit["HTTPHeaders"]["x-amzn-requestid"] == "r1", "the request that loaded the answer"
+    assert len(session.attempts.run.reads()) == 1
+
+
 def test_a_client_hit_answers_exactly_what_the_uncached_call_answered(session, backend):
     uncached = _session(Backend(), tables=["Other"]).client.get_item(TableName="Items", Key=KEY)
     session.client.get_item(TableName="Items", Key=KEY)

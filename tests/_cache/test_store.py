@@ -4,10 +4,11 @@ fork safety; and the cache's policy."""
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 
-from regionproxy._cache.store import ReadCache
+from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._config.settings import CachePolicy
 from tests._cache.conftest import bounded
 
@@ -377,3 +378,95 @@ def test_dropping_everything_frees_the_entries_after_releasing_the_lock(cache):
     cache.invalidate_write("ExecuteStatement", {"Statement": "UPDATE `t` SET v=1"}, lambda table: ("pk",))
     assert Answer.freed_under_the_lock == [False] * 20
     assert len(cache) == 0
+
+
+# -- the store: cachetools' TLRUCache, under the cache's lock ----------------------
+
+
+def test_expired_entries_go_when_another_is_stored_and_count_as_expired(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock)
+    for n in range(10):
+        cache.get_or_load(("t", n), lambda n=n: n)
+    clock.now = 6
+    cache.get_or_load(("t", "new"), lambda: "new")
+    assert cache.counts() == {"entries": 1, "evictions": 0, "expiries": 10}
+    assert [(event.table, event.reason, event.count) for event in cache.take_dropped()] == [("t", "expired", 10)]
+
+
+def test_an_entry_of_a_dropped_table_goes_when_its_key_is_read(clock):
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock)
+    cache.get_or_load(("t", "k"), lambda: "old")
+    cache.invalidate_table("t")
+    assert cache.lookup(("t", "k")) is MISS
+    assert cache.counts() == {"entries": 0, "evictions": 0, "expiries": 0}
+    assert cache.get_or_load(("t", "k"), lambda: "new") == ("new", False)
+    assert len(cache) == 1
+
+
+def test_an_expired_page_dropped_while_it_is_loaded_again_is_still_dropped_by_a_write(clock):
+    """The page's load in flight is filed under the page's tags: the expired
+    entry going meanwhile must not take them with it, or a write during the
+    load would not find the load, and the page from before the write would
+    be kept."""
+    from regionproxy._cache.keys import QUERY, write_tags
+
+    cache = ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock)
+    page, tags = ("t", QUERY, "pk=a"), (("t", "pk", ("S", "a")),)
+    cache.get_or_load(page, lambda: "first", tags=tags)
+    clock.now = 6  # the page expired
+
+    def load():
+        cache.get_or_load(("t", "other"), lambda: "x")  # a store meanwhile drops the expired page
+        cache.invalidate_item("t", (("pk", ("S", "a")),))  # a write of the partition lands
+        assert ("t", "pk", ("S", "a")) in write_tags("t", (("pk", ("S", "a")),))
+        return "from before the write"
+
+    assert cache.get_or_load(page, load, tags=tags) == ("from before the write", False)
+    assert cache.get_or_load(page, lambda: "after", tags=tags) == ("after", False)
+
+
+def _ten_attribute_answers(form, count):
+    """GetItem answers of ``count`` 10-attribute items (strings, numbers,
+    string sets), as bench_cache.py caches them, each with its own metadata."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    for n in range(count):
+        item = {"pk": f"m-{n}"}
+        for a in range(1, 10):
+            item[f"a{a}"] = f"value {a}" if a % 3 == 0 else Decimal(a) if a % 3 == 1 else {f"x{a}", f"y{a}"}
+        if form == "wire":
+            item = {name: serialize(value) for name, value in item.items()}
+        request_id = f"{n:052}"
+        headers = {"server": "Server", "date": "Tue, 25 Nov 2026 09:43:00 GMT", "content-type": "application/x-amz-json-1.0",
+                   "content-length": "312", "connection": "keep-alive", "x-amzn-requestid": request_id, "x-amz-crc32": "3415911"}  # fmt: skip
+        metadata = {"RequestId": request_id, "HTTPStatusCode": 200, "HTTPHeaders": headers, "RetryAttempts": 0}
+        yield f"m-{n}", {"Item": item, "ResponseMetadata": metadata}
+
+
+@pytest.mark.parametrize("form", ["wire", "values"])
+def test_a_cached_10_attribute_item_takes_at_most_1_kib(form):
+    """What stays allocated per cached item (tracemalloc): entry, key,
+    store and the item packed, with a request id of its own (52 characters,
+    as DynamoDB's)."""
+    import gc
+    import tracemalloc
+
+    from regionproxy._cache.keys import VALUES
+
+    count = 2_000
+    cache = ReadCache(CachePolicy(maxsize=count, ttl=3600))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for key, answer in _ten_attribute_answers(form, count):  # each made, cached, and let go
+            fingerprint = (("pk", ("S", key)),)
+            cache.get_or_load(("t", fingerprint) if form == "wire" else ("t", fingerprint, VALUES), lambda answer=answer: answer)
+        del key, answer
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == count
+    assert used / count <= 1024, f"{used / count:.0f} bytes per item"
