@@ -134,6 +134,13 @@ def test_packed_answers_unpack_equal_with_the_same_types_sharing_nothing_mutable
         assert not {id(part) for part in containers(copies[1])} & mine, "nor with another hit"
 
 
+def _nested(depth):
+    value = ["bottom"]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -142,6 +149,7 @@ def test_packed_answers_unpack_equal_with_the_same_types_sharing_nothing_mutable
         pytest.param({"Item": {"b": {Binary(b"x"), "y"}}}, id="a-set-of-mixed-types"),
         pytest.param({"Items": [{"b": Binary(bytearray(b"x"))}]}, id="a-binary-holding-a-bytearray"),
         pytest.param({(1, 2): "x"}, id="a-key-that-is-not-a-string-or-an-int"),
+        pytest.param({"Item": {"l": _nested(80)}}, id="nested-deeper-than-dynamodb-allows"),
         pytest.param(object(), id="an-object"),
     ],
 )

@@ -409,7 +409,7 @@ def keeper(value: Any) -> tuple[Any, Callable[[Any], Any]]:
     itself when it cannot be packed."""
     try:
         return _packed(value)
-    except _Unpackable:
+    except (_Unpackable, ValueError, RecursionError):  # (marshal's limits too)
         return value, copier(copy_plan(value))
 
 

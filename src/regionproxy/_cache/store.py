@@ -407,10 +407,10 @@ class ReadCache:
         """Under the lock: ``entry`` has left ``_entries`` (expired, for room,
         or its table was dropped)."""
         self._forget(key, entry)
-        if key not in self._flights:
-            # (A load of the key in flight filed the same tags: a write
-            # during it must still find it.)
-            self._unfile(key, entry.tags)
+        flight = self._flights.get(key)
+        # A load of the key in flight is filed under its own tags: a write
+        # during the load must still find it.
+        self._unfile(key, entry.tags if flight is None else tuple(tag for tag in entry.tags if tag not in flight.tags))
         if entry.generation.live:  # dropped with its table already: neither evicted nor expired
             self._count(key[0], reason)
 
