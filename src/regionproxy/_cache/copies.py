@@ -31,12 +31,12 @@ more than it saves.
 - The functions that unpack entries are shared, interpreted until hot and
   bounded the same way, in the same table.
 
-What packing costs (Python 3.11; ``benchmarks/bench_cache.py`` has the
-whole hits): a 10-attribute item unpacks in 1.55 us in wire format and
-1.34 us in Python values, where a copy took 1.02 and 0.51 us, and a hit
+What packing costs (Python 3.11, with its metadata; ``benchmarks/bench_cache.py``
+has the whole hits): a 10-attribute item unpacks in 1.7 us in wire format
+and 1.5 us in Python values, where a copy took 1.0 and 0.5 us, and a hit
 stays under 5 us on both surfaces. An item of 100 attributes, a third of
-them numbers and a third sets, unpacks in 11.8 us in Python values, where
-a copy that shares its strings and numbers took 2.8 us: every string of a
+them numbers and a third sets, unpacks in 11 us in Python values, where a
+copy that shares its strings and numbers took 2.6 us: every string of a
 hit is new.
 """
 
