@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from regionproxy._dynamodb.calls import Call
-from regionproxy._dynamodb.operations import CONTROL, READ, WRITE, key_fingerprint
+from regionproxy._dynamodb.keys import key_fingerprint
+from regionproxy._dynamodb.operations import CONTROL, READ, WRITE
 from regionproxy._routing.router import Router, StickyWrites
 from tests.support import FakeClock
 

@@ -4,11 +4,14 @@ cached answer it affects.
 A ``GetItem`` answer is stored under ``(table, key fingerprint)`` in wire
 format and ``(table, key fingerprint, VALUES)`` in Python values (what the
 Table surface returns: a hit deserialises nothing); a query page under
-``(table, QUERY, request)`` and ``(table, QUERY, request, VALUES)``. A key
-fingerprint names an item as DynamoDB does (numbers by value, binary as
-bytes) whichever form the key came in, so a write names the same entries as
-the reads of its item; a request fingerprint tells apart requests that
-botocore would send differently.
+``(table, QUERY, request)`` and ``(table, QUERY, request, VALUES)``. The
+key fingerprint is the one item name read-your-writes uses too
+(:mod:`regionproxy._dynamodb.keys`: numbers by value, exactly, binary as
+bytes, whichever form the key came in), so a write names the same entries
+as the reads of its item; a request fingerprint tells apart requests that
+botocore would send differently. Which reads are cached at all, and under
+which key, is :func:`read_cache_key` (and :func:`get_item_cache_key`, which
+the session asks before it describes a GetItem).
 
 A query page is also filed under tags: ``(table, attribute, value)`` for
 each equality of its key condition, or ``(table, None)`` when it has none
@@ -17,7 +20,7 @@ key's attributes and the table's ``None`` tag (:func:`write_tags`).
 
 What these functions cannot name exactly gets None: such a read bypasses
 the cache, and such a write drops its whole table. Use them to build the
-keys :class:`~regionproxy._cache.store.ReadCache` stores under (it re-exports them).
+keys :class:`~regionproxy._cache.store.ReadCache` stores under.
 
 A request the SDK would refuse before sending never gets a name: its
 answer is never a hit (the uncached call then raises the SDK's own error).
@@ -30,126 +33,58 @@ Table-level control-plane calls that change a table's items or key schema
 (:func:`changed_tables`: DeleteTable, CreateTable, UpdateTable, restores,
 ImportTable) drop the whole table, whatever their outcome.
 """
-
 from __future__ import annotations
 
-import decimal
 import re
 from collections.abc import Hashable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary
+from regionproxy._dynamodb.keys import key_fingerprint
 
 VALUES = "values"  # the third part of a Python-value item key
 QUERY = "Query"  # the second part of a query key
 
 
-# Numbers by value at DynamoDB's precision (38 digits) and more: the default
-# decimal context's 28 would round two different keys to one.
-_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-# What DynamoDB reads as a number (``Decimal`` also reads "1_000", " 1",
-# "Infinity" and non-ASCII digits, which DynamoDB refuses).
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Only plain eventually consistent GetItems are cached: ConsistentRead,
+# projections and capacity reports change the answer, so they bypass it.
+CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
 
 
-def _number(raw: str) -> str | None:
-    if _NUMBER.fullmatch(raw) is None:
+def get_item_cache_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The cache's key for a wire-format GetItem, ``(table, key
+    fingerprint)``, or None when it bypasses the cache. The session looks a
+    GetItem up by it before it describes the call (a hit then builds
+    nothing); :func:`read_cache_key` gives the same key."""
+    table = params.get("TableName")
+    if not isinstance(table, str) or "Key" not in params:
         return None
-    number = Decimal(raw)
-    return str(number.normalize(_EXACT)) if number else "0"
-
-
-def item_key_fingerprint(key: Any) -> Hashable | None:
-    """The cache's name for the item a wire-format key names: ``((name,
-    (kind, value)), ...)`` sorted, numbers by value (``{"N": "1.0"}`` is
-    ``{"N": "1"}``), binary as bytes (botocore sends ``{"B": "a"}`` as the
-    bytes of "a"); None when the key is not one botocore would send as it
-    is (not a dict, a name that is not a string, a value of another type):
-    such a read bypasses the cache, to get botocore's own error, and such a
-    write drops its whole table."""
-    if not isinstance(key, dict) or not key:
+    # Both are there: so the keys are within CACHEABLE_GET, ConsistentRead
+    # False, when there are two of them, or three with ConsistentRead False
+    # (a length test costs a third of ``params.keys() <= CACHEABLE_GET``).
+    if len(params) != 2 and (len(params) != 3 or params.get("ConsistentRead", True) is not False):
         return None
-    parts = []
-    for name, value in key.items():
-        if not isinstance(name, str) or not isinstance(value, dict) or len(value) != 1:
-            return None
-        ((kind, raw),) = value.items()
-        if kind == "S" and isinstance(raw, str):
-            part: Any = ("S", str.__str__(raw))
-        elif kind == "N" and isinstance(raw, str):
-            number = _number(raw)
-            if number is None:
-                return None
-            part = ("N", number)
-        elif kind == "B" and isinstance(raw, bytes | bytearray):
-            part = ("B", bytes(raw))
-        elif kind == "B" and isinstance(raw, str):
-            try:
-                part = ("B", raw.encode("utf-8"))  # as botocore encodes it
-            except UnicodeEncodeError:
-                return None
-        else:
-            return None
-        parts.append((str.__str__(name), part))
-    parts.sort()
-    return tuple(parts)
+    fingerprint = key_fingerprint(params["Key"])  # None: not a key botocore sends as it is
+    return None if fingerprint is None else (table, fingerprint)
 
 
-def wire_key_fingerprint(key: Any) -> Hashable | None:
-    """:func:`item_key_fingerprint`, with a fast path for the common key of
-    strings (``{"pk": {"S": "a"}}``): a hit's whole cost is a few
-    microseconds."""
-    if type(key) is dict:
-        parts = []
-        for name, value in key.items():
-            if type(value) is not dict or len(value) != 1 or type(name) is not str:
-                break
-            raw = value.get("S")
-            if type(raw) is not str:
-                break
-            parts.append((name, ("S", raw)))
-        else:
-            if parts:
-                parts.sort()
-                return tuple(parts)
-    return item_key_fingerprint(key)
-
-
-def values_key_fingerprint(key: Mapping[str, Any]) -> Hashable | None:
-    """The :func:`item_key_fingerprint` of a key given in Python values
-    (``{"pk": "a", "n": Decimal(1)}``), without serialising it; None when a
-    value is not one boto3's serializer sends as it is (the uncached path
-    then raises what boto3 raises): a number is read with boto3's own
-    context (38 digits, rounding refused), as ``TypeSerializer`` reads it."""
-    if type(key) is not dict or not key:
-        return None
-    parts = []
-    for name, value in key.items():
-        if type(name) is not str:
-            return None
-        cls = type(value)
-        if cls is str:
-            parts.append((name, ("S", value)))
-        elif cls is Decimal or cls is int:
-            try:
-                number = DYNAMODB_CONTEXT.create_decimal(value)  # boto3's _serialize_n, or its error
-            except decimal.DecimalException:
-                return None
-            if not number.is_finite():
-                return None
-            parts.append((name, ("N", str(number.normalize(_EXACT)) if number else "0")))
-        elif cls is Binary:
-            raw = value.value  # reassignable: boto3 sends whatever it holds
-            if type(raw) is not bytes and type(raw) is not bytearray:
-                return None
-            parts.append((name, ("B", bytes(raw))))
-        elif cls is bytes or cls is bytearray:
-            parts.append((name, ("B", bytes(value))))
-        else:
-            return None
-    parts.sort()
-    return tuple(parts)
+def read_cache_key(operation: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The cache's key for a wire-format read, or None when it bypasses the
+    cache: a GetItem of a whole item, ``(table, key fingerprint)``; an
+    eventually consistent Query without a capacity report, ``(table, QUERY,
+    the whole request)``. BatchGetItem is cached item by item."""
+    if operation == "GetItem":
+        return get_item_cache_key(params)
+    if operation == "Query":
+        table = params.get("TableName")
+        if (
+            params.get("ConsistentRead", False) is False
+            and isinstance(table, str)
+            and params.get("ReturnConsumedCapacity", "NONE") == "NONE"
+        ):
+            fingerprint = request_fingerprint(params)
+            return None if fingerprint is None else (table, QUERY, fingerprint)
+    return None
 
 
 class _Unknown(Exception):
@@ -244,7 +179,7 @@ def query_tags(table: str, params: Mapping[str, Any]) -> tuple[Hashable, ...]:
 def _equality_tag(table: str, name: Any, value: Any) -> Hashable:
     """The tag of ``name = value`` in a key condition; ``(table, None)``
     when the value names no key exactly (every write to the table drops it)."""
-    fingerprint = item_key_fingerprint({name: value})
+    fingerprint = key_fingerprint({name: value})
     return (table, *fingerprint[0]) if fingerprint else (table, None)
 
 

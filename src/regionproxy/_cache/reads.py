@@ -21,12 +21,13 @@ import contextvars
 from collections.abc import Callable
 from typing import Any
 
-from regionproxy._cache.keys import VALUES, item_key_fingerprint, values_key_fingerprint, wire_key_fingerprint
+from regionproxy._cache.keys import CACHEABLE_GET, VALUES, get_item_cache_key, query_tags, read_cache_key
 from regionproxy._cache.store import MISS, ReadCache
-from regionproxy._dynamodb.calls import CACHEABLE_GET, Call, get_item_cache_key
+from regionproxy._dynamodb.calls import Call
+from regionproxy._dynamodb.keys import key_fingerprint, values_key_fingerprint
 from regionproxy.events import CacheLookup, Hooks
 
-# Reads the cache may answer (Call.cache_key says which requests of them).
+# Reads the cache may answer (read_cache_key says which requests of them).
 _CACHED_READS = frozenset({"GetItem", "Query", "BatchGetItem"})
 _BATCH_SPEC = frozenset({"Keys", "ConsistentRead"})
 # Set while the Python-value client loads a read for its own cache form:
@@ -71,7 +72,7 @@ class CachedReads:
         cache = self.cache
         if call.operation == "BatchGetItem":
             return self._batch_get(call)
-        key = call.cache_key
+        key = read_cache_key(call.operation, call.params)
         if key is None or not cache.caches(key[0]):
             return self._load(call)
         result = self._cached(key, call.operation)  # the hit path, with nothing a miss needs
@@ -79,7 +80,8 @@ class CachedReads:
             return result
         if call.operation == "GetItem":
             return self._load_once(key, call.operation, lambda: self._load(call), negative=_no_item)
-        return self._load_once(key, call.operation, lambda: self._load(call), tags=call.query_tags)
+        tags = query_tags(key[0], call.params)
+        return self._load_once(key, call.operation, lambda: self._load(call), tags=tags)
 
     def withhold(self, call: Call) -> None:
         """Keep the answer now being loaded for ``call`` out of the cache, in
@@ -93,11 +95,11 @@ class CachedReads:
                 return
             for table, spec in request.items():
                 for key in spec.get("Keys", ()) if isinstance(spec, dict) else ():
-                    fingerprint = wire_key_fingerprint(key)
+                    fingerprint = key_fingerprint(key)
                     if fingerprint is not None:
                         cache.invalidate((table, fingerprint))
             return
-        key = call.cache_key if call.operation in _CACHED_READS else None
+        key = read_cache_key(call.operation, call.params) if call.operation in _CACHED_READS else None
         if key is not None:
             cache.invalidate(key)
             cache.invalidate((*key, VALUES))
@@ -116,15 +118,14 @@ class CachedReads:
         """
         cache = self.cache
         if operation == "Query":
-            call = Call(operation, params)
-            key = call.cache_key
+            key = read_cache_key(operation, params)
             if key is None or not cache.caches(key[0]):
                 return load()
             key = (*key, VALUES)
             result = self._cached(key, operation)
             if result is not MISS:
                 return result
-            return self._load_values(key, operation, load, tags=call.query_tags)
+            return self._load_values(key, operation, load, tags=query_tags(key[0], params))
         if operation != "GetItem" or not params.keys() <= CACHEABLE_GET:
             return load()
         table = params.get("TableName")
@@ -213,7 +214,7 @@ class CachedReads:
             ):
                 send[table] = spec
                 continue
-            prints = {wire_key_fingerprint(key): key for key in keys}
+            prints = {key_fingerprint(key): key for key in keys}
             if None in prints:  # a key botocore does not send as it is: let it say why
                 send[table] = spec
                 continue
@@ -265,14 +266,14 @@ class CachedReads:
             names = tuple(next(iter(missing.values())))
             left = set(missing)
             for item in (response.get("Responses") or {}).get(table, ()):
-                fingerprint = item_key_fingerprint({name: item[name] for name in names if name in item})
+                fingerprint = key_fingerprint({name: item[name] for name in names if name in item})
                 left.discard(fingerprint)
                 flight = flights.get((table, fingerprint))
                 if flight is not None:
                     answer = {"Item": item, "ResponseMetadata": metadata} if metadata is not None else {"Item": item}
                     self.cache.answer(flight, answer, negative=False)
             for key in (unprocessed.get(table) or {}).get("Keys", ()):
-                left.discard(item_key_fingerprint(key))
+                left.discard(key_fingerprint(key))
             for fingerprint in left:
                 flight = flights.get((table, fingerprint))
                 if flight is not None:

@@ -12,39 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
-from regionproxy._cache.keys import QUERY, query_tags, request_fingerprint, wire_key_fingerprint
+from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import (
     KeyNames,
     is_idempotent,
     is_strongly_consistent,
-    key_fingerprint,
     kind_of,
     read_keys,
     tables_of,
     written_keys,
 )
 
-# Only plain eventually consistent GetItems are cached: ConsistentRead,
-# projections and capacity reports change the answer, so they bypass it.
-CACHEABLE_GET = frozenset({"TableName", "Key", "ConsistentRead"})
 _T = TypeVar("_T")
-
-
-def get_item_cache_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """The read cache's key for a wire-format GetItem, ``(table, key
-    fingerprint)``, or None when it bypasses the cache. The session looks a
-    GetItem up by it before it builds a :class:`Call` (a hit then builds
-    nothing), and :attr:`Call.cache_key` gives the same key."""
-    table = params.get("TableName")
-    if not isinstance(table, str) or "Key" not in params:
-        return None
-    # Both are there: so the keys are within CACHEABLE_GET, ConsistentRead
-    # False, when there are two of them, or three with ConsistentRead False
-    # (a length test costs a third of ``params.keys() <= CACHEABLE_GET``).
-    if len(params) != 2 and (len(params) != 3 or params.get("ConsistentRead", True) is not False):
-        return None
-    fingerprint = wire_key_fingerprint(params["Key"])  # None: not a key botocore sends as it is
-    return None if fingerprint is None else (table, fingerprint)
 
 
 class _lazy(Generic[_T]):
@@ -103,9 +82,14 @@ class Call:
     def read_keys(self) -> list[tuple[str, Hashable]] | None:
         """``(table, key fingerprint)`` of each item a read names (GetItem,
         BatchGetItem, TransactGetItems); None for a read of whatever matches
-        (Query, Scan, PartiQL SELECT)."""
+        (Query, Scan, PartiQL SELECT), and for one that names a key
+        :func:`~regionproxy._dynamodb.keys.key_fingerprint` cannot name (it
+        is read as a read of its whole tables)."""
         keys = read_keys(self.operation, self.params)
-        return None if keys is None else [(table, key_fingerprint(key)) for table, key in keys]
+        if keys is None:
+            return None
+        named = [(table, key_fingerprint(key)) for table, key in keys]
+        return None if any(fingerprint is None for _, fingerprint in named) else named
 
     @_lazy
     def repeatable(self) -> bool:
@@ -119,27 +103,3 @@ class Call:
         :class:`~regionproxy._dynamodb.operations.UnnamedKeys` for a PartiQL write
         whose item its statement does not name."""
         return written_keys(self.operation, self.params, key_names)
-
-    @_lazy
-    def cache_key(self) -> tuple[Any, ...] | None:
-        """The read cache's key for this read, or None when it bypasses the
-        cache: a GetItem of a whole item, ``(table, key fingerprint)``; an
-        eventually consistent Query without a capacity report, ``(table,
-        QUERY, the whole request)``. BatchGetItem is cached item by item."""
-        params = self.params
-        if self.operation == "GetItem":
-            return get_item_cache_key(params)
-        if self.operation == "Query":
-            if (
-                params.get("ConsistentRead", False) is False
-                and isinstance(params.get("TableName"), str)
-                and params.get("ReturnConsumedCapacity", "NONE") == "NONE"
-            ):
-                fingerprint = request_fingerprint(params)
-                return None if fingerprint is None else (params["TableName"], QUERY, fingerprint)
-        return None
-
-    @_lazy
-    def query_tags(self) -> tuple[Any, ...]:
-        """What invalidates this Query's cached page (:func:`regionproxy._cache.keys.query_tags`)."""
-        return query_tags(self.params["TableName"], self.params)

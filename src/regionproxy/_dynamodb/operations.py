@@ -20,8 +20,7 @@ the call's tables unknown (``[]``: everything).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Mapping
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from regionproxy._dynamodb.update_expressions import attribute_updates_are_idempotent, update_is_idempotent
@@ -217,31 +216,6 @@ def read_keys(operation: str, params: Mapping[str, Any]) -> list[tuple[str, Any]
     except (KeyError, TypeError, AttributeError):
         return None
     return None
-
-
-def key_fingerprint(key: Any) -> Hashable:
-    """A hashable, order-independent form of a wire-format key, with numbers
-    by value: ``{"N": "1"}`` and ``{"N": "1.0"}`` name the same item, as
-    they do in DynamoDB."""
-    if not isinstance(key, Mapping):
-        return repr(key)
-    return tuple(sorted((str(name), _value_fingerprint(value)) for name, value in key.items()))
-
-
-def _value_fingerprint(value: Any) -> Hashable:
-    if isinstance(value, Mapping) and len(value) == 1:
-        kind, raw = next(iter(value.items()))
-        if kind == "N" and isinstance(raw, str):
-            try:
-                number = Decimal(raw)
-            except InvalidOperation:
-                return ("N", raw)
-            if number.is_finite():
-                return ("N", str(number.normalize()) if number else "0")
-            return ("N", raw)
-        if kind in ("S", "B") and isinstance(raw, str | bytes | bytearray):
-            return (kind, bytes(raw) if kind == "B" and not isinstance(raw, str) else raw)
-    return repr(value)
 
 
 # -- PartiQL: which table and item a statement names ---------------------------------

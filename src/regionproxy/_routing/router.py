@@ -7,11 +7,14 @@ first that serves.
 :class:`StickyWrites` keeps read-your-writes, by these rules:
 
 - Every write of the session is remembered for ``sticky_seconds`` with the
-  region that took it: per item it names (only an item's latest write
-  counts), and per table. A write whose items cannot be named (a put whose
-  key schema is unknown, a PartiQL statement that does not state the whole
-  key) counts as a write of any item of its tables, and of any table when
-  its tables cannot be read either.
+  region that took it: per item it names, by the item-key fingerprint the
+  cache uses too (:func:`regionproxy._dynamodb.keys.key_fingerprint`; only
+  an item's latest write counts), and per table. A write whose items cannot
+  be named (a put whose key schema is unknown, a PartiQL statement that
+  does not state the whole key, a key the fingerprint cannot name) counts
+  as a write of any item of its tables, and of any table when its tables
+  cannot be read either. Likewise an item read whose keys cannot all be
+  named is read as a read of its tables (:attr:`Call.read_keys` is None).
 - A write failed over when it landed away from ``home`` (where writes go
   when nothing fails: the local region, or the primary). Reads follow
   failed-over writes, to the write's region first and unhedged:
@@ -204,13 +207,19 @@ class StickyWrites:
         uncertain: bool = False,
     ) -> None:
         """A write landed in ``region``: ``keys`` are ``(table, key_fingerprint)``
-        of the items it touched, or None when they could not be named;
+        of the items it touched, or None when they could not be named (so is
+        a fingerprint: None when the fingerprint cannot name a key);
         ``tables`` the tables it wrote ([] with ``keys`` None: unknown).
         ``uncertain``: it failed, and may (or may not) have landed there."""
         if not self.seconds:
             return
         uncertain = bool(uncertain)
         keys = list(keys) if keys is not None else None
+        if keys is not None and any(fingerprint is None for _, fingerprint in keys):
+            # A key that names no item for certain: the write counts as one
+            # of unknown items of its tables (those of its other keys too).
+            tables = list(dict.fromkeys([*tables, *(table for table, _ in keys)]))
+            keys = None
         tables = list(tables) or ([_ANY_TABLE] if keys is None else [])
         tables.extend(table for table, _ in keys or () if table not in tables)
         with self._lock:

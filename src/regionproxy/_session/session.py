@@ -31,7 +31,8 @@ from regionproxy._config.settings import (
     check_session_arguments,
 )
 from regionproxy._dynamodb.calls import Call
-from regionproxy._dynamodb.operations import READ, WRITE, key_fingerprint
+from regionproxy._dynamodb.keys import key_fingerprint
+from regionproxy._dynamodb.operations import READ, WRITE
 from regionproxy._dynamodb.schemas import KeySchemas
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import RegionBreaker

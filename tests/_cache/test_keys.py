@@ -1,0 +1,105 @@
+"""How the cache names reads: cache keys, request fingerprints, query tags."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from decimal import Decimal
+from types import MappingProxyType
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("params", "tags"),
+    [
+        pytest.param(
+            {"KeyConditionExpression": "pk = :p AND sk > :s", "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "b"}}},
+            {("t", "pk", ("S", "a"))},
+            id="partition-equality",
+        ),
+        pytest.param(
+            {"KeyConditionExpression": "(:p = #k) and #r <= :s", "ExpressionAttributeNames": {"#k": "pk", "#r": "sk"},
+             "ExpressionAttributeValues": {":p": {"N": "1.0"}, ":s": {"S": "b"}}},
+            {("t", "pk", ("N", "1"))},
+            id="placeholders-reversed-numbers-by-value",
+        ),  # fmt: skip
+        pytest.param(
+            {"KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}},
+            {("t", "pk", ("S", "a"))},
+            id="legacy-key-conditions",
+        ),
+        pytest.param(
+            {"IndexName": "g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "a"}}},
+            {("t", None)},
+            id="index-is-table-wide",
+        ),
+        pytest.param({"KeyConditionExpression": "begins_with(pk, :p)"}, {("t", None)}, id="no-equality-is-table-wide"),
+    ],
+)
+def test_query_tags_name_what_invalidates_a_query(params, tags):
+    from regionproxy._cache.keys import query_tags
+
+    assert set(query_tags("t", params)) == tags
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}}, ("T", (("pk", ("S", "a")),)), id="plain"),
+        pytest.param(
+            {"TableName": "T", "Key": {"sk": {"N": "1.0"}, "pk": {"S": "a"}}, "ConsistentRead": False},
+            ("T", (("pk", ("S", "a")), ("sk", ("N", "1")))),
+            id="two-attributes-numbers-by-value",
+        ),
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}, "ConsistentRead": True}, None, id="consistent"),
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}, "ConsistentRead": None}, None, id="consistent-none"),
+        pytest.param({"TableName": "T", "Key": {"pk": {"S": "a"}}, "AttributesToGet": ["pk"]}, None, id="projection"),
+        pytest.param({"TableName": "T", "Key": [("pk", {"S": "a"})]}, None, id="key-not-a-mapping"),
+        pytest.param({"TableName": b"T", "Key": {"pk": {"S": "a"}}}, None, id="table-not-a-string"),
+        pytest.param({"Key": {"pk": {"S": "a"}}, "ConsistentRead": False}, None, id="no-table"),
+    ],
+)
+def test_get_item_cache_key_is_the_calls_and_none_where_the_cache_is_bypassed(params, key):
+    from regionproxy._cache.keys import get_item_cache_key, read_cache_key
+
+    assert get_item_cache_key(params) == key
+    assert read_cache_key("GetItem", params) == key
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        pytest.param({"b": [1, {"S": "x"}], "a": None}, {"a": None, "b": [1, {"S": "x"}]}, id="key-order"),
+        pytest.param({"k": [1, 2]}, {"k": (1, 2)}, id="list-or-tuple"),
+        pytest.param({"k": {"B": b"x"}}, {"k": {"B": bytearray(b"x")}}, id="bytes-or-bytearray"),
+        pytest.param({"k": {"S": "x"}}, OrderedDict({"k": {"S": "x"}}), id="dict-or-dict-subclass"),
+    ],
+)
+def test_request_fingerprints_are_equal_for_equal_requests(one, other):
+    from regionproxy._cache.keys import request_fingerprint
+
+    assert request_fingerprint(one) == request_fingerprint(other)
+    assert hash(request_fingerprint(one)) == hash(request_fingerprint(other))
+
+
+def test_request_fingerprints_differ_for_different_requests():
+    from regionproxy._cache.keys import request_fingerprint
+
+    requests = [{"k": [1]}, {"k": [[1]]}, {"k": {"S": "1"}}, {"k": {"N": "1"}}, {"k": "1"}, {"k": ["[", 1]}, {"j": [1]},
+                {"k": [1.0]}, {"k": [True]}, {"k": [Decimal(1)]}]  # fmt: skip
+    assert len({request_fingerprint(request) for request in requests}) == len(requests)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param({"k": MappingProxyType({"S": "x"})}, id="a-mapping-not-a-dict"),
+        pytest.param({"k": {"SS": {"x"}}}, id="a-set"),
+        pytest.param({1: "x"}, id="a-name-not-a-string"),
+        pytest.param({"k": object()}, id="an-object"),
+    ],
+)
+def test_requests_botocore_would_refuse_or_not_send_as_they_are_have_no_fingerprint(request_):
+    from regionproxy._cache.keys import request_fingerprint
+
+    assert request_fingerprint(request_) is None
