@@ -382,7 +382,7 @@ def test_generated_requests_never_get_a_5xx(client, session, method, path, origi
 
 def test_the_admin_app_alone_answers_allowed_clients_only(session):
     monitor = HealthMonitor(session, interval=3600, probe=lambda replica: None)
-    client = Client(AdminApp(monitor, AdminAccess()))
+    client = Client(AdminApp(session, monitor, AdminAccess()))
     assert client.get("/status.json").status_code == 404, "no peer address: nothing there"
     response = client.get("/status.json", environ_base=LOOPBACK_PEER)
     assert response.status_code == 200
