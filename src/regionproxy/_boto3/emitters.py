@@ -127,7 +127,10 @@ def caller_registrations(events: Any) -> tuple[Registration, ...] | None:
                 for section, handlers in zip(_SECTIONS, values, strict=True):
                     for handler in handlers:
                         if (event, handler) not in _BUILTIN:
-                            unique_id, count = unique_ids.get(id(handler), (None, None))
+                            # The trie does not keep unique ids: one handler
+                            # registered under one, and elsewhere without,
+                            # gets it at its first place found.
+                            unique_id, count = unique_ids.pop(id(handler), (None, None))
                             found.append(Registration(event, handler, section, unique_id, count))
             pending.extend(((*path, chunk), child) for chunk, child in node["children"].items())
         return tuple(found)
