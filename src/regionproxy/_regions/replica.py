@@ -108,7 +108,9 @@ class Replica:
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send one operation (``"GetItem"``) to this region's client."""
-        client = self.client
+        if self._pid != os.getpid():  # self.client's check, without a second call on every call
+            self._create_client()
+        client = self._client
         method = self._methods.get(operation)
         if method is None:
             method = self._methods[operation] = getattr(client, xform_name(operation))

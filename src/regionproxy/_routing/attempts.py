@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
+from time import perf_counter
 from typing import Any
 
 from regionproxy._config.settings import Timeouts
@@ -120,27 +121,29 @@ class AttemptLoop:
         """The response and the region that gave it; or the error to raise.
         Reads are hedged when the session has a hedge policy, unless
         ``hedge`` is False (a read that must see a write made in ``plan[0]``)."""
-        tally = _Tally()
-        started = time.perf_counter()
+        started = perf_counter()
+        tally: _Tally | _Run
         try:
-            if self.hedger is not None and call.kind == READ and hedge:
-                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(c, p, tally, side))
+            if hedge and self.hedger is not None and call.kind == READ:
+                tally = _Tally()  # both sides' attempts
+                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(_Run(c, p, tally, side)))
             else:
-                result, region = self._attempt(call, plan, tally)
-            tally.region = region  # the one that served (with a hedge, not the last one started)
+                tally = run = _Run(call, plan)  # its own tally
+                result, region = self._attempt(run)
         except BaseException as error:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
-            self._finished(call, outcome, tally, started)
+            self._finished(call, outcome, tally.region, tally.attempts, started)
             raise
-        self._finished(call, OK, tally, started)
+        # The region that served (with a hedge, not the last one started).
+        self._finished(call, OK, region, tally.attempts, started)
         return result, region
 
-    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None = None) -> tuple[dict[str, Any], str]:
-        """Every region of ``plan`` in turn, until one serves (or, on one
-        side of a hedged read, until the other side has answered)."""
-        run = _Run(call, plan, tally, side)
+    def _attempt(self, run: _Run) -> tuple[dict[str, Any], str]:
+        """Every region of the run's plan in turn, until one serves (or, on
+        one side of a hedged read, until the other side has answered)."""
+        call, plan, side = run.call, run.plan, run.side
         for region in plan:
-            if run.abandoned() or (region != plan[0] and run.rest_answered()):
+            if side is not None and (side.abandoned or (region != plan[0] and side.rest_answered)):
                 # The other side of the hedge answered (perhaps before this
                 # side even started, in a busy pool): trying a region, even
                 # the first, would only send the read again. Or it has
@@ -148,7 +151,8 @@ class AttemptLoop:
                 break
             result = self._try_region(run, region)
             if result is not None:
-                self._charge_server_errors(run, region)
+                if run.server_errors:
+                    self._charge_server_errors(run, region)
                 return result, region
         if run.abandoned() or run.rest_answered():
             # The other side answered this very request: the 5xx this side
@@ -180,11 +184,11 @@ class AttemptLoop:
                 return None
             run.tally.attempts += 1
             run.tally.region = region
-            started = time.perf_counter()
+            started = perf_counter()
             try:
                 result = replica.call(call.operation, call.params)
             except Exception as error:
-                duration = time.perf_counter() - started
+                duration = perf_counter() - started
                 verdict = classify(error, throttling_is_fault=self.throttling_is_fault)
                 if not verdict.sent:
                     replica.breaker.released(ticket)  # the region said nothing
@@ -227,7 +231,7 @@ class AttemptLoop:
                 replica.breaker.released(ticket)
                 raise
             replica.breaker.succeeded(ticket)
-            self._emit_attempt(region, call, time.perf_counter() - started, OK, None)
+            self.hooks.emit(CallFinished(region, call.operation, call.kind, perf_counter() - started, OK, None))
             if failover:
                 self._failed_over(run, region, OK)
             return result
@@ -258,10 +262,8 @@ class AttemptLoop:
     def _failed_over(self, run: _Run, region: str, outcome: str) -> None:
         self.hooks.emit(FailedOver(run.call.operation, run.plan[0], region, run.reason, self._clock(), outcome))
 
-    def _finished(self, call: Call, outcome: str, tally: _Tally, started: float) -> None:
-        self.hooks.emit(
-            OperationFinished(call.operation, call.kind, outcome, tally.region, time.perf_counter() - started, tally.attempts)
-        )
+    def _finished(self, call: Call, outcome: str, region: str | None, attempts: int, started: float) -> None:
+        self.hooks.emit(OperationFinished(call.operation, call.kind, outcome, region, perf_counter() - started, attempts))
 
 
 class _Tally:
@@ -276,15 +278,18 @@ class _Tally:
 
 
 class _Run:
-    """What one pass over a plan has met so far."""
+    """What one pass over a plan has met so far. Unhedged, the call's only
+    pass: it is its own tally."""
 
-    __slots__ = ("call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason")
+    __slots__ = ("call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason", "attempts", "region")
 
-    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None) -> None:
+    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally | None = None, side: Side | None = None) -> None:
         self.call = call
         self.plan = plan
-        self.tally = tally
+        self.tally: _Tally | _Run = self if tally is None else tally
         self.side = side
+        self.attempts = 0
+        self.region: str | None = None
         self.errors: dict[str, BaseException] = {}
         self.server_errors: list[tuple[str, BaseException]] = []
         self.server_regions: set[str] = set()  # regions whose last answer was a 5xx

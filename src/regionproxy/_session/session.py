@@ -202,7 +202,10 @@ class RegionSession:
         self.key_schemas = KeySchemas(settings.key_schemas, self._describe, clock=monotonic)
         self.cache = ReadCache(settings.cache, clock=monotonic, wait_timeout=longest + 1.0) if settings.cache else None
         self.reads = CachedReads(self.cache, self._read, self.hooks) if self.cache is not None else None
-        self._sticky = StickyWrites(settings.sticky_seconds, home=self.router.plan(WRITE)[0], clock=monotonic)
+        # The Router is a value: these plans are what it answers every time
+        # (a read's, unless a recent write says otherwise).
+        self._read_plan, self._write_plan = self.router.plan(READ), self.router.plan(WRITE)
+        self._sticky = StickyWrites(settings.sticky_seconds, home=self._write_plan[0], clock=monotonic)
         self._clock = clock
         self._client: RegionClient | None = None
         self._resource: RegionResource | None = None
@@ -377,7 +380,7 @@ class RegionSession:
         summary = self.stats.summary()
         summary["failovers"]["recent"] = [
             {"operation": e.operation, "from": e.from_region, "to": e.to_region, "reason": e.reason, "at": e.at}
-            for e in list(self.stats.failovers)
+            for e in self.stats.recent_failovers()
         ]
         return {
             "local_region": self.local_region,
@@ -429,24 +432,30 @@ class RegionSession:
         ``values`` (what the Python-value client passes), both in Python
         values, through the Python-value cache where it applies."""
         reads = self.reads
-        if values is not None:
-            if reads is not None and (operation == "GetItem" or operation == "Query"):
-                return self._read_values(operation, params, values)
-            return values.to_python(self._run(Call(operation, values.to_wire(params), marked_idempotent=_IDEMPOTENT.get())))
-        if reads is not None and operation == "GetItem":
-            # A hit costs microseconds: describing the call would be a third of it.
-            result = reads.hit(params)
-            if result is not MISS:
-                return result
-        return self._run(Call(operation, params, marked_idempotent=_IDEMPOTENT.get()))
-
-    def _run(self, call: Call) -> dict[str, Any]:
+        if values is None:
+            if reads is not None and operation == "GetItem":
+                # A hit costs microseconds: describing the call would be a third of it.
+                result = reads.hit(params)
+                if result is not MISS:
+                    return result
+            call = Call(operation, params, marked_idempotent=_IDEMPOTENT.get())
+        elif reads is not None and (operation == "GetItem" or operation == "Query"):
+            return self._read_values(operation, params, values)
+        else:
+            call = Call(operation, values.to_wire(params), marked_idempotent=_IDEMPOTENT.get())
         if call.kind == READ:
-            if self.reads is not None and self.reads.applies(call.operation):
-                return self.reads.read(call)
-            return self._read(call)
-        if call.kind == WRITE:
-            return self._write(call)
+            if reads is not None and reads.applies(operation):
+                result = reads.read(call)
+            else:
+                result = self._read(call)
+        elif call.kind == WRITE:
+            result = self._write(call)
+        else:
+            result = self._control(call)
+        return result if values is None else values.to_python(result)
+
+    def _control(self, call: Call) -> dict[str, Any]:
+        """A control-plane call: the local region, no failover."""
         tables = changed_tables(call.operation, call.params)  # DeleteTable, CreateTable, ...
         try:
             return self.attempts.run(call, self.router.plan(call.kind))[0]
@@ -484,9 +493,9 @@ class RegionSession:
             # (and fails over only if that region fails).
             result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
         elif hedger is not None:
-            result, region = self.attempts.run(call, hedger.order(self.router.plan(READ)))  # a slow region last
+            result, region = self.attempts.run(call, hedger.order(self._read_plan))  # a slow region last
         else:
-            result, region = self.attempts.run(call, self.router.plan(READ))
+            result, region = self.attempts.run(call, self._read_plan)
         if self.reads is not None and not seen.may_store(region):
             # A region that may not have the session's latest write of what
             # this read sees answered it (a hedge, a failover): the caller
@@ -495,7 +504,7 @@ class RegionSession:
         return result
 
     def _write(self, call: Call) -> dict[str, Any]:
-        plan = self.router.plan(WRITE)
+        plan = self._write_plan
         cache = self.cache
         # One write asks for a table's key schema once, however many times
         # its keys are named (before, after, for read-your-writes).
