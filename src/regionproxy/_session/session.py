@@ -469,8 +469,9 @@ class RegionSession:
         """A GetItem or Query in Python values through the cache's Python-value
         form (see :meth:`CachedReads.read_values`): a GetItem is looked up by
         its Python-value key, so a hit serialises nothing; a Query by its
-        wire-format request, the call's own. A miss is routed unhedged by the
-        wire-format cache (it would keep a second copy of the same answer)."""
+        wire-format request, the call's own. A miss is serialised, routed by
+        :meth:`_read` (not through the wire-format cache, which would keep a
+        second copy of the same answer) and deserialised, once."""
         assert self.reads is not None
         if operation == "GetItem":
             return self.reads.read_values(
@@ -508,7 +509,7 @@ class RegionSession:
         cache = self.cache
         # One write asks for a table's key schema once, however many times
         # its keys are named (before, after, for read-your-writes).
-        key_names = _KeyNamesOnce(self.key_schemas.names)
+        key_names = _KeyNamesOnce(self.key_schemas.names) if cache is not None else None
         if cache is not None:
             cache.invalidate_write(call.operation, call.params, key_names)
         try:
@@ -518,6 +519,7 @@ class RegionSession:
             # matters only to the cache, or to end what an earlier write of
             # its tables made sticky.
             if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
+                key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 self._remember(region, call, key_names, failed_over=region != plan[0])
         finally:
             if cache is not None:
