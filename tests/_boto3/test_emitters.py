@@ -164,3 +164,9 @@ def test_an_emitter_of_unknown_shape_is_left_alone_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="regionproxy"):
         assert caller_registrations(object()) is None
     assert "cannot list the handlers" in caplog.text
+
+
+def test_a_fresh_boto3_session_has_no_handler_of_the_callers():
+    # Pins boto3's and botocore's own registrations: none of them is taken
+    # for the caller's (each would cost every call of the surfaces its shortcut).
+    assert caller_registrations(boto3.session.Session(**CREDENTIALS).events) == ()

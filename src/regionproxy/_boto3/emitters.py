@@ -134,7 +134,7 @@ def caller_registrations(events: Any) -> tuple[Registration, ...] | None:
                             found.append(Registration(event, handler, section, unique_id, count))
             pending.extend(((*path, chunk), child) for chunk, child in node["children"].items())
         return tuple(found)
-    except (AttributeError, KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):  # RuntimeError: changed while read
         log.warning(
             "regionproxy: cannot list the handlers of %r (botocore changed?): handlers registered on the boto3 "
             "session run on each region's client, once per attempt",

@@ -44,9 +44,11 @@ class TableMeta:
 class RegionTable:
     """A DynamoDB table over the session's regions.
 
-    Safe to share between threads: item calls keep no state, and the
-    description attributes are a snapshot taken on first access (or by
-    :meth:`load`), as boto3's are.
+    Its calls may come from any number of threads: item calls keep no
+    state, and the description attributes are a snapshot taken on first
+    access (or by :meth:`load`), as boto3's are. Its ``meta.client`` (and
+    so ``meta.client.meta.events``) is its resource's, shared with every
+    thread that uses a Table of that resource.
 
     :param name: the table name.
     :param client: the session's :class:`~regionproxy._boto3.client.ResourceClient`.

@@ -38,6 +38,7 @@ from regionproxy.errors import ConfigError
 from regionproxy.events import FAULT, CallFinished, Event, Listener
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+PROBE = "Probe"  # the operation of a health probe's CallFinished
 POLICIES = ("evacuate", "any")
 PROBE_KEY = "__regionproxy_probe__"
 
@@ -214,7 +215,7 @@ class HealthMonitor:
 
     def _on_event(self, event: Event) -> None:
         """Listener: a live call's fault in a region wakes that region's probe."""
-        if isinstance(event, CallFinished) and event.outcome == FAULT and event.operation != "Probe":
+        if isinstance(event, CallFinished) and event.outcome == FAULT and event.operation != PROBE:
             wake = self._wake.get(event.region)
             if wake is not None:
                 wake.set()
