@@ -2,18 +2,27 @@
 
 A thin entry point: the work is in ``regionproxy.bench.overhead``, which
 ``regionproxy bench overhead`` also runs (with JSON, markdown and plots).
-This script prints the per-call table, against (a) the near-free canned
-endpoint in another process (client-side cost only) and (b) a lab region
-(moto in a subprocess, behind the fault proxy). Target: session median at
-most 1.05x raw boto3's.
+This script prints the per-call table, against (a) a lab region (moto in a
+subprocess, behind the fault proxy) and (b) the near-free canned endpoint
+in another process (client-side cost only). Targets: session median at most
+1.05x raw boto3's, and at most 10 us added per call at the client floor.
 
-    python benchmarks/bench_overhead.py [--calls N] [--target lab|canned|both]
+``--target floor`` goes one step further down: botocore's HTTP step
+(``BaseClient._make_request``) answers in-process, for raw boto3 and the
+session's regional clients alike, so nothing but client-side Python work
+is timed (no socket, no other process: steadier on a shared machine).
+
+    python benchmarks/bench_overhead.py [--calls N] [--target lab|canned|floor|both|all]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 
@@ -50,16 +59,53 @@ def run_lab(count: int) -> None:
     overhead.print_rows("(a) lab region: moto_server subprocess behind the fault proxy", results, count)
 
 
+@contextlib.contextmanager
+def answered_in_process() -> Iterator[str]:
+    """botocore's HTTP step answered with the canned endpoint's answers, in
+    this process, for every client (the endpoint URL is never reached)."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.client import BaseClient
+
+    from regionproxy.bench.canned import BODIES
+
+    http = AWSResponse("http://127.0.0.1:9", 200, {}, None)
+
+    def make_request(self: Any, operation_model: Any, request_dict: Any, request_context: Any) -> tuple[Any, Any]:
+        parsed = json.loads(BODIES[operation_model.name])
+        parsed["ResponseMetadata"] = {"HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
+        return http, parsed
+
+    original = BaseClient._make_request
+    BaseClient._make_request = make_request
+    try:
+        yield "http://127.0.0.1:9"  # nothing listens on the discard port: nothing is sent
+    finally:
+        BaseClient._make_request = original
+
+
+def run_floor(count: int) -> None:
+    with answered_in_process() as endpoint:
+        plain, cached = overhead.canned_sessions(endpoint)
+        try:
+            results = overhead.compare(endpoint, plain, count, cached)
+        finally:
+            plain.close()
+            cached.close()
+    overhead.print_rows("(c) the client floor: botocore's HTTP step answered in-process (client-side work only)", results, count)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--target", choices=("lab", "canned", "both"), default="both")
+    parser.add_argument("--target", choices=("lab", "canned", "floor", "both", "all"), default="both")
     args = parser.parse_args(argv)
     print(f"regionproxy {rp.__version__}, boto3 {boto3.__version__}, Python {sys.version.split()[0]}")
-    if args.target in ("canned", "both"):
+    if args.target in ("canned", "both", "all"):
         run_canned(args.calls)
-    if args.target in ("lab", "both"):
+    if args.target in ("lab", "both", "all"):
         run_lab(max(args.calls // 4, 1))
+    if args.target in ("floor", "all"):
+        run_floor(args.calls)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Protocol
 
 log = logging.getLogger("regionproxy")
@@ -164,6 +164,34 @@ Event = (
     | CacheLookup
     | CacheDropped
 )
+
+
+def _setting_slots(cls: type) -> None:
+    """Give a frozen slotted dataclass an ``__init__`` that sets each slot
+    through its member descriptor: the same signature, defaults and result
+    as the generated one, which calls ``object.__setattr__`` by a global
+    lookup per field. Two records are built on every DynamoDB call; after
+    botocore's work has evicted the caches, building one took 1.1 us this
+    way, 0.6 us that way."""
+    names = [f.name for f in fields(cls)]
+    scope: dict[str, object] = {}
+    params = []
+    for f in fields(cls):
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        scope[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
+    exec(f"def __init__(self, {', '.join(params)}):\n{body}", scope)  # noqa: S102 - built from the fields only
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _record in (CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted, CacheLookup, CacheDropped):
+    _setting_slots(_record)
 
 
 class Listener(Protocol):

@@ -170,22 +170,12 @@ def without_the_copy_handler_the_callers_item_is_transformed(api: Api) -> Any:
     return item, api.stored()
 
 
-def a_table_made_after_the_swap_transforms_again(api: Api) -> Any:
-    client = api.table.meta.client
-    client.meta.events = HierarchicalEmitter()
-    wire = api.table.get_item(Key={"p": {"S": "x"}, "s": {"S": "1"}})
-    api.resource.Table(TABLE)  # boto3's Table registers the transformations on the new emitter
-    api.table.put_item(Item={"p": "x", "s": "1", "n": Decimal(1)})
-    return wire, api.table.get_item(Key={"p": "x", "s": "1"}), api.stored()
-
-
 @pytest.mark.parametrize(
     "scenario",
     [
         pytest.param(swapped_emitter_sends_wire_format, id="swapped-emitter"),
         pytest.param(unregistered_value_handlers_send_wire_format, id="unregistered-value-handlers"),
         pytest.param(without_the_copy_handler_the_callers_item_is_transformed, id="no-copy-handler"),
-        pytest.param(a_table_made_after_the_swap_transforms_again, id="new-table-registers-again"),
     ],
 )
 def test_the_transformation_is_the_handlers_on_meta_events(backend, scenario):

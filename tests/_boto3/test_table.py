@@ -26,35 +26,35 @@ from regionproxy._boto3.resource import RegionResource
 LOCAL = "eu-west-3"
 
 
-class _Replica:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-
 class RecordingSession:
-    """What the clients need of a RegionSession: ``execute``, the regions
-    and the local region's client (for the service model only)."""
+    """A stand-in for the session, as the surfaces see it (the
+    ``CallRouter`` protocol): the regions, the local region's client (for
+    the service model only), the caller's handlers (none), and ``execute``,
+    which records each call in wire format and answers from a script."""
 
     def __init__(self, answer: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None) -> None:
-        client = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t").client(
+        self._client = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t").client(
             "dynamodb",
             region_name=LOCAL,
             endpoint_url="http://127.0.0.1:9",  # never called
         )
         self.regions = (LOCAL, "us-east-1")
-        self.local_region = LOCAL
-        self.replicas = {LOCAL: _Replica(client)}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._answer = answer or (lambda operation, params: {})
         self._lock = threading.Lock()
 
-    def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return load()  # no cache
+    def local_client(self) -> Any:
+        return self._client
 
-    def execute(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    def caller_handlers(self) -> tuple[Any, ...]:
+        return ()
+
+    def execute(self, operation: str, params: dict[str, Any], values: Any = None) -> dict[str, Any]:
+        wire = values.to_wire(params) if values is not None else params
         with self._lock:
-            self.calls.append((operation, params))
-        return self._answer(operation, params)
+            self.calls.append((operation, wire))
+        answer = self._answer(operation, wire)
+        return values.to_python(answer) if values is not None else answer
 
 
 @pytest.fixture
@@ -289,7 +289,7 @@ def test_threads_sharing_a_table_get_their_own_placeholders(session, through_the
 
 
 def test_no_handler_is_registered_on_the_regional_client(session):
-    client = session.replicas[LOCAL].client
+    client = session.local_client()
     table = RegionResource(session).Table("T")
     table.put_item(Item={"p": "x"}, ConditionExpression=Attr("p").not_exists())
     assert not [unique_id for unique_id in client.meta.events._emitter._unique_id_handlers if unique_id.startswith("dynamodb-")]

@@ -155,3 +155,44 @@ def test_readiness_fails_with_503_while_the_local_region_is_evacuated(monitor):
     assert (head.status_code, head.get_data()) == (503, b"")
     assert Client(HealthApp(monitor, ready=False)).get("/").status_code == 200, "alive all the same"
     assert client.get("/").status_code == 200
+
+
+class WatchedStandIn:
+    """The monitor's view of a session (``Watched``): methods only."""
+
+    regions = ("eu-west-3", "us-east-1")
+    local_region = "eu-west-3"
+
+    def __init__(self, answers):
+        from types import SimpleNamespace
+
+        self.settings = SimpleNamespace(timeouts=rp.Timeouts())
+        self.answers = answers  # region -> ProbeAnswer, or None: kept out
+        self.breakers = {region: "closed" for region in self.regions}
+        self.probed = []
+
+    def breaker_state(self, region):
+        return self.breakers[region]
+
+    def probe(self, region, send):
+        self.probed.append(region)
+        return self.answers[region]
+
+
+def test_the_monitor_judges_probes_and_breakers_it_asks_the_session_for():
+    from regionproxy._dynamodb.verdicts import classify
+    from regionproxy._regions.health import ProbeAnswer
+
+    rejected = ClientError({"Error": {"Code": "ExpiredTokenException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "ListTables")
+    watched = WatchedStandIn({"eu-west-3": ProbeAnswer(rejected, classify(rejected)), "us-east-1": None})
+    watched.breakers["us-east-1"] = "open"
+    monitor = HealthMonitor(watched, interval=60)
+    assert monitor.probe_now("eu-west-3").reason == "credentials_rejected"
+    assert monitor.probe_now("us-east-1") is None, "kept out by its breaker"
+    readiness = monitor.readiness()
+    assert readiness.status == FAIL
+    assert [(r.region, r.status, r.breaker, r.reason) for r in readiness.regions] == [
+        ("eu-west-3", FAIL, "closed", "credentials_rejected"),
+        ("us-east-1", FAIL, "open", "open"),
+    ]
+    assert watched.probed == ["eu-west-3", "us-east-1"]

@@ -382,7 +382,7 @@ def test_generated_requests_never_get_a_5xx(client, session, method, path, origi
 
 def test_the_admin_app_alone_answers_allowed_clients_only(session):
     monitor = HealthMonitor(session, interval=3600, probe=lambda replica: None)
-    client = Client(AdminApp(monitor, AdminAccess()))
+    client = Client(AdminApp(session, monitor, AdminAccess()))
     assert client.get("/status.json").status_code == 404, "no peer address: nothing there"
     response = client.get("/status.json", environ_base=LOOPBACK_PEER)
     assert response.status_code == 200
@@ -637,3 +637,38 @@ def test_werkzeug_helpers_still_miss_what_the_docstrings_say():
     assert get_host({**scheme, "HTTP_HOST": "localhost:99999"}) == get_host(scheme) == ""
     assert get_host({**scheme, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000"}) == "127.0.0.1:8000"
     assert Authorization.from_header("Bearer abc=def-0123456789").token is None
+
+
+def test_the_admin_app_acts_through_the_sessions_methods():
+    class AdministeredStandIn:
+        regions = (LOCAL, REMOTE)
+
+        def __init__(self):
+            self.breakers = {LOCAL: "closed", REMOTE: "closed"}
+
+        def status(self):
+            return {"regions": dict(self.breakers)}
+
+        def breaker_state(self, region):
+            return self.breakers[region]
+
+        def evacuate(self, region):
+            self.breakers[region] = "evacuated"
+
+        def restore(self, region):
+            self.breakers[region] = "closed"
+
+    class ReadyMonitor:
+        def readiness(self):
+            from regionproxy._regions.health import Readiness
+
+            return Readiness("pass", ())
+
+    session = AdministeredStandIn()
+    client = Client(AdminApp(session, ReadyMonitor(), AdminAccess(token=TOKEN)))
+    auth = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+    response = client.post(f"/regions/{LOCAL}/evacuate", environ_base=LOOPBACK_PEER, headers=auth)
+    assert response.json == {"region": LOCAL, "action": "evacuate", "breaker": "evacuated"}
+    status = client.get("/status.json", environ_base=LOOPBACK_PEER, headers=auth)
+    assert status.status_code == 200, (status.status_code, status.get_data())
+    assert status.json["regions"][LOCAL] == "evacuated"

@@ -4,11 +4,21 @@
   ``boto3.client("dynamodb")``: wire-format parameters and responses
   (``{"S": "x"}``).
 - ``session.resource.meta.client`` (:class:`ResourceClient`), which is
-  also every session Table's ``meta.client``, is a drop-in for
+  also every Table's ``meta.client`` of that resource, is a drop-in for
   ``boto3.resource("dynamodb").meta.client``: Python values (``"x"``,
   ``Decimal``, sets, ``Binary``) and ``boto3.dynamodb.conditions``, for
-  every operation. It is the one place where the session turns Python
-  values into the wire format and back; the Table and the resource call it.
+  every operation. It is the one place where Python values become the
+  wire format and back; the Table and the resource call its methods.
+
+Both run over a :class:`CallRouter`, the narrow protocol they need of
+whatever routes their calls (the session satisfies it): the regions, the
+local region's botocore client (its model, config, endpoint, exceptions,
+and how it builds a request), the caller's handlers (see
+:mod:`regionproxy._boto3.emitters`), and ``execute``. One call of a
+surface is one ``execute``: on the resource client, with the call's
+:class:`PythonValues` (``to_wire``, ``to_python``), so the session can
+answer from its Python-value cache without serialising anything, and
+otherwise describes and routes the call once.
 
 Every operation of the DynamoDB service model is a method with boto3's
 name, arguments, return shape and errors; calls go through the session's
@@ -25,34 +35,45 @@ events around the routed call, with botocore's arguments, where
 ``BaseClient._make_api_call`` emits them: ``provide-client-params`` (a
 handler may return new parameters), ``before-parameter-build``,
 ``before-call`` (``params`` is the request as the local region's client
-would serialise it; a handler that returns ``(http_response, parsed)``
-answers the call instead of the session, as botocore's ``Stubber`` does),
-``after-call`` (``http_response`` carries the answer's status and headers,
-not its body; error answers too, before the error is raised) and
-``after-call-error`` (any other error of the routed call). The per-attempt
-events (``request-created``, ``before-sign``, ``before-send``,
-``needs-retry``, ...) are emitted by each region's own client, which the
-session owns and on which it registers nothing: handlers registered for
-them on ``meta.events`` are not called.
+would serialise it, by that client's own ``_convert_to_request_dict``;
+a handler that returns ``(http_response, parsed)`` answers the call
+instead of the session, as botocore's ``Stubber`` does), ``after-call``
+(``http_response`` carries the answer's status and headers, not its body;
+error answers too, before the error is raised) and ``after-call-error``
+(any other error of the routed call). The emitter starts with the
+handlers the caller registered on its boto3 session for those events, as
+boto3's clients do. The per-attempt events (``request-created``,
+``before-sign``, ``before-send``, ``needs-retry``, ...) are emitted by
+each region's own client: handlers registered for them on ``meta.events``
+are not called (those on the boto3 session are, per attempt).
 
 The rule (issue 15): the Python-value client turns Python values into the
 wire format and back only through handlers registered on its own
 ``meta.events``, as boto3's resource client does: boto3's four handlers
 under boto3's unique ids (``dynamodb-create-params-copy``,
 ``dynamodb-condition-expression``, ``dynamodb-attr-value-input``,
-``dynamodb-attr-value-output``), registered when the resource is built and
-again each time a Table is made (:func:`register_transformations`), as
-boto3 registers them. Replace the emitter (``client.meta.events =
-HierarchicalEmitter()``, the wire-format idiom of DynamoDB test suites) or
-unregister them, and parameters go out as given and answers come back in
-wire format, exactly as through boto3's resource client; register more and
-they run where botocore runs them. Calling boto3's transformations
-directly, and answering from the Python-value cache, is a shortcut taken
-only while ``meta.events`` is the client's own emitter with its handlers
-unchanged since it was built (:class:`ClientEvents` notes any change):
-then emitting would call exactly those handlers, to the same effect. The
-handlers are thread-safe (boto3's copy, and an injector per thread); the
-regional clients carry no handler of ours.
+``dynamodb-attr-value-output``), registered when the client is built.
+Replace the emitter (``client.meta.events = HierarchicalEmitter()``, the
+wire-format idiom of DynamoDB test suites) or unregister them, and
+parameters go out as given and answers come back in wire format, exactly
+as through boto3's resource client; register more and they run where
+botocore runs them. Unlike boto3's, a Table made afterwards does not
+register them again on the emitter the caller put there: with one
+resource shared by every thread, that would undo the idiom of the thread
+that swapped it (put the client's own emitter back, or register them).
+Calling boto3's transformations directly, and answering from the
+Python-value cache, is a shortcut taken only while ``meta.events`` is the
+client's own emitter, built with no handler of the caller's and unchanged
+since (:class:`~regionproxy._boto3.emitters.ClientEvents` notes any
+change): then emitting would call exactly those handlers, to the same
+effect. The handlers are thread-safe (boto3's copy, and an injector per
+thread); the regional clients carry no handler of ours.
+
+Threads: calls on one client, resource or Table may come from any number
+of threads. ``meta.events`` is the client's, so a change to it (a swap, a
+registration, a ``Stubber``) is seen by every thread that uses the client,
+as with any boto3 client: a thread that changes it takes a client or
+resource of its own (``session.new_client()``, ``session.new_resource()``).
 """
 
 from __future__ import annotations
@@ -60,7 +81,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.conditions import ConditionBase
 from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
@@ -68,57 +89,51 @@ from botocore import xform_name
 from botocore.awsrequest import AWSResponse
 from botocore.client import ClientMeta
 from botocore.exceptions import ClientError, OperationNotPageableError
-from botocore.hooks import EventAliaser, HierarchicalEmitter, first_non_none_response
+from botocore.hooks import first_non_none_response
 from botocore.paginate import Paginator
 from botocore.waiter import WaiterModel, create_waiter_with_client
+
+from regionproxy._boto3.emitters import ClientEvents, Registration
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel, Shape
 
-    from regionproxy._session.session import RegionSession
+
+class ValueForm(Protocol):
+    """How one operation's Python values become its wire format and back."""
+
+    def to_wire(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The wire-format request for Python-value ``params`` (a new dict)."""
+        ...
+
+    def to_python(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """``answer`` (wire format, the caller's to keep) in Python values."""
+        ...
 
 
-class ClientEvents(EventAliaser):
-    """botocore's client emitter (an ``EventAliaser`` over a
-    ``HierarchicalEmitter``) that notes any change to its handlers.
+class CallRouter(Protocol):
+    """What the boto3-shaped surfaces need of whatever routes their calls
+    (:class:`~regionproxy.RegionSession`); they touch nothing else of it."""
 
-    ``changed`` turns true at the first ``register*`` or ``unregister``
-    after it was built, and stays true: while it is false, the handlers
-    are the ones it was built with, and a client may skip emitting.
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Every region, most preferred first."""
+        ...
 
-    :param handlers: ``(event, handler, unique_id)`` registered when built.
-    """
+    def local_client(self) -> Any:
+        """This process's botocore client of the local region: the model,
+        config, endpoint, exceptions and request building of the surfaces."""
+        ...
 
-    def __init__(
-        self,
-        event_emitter: HierarchicalEmitter | None = None,
-        event_aliases: dict[str, str] | None = None,
-        *,
-        handlers: tuple[tuple[str, Callable[..., Any], str], ...] = (),
-    ) -> None:
-        super().__init__(HierarchicalEmitter() if event_emitter is None else event_emitter, event_aliases)
-        for event, handler, unique_id in handlers:
-            super().register(event, handler, unique_id=unique_id)
-        self.changed = False
+    def caller_handlers(self) -> tuple[Registration, ...]:
+        """The handlers of the caller's boto3 session for the per-call
+        events, which each surface's emitter starts with."""
+        ...
 
-    # Marked before the change: a call that sees the mark emits, which is
-    # right whichever way the change then goes.
-
-    def register(self, *args: Any, **kwargs: Any) -> None:
-        self.changed = True
-        super().register(*args, **kwargs)
-
-    def register_first(self, *args: Any, **kwargs: Any) -> None:
-        self.changed = True
-        super().register_first(*args, **kwargs)
-
-    def register_last(self, *args: Any, **kwargs: Any) -> None:
-        self.changed = True
-        super().register_last(*args, **kwargs)
-
-    def unregister(self, *args: Any, **kwargs: Any) -> None:
-        self.changed = True
-        super().unregister(*args, **kwargs)
+    def execute(self, operation: str, params: dict[str, Any], values: ValueForm | None = None) -> dict[str, Any]:
+        """Run one call of ``operation``, routed: ``params`` and the answer
+        in wire format; or with ``values``, both in Python values."""
+        ...
 
 
 class _NoBody:
@@ -138,15 +153,15 @@ def _http_response(parsed: dict[str, Any], url: str | None) -> AWSResponse:
 class RegionClient:
     """The session's DynamoDB client, in wire format.
 
-    :param session: the :class:`~regionproxy.RegionSession` that routes calls.
+    :param router: what routes its calls (the :class:`~regionproxy.RegionSession`).
     """
 
-    _HANDLERS: tuple[tuple[str, Callable[..., Any], str], ...] = ()  # registered on meta.events when built
+    _OWN: tuple[Registration, ...] = ()  # its own handlers, registered on meta.events when built
 
-    def __init__(self, session: RegionSession) -> None:
-        self._session = session
-        local = self._local.meta
-        self._events = ClientEvents(handlers=self._HANDLERS)
+    def __init__(self, router: CallRouter) -> None:
+        self._router = router
+        local = router.local_client().meta
+        self._events = ClientEvents(own=self._OWN, callers=router.caller_handlers())
         self.meta = ClientMeta(
             self._events, local.config, local.endpoint_url, local.service_model, local.method_to_api_mapping, local.partition
         )
@@ -154,7 +169,7 @@ class RegionClient:
         self._models: dict[str, Any] = {}  # "paginators-1", "waiters-2", loaded when first asked
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(regions={list(self._session.regions)!r})"
+        return f"{type(self).__name__}(regions={list(self._router.regions)!r})"
 
     def __getattr__(self, name: str) -> Any:
         operation = self.__dict__.get("_operations", {}).get(name)
@@ -168,13 +183,13 @@ class RegionClient:
         return method
 
     def _method(self, name: str, operation: str) -> Callable[..., dict[str, Any]]:
-        execute = self._session.execute
+        execute = self._router.execute
         events = self._events
 
         def call(*args: Any, **params: Any) -> dict[str, Any]:
             if args:
                 raise TypeError(f"{name}() only accepts keyword arguments.")  # as botocore's methods
-            if self.meta.events is events and not events.changed:
+            if self.meta.events is events and not events.custom:
                 return execute(operation, params)  # no handlers: emitting would do nothing
             return self._call_with_events(operation, params)
 
@@ -189,7 +204,7 @@ class RegionClient:
         service = meta.service_model
         model = service.operation_model(operation)
         service_id = service.service_id.hyphenize()
-        local = self._local
+        local = self._router.local_client()
         context: dict[str, Any] = {
             "client_region": meta.region_name,
             "client_config": meta.config,
@@ -217,7 +232,7 @@ class RegionClient:
             http, parsed = answer
         else:
             try:
-                parsed = self._session.execute(operation, params)
+                parsed = self._router.execute(operation, params)
             except ClientError as error:
                 # An error answer: after-call sees it, then it is raised as it was.
                 events.emit(
@@ -243,14 +258,10 @@ class RegionClient:
 
     @property
     def exceptions(self) -> Any:
-        return self._local.exceptions
-
-    @property
-    def _local(self) -> Any:
-        return self._session.replicas[self._session.local_region].client
+        return self._router.local_client().exceptions
 
     def can_paginate(self, operation_name: str) -> bool:
-        return self._local.can_paginate(operation_name)
+        return self._router.local_client().can_paginate(operation_name)
 
     def get_paginator(self, operation_name: str) -> Paginator:
         """botocore's paginator for ``operation_name``, over this client's routed calls."""
@@ -271,7 +282,7 @@ class RegionClient:
 
     @property
     def waiter_names(self) -> list[str]:
-        return self._local.waiter_names
+        return self._router.local_client().waiter_names
 
     def close(self) -> None:
         """Closing is the session's job (:meth:`RegionSession.close`)."""
@@ -319,29 +330,18 @@ _per_thread = _PerThreadInjector()
 # What boto3's DynamoDB resource registers on its client's meta.events
 # (boto3.dynamodb.transform.DynamoDBHighLevelResource), with its unique ids;
 # the documentation handlers aside.
-TRANSFORMATIONS: tuple[tuple[str, Callable[..., Any], str], ...] = (
-    ("provide-client-params.dynamodb", copy_dynamodb_params, "dynamodb-create-params-copy"),
-    ("before-parameter-build.dynamodb", _per_thread.inject_condition_expressions, "dynamodb-condition-expression"),
-    ("before-parameter-build.dynamodb", _per_thread.inject_attribute_value_input, "dynamodb-attr-value-input"),
-    ("after-call.dynamodb", _per_thread.inject_attribute_value_output, "dynamodb-attr-value-output"),
+TRANSFORMATIONS: tuple[Registration, ...] = (
+    Registration("provide-client-params.dynamodb", copy_dynamodb_params, unique_id="dynamodb-create-params-copy"),
+    Registration("before-parameter-build.dynamodb", _per_thread.inject_condition_expressions, unique_id="dynamodb-condition-expression"),
+    Registration("before-parameter-build.dynamodb", _per_thread.inject_attribute_value_input, unique_id="dynamodb-attr-value-input"),
+    Registration("after-call.dynamodb", _per_thread.inject_attribute_value_output, unique_id="dynamodb-attr-value-output"),
 )
 
 
-def register_transformations(client: ResourceClient) -> None:
-    """Register boto3's transformations on ``client.meta.events``, as boto3
-    does each time it builds a DynamoDB resource or Table: a handler already
-    registered under its unique id stays, a missing one comes back (a Table
-    made after the emitter was replaced transforms again, as in boto3).
-    Nothing to do while the client's own emitter is unchanged: it has them."""
-    events = client.meta.events
-    if events is client._events and not events.changed:
-        return
-    for event, handler, unique_id in TRANSFORMATIONS:
-        events.register(event, handler, unique_id=unique_id)
-
-
-class _Transforms:
-    """Which of boto3's DynamoDB transformations one operation needs.
+class PythonValues:
+    """One operation's Python values to wire format and back: boto3's
+    transformations (``TransformationInjector``), as its resource client's
+    handlers apply them, less the walks that could not change anything.
 
     boto3's ``ParameterTransformer`` walks the whole input and output shape
     of every call looking for ``AttributeValue``, ``ConditionExpression``
@@ -358,6 +358,29 @@ class _Transforms:
         self.conditions = bool(reachable_in & {"ConditionExpression", "KeyExpression"})
         self.values_in = "AttributeValue" in reachable_in
         self.values_out = "AttributeValue" in _shape_names(model.output_shape)
+
+    def __repr__(self) -> str:
+        return f"PythonValues({self.model.name!r})"
+
+    def to_wire(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The wire-format request: a copy of ``params`` (boto3's, but for
+        condition objects), conditions built, then values serialised."""
+        if not (self.conditions or self.values_in):
+            return params
+        # The transformer rewrites nested values in place: work on a copy.
+        params = _copy_params(params)
+        injector = _injector()
+        if self.conditions:
+            injector.inject_condition_expressions(params, self.model)
+        if self.values_in:
+            injector.inject_attribute_value_input(params, self.model)
+        return params
+
+    def to_python(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """``answer``'s values deserialised, in place."""
+        if self.values_out:
+            _injector().inject_attribute_value_output(answer, self.model)
+        return answer
 
 
 def _shape_names(shape: Shape | None) -> set[str]:
@@ -406,69 +429,42 @@ class ResourceClient(RegionClient):
     The transformations are boto3's own (``TransformationInjector``:
     ``TypeSerializer``, ``TypeDeserializer``, ``ConditionExpressionBuilder``),
     registered on its ``meta.events`` as boto3's resource registers them
-    (:data:`TRANSFORMATIONS`). While that emitter is unchanged they are
-    called directly, where the handlers would run (a deep copy of the
-    parameters, conditions, then values; values of the response); otherwise
-    the call goes through the emitter (see the module docstring). The
-    regional clients stay free of handlers and safe to share between threads.
+    (:data:`TRANSFORMATIONS`). While that emitter is its own and unchanged,
+    a call hands its router the operation's :class:`PythonValues`, which
+    apply them where the handlers would (a deep copy of the parameters,
+    conditions, then values; values of the answer); otherwise the call goes
+    through the emitter (see the module docstring). The regional clients
+    stay free of handlers and safe to share between threads.
 
-    :param session: the :class:`~regionproxy.RegionSession` that routes calls.
+    :param router: what routes its calls (the :class:`~regionproxy.RegionSession`).
     """
 
-    _HANDLERS = TRANSFORMATIONS
+    _OWN = TRANSFORMATIONS
 
-    def __init__(self, session: RegionSession) -> None:
-        super().__init__(session)
-        self._transforms: dict[str, _Transforms] = {}
+    def __init__(self, router: CallRouter) -> None:
+        super().__init__(router)
+        self._values: dict[str, PythonValues] = {}
 
     def _method(self, name: str, operation: str) -> Callable[..., dict[str, Any]]:
-        make_api_call = self._make_api_call
+        execute = self._router.execute
+        events = self._events
+        values = self._values_of(operation)
 
         def call(*args: Any, **params: Any) -> dict[str, Any]:
             if args:
                 raise TypeError(f"{name}() only accepts keyword arguments.")
-            return make_api_call(operation, params)
+            if self.meta.events is events and not events.custom:
+                # The handlers are boto3's four and nothing else: the
+                # router applies them (and may answer from the cache in
+                # Python values, serialising nothing).
+                return execute(operation, params, values)
+            return self._call_with_events(operation, params)  # boto3's way, whatever the handlers do
 
         return call
 
-    def _make_api_call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run ``operation`` (``"GetItem"``) with Python-value ``params``
-        through the session; the response in Python values. botocore's
-        name: the Table calls it directly, one frame less per call."""
-        events = self.meta.events
-        if events is not self._events or events.changed:
-            # Handlers other than the ones it was built with: boto3's way,
-            # whatever they do (the Python-value cache is for the shortcut).
-            return self._call_with_events(operation, params)
-        if operation == "GetItem":
-            # The session's cache may answer in Python values: a hit
-            # serialises and deserialises nothing (RegionSession.read_values).
-            return self._session.read_values(operation, params, lambda: self._transform_call(operation, params))
-        return self._transform_call(operation, params)
-
-    def _transform_call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        transforms = self._transforms.get(operation)
-        if transforms is None:  # two threads may both build it: the same value, harmless
-            model = self.meta.service_model.operation_model(operation)
-            transforms = self._transforms[operation] = _Transforms(model)
-        model = transforms.model
-        injector = _injector()
-        if transforms.conditions or transforms.values_in:
-            # The transformer rewrites nested values in place: work on a copy.
-            params = _copy_params(params)
-            if transforms.conditions:
-                injector.inject_condition_expressions(params, model)
-            if transforms.values_in:
-                injector.inject_attribute_value_input(params, model)
-        if operation == "Query":
-            # The session's cache may answer in Python values: a hit
-            # deserialises nothing (RegionSession.read_values).
-            return self._session.read_values(operation, params, lambda: self._execute(operation, params, transforms))
-        return self._execute(operation, params, transforms)
-
-    def _execute(self, operation: str, params: dict[str, Any], transforms: _Transforms) -> dict[str, Any]:
-        """Run wire-format ``params`` through the session; the response in Python values."""
-        response = self._session.execute(operation, params)
-        if transforms.values_out:
-            _injector().inject_attribute_value_output(response, transforms.model)
-        return response
+    def _values_of(self, operation: str) -> PythonValues:
+        """The :class:`PythonValues` of ``operation`` (``"GetItem"``)."""
+        values = self._values.get(operation)
+        if values is None:  # two threads may both build it: the same value, harmless
+            values = self._values[operation] = PythonValues(self.meta.service_model.operation_model(operation))
+        return values

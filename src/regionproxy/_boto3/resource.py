@@ -5,8 +5,14 @@
 all over the session's Python-value client
 (:class:`~regionproxy._boto3.client.ResourceClient`). Batches are routed like
 the client's; ``create_table`` and ``tables`` (``ListTables``) are
-control-plane: the local region. Unlike boto3's, this resource is safe to
-share between threads: it holds no state but the client.
+control-plane: the local region.
+
+Unlike boto3's, this resource may be shared between threads for its calls:
+it holds no state but its client. Its client's ``meta.events`` is one for
+every thread that uses the resource or a Table made from it, as with any
+boto3 client: a thread that changes it (swaps it for the wire-format
+idiom, registers a handler, attaches a ``Stubber``) takes a resource of
+its own (``session.new_resource()``), as boto3 advises a resource per thread.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from regionproxy._boto3.client import ResourceClient
 from regionproxy._boto3.table import RegionTable
 
 if TYPE_CHECKING:
-    from regionproxy._session.session import RegionSession
+    from regionproxy._boto3.client import CallRouter
 
 
 class ResourceMeta:
@@ -38,11 +44,12 @@ class ResourceMeta:
 class RegionResource:
     """The session's DynamoDB service resource.
 
-    :param session: the :class:`~regionproxy.RegionSession` that routes calls.
+    :param router: what routes its calls (the :class:`~regionproxy.RegionSession`).
     """
 
-    def __init__(self, session: RegionSession) -> None:
-        client = ResourceClient(session)
+    def __init__(self, router: CallRouter) -> None:
+        client = ResourceClient(router)
+        self._regions = router.regions
         self.meta = ResourceMeta(client)
         self.tables = TableCollection(self)
         # boto3 names a Table's attributes after the members of the table
@@ -51,7 +58,7 @@ class RegionResource:
         self._attributes = {xform_name(member): member for member in description.members if member != "TableName"}
 
     def __repr__(self) -> str:
-        return f"RegionResource(regions={list(self.meta.client._session.regions)!r})"
+        return f"RegionResource(regions={list(self._regions)!r})"
 
     def Table(self, name: str) -> RegionTable:  # noqa: N802 - boto3's name
         """The table ``name``: no call until one is made."""

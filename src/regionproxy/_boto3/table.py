@@ -1,11 +1,14 @@
 """``session.resource.Table(name)``: a drop-in for ``boto3.resource("dynamodb").Table(name)``.
 
 The same methods, attributes, arguments and return shapes, as thin calls
-to the session's Python-value client (:class:`~regionproxy._boto3.client.ResourceClient`,
-also ``table.meta.client``), which does every transformation (through the
-handlers on its ``meta.events``, which a Table registers when made, as
-boto3's does) and routes every call. Nothing here is a boto3 resource:
-those must not be shared between threads, and this Table may be.
+to the methods of ``table.meta.client``, the resource's Python-value client
+(:class:`~regionproxy._boto3.client.ResourceClient`), which does every
+transformation (boto3's handlers on its ``meta.events``) and routes every
+call. Nothing here is a boto3 resource: those must not be shared between
+threads, and this Table may be, for its calls (its client's ``meta.events``
+is shared with it: see :mod:`regionproxy._boto3.resource`). Unlike boto3's
+Table, making one registers nothing on ``meta.events``: a Table another
+thread makes never undoes a swap of the emitter.
 
 Item calls (``get_item``, ``put_item``, ``query``, ..., ``batch_writer()``)
 are routed like the client's. Table calls (``load()``, the description
@@ -18,8 +21,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.table import BatchWriter
-
-from regionproxy._boto3.client import register_transformations
 
 if TYPE_CHECKING:
     from regionproxy._boto3.client import ResourceClient
@@ -43,9 +44,11 @@ class TableMeta:
 class RegionTable:
     """A DynamoDB table over the session's regions.
 
-    Safe to share between threads: item calls keep no state, and the
-    description attributes are a snapshot taken on first access (or by
-    :meth:`load`), as boto3's are.
+    Its calls may come from any number of threads: item calls keep no
+    state, and the description attributes are a snapshot taken on first
+    access (or by :meth:`load`), as boto3's are. Its ``meta.client`` (and
+    so ``meta.client.meta.events``) is its resource's, shared with every
+    thread that uses a Table of that resource.
 
     :param name: the table name.
     :param client: the session's :class:`~regionproxy._boto3.client.ResourceClient`.
@@ -58,10 +61,6 @@ class RegionTable:
             raise ValueError("Required parameter name not set")  # boto3's words
         self.name = name
         self.meta = TableMeta(client)
-        # boto3's Table registers the transformations on its client's
-        # meta.events when made (a no-op unless they were replaced or removed).
-        register_transformations(client)
-        self._call = client._make_api_call  # the hot path: one lookup, here
         self._attributes = attributes
 
     def __repr__(self) -> str:
@@ -84,25 +83,32 @@ class RegionTable:
     # (boto3 reloads it on the next attribute read).
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._action("GetItem", kwargs)
+        response = self.meta.client.get_item(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def put_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._action("PutItem", kwargs)
+        response = self.meta.client.put_item(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def update_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._action("UpdateItem", kwargs)
+        response = self.meta.client.update_item(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def delete_item(self, **kwargs: Any) -> dict[str, Any]:
-        return self._action("DeleteItem", kwargs)
+        response = self.meta.client.delete_item(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def query(self, **kwargs: Any) -> dict[str, Any]:
-        return self._action("Query", kwargs)
+        response = self.meta.client.query(**{"TableName": self.name, **kwargs})
+        self.meta.data = None
+        return response
 
     def scan(self, **kwargs: Any) -> dict[str, Any]:
-        return self._action("Scan", kwargs)
-
-    def _action(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        response = self._call(operation, {"TableName": self.name, **kwargs})
+        response = self.meta.client.scan(**{"TableName": self.name, **kwargs})
         self.meta.data = None
         return response
 

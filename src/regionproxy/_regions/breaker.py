@@ -126,8 +126,9 @@ class RegionBreaker:
         or :meth:`released`.
         """
         # Common path without the lock: a closed breaker admits everyone and
-        # reading the state is a single attribute load.
-        state = self._cb.current_state
+        # reading the state is a single attribute load (the storage's, which
+        # pybreaker's current_state reads: one call less on every call).
+        state = self._storage.state
         if state == CLOSED and not self._evacuated:
             return NORMAL
         try:
@@ -149,7 +150,7 @@ class RegionBreaker:
             self._announce()
 
     def succeeded(self, ticket: str) -> None:
-        if ticket == NORMAL and self._storage.counter == 0 and self._cb.current_state == CLOSED:
+        if ticket == NORMAL and self._storage.counter == 0 and self._storage.state == CLOSED:
             return  # nothing to reset: skip the lock on the hot path
         try:
             with self._lock:

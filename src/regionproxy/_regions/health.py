@@ -8,6 +8,10 @@ trial. :func:`assess` turns breaker states and the last probes into an
 answer, and the health endpoints only read that state: they answer in
 milliseconds while a region is blackholed, and never call DynamoDB.
 
+The monitor asks its session for what it needs (its regions, a region's
+breaker state, a probe sent through a region's breaker: see
+:class:`Watched`) and imports nothing of it.
+
 Readiness policies:
 
 - ``evacuate`` (default): fail while the local region is unusable, so the
@@ -24,20 +28,53 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from regionproxy._dynamodb.verdicts import CREDENTIAL_CODES, classify, error_code
+from regionproxy._config.settings import Settings
+from regionproxy._dynamodb.verdicts import CREDENTIAL_CODES, Verdict, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN
 from regionproxy.errors import ConfigError
-from regionproxy.events import CALLER_ERROR, FAULT, OK, CallFinished, Event
-
-if TYPE_CHECKING:
-    from regionproxy._session.session import RegionSession
+from regionproxy.events import FAULT, CallFinished, Event, Listener
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+PROBE = "Probe"  # the operation of a health probe's CallFinished
 POLICIES = ("evacuate", "any")
 PROBE_KEY = "__regionproxy_probe__"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAnswer:
+    """What one probe sent through its region's breaker met: ``error``
+    (None: an answer) with its ``verdict``."""
+
+    error: BaseException | None = None
+    verdict: Verdict | None = None
+
+
+class Watched(Protocol):
+    """What a :class:`HealthMonitor` asks of the session it watches."""
+
+    @property
+    def regions(self) -> tuple[str, ...]: ...
+
+    @property
+    def local_region(self) -> str: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def breaker_state(self, region: str) -> str: ...
+
+    def probe(self, region: str, send: Callable[[Any], None]) -> ProbeAnswer | None: ...
+
+    def key_names(self, table: str) -> tuple[str, ...] | None: ...
+
+    def learn_table(self, table: str, description: dict[str, Any]) -> None: ...
+
+    def add_listener(self, listener: Listener) -> None: ...
+
+    def remove_listener(self, listener: Listener) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +132,8 @@ def assess(policy: str, local: str, regions: dict[str, str]) -> tuple[str, str |
 class HealthMonitor:
     """Probe each region of a session every ``interval`` seconds.
 
-    :param session: the session whose regions and breakers it watches.
+    :param session: the session whose regions and breakers it watches
+        (a :class:`~regionproxy.RegionSession`: see :class:`Watched`).
     :param interval: seconds between probes of a region.
     :param policy: ``evacuate`` or ``any`` (see the module docstring).
     :param probe: what a probe does, ``(replica) -> None``; by default a
@@ -107,7 +145,7 @@ class HealthMonitor:
 
     def __init__(
         self,
-        session: RegionSession,
+        session: Watched,
         *,
         interval: float = 2.0,
         policy: str = "evacuate",
@@ -155,7 +193,7 @@ class HealthMonitor:
             # Threads do not survive a fork: a worker forked from a parent
             # that started probing gets fresh threads and a fresh stop flag.
             self._stop = threading.Event()
-            self.session.hooks.add(self._on_event)
+            self.session.add_listener(self._on_event)
             self._threads = [
                 threading.Thread(target=self._run, args=(region,), name=f"regionproxy-probe:{region}", daemon=True)
                 for region in self.session.regions
@@ -166,7 +204,7 @@ class HealthMonitor:
 
     def stop(self) -> None:
         self._stop.set()
-        self.session.hooks.remove(self._on_event)
+        self.session.remove_listener(self._on_event)
         for wake in self._wake.values():
             wake.set()
         timeouts = self.session.settings.timeouts
@@ -177,65 +215,54 @@ class HealthMonitor:
 
     def _on_event(self, event: Event) -> None:
         """Listener: a live call's fault in a region wakes that region's probe."""
-        if isinstance(event, CallFinished) and event.outcome == FAULT and event.operation != "Probe":
+        if isinstance(event, CallFinished) and event.outcome == FAULT and event.operation != PROBE:
             wake = self._wake.get(event.region)
             if wake is not None:
                 wake.set()
 
     def probe_now(self, region: str) -> Probe | None:
-        """Probe ``region`` once, through its breaker; None if the breaker
-        kept the probe out (open and not yet due a trial)."""
-        replica = self.session.replicas[region]
-        ticket = replica.breaker.admit()
-        if ticket is None:
-            return None
+        """Probe ``region`` once, through its breaker (the session's
+        :meth:`~regionproxy.RegionSession.probe` gives the breaker its
+        verdict); None if the breaker kept the probe out (open and not yet
+        due a trial)."""
         started = self._clock()
-        try:
-            self._probe(replica)
-        except Exception as error:  # noqa: BLE001 - classified below
-            result, outcome = self._judge(replica, ticket, error, self._clock() - started)
-        except BaseException:
-            replica.breaker.released(ticket)
-            raise
-        else:
-            replica.breaker.succeeded(ticket)
-            result, outcome = Probe(True, self._clock(), self._clock() - started), OK
-        if outcome is not None:
-            self.session.hooks.emit(CallFinished(region, "Probe", "probe", result.latency, outcome, result.reason))
+        answer = self.session.probe(region, self._probe)
+        if answer is None:
+            return None
+        result = self._judge(answer, self._clock() - started)
         self._probes[region] = result
         return result
 
-    def _judge(self, replica: Any, ticket: str, error: BaseException, duration: float) -> tuple[Probe, str | None]:
-        """The probe's result and its CallFinished outcome (None: not sent)."""
-        verdict = classify(error, throttling_is_fault=self.session.settings.throttling_is_fault)
+    def _judge(self, answer: ProbeAnswer, duration: float) -> Probe:
+        """The probe's result: whether it proves the region serves this process."""
         now = self._clock()
+        if answer.error is None or answer.verdict is None:
+            return Probe(True, now, duration)
+        verdict = answer.verdict
         if not verdict.sent:
             # Raised before a request left (no credentials, a credential
             # refresh that failed, a configuration error met in the send):
             # the region said nothing, but this process cannot send a
             # request: not ready, until a probe gets through again.
-            replica.breaker.released(ticket)
-            return Probe(False, now, duration, verdict.reason), None
+            return Probe(False, now, duration, verdict.reason)
         if verdict.fault:
             # A probe is a request known to be good: a 5xx is the region's.
-            replica.breaker.failed(ticket)
-            return Probe(False, now, duration, verdict.reason), FAULT
-        replica.breaker.succeeded(ticket)  # it answered: the region is up
-        code = error_code(error)
+            return Probe(False, now, duration, verdict.reason)
+        code = error_code(answer.error)  # it answered: the region is up
         if code in CREDENTIAL_CODES:
-            return Probe(False, now, duration, "credentials_rejected"), CALLER_ERROR
+            return Probe(False, now, duration, "credentials_rejected")
         if code == "ResourceNotFoundException":
-            return Probe(False, now, duration, "table_missing"), CALLER_ERROR
-        return Probe(True, now, duration), CALLER_ERROR
+            return Probe(False, now, duration, "table_missing")
+        return Probe(True, now, duration)
 
     def readiness(self) -> Readiness:
         """The current answer, from kept state only: no I/O."""
         now = self._clock()
         wall = time.time()
         regions = []
-        for region, replica in self.session.replicas.items():
+        for region in self.session.regions:
             probe = self._probes.get(region)
-            breaker = replica.breaker.state
+            breaker = self.session.breaker_state(region)
             status = region_health(region, breaker, probe, stale_after=self._stale_after, now=now)
             if probe is not None and not probe.ok:
                 reason = probe.reason  # what the last probe met
@@ -268,7 +295,7 @@ class HealthMonitor:
                 stop.wait(0.05)  # a burst of faults wakes one probe, not one per fault
 
 
-def _probe_with(session: RegionSession, table: str | None) -> Callable[[Any], None]:
+def _probe_with(session: Watched, table: str | None) -> Callable[[Any], None]:
     if table is None:
         return lambda replica: replica.call("ListTables", {"Limit": 1})
 
@@ -277,9 +304,9 @@ def _probe_with(session: RegionSession, table: str | None) -> Callable[[Any], No
         # the cost of one read unit. Until the key names are known, the
         # probe is a DescribeTable of this region (it proves the region and
         # the replica the same way, and teaches the key names).
-        names = session.key_schemas.known(table)
+        names = session.key_names(table)
         if names is None:
-            session.key_schemas.learn(table, replica.call("DescribeTable", {"TableName": table})["Table"])
+            session.learn_table(table, replica.call("DescribeTable", {"TableName": table})["Table"])
             return
         key = {name: {"S": PROBE_KEY} for name in names}
         replica.call("GetItem", {"TableName": table, "Key": key})

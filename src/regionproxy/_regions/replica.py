@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -70,6 +71,8 @@ class Replica:
         when None. All regions share one, so error classes are shared too.
     :param config: a botocore ``Config`` the session's timeouts and retries
         are merged onto.
+    :param prepare: called with each client made, before its first use
+        (the session takes the caller's per-call handlers off it).
     """
 
     def __init__(
@@ -81,12 +84,14 @@ class Replica:
         endpoint: str | None = None,
         boto3_session: boto3.session.Session | None = None,
         config: Config | None = None,
+        prepare: Callable[[Any], None] | None = None,
     ) -> None:
         self.region = region
         self.breaker = breaker
         self.endpoint = endpoint
         self._config = client_config(timeouts, config)
         self._boto3_session = boto3_session
+        self._prepare = prepare
         self._pid = -1
         self._client: Any = None
         self._methods: dict[str, Any] = {}
@@ -103,7 +108,9 @@ class Replica:
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send one operation (``"GetItem"``) to this region's client."""
-        client = self.client
+        if self._pid != os.getpid():  # self.client's check, without a second call on every call
+            self._create_client()
+        client = self._client
         method = self._methods.get(operation)
         if method is None:
             method = self._methods[operation] = getattr(client, xform_name(operation))
@@ -122,9 +129,10 @@ class Replica:
             if self._pid == os.getpid():
                 return  # another thread created it while we waited
             session = self._boto3_session or _process_session()
-            self._client = session.client(
-                "dynamodb", region_name=self.region, endpoint_url=self.endpoint, config=self._config
-            )
+            client = session.client("dynamodb", region_name=self.region, endpoint_url=self.endpoint, config=self._config)
+            if self._prepare is not None:
+                self._prepare(client)
+            self._client = client
             self._methods = {}
             self._pid = os.getpid()
 

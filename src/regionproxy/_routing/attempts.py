@@ -88,6 +88,18 @@ from regionproxy.events import (
 )
 
 _MISSING = "ResourceNotFoundException"
+BACKOFF, BACKOFF_CAP = 0.025, 0.25  # seconds
+
+
+def longest_call(regions: int, timeouts: Timeouts, *, backoff_cap: float = BACKOFF_CAP) -> float:
+    """Seconds one call can take at most over ``regions`` regions: every
+    attempt in every region meeting its connect and read timeouts, plus
+    the backoffs (the bound on every wait for a call: a hedge, a cache load)."""
+    return _longest(regions, timeouts.attempts, timeouts, backoff_cap)
+
+
+def _longest(regions: int, attempts: int, timeouts: Timeouts, backoff_cap: float) -> float:
+    return regions * (attempts * (timeouts.connect + timeouts.read) + (attempts - 1) * backoff_cap)
 
 
 class AttemptLoop:
@@ -112,8 +124,8 @@ class AttemptLoop:
         *,
         attempts: int,
         throttling_is_fault: bool = True,
-        backoff: float = 0.025,
-        backoff_cap: float = 0.25,
+        backoff: float = BACKOFF,
+        backoff_cap: float = BACKOFF_CAP,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
@@ -135,10 +147,9 @@ class AttemptLoop:
         return f"AttemptLoop(attempts={self.attempts}, backoff={self.backoff}, backoff_cap={self.backoff_cap})"
 
     def longest_call(self, timeouts: Timeouts) -> float:
-        """Seconds one call can take at most: every attempt in every region
-        meeting its connect and read timeouts, plus the backoffs."""
-        per_region = self.attempts * (timeouts.connect + timeouts.read) + (self.attempts - 1) * self.backoff_cap
-        return len(self.replicas) * per_region
+        """Seconds one call can take at most (:func:`longest_call`), with
+        this loop's regions, attempts and backoff."""
+        return _longest(len(self.replicas), self.attempts, timeouts, self.backoff_cap)
 
     def run(
         self, call: Call, plan: tuple[str, ...], *, hedge: bool = True, maybe_applied: list[str] | None = None

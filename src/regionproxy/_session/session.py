@@ -4,6 +4,22 @@
 orders regions, each region's :class:`~regionproxy._regions.breaker.RegionBreaker`
 admits or keeps out a call, :func:`~regionproxy._dynamodb.verdicts.classify` says what
 an error means, and events report it all. The session only executes.
+
+One pass per call: whichever surface a call comes from, it enters the
+session once (:meth:`RegionSession.execute`, the one method of the
+:class:`~regionproxy._boto3.client.CallRouter` protocol that carries calls)
+and is described once, as one :class:`~regionproxy._dynamodb.calls.Call`
+that every part it visits reads (the cache, read-your-writes, the attempt
+loop, hedging). A call from the Python-value surfaces brings its
+:class:`~regionproxy._boto3.client.PythonValues`: a cached GetItem is then
+answered in Python values without serialising anything, and a miss is
+serialised, routed and deserialised once.
+
+Collaborators ask, they do not reach in: the boto3-shaped surfaces
+(:mod:`regionproxy._boto3`), the health monitor and the admin app use the
+session's methods (``execute``, ``local_client``, ``breaker_state``,
+``probe``, ``evacuate``, ``hedge_delay``, ``add_listener``, ...) and import
+nothing of this module.
 """
 
 from __future__ import annotations
@@ -17,6 +33,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from regionproxy._boto3.client import RegionClient, ValueForm
+from regionproxy._boto3.emitters import Registration, caller_registrations, take_off
+from regionproxy._boto3.resource import RegionResource
 from regionproxy._cache.keys import changed_tables
 from regionproxy._cache.reads import CachedReads
 from regionproxy._cache.store import MISS, ReadCache
@@ -34,23 +53,23 @@ from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import READ, WRITE
 from regionproxy._dynamodb.schemas import KeySchemas
+from regionproxy._dynamodb.verdicts import classify, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import RegionBreaker
+from regionproxy._regions.health import PROBE, ProbeAnswer
 from regionproxy._regions.replica import Replica
-from regionproxy._routing.attempts import AttemptLoop
+from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
 from regionproxy._routing.router import Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
-from regionproxy.events import Hooks, Listener
+from regionproxy.events import CALLER_ERROR, FAULT, OK, CallFinished, Hooks, Listener
 
 if TYPE_CHECKING:
     import boto3
     import pybreaker
     from botocore.config import Config
 
-    from regionproxy._boto3.client import RegionClient
-    from regionproxy._boto3.resource import RegionResource
     from regionproxy._boto3.table import RegionTable
 
 log = logging.getLogger("regionproxy")
@@ -148,6 +167,7 @@ class RegionSession:
         self.stats = SessionStats(settings.regions)
         self.hooks.add(self.stats)
         self.router = Router(settings.regions, settings.write_mode, settings.primary, settings.write_failover)
+        self._boto3_session = boto3_session
         self.replicas = {
             region: Replica(
                 region,
@@ -162,9 +182,14 @@ class RegionSession:
                 endpoint=settings.endpoints.get(region),
                 boto3_session=boto3_session,
                 config=settings.client_config,
+                prepare=self._take_off_callers_handlers,
             )
             for region in settings.regions
         }
+        longest = longest_call(len(settings.regions), settings.timeouts)
+        self._hedger = (
+            Hedger(settings.hedge, self.hooks, longest_call=longest, clock=monotonic) if settings.hedge is not None else None
+        )
         self.attempts = AttemptLoop(
             self.replicas,
             self.hooks,
@@ -172,21 +197,18 @@ class RegionSession:
             throttling_is_fault=settings.throttling_is_fault,
             clock=clock,
             sleep=sleep,
+            hedger=self._hedger,
         )
-        if settings.hedge is not None:
-            self.attempts.hedger = Hedger(
-                settings.hedge, self.hooks, longest_call=self.attempts.longest_call(settings.timeouts), clock=monotonic
-            )
         self.key_schemas = KeySchemas(settings.key_schemas, self._describe, clock=monotonic)
-        self.cache = (
-            ReadCache(settings.cache, clock=monotonic, wait_timeout=self.attempts.longest_call(settings.timeouts) + 1.0)
-            if settings.cache
-            else None
-        )
+        self.cache = ReadCache(settings.cache, clock=monotonic, wait_timeout=longest + 1.0) if settings.cache else None
         self.reads = CachedReads(self.cache, self._read, self.hooks) if self.cache is not None else None
-        self._sticky = StickyWrites(settings.sticky_seconds, home=self.router.plan(WRITE)[0], clock=monotonic)
+        # The Router is a value: these plans are what it answers every time
+        # (a read's, unless a recent write says otherwise).
+        self._read_plan, self._write_plan = self.router.plan(READ), self.router.plan(WRITE)
+        self._sticky = StickyWrites(settings.sticky_seconds, home=self._write_plan[0], clock=monotonic)
         self._clock = clock
         self._client: RegionClient | None = None
+        self._resource: RegionResource | None = None
         self._lock = threading.Lock()
         reset_after_fork(self)
 
@@ -213,10 +235,10 @@ class RegionSession:
 
     @property
     def client(self) -> RegionClient:
-        """A drop-in for ``boto3.client("dynamodb")``."""
+        """A drop-in for ``boto3.client("dynamodb")``, made once: share it
+        between threads for calls; a thread that changes its ``meta.events``
+        takes one of its own (:meth:`new_client`)."""
         if self._client is None:
-            from regionproxy._boto3.client import RegionClient
-
             with self._lock:
                 if self._client is None:
                     self._client = RegionClient(self)
@@ -224,20 +246,33 @@ class RegionSession:
 
     @property
     def resource(self) -> RegionResource:
-        """A drop-in for ``boto3.resource("dynamodb")``; safe to share between threads."""
-        resource = getattr(self, "_resource", None)
-        if resource is None:
-            from regionproxy._boto3.resource import RegionResource
-
+        """A drop-in for ``boto3.resource("dynamodb")``, made once: share it
+        (and its Tables) between threads for calls; a thread that changes
+        its client's ``meta.events`` (the wire-format idiom, a ``Stubber``)
+        takes one of its own (:meth:`new_resource`)."""
+        if self._resource is None:
             with self._lock:
-                resource = getattr(self, "_resource", None)
-                if resource is None:
-                    resource = self._resource = RegionResource(self)
-        return resource
+                if self._resource is None:
+                    self._resource = RegionResource(self)
+        return self._resource
 
     def table(self, name: str) -> RegionTable:
         """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``."""
         return self.resource.Table(name)
+
+    def new_client(self) -> RegionClient:
+        """A client of its own (its own ``meta.events``), routed through this
+        session like :attr:`client`: for a thread that registers handlers
+        or attaches a ``Stubber``, as boto3 makes a client per call of
+        ``boto3.client``. About 0.03 ms to make."""
+        return RegionClient(self)
+
+    def new_resource(self) -> RegionResource:
+        """A resource of its own (its Tables share its client, with its own
+        ``meta.events``), routed through this session like :attr:`resource`:
+        for a thread that swaps or changes the emitter (the wire-format
+        idiom), as boto3 advises a resource per thread. About 0.2 ms to make."""
+        return RegionResource(self)
 
     @staticmethod
     @contextlib.contextmanager
@@ -266,6 +301,72 @@ class RegionSession:
         """Take ``region`` back into service (closes its breaker)."""
         self._replica(region).breaker.restore()
 
+    def breaker_state(self, region: str) -> str:
+        """``closed``, ``open``, ``half-open`` or ``evacuated``: ``region``'s breaker now."""
+        return self._replica(region).breaker.state
+
+    def hedge_delay(self, region: str) -> float | None:
+        """Seconds a read waits for ``region`` before it is hedged; None
+        without a hedge policy."""
+        return self._hedger.delay(region) if self._hedger is not None else None
+
+    def add_listener(self, listener: Listener) -> None:
+        """Send every event to ``listener`` from now on (once, however often added)."""
+        self.hooks.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self.hooks.remove(listener)
+
+    def key_names(self, table: str) -> tuple[str, ...] | None:
+        """``table``'s key attribute names if known now (declared, or
+        learned), without I/O."""
+        return self.key_schemas.known(table)
+
+    def learn_table(self, table: str, description: Mapping[str, Any]) -> None:
+        """Keep ``table``'s key names from a ``DescribeTable`` answer's ``Table``."""
+        self.key_schemas.learn(table, description)
+
+    def probe(self, region: str, send: Callable[[Replica], None]) -> ProbeAnswer | None:
+        """Send a health probe to ``region`` through its breaker, as live
+        traffic goes: ``send(replica)`` makes the request (``replica.call``).
+        None if the breaker kept it out (open and not due a trial, evacuated,
+        another trial out). The breaker hears the verdict: an error raised
+        before the request left says nothing of the region; a fault counts
+        against it (a 5xx too: a probe is a request known to be good, so no
+        poison-request judgment); any answer, DynamoDB's own errors
+        included, is the region up. Announced as a ``CallFinished`` of
+        operation ``"Probe"``, unless it was not sent."""
+        replica = self._replica(region)
+        breaker = replica.breaker
+        ticket = breaker.admit()
+        if ticket is None:
+            return None
+        started = time.perf_counter()
+        try:
+            send(replica)
+        except Exception as error:  # noqa: BLE001 - judged here, and its verdict returned
+            seconds = time.perf_counter() - started
+            verdict = classify(error, throttling_is_fault=self.settings.throttling_is_fault)
+            if not verdict.sent:
+                breaker.released(ticket)
+                return ProbeAnswer(error, verdict)
+            if verdict.fault:
+                breaker.failed(ticket)
+                outcome, label = FAULT, verdict.reason
+            else:
+                breaker.succeeded(ticket)
+                outcome, label = CALLER_ERROR, error_code(error)
+            answer = ProbeAnswer(error, verdict)
+        except BaseException:
+            breaker.released(ticket)
+            raise
+        else:
+            seconds = time.perf_counter() - started
+            breaker.succeeded(ticket)
+            outcome, label, answer = OK, None, ProbeAnswer()
+        self.hooks.emit(CallFinished(region, PROBE, "probe", seconds, outcome, label))
+        return answer
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready picture: regions, breakers, latency, failovers, cache."""
         regions = {}
@@ -279,7 +380,7 @@ class RegionSession:
         summary = self.stats.summary()
         summary["failovers"]["recent"] = [
             {"operation": e.operation, "from": e.from_region, "to": e.to_region, "reason": e.reason, "at": e.at}
-            for e in list(self.stats.failovers)
+            for e in self.stats.recent_failovers()
         ]
         return {
             "local_region": self.local_region,
@@ -294,8 +395,8 @@ class RegionSession:
         }
 
     def close(self) -> None:
-        if self.attempts.hedger is not None:
-            self.attempts.hedger.close()
+        if self._hedger is not None:
+            self._hedger.close()
         for replica in self.replicas.values():
             replica.close()
 
@@ -305,24 +406,64 @@ class RegionSession:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # -- what the boto3-shaped surfaces ask (regionproxy._boto3.client.CallRouter) --
+
+    def local_client(self) -> Any:
+        """This process's botocore client of the local region."""
+        return self.replicas[self.local_region].client
+
+    def caller_handlers(self) -> tuple[Registration, ...]:
+        """The handlers of the caller's boto3 session for the per-call
+        events, which the surfaces carry and the regional clients do not
+        (see :mod:`regionproxy._boto3.emitters`)."""
+        if self._boto3_session is None:
+            return ()  # the regions' clients come from a boto3 session of our own
+        return caller_registrations(self._boto3_session.events) or ()
+
+    def _take_off_callers_handlers(self, client: Any) -> None:
+        """Called with each regional client made: the caller's per-call
+        handlers belong to the surfaces. Best effort: a failure here must
+        not cost the client (the handlers then run there, as before)."""
+        if self._boto3_session is None:
+            return
+        try:
+            take_off(client.meta.events, self.caller_handlers())
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.warning("regionproxy: the boto3 session's handlers stay on a region's client", exc_info=True)
+
     # -- execution ---------------------------------------------------------------
 
-    def execute(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run one DynamoDB operation (``"GetItem"``, wire-format ``params``)
-        on the best region that can serve it."""
-        if operation == "GetItem" and self.reads is not None:
-            # A hit costs microseconds: describing the call would be a third of it.
-            result = self.reads.hit(params)
-            if result is not MISS:
-                return result
-        call = Call(operation, params, marked_idempotent=_IDEMPOTENT.get())
+    def execute(self, operation: str, params: dict[str, Any], values: ValueForm | None = None) -> dict[str, Any]:
+        """Run one DynamoDB operation (``"GetItem"``) on the best region that
+        can serve it: ``params`` and the answer in wire format; or, with
+        ``values`` (what the Python-value client passes), both in Python
+        values, through the Python-value cache where it applies."""
+        reads = self.reads
+        if values is None:
+            if reads is not None and operation == "GetItem":
+                # A hit costs microseconds: describing the call would be a third of it.
+                result = reads.hit(params)
+                if result is not MISS:
+                    return result
+            call = Call(operation, params, marked_idempotent=_IDEMPOTENT.get())
+        elif reads is not None and (operation == "GetItem" or operation == "Query"):
+            return self._read_values(operation, params, values)
+        else:
+            call = Call(operation, values.to_wire(params), marked_idempotent=_IDEMPOTENT.get())
         if call.kind == READ:
-            if self.reads is not None and self.reads.applies(operation):
-                return self.reads.read(call)
-            return self._read(call)
-        if call.kind == WRITE:
-            return self._write(call)
-        tables = changed_tables(operation, params)  # DeleteTable, CreateTable, ...
+            if reads is not None and reads.applies(operation):
+                result = reads.read(call)
+            else:
+                result = self._read(call)
+        elif call.kind == WRITE:
+            result = self._write(call)
+        else:
+            result = self._control(call)
+        return result if values is None else values.to_python(result)
+
+    def _control(self, call: Call) -> dict[str, Any]:
+        """A control-plane call: the local region, no failover."""
+        tables = changed_tables(call.operation, call.params)  # DeleteTable, CreateTable, ...
         try:
             return self.attempts.run(call, self.router.plan(call.kind))[0]
         finally:
@@ -331,9 +472,27 @@ class RegionSession:
                 if self.cache is not None:
                     self.cache.invalidate_table(table)
 
+    def _read_values(self, operation: str, params: dict[str, Any], values: ValueForm) -> dict[str, Any]:
+        """A GetItem or Query in Python values through the cache's Python-value
+        form (see :meth:`CachedReads.read_values`): a GetItem is looked up by
+        its Python-value key, so a hit serialises nothing; a Query by its
+        wire-format request, the call's own. A miss is serialised, routed by
+        :meth:`_read` (not through the wire-format cache, which would keep a
+        second copy of the same answer) and deserialised, once."""
+        assert self.reads is not None
+        if operation == "GetItem":
+            return self.reads.read_values(
+                operation, params, lambda: values.to_python(self._read(Call(operation, values.to_wire(params))))
+            )
+        call = Call(operation, values.to_wire(params))
+        return self.reads.read_values(operation, call.params, lambda: values.to_python(self._read(call)), call=call)
+
     def _read(self, call: Call) -> dict[str, Any]:
         seen = self._sticky.seen_by(call)
-        if seen.follow is not None or call.strongly_consistent:
+        hedger = self._hedger
+        # (Without a hedger nothing hedges or demotes: whether the read is
+        # strongly consistent is not worth working out.)
+        if seen.follow is not None or (hedger is not None and call.strongly_consistent):
             # Read-your-writes: the write is in the sticky region, maybe not
             # yet in the others; a strongly consistent read must see every
             # write the preferred region took. A hedge to another region
@@ -341,11 +500,10 @@ class RegionSession:
             # would send the read there first: the read waits for its region
             # (and fails over only if that region fails).
             result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
+        elif hedger is not None:
+            result, region = self.attempts.run(call, hedger.order(self._read_plan))  # a slow region last
         else:
-            plan = self.router.plan(READ)
-            if self.attempts.hedger is not None:
-                plan = self.attempts.hedger.order(plan)  # a slow region last
-            result, region = self.attempts.run(call, plan)
+            result, region = self.attempts.run(call, self._read_plan)
         if self.reads is not None and not seen.may_store(region):
             # A region that may not have the session's latest write of what
             # this read sees answered it (a hedge, a failover): the caller
@@ -353,21 +511,12 @@ class RegionSession:
             self.reads.withhold(call)
         return result
 
-    def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """``load()``'s answer in Python values (the Table, resource and
-        ``meta.client`` surfaces), through the cache where it may be: a
-        GetItem's ``params`` in Python values, a Query's as the wire-format
-        request (see :meth:`CachedReads.read_values`)."""
-        if self.reads is None:
-            return load()
-        return self.reads.read_values(operation, params, load)
-
     def _write(self, call: Call) -> dict[str, Any]:
-        plan = self.router.plan(WRITE)
+        plan = self._write_plan
         cache = self.cache
         # One write asks for a table's key schema once, however many times
         # its keys are named (before, after, for read-your-writes).
-        key_names = _KeyNamesOnce(self.key_schemas.names)
+        key_names = _KeyNamesOnce(self.key_schemas.names) if cache is not None else None
         if cache is not None:
             cache.invalidate_write(call.operation, call.params, key_names)
         maybe_applied: list[str] = []  # where it failed in a way that may have applied it
@@ -378,6 +527,7 @@ class RegionSession:
             # matters only to the cache, or to end what an earlier write of
             # its tables made sticky.
             if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
+                key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 self._remember(region, call, key_names, failed_over=region != plan[0])
         except Exception:
             # It failed, but may have landed (AmbiguousWriteError, or any

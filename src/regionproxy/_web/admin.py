@@ -40,7 +40,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Request, Response
@@ -50,6 +50,22 @@ from regionproxy._regions.health import health_json
 if TYPE_CHECKING:
     from regionproxy._regions.health import HealthMonitor
     from regionproxy._web.access import AdminAccess
+
+
+class Administered(Protocol):
+    """What the admin app asks of the session it shows and acts on
+    (a :class:`~regionproxy.RegionSession`)."""
+
+    @property
+    def regions(self) -> tuple[str, ...]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def breaker_state(self, region: str) -> str: ...
+
+    def evacuate(self, region: str) -> None: ...
+
+    def restore(self, region: str) -> None: ...
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -115,7 +131,8 @@ class AdminApp:
     """WSGI app for ``<prefix>/``, ``<prefix>/status.json``, region actions
     and (when ``metrics`` is given) the metrics exposition.
 
-    :param monitor: the health monitor (its session is the one shown).
+    :param session: the session shown and acted on.
+    :param monitor: the health monitor of that session (readiness).
     :param access: who may use it.
     :param metrics: the metrics endpoint (a WSGI app such as
         :class:`~regionproxy._web.metrics.MetricsApp`), or None.
@@ -129,14 +146,15 @@ class AdminApp:
 
     def __init__(
         self,
+        session: Administered,
         monitor: HealthMonitor,
         access: AdminAccess,
         *,
         metrics: WSGIApp | None = None,
         lab: Any = None,
     ) -> None:
+        self.session = session
         self.monitor = monitor
-        self.session = monitor.session
         self.access = access
         self.metrics = metrics
         self.lab = lab
@@ -196,7 +214,7 @@ class AdminApp:
         # JSON for a client that prefers it to HTML (on a tie, and for '*/*'
         # as curl sends, the redirect back to the page).
         if request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json":
-            body = {"region": region, "action": action, "breaker": self.session.replicas[region].breaker.state}
+            body = {"region": region, "action": action, "breaker": self.session.breaker_state(region)}
             return answer(json.dumps(body).encode(), content_type="application/json")
         return redirect(request.root_path + "/", 303)
 

@@ -180,10 +180,10 @@ class RegionProxyMiddleware:
         )
         access = AdminAccess(options["admin_allow"], admin_token, options["admin_hosts"])
         self.metrics = _metrics_listener(session) if metrics_path else None
-        self.admin = AdminApp(self.monitor, access, metrics=_metrics_app(self.metrics), lab=lab)
+        self.admin = AdminApp(session, self.monitor, access, metrics=_metrics_app(self.metrics), lab=lab)
         self.server_timing = server_timing
         if server_timing:
-            session.hooks.add(_record_timing)
+            session.add_listener(_record_timing)
         self.admin_prefix = admin_prefix
         self.metrics_path = metrics_path
         live, ready = HealthApp(self.monitor, ready=False), HealthApp(self.monitor, ready=True)
@@ -245,7 +245,7 @@ class RegionProxyMiddleware:
         """Stop the background probes and metrics (the session is the caller's to close)."""
         self.monitor.stop()
         if self.metrics is not None:
-            self.session.hooks.remove(self.metrics)
+            self.session.remove_listener(self.metrics)
 
 
 def _mount(app: WSGIApp, environ: dict[str, Any], start_response: StartResponse, script: str = "", path: str | None = None) -> Any:
@@ -283,5 +283,5 @@ def _metrics_listener(session: RegionSession) -> Any:
             "metrics need prometheus-client (pip install regionproxy[metrics]); or pass metrics_path=None",
             setting="metrics_path",
         ) from error
-    session.hooks.add(listener)
+    session.add_listener(listener)
     return listener

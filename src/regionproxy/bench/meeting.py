@@ -53,7 +53,7 @@ def meeting_cost(
         ("blackhole", hedged, samples[2], "hedging"),
     ):
         progress(f"failover: meeting {fault} ({label}), {count} requests")
-        delay = session.attempts.hedger.delay(local) if session.attempts.hedger is not None else None
+        delay = session.hedge_delay(local)
         lab.fault(local, fault)
         met, direct = [], []
         for _ in range(count):
