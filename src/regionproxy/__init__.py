@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from regionproxy._config.settings import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
+from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
 from regionproxy.errors import (
     AllRegionsFailed,
     AmbiguousWriteError,

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from regionproxy._cache.store import ReadCache
-from regionproxy._config.settings import CachePolicy
+from regionproxy._config.policies import CachePolicy
 
 
 class Clock:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from regionproxy._config.settings import CachePolicy
+from regionproxy._config.policies import CachePolicy
 from tests._cache.conftest import METADATA, WIRE_ITEM, bounded, compiled_copiers, typed
 
 REGIONS = ["eu-west-3", "us-east-1"]

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from regionproxy._cache.store import MISS, ReadCache
-from regionproxy._config.settings import CachePolicy
+from regionproxy._config.policies import CachePolicy
 from tests._cache.conftest import bounded
 
 

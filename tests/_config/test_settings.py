@@ -12,12 +12,8 @@ import pytest
 from botocore.config import Config
 
 import regionproxy as rp
-from regionproxy._config.settings import (
-    CachePolicy,
-    Settings,
-    check_session_arguments,
-    endpoint_problem,
-)
+from regionproxy._config.policies import CachePolicy
+from regionproxy._config.settings import Settings, check_session_arguments, endpoint_problem
 
 TWO = ("eu-west-3", "us-east-1")
 

@@ -14,17 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regionproxy._config.environment import ENV_PREFIX, ENVIRONMENT, settings_from_env
-from regionproxy._config.settings import (
-    REGION_NAME,
-    WRITE_MODES,
-    BreakerPolicy,
-    CachePolicy,
-    HedgePolicy,
-    Settings,
-    Timeouts,
-    check_session_arguments,
-    endpoint_problem,
-)
+from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
+from regionproxy._config.settings import REGION_NAME, WRITE_MODES, Settings, check_session_arguments, endpoint_problem
 from regionproxy.errors import ConfigError
 
 # CONFIG_FUZZ_EXAMPLES=5000 for a deeper run than the suite's.

@@ -9,7 +9,7 @@ import time
 import pybreaker
 import pytest
 
-from regionproxy._config.settings import BreakerPolicy
+from regionproxy._config.policies import BreakerPolicy
 from regionproxy._regions.breaker import CLOSED, EVACUATED, HALF_OPEN, NORMAL, OPEN, TRIAL, RegionBreaker
 from regionproxy.events import BreakerChanged, Hooks
 

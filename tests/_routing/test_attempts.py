@@ -23,7 +23,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
-from regionproxy._config.settings import BreakerPolicy
+from regionproxy._config.policies import BreakerPolicy
 from regionproxy._dynamodb.calls import Call
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN, RegionBreaker
 from regionproxy._routing.attempts import AttemptLoop

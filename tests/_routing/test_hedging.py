@@ -14,7 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from regionproxy._config.settings import HedgePolicy
+from regionproxy._config.policies import HedgePolicy
 from regionproxy._dynamodb.calls import Call
 from regionproxy._routing.hedging import Hedger
 from regionproxy.errors import AllRegionsFailed
@@ -269,7 +269,7 @@ def test_writes_are_never_hedged_by_the_attempt_loop():
 
     class Slow:
         def __init__(self, region):
-            from regionproxy._config.settings import BreakerPolicy
+            from regionproxy._config.policies import BreakerPolicy
             from regionproxy._regions.breaker import RegionBreaker
 
             self.region = region
@@ -492,7 +492,7 @@ def test_a_region_whose_demotion_ended_is_demoted_again_by_one_win():
 
 class _Replica:
     def __init__(self, region, answer):
-        from regionproxy._config.settings import BreakerPolicy
+        from regionproxy._config.policies import BreakerPolicy
         from regionproxy._regions.breaker import RegionBreaker
 
         self.region = region

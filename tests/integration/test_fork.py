@@ -23,7 +23,7 @@ import requests
 
 import regionproxy as rp
 from regionproxy._cache.store import ReadCache
-from regionproxy._config.settings import BreakerPolicy, CachePolicy
+from regionproxy._config.policies import BreakerPolicy, CachePolicy
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, NORMAL, OPEN, TRIAL, RegionBreaker
 from regionproxy.events import Hooks
 from tests.support import LOCAL, TABLE, free_port, in_child

@@ -18,8 +18,8 @@ import pytest
 
 from regionproxy.bench.canned import CannedHandler
 from regionproxy.errors import ConfigError
-from regionproxy.testing.fault_modes import corrupt_checksum
-from regionproxy.testing.fault_proxy import Fault, FaultProxy
+from regionproxy.testing.fault_modes import Fault, corrupt_checksum
+from regionproxy.testing.fault_proxy import FaultProxy
 from tests.support import TABLE
 
 REQUESTS = 200

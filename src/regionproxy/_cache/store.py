@@ -59,7 +59,7 @@ from cachetools import Cache, TLRUCache
 
 from regionproxy._cache.copies import keeper
 from regionproxy._cache.keys import VALUES, write_tags
-from regionproxy._config.settings import CachePolicy
+from regionproxy._config.policies import CachePolicy
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import KeyNames, tables_of, written_keys
 from regionproxy._forks import reset_after_fork

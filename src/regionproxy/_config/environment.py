@@ -21,16 +21,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from regionproxy._config.settings import (
-    BreakerPolicy,
-    CachePolicy,
-    HedgePolicy,
-    Settings,
-    Timeouts,
-    check_client_config,
-    check_number,
-    shown,
-)
+from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts, check_number, shown
+from regionproxy._config.settings import Settings, check_client_config
 from regionproxy.errors import ConfigError
 
 if TYPE_CHECKING:

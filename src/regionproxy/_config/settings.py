@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from regionproxy._config.policies import (  # noqa: F401 - the policies are imported from here too
-    DAY,
-    MAX_TIMEOUT,
+from regionproxy._config.policies import (
     TABLE_NAME,
     BreakerPolicy,
     CachePolicy,

@@ -31,7 +31,7 @@ from typing import Any
 
 import pybreaker
 
-from regionproxy._config.settings import BreakerPolicy
+from regionproxy._config.policies import BreakerPolicy
 from regionproxy._forks import reset_after_fork
 from regionproxy.events import BreakerChanged, Hooks
 

@@ -17,7 +17,7 @@ import boto3
 from botocore import xform_name
 from botocore.config import Config
 
-from regionproxy._config.settings import Timeouts
+from regionproxy._config.policies import Timeouts
 from regionproxy._regions.breaker import RegionBreaker
 
 # Threaded servers run more threads than botocore's default pool of 10

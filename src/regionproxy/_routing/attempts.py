@@ -65,7 +65,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from regionproxy._config.settings import Timeouts
+from regionproxy._config.policies import Timeouts
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.operations import READ, WRITE
 from regionproxy._dynamodb.verdicts import classify, error_code

@@ -54,14 +54,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from regionproxy._config.settings import HedgePolicy
+from regionproxy._config.policies import HedgePolicy
 from regionproxy._dynamodb.calls import Call
 from regionproxy._forks import reset_after_fork
 from regionproxy._routing.hedge_budget import HedgeBudget, RecentLatency
 from regionproxy.errors import AllRegionsFailed, RegionProxyError
 from regionproxy.events import Hedged, Hooks, RegionDemoted
 
-__all__ = ["Attempt", "HedgeBudget", "Hedger", "RecentLatency", "Side"]
+__all__ = ["Attempt", "Hedger", "Side"]
 
 
 class Side:

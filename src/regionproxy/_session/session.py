@@ -40,15 +40,8 @@ from regionproxy._cache.keys import changed_tables
 from regionproxy._cache.reads import CachedReads
 from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._config.environment import settings_from_env
-from regionproxy._config.settings import (
-    SESSION_ARGUMENTS,
-    BreakerPolicy,
-    CachePolicy,
-    HedgePolicy,
-    Settings,
-    Timeouts,
-    check_session_arguments,
-)
+from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
+from regionproxy._config.settings import SESSION_ARGUMENTS, Settings, check_session_arguments
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import READ, WRITE

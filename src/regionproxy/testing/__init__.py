@@ -3,7 +3,8 @@
 Needs the ``testing`` extra (``pip install regionproxy[testing]``).
 """
 
-from regionproxy.testing.fault_proxy import Fault, FaultProxy, ProxiedRequest
+from regionproxy.testing.fault_modes import Fault
+from regionproxy.testing.fault_proxy import FaultProxy, ProxiedRequest
 from regionproxy.testing.lab import LocalRegions, serving, wait_for
 
 __all__ = ["Fault", "FaultProxy", "LocalRegions", "ProxiedRequest", "serving", "wait_for"]

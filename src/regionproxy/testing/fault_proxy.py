@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from regionproxy.errors import ConfigError
-from regionproxy.testing.fault_modes import MODES, OUTAGES, Fault, corrupt_checksum
+from regionproxy.testing.fault_modes import OUTAGES, Fault, corrupt_checksum
 
-__all__ = ["Fault", "FaultProxy", "MODES", "OUTAGES", "ProxiedRequest"]
+__all__ = ["FaultProxy", "ProxiedRequest"]
 
 _MAX_HEADER = 64 * 1024
 

@@ -31,7 +31,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from regionproxy.errors import ConfigError
-from regionproxy.testing.fault_proxy import Fault, FaultProxy, ProxiedRequest
+from regionproxy.testing.fault_modes import Fault
+from regionproxy.testing.fault_proxy import FaultProxy, ProxiedRequest
 from regionproxy.testing.replication import Replicator
 from regionproxy.testing.servers import MotoServer
 from regionproxy.testing.tls import LabCertificates
