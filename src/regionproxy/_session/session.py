@@ -528,6 +528,7 @@ class RegionSession:
             # there, before the cache is cleared again below.
             landed = maybe_applied[0] if maybe_applied else None
             if landed is not None and (landed != plan[0] or cache is not None or self._sticky.remembers(call.tables)):
+                key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 self._remember(landed, call, key_names, failed_over=landed != plan[0], uncertain=True)
             raise
         finally:
