@@ -524,7 +524,11 @@ class RegionSession:
             # the cache keeps answers only from there. Landed at home, it
             # matters only to the cache, or to end what an earlier write of
             # its tables made sticky.
-            if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
+            if (
+                region != plan[0]
+                or cache is not None
+                or (self._sticky.remembers_any() and self._sticky.remembers(call.tables))  # the tables only if it may matter
+            ):
                 key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 self._remember(region, call, key_names, failed_over=region != plan[0])
         finally:
