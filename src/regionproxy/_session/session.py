@@ -408,7 +408,9 @@ class RegionSession:
     # -- what the boto3-shaped surfaces ask (regionproxy._boto3.client.CallRouter) --
 
     def local_client(self) -> Any:
-        """This process's botocore client of the local region."""
+        """This process's botocore client of the local region, as it is:
+        not routed (the surfaces read its model, config, endpoint and
+        exceptions from it, and build before-call's request with it)."""
         return self.replicas[self.local_region].client
 
     def caller_handlers(self) -> tuple[Registration, ...]:
