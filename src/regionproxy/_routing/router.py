@@ -190,6 +190,10 @@ class StickyWrites:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
+    def remembers_any(self) -> bool:
+        """Whether any write is remembered (no lock: a dict's size is one C call)."""
+        return bool(self._tables)
+
     def remembers(self, tables: Iterable[str]) -> bool:
         """Whether a write of ``tables`` may change what reads follow (an
         entry of one of them, or of unknown tables, is remembered)."""

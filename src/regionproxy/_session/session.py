@@ -402,7 +402,9 @@ class RegionSession:
     # -- what the boto3-shaped surfaces ask (regionproxy._boto3.client.CallRouter) --
 
     def local_client(self) -> Any:
-        """This process's botocore client of the local region."""
+        """This process's botocore client of the local region, as it is:
+        not routed (the surfaces read its model, config, endpoint and
+        exceptions from it, and build before-call's request with it)."""
         return self.replicas[self.local_region].client
 
     def caller_handlers(self) -> tuple[Registration, ...]:
@@ -519,7 +521,11 @@ class RegionSession:
             # the cache keeps answers only from there. Landed at home, it
             # matters only to the cache, or to end what an earlier write of
             # its tables made sticky.
-            if region != plan[0] or cache is not None or self._sticky.remembers(call.tables):
+            if (
+                region != plan[0]
+                or cache is not None
+                or (self._sticky.remembers_any() and self._sticky.remembers(call.tables))  # the tables only if it may matter
+            ):
                 key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 self._remember(region, call, key_names, failed_over=region != plan[0])
         except Exception:
