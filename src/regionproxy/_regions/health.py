@@ -35,10 +35,9 @@ from regionproxy._dynamodb.verdicts import CREDENTIAL_CODES, Verdict, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN
 from regionproxy.errors import ConfigError
-from regionproxy.events import FAULT, CallFinished, Event, Listener
+from regionproxy.events import FAULT, PROBE, CallFinished, Event, Listener
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
-PROBE = "Probe"  # the operation of a health probe's CallFinished
 POLICIES = ("evacuate", "any")
 PROBE_KEY = "__regionproxy_probe__"
 

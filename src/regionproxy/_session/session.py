@@ -49,14 +49,14 @@ from regionproxy._dynamodb.schemas import KeySchemas
 from regionproxy._dynamodb.verdicts import classify, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import RegionBreaker
-from regionproxy._regions.health import PROBE, ProbeAnswer
+from regionproxy._regions.health import ProbeAnswer
 from regionproxy._regions.replica import Replica
 from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
 from regionproxy._routing.router import Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
-from regionproxy.events import CALLER_ERROR, FAULT, OK, CallFinished, Hooks, Listener
+from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, Hooks, Listener
 
 if TYPE_CHECKING:
     import boto3
@@ -357,7 +357,7 @@ class RegionSession:
             seconds = time.perf_counter() - started
             breaker.succeeded(ticket)
             outcome, label, answer = OK, None, ProbeAnswer()
-        self.hooks.emit(CallFinished(region, PROBE, "probe", seconds, outcome, label))
+        self.hooks.emit(CallFinished(region, PROBE, PROBE_KIND, seconds, outcome, label))
         return answer
 
     def status(self) -> dict[str, Any]:
