@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from regionproxy.bench.runner import SCENARIOS
 from regionproxy.bench.tail import DEFAULT, TUNED, hedge_delays
+from regionproxy.bench.targets import SCENARIOS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from regionproxy.bench.profiles import LatencyProfile, load
-
-SCENARIOS = ("overhead", "failover", "tail", "webapp")
+from regionproxy.bench.targets import SCENARIOS
 
 
 @dataclass(frozen=True, slots=True)

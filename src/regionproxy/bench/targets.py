@@ -27,6 +27,10 @@ import importlib
 from collections.abc import Iterable
 from typing import Any
 
+# The scenarios, in the order a run makes them (each a module of this package
+# with a ``targets(result)`` function).
+SCENARIOS = ("overhead", "failover", "tail", "webapp")
+
 # Verdicts, as the targets table writes them.
 MET, NOT_MET, NOT_MEASURED, REPORTED = "met", "NOT met", "not measured", "reported (no target)"
 
@@ -71,8 +75,6 @@ def judge(results: dict[str, Any]) -> dict[str, Any]:
     """``results`` with every scenario's targets judged again from its
     figures (by the scenario module's ``targets``); a failed scenario, or
     one this version does not know, is left as it is."""
-    from regionproxy.bench.runner import SCENARIOS
-
     for name, result in results["scenarios"].items():
         if "error" not in result and name in SCENARIOS:
             module = importlib.import_module(f"regionproxy.bench.{name}")
