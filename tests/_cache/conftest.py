@@ -9,18 +9,13 @@ import pytest
 
 from regionproxy._cache.store import ReadCache
 from regionproxy._config.policies import CachePolicy
-
-
-class Clock:
-    now = 0.0
-
-    def __call__(self):
-        return self.now
+from tests.support import FakeClock
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    """The shared fake clock, from zero: the cache's tests set absolute readings."""
+    return FakeClock(now=0.0)
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import pytest
 
 from regionproxy._config.policies import CachePolicy
 from tests._cache.conftest import METADATA, WIRE_ITEM, bounded, compiled_copiers, typed
-
-REGIONS = ["eu-west-3", "us-east-1"]
-
+from tests.support import REGIONS, closed_port_url
 
 KEY = {"pk": {"S": "a"}}
 
@@ -57,7 +55,7 @@ def _session(backend, **cache):
 
     session = rp.RegionSession(
         REGIONS,
-        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},  # never reached: the backend answers
+        endpoints=dict.fromkeys(REGIONS, closed_port_url()),  # never reached: the backend answers
         cache=CachePolicy(**{"ttl": 60, **cache}),
         key_schemas={"Items": ("pk",), "Other": ("pk",)},
     )
@@ -445,7 +443,7 @@ def _unschematic(backend, clock):
 
     session = rp.RegionSession(
         REGIONS,
-        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},
+        endpoints=dict.fromkeys(REGIONS, closed_port_url()),
         cache=CachePolicy(ttl=60),
         monotonic=clock,
     )
