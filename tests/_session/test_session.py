@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 
 import regionproxy as rp
-
-REGIONS = ["eu-west-3", "us-east-1"]
+from tests.support import REGIONS, FakeClock, closed_port_url
 
 
 def test_listeners_given_as_a_one_shot_iterator_all_receive_events():
@@ -31,52 +28,6 @@ def test_from_env_refuses_a_misspelt_setting_by_name():
         rp.RegionSession.from_env({"REGIONPROXY_REGIONS": ",".join(REGIONS)}, regoins=["eu-west-3"])
 
 
-def test_clients_get_the_callers_config_under_the_sessions_timeouts_and_one_botocore_attempt():
-    session = rp.RegionSession(
-        REGIONS,
-        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},
-        timeouts=rp.Timeouts(connect=0.7, read=1.3, attempts=3),
-        config=Config(max_pool_connections=7, user_agent_extra="blog/1.0"),
-    )
-    config = session.replicas["eu-west-3"].client.meta.config
-    assert (config.connect_timeout, config.read_timeout) == (0.7, 1.3)
-    assert config.retries["total_max_attempts"] == 1  # the session makes the other attempts itself
-    assert (config.max_pool_connections, config.user_agent_extra) == (7, "blog/1.0")
-
-
-def test_default_pool_fits_a_threaded_server():
-    session = rp.RegionSession(REGIONS, endpoints={region: "http://127.0.0.1:9" for region in REGIONS})
-    assert session.replicas["us-east-1"].client.meta.config.max_pool_connections == 50
-
-
-def test_a_chain_of_forks_keeps_one_boto3_session_per_process():
-    import os
-
-    from regionproxy._regions import replica
-
-    replica._process_session()  # the parent's
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: fork once more, and report what the grandchild keeps
-        os.close(read)
-        inner = os.fork()
-        if inner == 0:
-            replica._process_session()
-            os.write(write, repr(sorted(replica._SESSIONS) == [os.getpid()]).encode())
-            os._exit(0)
-        os.waitpid(inner, 0)
-        os._exit(0)
-    os.close(write)
-    deadline = time.monotonic() + 20  # never wait without a bound
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            pytest.fail("the forked child hung")
-        time.sleep(0.01)
-    with os.fdopen(read) as answer:
-        assert answer.read() == "True"  # no ancestor's session left behind
-
-
 # -- routing reads through the session, regions stood in for ------------------------
 #
 # ``Regions`` replaces the attempt loop: each region keeps its own items (no
@@ -86,13 +37,6 @@ def test_a_chain_of_forks_keeps_one_boto3_session_per_process():
 
 HOME, AWAY = REGIONS
 TABLE = "Items"
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class Regions:
@@ -125,11 +69,11 @@ class Regions:
 def _routed(cache=None, hedge=None, clock=None):
     session = rp.RegionSession(
         REGIONS,
-        endpoints={region: "http://127.0.0.1:9" for region in REGIONS},  # never reached: Regions answers
+        endpoints=dict.fromkeys(REGIONS, closed_port_url()),  # never reached: Regions answers
         cache=cache,
         hedge=hedge,
         key_schemas={TABLE: ("pk",)},
-        monotonic=clock or Clock(),
+        monotonic=clock or FakeClock(now=1000.0),
     )
     regions = Regions()
     session.attempts.run = regions
@@ -348,7 +292,7 @@ def test_an_answer_from_a_region_without_the_sessions_latest_write_is_returned_b
 
 
 def test_after_the_window_answers_of_any_region_are_cached_again():
-    clock = Clock()
+    clock = FakeClock(now=1000.0)
     session, regions = _routed(cache=rp.CachePolicy(ttl=600), clock=clock)
     session.execute("PutItem", {"TableName": TABLE, "Item": _item("a", "new")})
     clock.now += 5.1  # past sticky_seconds
@@ -360,7 +304,7 @@ def test_after_the_window_answers_of_any_region_are_cached_again():
 
 
 def test_without_a_cache_writes_at_home_ask_for_no_key_schema():
-    session = rp.RegionSession(REGIONS, endpoints={region: "http://127.0.0.1:9" for region in REGIONS})
+    session = rp.RegionSession(REGIONS, endpoints=dict.fromkeys(REGIONS, closed_port_url()))
     regions = Regions()
     session.attempts.run = regions
     session.key_schemas._describe = lambda table, prefer: pytest.fail("DescribeTable for a write nothing needs the key of")
