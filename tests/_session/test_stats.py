@@ -18,17 +18,7 @@ from regionproxy.events import (
     PoisonRequest,
     ReplicaMissing,
 )
-
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
-REGIONS = (LOCAL, REMOTE)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import LOCAL, REGIONS, REMOTE, FakeClock
 
 
 def call(duration, outcome="ok", region=LOCAL, error=None):
@@ -36,7 +26,7 @@ def call(duration, outcome="ok", region=LOCAL, error=None):
 
 
 def test_percentiles_forget_latency_older_than_the_window():
-    clock = FakeClock()
+    clock = FakeClock(now=1000.0)
     stats = SessionStats(REGIONS, window=60, clock=clock)
     for _ in range(100):
         stats(call(0.005))  # before the outage: 5 ms
@@ -48,7 +38,7 @@ def test_percentiles_forget_latency_older_than_the_window():
 
 
 def test_a_region_without_recent_calls_shows_no_latency():
-    clock = FakeClock()
+    clock = FakeClock(now=1000.0)
     stats = SessionStats(REGIONS, window=60, clock=clock)
     stats(call(0.005))
     clock.now += 60.5
@@ -58,7 +48,7 @@ def test_a_region_without_recent_calls_shows_no_latency():
 
 
 def test_latency_samples_are_bounded_in_memory():
-    stats = SessionStats(REGIONS, clock=FakeClock())
+    stats = SessionStats(REGIONS, clock=FakeClock(now=1000.0))
     for _ in range(MAX_SAMPLES + 50):
         stats(call(0.001))
     assert stats.region(LOCAL)["latency_ms"]["samples"] == MAX_SAMPLES
@@ -66,7 +56,7 @@ def test_latency_samples_are_bounded_in_memory():
 
 @given(st.lists(st.tuples(st.floats(0, 30), st.integers(1, 500)), min_size=1, max_size=60))
 def test_percentiles_are_those_of_the_calls_inside_the_window(steps):
-    clock = FakeClock()
+    clock = FakeClock(now=1000.0)
     stats = SessionStats(REGIONS, window=60, clock=clock)
     seen = []
     for advance, ms in steps:
