@@ -29,8 +29,8 @@ from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN, RegionBreaker
 from regionproxy._routing.attempts import AttemptLoop
 from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, ReplicaMissingError
 from regionproxy.events import FailedOver, Hooks, OperationFinished, PoisonRequest, ReplicaMissing
+from tests.support import LOCAL, REMOTE, FakeClock
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 PLAN = (LOCAL, REMOTE)
 URL = "http://127.0.0.1:1"
 OK = {"Item": {"pk": {"S": "a"}}}
@@ -38,13 +38,6 @@ OK = {"Item": {"pk": {"S": "a"}}}
 
 def client_error(code, status):
     return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
-
-
-class Clock:
-    now = 1_000.0
-
-    def __call__(self):
-        return self.now
 
 
 class ScriptedRegion:
@@ -67,7 +60,7 @@ class ScriptedRegion:
 class Harness:
     def __init__(self, local, remote, attempts=2):
         self.events = []
-        self.clock = Clock()
+        self.clock = FakeClock(now=1000.0)
         self.sleeps = []
         hooks = Hooks([self.events.append])
         self.regions = {
