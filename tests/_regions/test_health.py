@@ -4,7 +4,6 @@ no I/O; and the health endpoint app alone, through werkzeug's test client."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from botocore.exceptions import ClientError
@@ -25,6 +24,7 @@ from regionproxy._regions.health import (
     region_health,
 )
 from regionproxy._web.middleware import HealthApp
+from tests.support import closed_port_session
 
 NOW = 100.0
 
@@ -116,12 +116,8 @@ def test_each_credential_rejection_fails_readiness_without_blaming_the_region(co
 def monitor():
     """A monitor over a session whose regions are a closed local port, with
     probes that do nothing: readiness moves only when a test moves a breaker."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    session = rp.RegionSession(["eu-west-3", "us-east-1"], endpoints={"eu-west-3": closed, "us-east-1": closed})
-    yield HealthMonitor(session, interval=3600, probe=lambda replica: None)
-    session.close()
+    with closed_port_session() as session:
+        yield HealthMonitor(session, interval=3600, probe=lambda replica: None)
 
 
 @pytest.mark.parametrize("ready", [False, True], ids=["live", "ready"])
