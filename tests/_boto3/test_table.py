@@ -22,8 +22,7 @@ from boto3.dynamodb.types import Binary
 
 from regionproxy._boto3.client import RegionClient, ResourceClient
 from regionproxy._boto3.resource import RegionResource
-
-LOCAL = "eu-west-3"
+from tests.support import LOCAL, REGIONS, REMOTE, closed_port_url
 
 
 class RecordingSession:
@@ -36,9 +35,9 @@ class RecordingSession:
         self._client = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t").client(
             "dynamodb",
             region_name=LOCAL,
-            endpoint_url="http://127.0.0.1:9",  # never called
+            endpoint_url=closed_port_url(),  # never called
         )
-        self.regions = (LOCAL, "us-east-1")
+        self.regions = (LOCAL, REMOTE)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._answer = answer or (lambda operation, params: {})
         self._lock = threading.Lock()
@@ -307,8 +306,8 @@ def lab_free_session():
     import regionproxy as rp
 
     session = rp.RegionSession(
-        ["eu-west-3", "us-east-1"],
-        endpoints={"eu-west-3": "http://127.0.0.1:9", "us-east-1": "http://127.0.0.1:9"},
+        list(REGIONS),
+        endpoints=dict.fromkeys(REGIONS, closed_port_url()),
         boto3_session=boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t"),
     )
     yield session
