@@ -1,5 +1,5 @@
 """ReadCache: TTLs, eviction, invalidation, single flight, bounded waits,
-fork safety; and the cache's policy."""
+fork safety."""
 
 from __future__ import annotations
 
@@ -239,43 +239,6 @@ def test_past_maxsize_the_least_recently_used_entry_is_evicted_and_counted(clock
     assert cache.counts()["evictions"] == 2  # "b", then "a" to make room for "b"
     assert {(event.table, event.reason) for event in cache.take_dropped()} == {("t", "size")}
     assert cache.take_dropped() == []
-
-
-@pytest.mark.parametrize(
-    ("policy", "setting"),
-    [
-        pytest.param({"negative_ttl": -1}, "negative_ttl", id="negative-ttl-below-zero"),
-        pytest.param({"negative_ttl": float("nan")}, "negative_ttl", id="negative-ttl-nan"),
-        pytest.param({"negative_ttl": "1"}, "negative_ttl", id="negative-ttl-text"),
-        pytest.param({"tables": "Items"}, "tables", id="tables-as-one-string"),
-        pytest.param({"tables": []}, "tables", id="tables-empty"),
-        pytest.param({"tables": ["no spaces allowed"]}, "tables", id="tables-bad-name"),
-        pytest.param({"tables": {"Items": 1}}, "tables", id="tables-dict"),
-    ],
-)
-def test_bad_cache_policy_values_are_config_errors_naming_the_field(policy, setting):
-    from regionproxy.errors import ConfigError
-
-    with pytest.raises(ConfigError) as raised:
-        CachePolicy(**policy)
-    assert raised.value.setting == setting
-
-
-def test_tables_opt_in_and_none_means_every_table():
-    assert CachePolicy().caches("Anything")
-    policy = CachePolicy(tables=["Blog", "Users"])
-    assert policy.caches("Blog") and not policy.caches("Other")
-
-
-def test_cache_variables_are_read_from_the_environment():
-    from regionproxy._config.environment import settings_from_env
-    from regionproxy.errors import ConfigError
-
-    env = {"REGIONPROXY_REGIONS": "eu-west-3", "REGIONPROXY_CACHE_NEGATIVE_TTL": "0.5", "REGIONPROXY_CACHE_TABLES": "Blog, Users"}
-    assert settings_from_env(env).cache == CachePolicy(negative_ttl=0.5, tables=("Blog", "Users"))
-    with pytest.raises(ConfigError) as raised:
-        settings_from_env({**env, "REGIONPROXY_CACHE_TABLES": "Blog,,Users"})
-    assert raised.value.setting == "REGIONPROXY_CACHE_TABLES"
 
 
 def test_a_write_drops_queries_of_its_partition_and_the_tables_index_queries(cache):
