@@ -4,9 +4,12 @@ table is asked about again."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from regionproxy._dynamodb.schemas import KeySchemas, KeySchemaUnknown
+from tests._cache.conftest import bounded
 
 DESCRIPTION = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]}
 
@@ -59,3 +62,45 @@ def test_declared_names_are_known_without_asking(clock):
     assert schemas.names("Blog") == ("PK", "SK")
     assert schemas.known("Other") is None
     assert describe.asked == []
+
+
+def test_a_key_schema_described_while_its_table_is_deleted_is_not_kept(clock):
+    """DeleteTable and CreateTable through the session forget what was
+    learned of the table; an answer to a DescribeTable sent before that may
+    describe the old table: its caller may use it, nobody else gets it."""
+    from regionproxy._dynamodb.schemas import KeySchemas
+
+    def describe(table, prefer):
+        schemas.forget(table)  # the table is deleted and created again meanwhile
+        return {"KeySchema": [{"AttributeName": "old", "KeyType": "HASH"}]}
+
+    schemas = KeySchemas({"Declared": ("pk",)}, describe, clock=clock)
+    assert schemas.names("T") == ("old",)
+    assert schemas.known("T") is None
+    schemas.forget("Declared")
+    assert schemas.known("Declared") == ("pk",), "declared schemas are configuration: they stay"
+
+
+def test_after_fork_a_table_another_thread_was_describing_is_described_again(clock):
+    from regionproxy._dynamodb.schemas import KeySchemas, KeySchemaUnknown
+
+    entered, release = threading.Event(), threading.Event()
+
+    def describe(table, prefer):
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        return {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}
+
+    schemas = KeySchemas({}, describe, clock=clock)
+    parent = threading.Thread(target=schemas.names, args=("T",), daemon=True)
+    parent.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(KeySchemaUnknown):
+            schemas.names("T")  # another thread is asking: unknown, at once
+        schemas._after_fork()  # what the child runs; the asking thread would not exist there
+        assert bounded(lambda: schemas.names("T")) == ("pk",)
+    finally:
+        release.set()
+        parent.join(10)
