@@ -24,7 +24,7 @@ from regionproxy._regions.health import (
     region_health,
 )
 from regionproxy._web.middleware import HealthApp
-from tests.support import closed_port_session
+from tests.support import closed_port_session, closed_port_url
 
 NOW = 100.0
 
@@ -92,7 +92,7 @@ CREDENTIAL_REJECTIONS = [
 @pytest.mark.parametrize(("code", "status"), CREDENTIAL_REJECTIONS)
 def test_each_credential_rejection_fails_readiness_without_blaming_the_region(code, status):
     regions = ["eu-west-3", "us-east-1"]
-    session = rp.RegionSession(regions, endpoints={region: "http://127.0.0.1:9" for region in regions})
+    session = rp.RegionSession(regions, endpoints=dict.fromkeys(regions, closed_port_url()))
 
     def rejected(replica):  # the probe's request, answered: the region is up
         raise ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "ListTables")
