@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -132,3 +133,13 @@ def in_child(check: Callable[[], object], timeout: float = CHILD_TIMEOUT) -> Non
     finally:
         os.close(read_end)
     assert os.waitstatus_to_exitcode(status) == 0, f"the child failed:\n{report}"
+
+
+def bounded(target, timeout=10.0):
+    """``target()``'s result, run in a daemon thread; fails instead of hanging."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(target()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the reader waited without a bound"
+    return out[0]

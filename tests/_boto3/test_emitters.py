@@ -20,10 +20,10 @@ from moto import mock_aws
 
 import regionproxy as rp
 from regionproxy._boto3.emitters import PER_CALL_EVENTS, Registration, caller_registrations
+from tests.support import LOCAL, REMOTE, closed_port_url
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TABLE = "T"
-REFUSED = "http://127.0.0.1:9"  # nothing listens on the discard port
+REFUSED = closed_port_url()
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 

@@ -21,8 +21,8 @@ from botocore.hooks import HierarchicalEmitter
 from moto import mock_aws
 
 import regionproxy as rp
+from tests.support import LOCAL, REMOTE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TABLE = "T"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ITEM = {"p": "a", "name": "x"}

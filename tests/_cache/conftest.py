@@ -3,8 +3,6 @@ answer, and ways to compare and inspect copies."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from regionproxy._cache.store import ReadCache
@@ -21,16 +19,6 @@ def clock():
 @pytest.fixture
 def cache(clock):
     return ReadCache(CachePolicy(maxsize=100, ttl=5.0), clock=clock)
-
-
-def bounded(target, timeout=10.0):
-    """``target()``'s result, run in a daemon thread; fails instead of hanging."""
-    out = []
-    thread = threading.Thread(target=lambda: out.append(target()), daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), "the reader waited without a bound"
-    return out[0]
 
 
 WIRE_ITEM = {

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from regionproxy._config.policies import CachePolicy
-from tests._cache.conftest import METADATA, WIRE_ITEM, bounded, compiled_copiers, typed
-from tests.support import REGIONS, closed_port_url
+from tests._cache.conftest import METADATA, WIRE_ITEM, compiled_copiers, typed
+from tests.support import REGIONS, bounded, closed_port_url
 
 KEY = {"pk": {"S": "a"}}
 

@@ -10,7 +10,7 @@ import pytest
 
 from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._config.policies import CachePolicy
-from tests._cache.conftest import bounded
+from tests.support import bounded
 
 
 def test_second_read_is_a_hit_until_ttl(cache, clock):

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from regionproxy._dynamodb.schemas import KeySchemas, KeySchemaUnknown
-from tests._cache.conftest import bounded
+from tests.support import bounded
 
 DESCRIPTION = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]}
 

@@ -17,8 +17,8 @@ from moto import mock_aws
 
 import regionproxy as rp
 from regionproxy._dynamodb.calls import Call
+from tests.support import LOCAL, REMOTE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 TABLE = "Items"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ITEM = {"p": "a", "n": 1}

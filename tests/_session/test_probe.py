@@ -11,24 +11,15 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 import regionproxy as rp
 from regionproxy.events import CallFinished
-
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import LOCAL, REMOTE, FakeClock, closed_port_url
 
 
-def _session(**kwargs: Any) -> tuple[rp.RegionSession, list[CallFinished], Clock]:
+def _session(**kwargs: Any) -> tuple[rp.RegionSession, list[CallFinished], FakeClock]:
     events: list[CallFinished] = []
-    clock = Clock()
+    clock = FakeClock(now=1_000.0)
     session = rp.RegionSession(
         [LOCAL, REMOTE],
-        endpoints={LOCAL: "http://127.0.0.1:9", REMOTE: "http://127.0.0.1:9"},
+        endpoints=dict.fromkeys((LOCAL, REMOTE), closed_port_url()),
         breaker=rp.BreakerPolicy(fail_max=1, reset_timeout=10),
         listeners=[lambda event: events.append(event) if isinstance(event, CallFinished) else None],
         clock=clock,

@@ -29,8 +29,8 @@ from regionproxy._regions.health import FAIL, PASS, HealthMonitor
 from regionproxy.testing import LocalRegions
 from tests.conftest import KEY_SCHEMA, TABLE
 from tests.integration.sts_stand_in import ANSWER_TIMEOUT, StandInSTS, role_session
+from tests.support import LOCAL, REMOTE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 KEY = {"pk": {"S": "a"}, "sk": {"S": "s"}}
 ADD = {"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
 BREAKER = rp.BreakerPolicy(fail_max=3, reset_timeout=60)

@@ -13,8 +13,8 @@ import regionproxy as rp
 from regionproxy._regions.breaker import CLOSED, OPEN
 from regionproxy._regions.health import FAIL, PASS, HealthMonitor
 from tests.conftest import TABLE
+from tests.support import LOCAL, REMOTE
 
-LOCAL, REMOTE = "eu-west-3", "us-east-1"
 BREAKER = rp.BreakerPolicy(fail_max=3, reset_timeout=60)
 TIMEOUTS = rp.Timeouts(connect=1.0, read=5.0, attempts=2)
 
