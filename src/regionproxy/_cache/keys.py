@@ -30,7 +30,7 @@ included: a number of more than 38 digits (``10**40``) is refused by boto3
 (``Decimal("1E+40")``) is accepted and may be cached.
 
 Table-level control-plane calls that change a table's items or key schema
-(:func:`changed_tables`: DeleteTable, CreateTable, UpdateTable, restores,
+(:func:`regionproxy._dynamodb.operations.changed_tables`: DeleteTable, CreateTable, UpdateTable, restores,
 ImportTable) drop the whole table, whatever their outcome.
 """
 from __future__ import annotations
@@ -187,29 +187,3 @@ def write_tags(table: str, fingerprint: Hashable) -> tuple[Hashable, ...]:
     """The query tags a write of the item with key ``fingerprint`` drops."""
     parts = fingerprint if isinstance(fingerprint, tuple) else ()
     return ((table, None), *((table, *part) for part in parts))
-
-
-# Table-level control-plane calls that change a table's items or key schema,
-# and the path to the table's name in each.
-_TABLE_CHANGES: dict[str, tuple[str, ...]] = {
-    "CreateTable": ("TableName",),
-    "DeleteTable": ("TableName",),
-    "UpdateTable": ("TableName",),  # an index deleted: its cached query pages
-    "RestoreTableFromBackup": ("TargetTableName",),
-    "RestoreTableToPointInTime": ("TargetTableName",),
-    "ImportTable": ("TableCreationParameters", "TableName"),
-}
-
-
-def changed_tables(operation: str, params: Mapping[str, Any]) -> tuple[str, ...]:
-    """The tables whose items or key schema the control-plane call
-    ``operation`` changes (or may have changed, whatever its outcome): what
-    it drops from the cache, and whose learned key schema it forgets. A
-    name that is not a string names nothing (botocore refuses the call)."""
-    path = _TABLE_CHANGES.get(operation)
-    if path is None:
-        return ()
-    value: Any = params
-    for step in path:
-        value = value.get(step) if isinstance(value, Mapping) else None
-    return (value,) if isinstance(value, str) else ()

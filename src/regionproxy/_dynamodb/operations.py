@@ -427,3 +427,29 @@ def _value(tokens: list[_Token], parameters: Any, *, kind: str | None = None) ->
         if isinstance(parameter, Mapping) and len(parameter) == 1 and (kind is None or kind in parameter):
             return parameter
     return None
+
+
+# Table-level control-plane calls that change a table's items or key schema,
+# and the path to the table's name in each.
+_TABLE_CHANGES: dict[str, tuple[str, ...]] = {
+    "CreateTable": ("TableName",),
+    "DeleteTable": ("TableName",),
+    "UpdateTable": ("TableName",),  # an index deleted: its cached query pages
+    "RestoreTableFromBackup": ("TargetTableName",),
+    "RestoreTableToPointInTime": ("TargetTableName",),
+    "ImportTable": ("TableCreationParameters", "TableName"),
+}
+
+
+def changed_tables(operation: str, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tables whose items or key schema the control-plane call
+    ``operation`` changes (or may have changed, whatever its outcome): what
+    it drops from the cache, and whose learned key schema it forgets. A
+    name that is not a string names nothing (botocore refuses the call)."""
+    path = _TABLE_CHANGES.get(operation)
+    if path is None:
+        return ()
+    value: Any = params
+    for step in path:
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return (value,) if isinstance(value, str) else ()

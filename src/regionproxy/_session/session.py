@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 from regionproxy._boto3.client import RegionClient, ValueForm
 from regionproxy._boto3.emitters import Registration, caller_registrations, take_off
 from regionproxy._boto3.resource import RegionResource
-from regionproxy._cache.keys import changed_tables
 from regionproxy._cache.reads import CachedReads
 from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._config.environment import settings_from_env
@@ -44,7 +43,7 @@ from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy
 from regionproxy._config.settings import SESSION_ARGUMENTS, Settings, check_session_arguments
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.keys import key_fingerprint
-from regionproxy._dynamodb.operations import READ, WRITE
+from regionproxy._dynamodb.operations import READ, WRITE, changed_tables
 from regionproxy._dynamodb.schemas import KeySchemas
 from regionproxy._dynamodb.verdicts import classify, error_code
 from regionproxy._forks import reset_after_fork
