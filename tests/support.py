@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -143,3 +144,38 @@ def bounded(target, timeout=10.0):
     thread.join(timeout)
     assert not thread.is_alive(), "the reader waited without a bound"
     return out[0]
+
+
+RESPONSE_METADATA = frozenset({"ResponseMetadata"})
+
+
+def canonical(value: Any, volatile: frozenset[str] = RESPONSE_METADATA) -> Any:
+    """``value`` in a form where equal means identical: types kept,
+    ``Decimal`` by its digits (``1.50`` is not ``1.5``), sets unordered,
+    the keys in ``volatile`` left out of every dict."""
+    from boto3.dynamodb.types import Binary
+
+    if isinstance(value, dict):
+        return {key: canonical(item, volatile) for key, item in value.items() if key not in volatile}
+    if isinstance(value, list | tuple):
+        return [canonical(item, volatile) for item in value]
+    if isinstance(value, set | frozenset):
+        return ("set", sorted((canonical(item, volatile) for item in value), key=repr))
+    if isinstance(value, Decimal):
+        return ("Decimal", str(value))
+    if isinstance(value, Binary):
+        return ("Binary", bytes(value))
+    return (type(value).__name__, value)
+
+
+def outcome(scenario: Callable[[Any], Any], api: Any, volatile: frozenset[str] = RESPONSE_METADATA) -> tuple[Any, ...]:
+    """What ``scenario(api)`` returned or raised, in :func:`canonical` form,
+    so that boto3 and the session can be compared side by side."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return ("returned", canonical(scenario(api), volatile))
+    except ClientError as error:
+        return ("raised", type(error).__name__, str(error), canonical(error.response, volatile))
+    except Exception as error:  # noqa: BLE001 - client-side errors must match too
+        return ("raised", type(error).__name__, str(error))

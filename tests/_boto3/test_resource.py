@@ -23,7 +23,6 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import Binary
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.hooks import HierarchicalEmitter
@@ -32,12 +31,11 @@ from moto import mock_aws
 
 import regionproxy as rp
 from regionproxy.events import CacheLookup
-from tests.support import LOCAL, REMOTE, closed_port_url
+from tests.support import LOCAL, REMOTE, canonical, closed_port_url, outcome
 
 TABLE = "T"
 REFUSED = closed_port_url()  # nothing listens there
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-VOLATILE = frozenset({"ResponseMetadata"})
 
 
 @dataclass
@@ -89,29 +87,6 @@ def session_api(session: rp.RegionSession, boto: boto3.session.Session) -> Api:
     return Api(session.resource, session.table(TABLE), session.client, _stored(boto))
 
 
-def canonical(value: Any) -> Any:
-    """``value`` where equal means identical: types kept, ``Decimal`` by its
-    digits, sets unordered, ``ResponseMetadata`` left out."""
-    if isinstance(value, dict):
-        return {key: canonical(item) for key, item in value.items() if key not in VOLATILE}
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
-    if isinstance(value, set | frozenset):
-        return ("set", sorted((canonical(item) for item in value), key=repr))
-    if isinstance(value, Decimal):
-        return ("Decimal", str(value))
-    if isinstance(value, Binary):
-        return ("Binary", bytes(value))
-    return (type(value).__name__, value)
-
-
-def outcome(scenario: Callable[[Api], Any], api: Api) -> tuple[Any, ...]:
-    try:
-        return ("returned", canonical(scenario(api)))
-    except ClientError as error:
-        return ("raised", type(error).__name__, str(error), canonical(error.response))
-    except Exception as error:  # noqa: BLE001 - client-side errors must match too
-        return ("raised", type(error).__name__, str(error))
 
 
 def side_by_side(backend: boto3.session.Session, scenario: Callable[[Api], Any], **session_args: Any) -> tuple[Any, Any]:

@@ -29,13 +29,13 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Attr, Key
 from boto3.dynamodb.types import Binary
-from botocore.exceptions import ClientError
 from botocore.hooks import HierarchicalEmitter
 
 import regionproxy as rp
 from regionproxy.events import CacheLookup, OperationFinished
 from regionproxy.testing.examples import load_blog_model
 from regionproxy.testing.lab import CREDENTIALS
+from tests import support
 from tests.support import LOCAL
 
 NAME = "Conformance"
@@ -107,28 +107,13 @@ def session_api(session: rp.RegionSession) -> Api:
 
 
 def canonical(value: Any) -> Any:
-    """``value`` in a form where equal means identical: types kept,
-    ``Decimal`` by its digits (``1.50`` is not ``1.5``), sets unordered."""
-    if isinstance(value, dict):
-        return {key: canonical(item) for key, item in value.items() if key not in VOLATILE}
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
-    if isinstance(value, set | frozenset):
-        return ("set", sorted((canonical(item) for item in value), key=repr))
-    if isinstance(value, Decimal):
-        return ("Decimal", str(value))
-    if isinstance(value, Binary):
-        return ("Binary", bytes(value))
-    return (type(value).__name__, value)
+    """``value`` where equal means identical (:func:`tests.support.canonical`),
+    with what differs between two tables of the same items left out."""
+    return support.canonical(value, VOLATILE)
 
 
 def outcome(scenario: Callable[[Api], Any], api: Api) -> tuple[Any, ...]:
-    try:
-        return ("returned", canonical(scenario(api)))
-    except ClientError as error:
-        return ("raised", type(error).__name__, str(error), canonical(error.response))
-    except Exception as error:  # noqa: BLE001 - client-side errors must match too
-        return ("raised", type(error).__name__, str(error))
+    return support.outcome(scenario, api, VOLATILE)
 
 
 def fresh_table(lab) -> None:
