@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _HIGHEST_US = 120_000_000
@@ -149,7 +149,3 @@ def workers_for(rate: float, longest_call: float) -> int:
     """Threads enough that ``rate`` calls a second of ``longest_call`` each
     never wait for a free thread (plus headroom), capped at 256."""
     return min(max(math.ceil(rate * longest_call * 1.5) + 4, 8), 256)
-
-
-def as_dicts(samples: Iterable[Sample]) -> list[dict[str, object]]:
-    return [asdict(sample) for sample in samples]
