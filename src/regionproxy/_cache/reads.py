@@ -104,9 +104,7 @@ class CachedReads:
             cache.invalidate(key)
             cache.invalidate((*key, VALUES))
 
-    def read_values(
-        self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]], *, call: Call | None = None
-    ) -> dict[str, Any]:
+    def read_values(self, operation: str, params: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``load()``'s answer in Python values, through the cache where it
         may be: the Python-value client (Table, resource, ``meta.client``)
         passes its uncached path as ``load`` (:meth:`execute`, deserialise),
@@ -116,8 +114,7 @@ class CachedReads:
         A GetItem's ``params`` are in Python values (its key is read from
         them: nothing is serialised on a hit); a Query's are the wire-format
         request, once its conditions and values are transformed (the request
-        is its key; ``call``, when given, is that request's description, the
-        one ``load`` routes). Other reads use the wire-format cache inside ``load``.
+        is its key). Other reads use the wire-format cache inside ``load``.
         """
         cache = self.cache
         if operation == "Query":

@@ -479,7 +479,7 @@ class RegionSession:
                 operation, params, lambda: values.to_python(self._read(Call(operation, values.to_wire(params))))
             )
         call = Call(operation, values.to_wire(params))
-        return self.reads.read_values(operation, call.params, lambda: values.to_python(self._read(call)), call=call)
+        return self.reads.read_values(operation, call.params, lambda: values.to_python(self._read(call)))
 
     def _read(self, call: Call) -> dict[str, Any]:
         seen = self._sticky.seen_by(call)
