@@ -10,7 +10,7 @@ PORT   ?= 8000
 RUN    := $(abspath $(BIN))
 LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test test-loaded test-slow chromium bench lint clean example-flask example-django example-gunicorn
+.PHONY: demo test test-loaded test-slow chromium redis-server bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,17 @@ chromium:
 	  echo "make test needs chromium for the status-page browser test: sudo apt-get install chromium" >&2; \
 	fi
 
-test: $(BIN)/regionproxy chromium
+# The fleet tests start Debian's redis-server.
+redis-server:
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing redis-server (apt-get) for the fleet tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+	  echo "make test needs redis-server for the fleet tests: sudo apt-get install redis-server" >&2; \
+	fi
+
+test: $(BIN)/regionproxy chromium redis-server
 	$(BIN)/python -m pytest
 
 example-flask: $(BIN)/regionproxy
@@ -49,7 +59,7 @@ test-slow: $(BIN)/regionproxy
 	$(BIN)/python -m pytest -m slow
 
 # The suite 5 times in a row while two busy loops hold both cores (flakiness check).
-test-loaded: $(BIN)/regionproxy chromium
+test-loaded: $(BIN)/regionproxy chromium redis-server
 	.ci/loaded-check 5
 
 lint: $(BIN)/regionproxy
