@@ -1,4 +1,4 @@
-"""pytest plugin: the ``local_regions`` fixture.
+"""pytest plugin: the ``local_regions`` and ``redis`` fixtures.
 
 Loaded in every pytest run where regionproxy is installed, so it imports
 nothing heavy at module level; the lab (and moto) load when a test asks.
@@ -17,6 +17,7 @@ import pytest
 
 if TYPE_CHECKING:
     from regionproxy.testing.lab import LocalRegions
+    from regionproxy.testing.redis_server import RedisServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,3 +100,23 @@ def local_regions(request: pytest.FixtureRequest, local_regions_shared: SharedLa
     lab = local_regions_shared.get(regions)
     yield lab
     local_regions_shared.release(lab)
+
+
+@pytest.fixture
+def redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A started :class:`~regionproxy.testing.RedisServer` of its own for
+    this test: the system's ``redis-server`` on a free loopback port, no
+    persistence, stopped (and its directory removed) after the test. The
+    test may pause, kill and restart it (same port, same URL).
+
+    Options for one test: ``@pytest.mark.parametrize("redis",
+    [{"password": "s3cret", "persist": True}], indirect=True)``.
+    """
+    from regionproxy.testing.redis_server import RedisServer
+
+    options = getattr(request, "param", None) or {}
+    server = RedisServer(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()

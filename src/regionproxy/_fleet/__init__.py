@@ -1,0 +1,1 @@
+"""State shared by every worker of a fleet, through Redis."""

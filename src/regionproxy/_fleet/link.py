@@ -1,0 +1,577 @@
+"""The one Redis link of a process: pub/sub and a few keys, never a way to fail.
+
+:class:`FleetLink` is how every other part of :mod:`regionproxy._fleet`
+(breakers, evacuation, probe leases, cache drops) talks to the fleet's
+Redis. The rules it keeps, so that nothing above it has to:
+
+- **Redis is never a new way to fail.** No Redis error (nor any other error
+  of the I/O) leaves a method: each returns its default (``None``,
+  ``False``, ``{}``) instead. Every operation has a short socket timeout
+  (``timeout``, 50 ms by default, connect and read alike) and redis-py's
+  own retries are off.
+- **A dead, slow or paused Redis costs one timeout, once.** The link has a
+  breaker of its own: the first operation that fails (refused, timed out,
+  closed) takes the link down, and from then on every operation returns
+  its default at once, without I/O, until the listener thread has
+  reconnected (with a growing pause between attempts, ``retry`` seconds
+  first). Calls already in flight when Redis stopped answering each pay
+  their one timeout; none after them does.
+- **Subscribers hear every gap.** One listener thread per process holds the
+  subscription (one channel per fleet, the ``bus``; a message names its
+  topic) and runs the callbacks, in the order the messages came. A
+  subscriber that is idle still finds out when Redis is paused: the
+  listener pings it after ``ping_after`` seconds of silence and takes the
+  link down when the answer does not come within ``timeout``. When the
+  link went down or a connection attempt failed, the subscription may have
+  missed messages: once it is live again, the ``on_reconnect`` callbacks
+  run (a cache empties itself, a breaker rereads the fleet's state). The
+  ``on_connect`` callbacks run every time the subscription becomes live,
+  the first time included: what a subscriber reads from the keys after
+  that moment, plus the messages that follow, is the whole story.
+- **The password never shows.** :attr:`FleetLink.safe_url` has it replaced
+  by ``***``; ``repr``, logs, :meth:`FleetLink.status` and every error the
+  link records or raises use that form, and error texts from redis-py are
+  scrubbed of the password before they are kept.
+- **Fork-safe.** gunicorn ``--preload`` builds the link in the master and
+  forks workers. Nothing connects and no thread starts until the link is
+  first used in a process (:meth:`FleetLink.start`, which every operation
+  calls); a forked child forgets the parent's client, subscription,
+  thread, locks and counters (sockets are dropped, not closed: closing
+  them would cut the parent's connections), and makes its own on first use.
+- Keys are namespaced ``regionproxy:{fleet name}:...``; callers name the
+  part after that (:meth:`FleetLink.key` shows the full name).
+
+This is the only module that imports redis (redis-py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from regionproxy._forks import reset_after_fork
+from regionproxy.errors import ConfigError
+
+log = logging.getLogger("regionproxy")
+
+SCHEMES = ("redis", "rediss")
+DEFAULT_TIMEOUT = 0.05
+PREFIX = "regionproxy"
+BUS = "bus"
+HEARTBEAT_TOPIC = "member"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetMessage:
+    """One message heard on the fleet's bus.
+
+    ``sender`` is the sending process's member id (``host:pid:nonce``);
+    ``mine`` says this process sent it (a process hears its own messages);
+    ``at`` is the sender's wall clock when it sent it.
+    """
+
+    topic: str
+    body: dict[str, Any]
+    sender: str
+    at: float
+    mine: bool
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable redis URL>"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='') if user else ''}:***@{host}"))
+
+
+def check_url(url: object, *, setting: str = "fleet") -> str:
+    """``url`` if it is a ``redis://`` or ``rediss://`` URL with a host, a
+    valid port and a numeric database; else :class:`ConfigError` (which
+    shows only the :func:`safe_url` form)."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{setting} must be a redis:// or rediss:// URL, got {type(url).__name__}", setting=setting)
+    shown = safe_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{setting}: not a valid URL: {shown}", setting=setting) from None
+    if parts.scheme not in SCHEMES:
+        raise ConfigError(f"{setting} must be a redis:// or rediss:// URL, got {shown}", setting=setting)
+    if not parts.hostname:
+        raise ConfigError(f"{setting} names no host: {shown}", setting=setting)
+    if port == 0:
+        raise ConfigError(f"{setting}: port 0 is not a port: {shown}", setting=setting)
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ConfigError(f"{setting}: the path must be a database number (/0), got {shown}", setting=setting)
+    if parts.fragment:
+        raise ConfigError(f"{setting}: a URL fragment means nothing here: {shown}", setting=setting)
+    return url
+
+
+class FleetLink:
+    """This process's connection to the fleet's Redis.
+
+    :param url: ``redis://[user:password@]host[:port][/db]`` or ``rediss://``
+        (TLS; redis-py's query options such as ``ssl_cert_reqs`` pass through).
+    :param name: the fleet's name: every key and the channel live under
+        ``regionproxy:{name}:``.
+    :param timeout: seconds each Redis operation may take (connect, read).
+    :param retry: seconds before the first reconnection attempt; doubles
+        after each failed one, up to ``retry_max``.
+    :param ping_after: seconds of silence on the subscription after which
+        the listener pings Redis (a paused Redis is found this way).
+    :param heartbeat: seconds between this process's presence messages
+        (:meth:`members` lists who was heard lately); 0: none.
+    :param poll: how long the listener waits for a message before it looks
+        at its other duties (the bound on how late it notices ``close``).
+    :param clock: wall-clock seconds (times shown, and sent to other processes).
+    :param monotonic: monotonic seconds (timers).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: float = 0.5,
+        retry_max: float = 4.0,
+        ping_after: float = 1.0,
+        heartbeat: float = 5.0,
+        poll: float = 0.1,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = check_url(url)
+        self.safe_url = safe_url(url)
+        try:
+            self._password = urlsplit(url).password or ""
+        except ValueError:  # pragma: no cover - check_url parsed it
+            self._password = ""
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise ConfigError(f"fleet name must be a non-empty string without spaces, got {name!r}", setting="fleet_name")
+        for setting, value in (("fleet_timeout", timeout), ("retry", retry), ("retry_max", retry_max), ("poll", poll)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
+                raise ConfigError(f"{setting} must be a number of seconds > 0, got {value!r}", setting=setting)
+        self.name = name
+        self.timeout = float(timeout)
+        self._retry, self._retry_max = float(retry), max(float(retry_max), float(retry))
+        self._ping_after, self._heartbeat, self._poll = ping_after, heartbeat, poll
+        self._clock, self._monotonic = clock, monotonic
+        self._prefix = f"{PREFIX}:{name}:"
+        self._channel = self._prefix + BUS
+        # Callbacks: tuples swapped whole, so the listener reads them without a lock.
+        self._subscribers: dict[str, tuple[Callable[[FleetMessage], None], ...]] = {}
+        self._reconnect_callbacks: tuple[Callable[[], None], ...] = ()
+        self._connect_callbacks: tuple[Callable[[], None], ...] = ()
+        self._closed = False
+        self._fresh_process()
+        reset_after_fork(self)
+
+    def _fresh_process(self) -> None:
+        """The per-process part: nothing connected, nothing started, zero counts."""
+        self._lock = threading.Lock()
+        self._pid = -1  # the process whose listener runs; start() compares
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        # _up: operations may try Redis (optimistic until one fails);
+        # _live: the listener holds a confirmed subscription.
+        self._up = True
+        self._live = False
+        self._gap = False  # down or failed since the subscription was last live
+        self._down_since: float | None = None
+        self.last_error: str | None = None
+        self.last_message_at: float | None = None
+        self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._members: dict[str, float] = {}
+        # The listener's timers (monotonic): last heard, ping out, last beat.
+        self._heard_at = 0.0
+        self._ping_sent: float | None = None
+        self._beat_at = 0.0
+        self.sent = self.received = self.reconnects = self.failures = self.skipped = 0
+
+    def __repr__(self) -> str:
+        return f"FleetLink({self.safe_url!r}, name={self.name!r}, connected={self.connected})"
+
+    # -- what callers see --------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """The subscription is live and no operation has failed since."""
+        return self._up and self._live and not self._closed
+
+    def key(self, *parts: str) -> str:
+        """The full Redis key of ``parts``: ``regionproxy:{name}:a:b``."""
+        return self._prefix + ":".join(parts)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready picture; the URL in its safe form."""
+        return {
+            "url": self.safe_url,
+            "name": self.name,
+            "connected": self.connected,
+            "member": self.member,
+            "members": self.members(),
+            "down_since": self._down_since,
+            "last_error": self.last_error,
+            "last_message_at": self.last_message_at,
+            "sent": self.sent,
+            "received": self.received,
+            "reconnects": self.reconnects,
+            "failures": self.failures,
+            "skipped": self.skipped,
+        }
+
+    def members(self) -> dict[str, float]:
+        """Processes heard on the bus within three heartbeats (and this one):
+        member id -> when last heard (wall clock)."""
+        horizon = self._clock() - 3 * max(self._heartbeat, self._ping_after)
+        seen = {member: at for member, at in list(self._members.items()) if at >= horizon}
+        if self.connected:
+            seen[self.member] = self._clock()
+        return dict(sorted(seen.items()))
+
+    def subscribe(self, topic: str, callback: Callable[[FleetMessage], None]) -> None:
+        """Run ``callback(message)`` on the listener thread for each message
+        of ``topic``, this process's own included (``message.mine``). Keep it
+        short: the next message waits for it. An exception is logged."""
+        with self._lock:
+            self._subscribers[topic] = (*self._subscribers.get(topic, ()), callback)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` on the listener thread each time the
+        subscription is live again after a gap (messages may have been missed)."""
+        with self._lock:
+            self._reconnect_callbacks = (*self._reconnect_callbacks, callback)
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` on the listener thread each time the
+        subscription becomes live, the first time included."""
+        with self._lock:
+            self._connect_callbacks = (*self._connect_callbacks, callback)
+
+    def start(self) -> None:
+        """Start this process's listener (once per process; a no-op after)."""
+        if self._pid == os.getpid() or self._closed:
+            return
+        with self._lock:
+            if self._pid == os.getpid() or self._closed:
+                return
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            self._listener = threading.Thread(target=self._listen, name=f"regionproxy-fleet:{self.name}", daemon=True)
+            self._listener.start()
+
+    def close(self) -> None:
+        """Stop the listener and drop the connections; every operation
+        returns its default from now on."""
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        listener = self._listener
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(timeout=self._poll + 2 * self.timeout + 1.0)
+        self._listener = None
+        client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+    # -- operations: each returns its default rather than raise -----------------
+
+    def publish(self, topic: str, message: Mapping[str, Any]) -> bool:
+        """Send ``message`` (JSON-ready) to every process of the fleet; True
+        if Redis took it."""
+        return self._publish(topic, message, counted=True)
+
+    def _publish(self, topic: str, message: Mapping[str, Any], *, counted: bool) -> bool:
+        try:
+            payload = json.dumps({"topic": topic, "from": self.member, "at": self._clock(), "body": message})
+        except (TypeError, ValueError):
+            log.exception("regionproxy fleet: a %s message is not JSON-ready; not sent", topic)
+            return False
+        if self._run("publish", lambda redis: redis.publish(self._channel, payload), None) is None:
+            return False
+        if counted:
+            self.sent += 1
+        return True
+
+    def get(self, key: str) -> str | None:
+        return self._run("get", lambda redis: redis.get(self._prefix + key), None)
+
+    def set(self, key: str, value: str, *, px: int | None = None, nx: bool = False) -> bool:
+        """SET, with an expiry in milliseconds (``px``) and only if absent
+        (``nx``); True if it was set."""
+        return bool(self._run("set", lambda redis: redis.set(self._prefix + key, value, px=px, nx=nx), None))
+
+    def delete(self, *keys: str) -> bool:
+        return self._run("delete", lambda redis: redis.delete(*(self._prefix + key for key in keys)), None) is not None
+
+    def hgetall(self, key: str) -> dict[str, str]:
+        return self._run("hgetall", lambda redis: redis.hgetall(self._prefix + key), None) or {}
+
+    def hset(self, key: str, mapping: Mapping[str, str]) -> bool:
+        return self._run("hset", lambda redis: redis.hset(self._prefix + key, mapping=dict(mapping)), None) is not None
+
+    def hdel(self, key: str, *fields: str) -> bool:
+        return self._run("hdel", lambda redis: redis.hdel(self._prefix + key, *fields), None) is not None
+
+    def script(self, source: str, keys: Sequence[str], args: Sequence[Any], default: Any = None) -> Any:
+        """Run the Lua ``source`` atomically (EVALSHA, loading it once per
+        connection as needed) with namespaced ``keys``; ``default`` on failure."""
+
+        def run(redis: Any) -> Any:
+            compiled = self._scripts.get(source)
+            if compiled is None:
+                compiled = self._scripts[source] = redis.register_script(source)
+            return compiled(keys=[self._prefix + key for key in keys], args=list(args), client=redis)
+
+        return self._run("script", run, default)
+
+    # -- the breaker ---------------------------------------------------------------
+
+    def _run(self, what: str, operation: Callable[[Any], Any], default: Any) -> Any:
+        """``operation(client)``, or ``default`` without I/O while the link
+        is down; a failure takes the link down and returns ``default``."""
+        if not self._up or self._closed:
+            self.skipped += 1
+            return default
+        self.start()
+        client = self._client or self._make_client()
+        if client is None:
+            return default
+        try:
+            return operation(client)
+        except Exception as error:  # noqa: BLE001 - no Redis error reaches the caller
+            if _is_command_error(error):
+                # Redis answered, the command was wrong (a bug of ours, not an outage).
+                log.error("regionproxy fleet: %s refused by %s: %s", what, self.safe_url, self._scrub(error))
+                return default
+            self._trip(what, error)
+            return default
+
+    def _make_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = _client(self._url, self.timeout)
+                except Exception as error:  # noqa: BLE001 - e.g. rediss without ssl support
+                    self.last_error = self._scrub(error)
+                    log.error("regionproxy fleet: cannot use %s: %s", self.safe_url, self.last_error)
+                    self._up = False
+            return self._client
+
+    def _trip(self, what: str, error: BaseException | str) -> None:
+        """Take the link down (once per outage: later trips only count)."""
+        text = self._scrub(error)
+        with self._lock:
+            self.failures += 1
+            first = self._up
+            self._up = False
+            self._gap = True
+            self.last_error = f"{what}: {text}"
+            if first:
+                self._down_since = self._clock()
+        self._wake.set()
+        if first:
+            log.warning(
+                "regionproxy fleet: redis %s unreachable (%s: %s); each worker on its own until it answers",
+                self.safe_url, what, text,
+            )  # fmt: skip
+
+    def _scrub(self, error: BaseException | str) -> str:
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        for secret in {self._password, quote(self._password, safe=""), unquote(self._password)}:
+            if secret:
+                text = text.replace(secret, "***")
+        return text.replace(self._url, self.safe_url)
+
+    # -- the listener thread -------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Hold the subscription, dispatch messages, reconnect, ping, beat."""
+        pause = self._retry
+        pubsub: Any = None
+        stop = self._stop
+        while not stop.is_set():
+            if pubsub is None or not self._up:
+                pubsub = self._drop(pubsub)
+                pubsub = self._connect()
+                if pubsub is None:
+                    self._wake.clear()
+                    stop.wait(pause)
+                    pause = min(2 * pause, self._retry_max)
+                else:
+                    pause = self._retry
+                continue
+            try:
+                self._duties(pubsub)
+                message = pubsub.get_message(timeout=self._poll)
+            except Exception as error:  # noqa: BLE001 - the subscription is gone
+                if not stop.is_set():
+                    self._trip("subscription", error)
+                continue
+            if message is not None:
+                self._heard(message)
+        self._live = False
+        self._drop(pubsub)
+
+    def _connect(self) -> Any:
+        """A live subscription (the subscribe confirmed within the timeout),
+        or None. Runs the connect and reconnect callbacks on success."""
+        client = self._client or self._make_client()
+        if client is None:
+            return None
+        pubsub = None
+        try:
+            client.ping()
+            pubsub = client.pubsub()
+            pubsub.subscribe(self._channel)
+            deadline = self._monotonic() + max(self.timeout, 0.001)
+            while True:
+                message = pubsub.get_message(timeout=max(deadline - self._monotonic(), 0.0))
+                if message is not None and message.get("type") == "subscribe":
+                    break
+                if self._monotonic() >= deadline:
+                    raise TimeoutError("no subscribe confirmation")
+        except Exception as error:  # noqa: BLE001 - tried again after a pause
+            self._drop(pubsub)
+            with self._lock:
+                self.failures += 1
+                self._gap = True
+                was_up, self._up = self._up, False
+                self.last_error = f"connect: {self._scrub(error)}"
+                if was_up:
+                    self._down_since = self._clock()
+            if was_up:
+                log.warning("regionproxy fleet: redis %s unreachable (%s)", self.safe_url, self.last_error)
+            return None
+        with self._lock:
+            gap, self._gap = self._gap, False
+            was_down = not self._up
+            self._up = True
+            self._live = True
+            self._down_since = None
+            self._heard_at = self._monotonic()
+            self._ping_sent = None
+            self._beat_at = 0.0
+            if gap:
+                self.reconnects += 1
+        if was_down:
+            log.warning("regionproxy fleet: redis %s answers again; state shared again", self.safe_url)
+        for callback in (*self._connect_callbacks, *(self._reconnect_callbacks if gap else ())):
+            self._callback(callback)
+        return pubsub
+
+    def _duties(self, pubsub: Any) -> None:
+        """Between messages: ping a silent subscription, beat the heart."""
+        now = self._monotonic()
+        if self._ping_sent is not None:
+            if now - self._ping_sent > self.timeout + self._poll:
+                raise TimeoutError(f"no answer to a ping within {self.timeout:g} s")
+        elif now - self._heard_at > self._ping_after:
+            self._ping_sent = now
+            pubsub.ping("regionproxy")
+        if self._heartbeat and now - self._beat_at > self._heartbeat:
+            self._beat_at = now
+            self._publish(HEARTBEAT_TOPIC, {}, counted=False)  # heartbeats are not counted as messages
+
+    def _heard(self, raw: dict[str, Any]) -> None:
+        self._heard_at = self._monotonic()
+        self._ping_sent = None
+        if raw.get("type") != "message":
+            return
+        try:
+            envelope = json.loads(raw["data"])
+            message = FleetMessage(
+                str(envelope["topic"]), dict(envelope["body"]), str(envelope["from"]), float(envelope["at"]),
+                envelope["from"] == self.member,
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            log.warning("regionproxy fleet: an unreadable message on %s ignored", self._channel)
+            return
+        self._members[message.sender] = self._clock()
+        if message.topic == HEARTBEAT_TOPIC:
+            return
+        self.received += 1
+        self.last_message_at = self._members[message.sender]
+        for callback in self._subscribers.get(message.topic, ()):
+            self._callback(callback, message)
+
+    def _callback(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:  # noqa: BLE001 - one subscriber must not silence the others
+            log.exception("regionproxy fleet: callback %r failed", callback)
+
+    def _drop(self, pubsub: Any) -> None:
+        self._live = False
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001 - dropping is best effort
+                pass
+        return None
+
+    # -- fork safety -------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's sockets, thread and locks are not
+        ours. Forget them without closing the sockets (a close could cut the
+        parent's connections); start() makes this process's own."""
+        closed = self._closed
+        self._fresh_process()
+        self._closed = closed
+
+
+def _client(url: str, timeout: float) -> Any:
+    """A redis-py client for ``url``: short timeouts, no retries of its own
+    (the link's breaker decides when to try again), strings in and out."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+        decode_responses=True,
+        client_name="regionproxy",
+    )
+
+
+def _is_command_error(error: BaseException) -> bool:
+    """Redis answered with an error about the command (a script's, a wrong
+    type): the server is up. Errors that mean it cannot serve (read-only
+    replica, no permission, loading) count as an outage."""
+    from redis import exceptions
+
+    if not isinstance(error, exceptions.ResponseError):
+        return False
+    return not isinstance(error, exceptions.ReadOnlyError | exceptions.NoPermissionError | exceptions.AuthenticationError)
