@@ -146,18 +146,14 @@ class SharedBreakers:
     # -- Sharing: what the breakers ask ------------------------------------------
 
     def count_failure(self, region: str) -> int | None:
-        if not self._link.connected:
-            return None
         count = self._link.script(_COUNT_FAILURE, [f"failures:{region}"], [self._failure_ms])
         return int(count) if count is not None else None
 
     def clear_failures(self, region: str) -> None:
-        if self._link.connected:
-            self._link.delete(f"failures:{region}")
+        self._link.delete(f"failures:{region}")
 
     def reserve_trial(self, region: str) -> float:
-        if not self._link.connected:
-            return 0.0  # each process tries for itself until the fleet is back
+        # Without an answer (default 0), each process tries for itself until the fleet is back.
         left = self._link.script(_RESERVE, [f"trial:{region}"], [self._link.member, self._trial_ms], default=0)
         if not left:
             self._link.publish(TRIAL_TOPIC, {"region": region, "until": self._clock() + self._trial_ms / 1000})
@@ -211,7 +207,7 @@ class SharedBreakers:
         # The breaker's state now, not the event's: two changes can be
         # announced newest first, and the last one sent must be the latest.
         state = breaker.state
-        if state not in (OPEN, CLOSED) or not self._link.connected:
+        if state not in (OPEN, CLOSED):
             return
         record = {"state": state, "at": self._clock(), "member": self._link.member}
         if state == OPEN:
@@ -277,8 +273,8 @@ class SharedBreakers:
         for region in regions:
             keys += [f"evacuated:{region}", f"breaker:{region}", f"action:{region}"]
         values = self._link.mget(keys)
-        if not self._link.connected:
-            return
+        if values is None:
+            return  # Redis did not answer: the next connection catches up
         epoch = values[0]
         if epoch is None:
             self._link.set("epoch", uuid.uuid4().hex, nx=True)

@@ -304,12 +304,11 @@ class FleetLink:
             self.sent += 1
         return True
 
-    def mget(self, keys: Sequence[str]) -> list[str | None]:
-        """The values of ``keys`` in one round trip (None each on failure)."""
-        if not keys:
-            return []
-        values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None)
-        return list(values) if values is not None else [None] * len(keys)
+    def mget(self, keys: Sequence[str]) -> list[str | None] | None:
+        """The values of ``keys`` (None for a missing one) in one round
+        trip; None if Redis did not answer."""
+        values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None) if keys else []
+        return list(values) if values is not None else None
 
     def get(self, key: str) -> str | None:
         return self._run("get", lambda redis: redis.get(self._prefix + key), None)

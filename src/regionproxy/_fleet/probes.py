@@ -26,6 +26,11 @@ from typing import Any
 from regionproxy._fleet.link import FleetLink, FleetMessage
 
 PROBE_TOPIC = "probe"
+# KEYS[1]: the lease; ARGV: the holder, its length (ms). 1: taken, 0: held by another.
+_LEASE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
 
 # (region, ok, latency seconds, reason, wall-clock time of the probe)
 Heard = Callable[[str, bool, float, "str | None", float], None]
@@ -50,9 +55,8 @@ class SharedProbes:
     def lease(self, region: str, seconds: float) -> bool:
         """Whether this process probes ``region`` now: it holds the lease
         for ``seconds``, or the fleet cannot say (then each process probes)."""
-        if not self._link.connected:
-            return True
-        return self._link.set(f"probe-lease:{region}", self._link.member, px=max(int(seconds * 1000), 1), nx=True)
+        taken = self._link.script(_LEASE, [f"probe-lease:{region}"], [self._link.member, max(int(seconds * 1000), 1)])
+        return taken is None or taken == 1
 
     def publish(self, region: str, ok: bool, latency: float, reason: str | None, at: float) -> None:
         """Tell the fleet what this process's probe of ``region`` found."""
@@ -72,7 +76,7 @@ class SharedProbes:
 
     def _catch_up(self) -> None:
         values = self._link.mget([f"probe:{region}" for region in self._regions])
-        for text in values:
+        for text in values or ():
             if text is None:
                 continue
             try:
