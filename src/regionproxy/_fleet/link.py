@@ -115,7 +115,7 @@ class FleetLink:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retry: float = 0.5,
-        retry_max: float = 4.0,
+        retry_max: float = 2.0,
         ping_after: float = 1.0,
         heartbeat: float = 5.0,
         poll: float = 0.1,
