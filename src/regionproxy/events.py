@@ -152,6 +152,27 @@ class CacheDropped:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class FleetChanged:
+    """This process's link to its fleet's Redis went up (``connected``) or
+    down (``reason`` says why); while down, the process keeps its own state."""
+
+    fleet: str
+    connected: bool
+    at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTraffic:
+    """One message of ``topic`` was ``sent`` to the fleet or ``received``
+    from it (heartbeats are not counted)."""
+
+    fleet: str
+    topic: str
+    direction: str
+
+
 Event = (
     CallFinished
     | BreakerChanged
@@ -163,6 +184,8 @@ Event = (
     | RegionDemoted
     | CacheLookup
     | CacheDropped
+    | FleetChanged
+    | FleetTraffic
 )
 
 
@@ -190,7 +213,10 @@ def _setting_slots(cls: type) -> None:
     cls.__init__ = init  # type: ignore[misc]
 
 
-for _record in (CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted, CacheLookup, CacheDropped):
+for _record in (
+    CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
+    CacheLookup, CacheDropped, FleetChanged, FleetTraffic,
+):  # fmt: skip
     _setting_slots(_record)
 
 

@@ -198,3 +198,16 @@ def test_a_restore_made_while_a_member_was_away_reaches_it_when_it_is_back(fleet
     b2.join()
     assert b2.local.state == CLOSED
     b2.link.close()
+
+
+def test_an_older_action_sent_late_changes_nothing(fleet, clock):
+    from regionproxy._fleet.breakers import action_record, send_action
+
+    a, b = fleet(), fleet()
+    old = action_record("evacuate", "first", clock.now, a.link.member)
+    clock.now += 10
+    b.shared.restore(LOCAL, by="second")
+    assert send_action(a.link, LOCAL, old)  # a replay after a gap, say: the newer word stands
+    late = fleet()
+    assert late.local.state == CLOSED and late.shared.status()["actions"][LOCAL]["by"] == "second"
+    assert b.local.state == CLOSED

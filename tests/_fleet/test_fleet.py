@@ -109,3 +109,28 @@ def test_the_status_shows_the_fleet_and_never_the_password(lab):
         assert wait_for(lambda: not session.status()["fleet"]["connected"], timeout=10)
         assert "hunter2" not in repr(session.status())
         session.table(TABLE).get_item(Key=KEY)  # served without the fleet
+
+
+def test_metrics_say_whether_the_fleet_is_connected_and_count_its_messages(lab, redis):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    a, b = member(lab, redis), member(lab, redis)
+    metrics = rp.PrometheusListener(regions=a.regions, fleet=True)
+    a.add_listener(metrics)
+
+    def samples():
+        text = metrics.exposition()[0].decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    assert samples()[("regionproxy_fleet_connected", ())] == 0  # not joined yet
+    a.prepare()
+    b.prepare()
+    assert wait_for(lambda: samples()[("regionproxy_fleet_connected", ())] == 1)
+    b.evacuate(LOCAL)
+    key = ("regionproxy_fleet_messages_total", (("direction", "received"), ("topic", "evacuation")))
+    assert wait_for(lambda: samples().get(key, 0) >= 1)
+    a.evacuate(REMOTE)
+    assert samples()[("regionproxy_fleet_messages_total", (("direction", "sent"), ("topic", "evacuation")))] >= 1
+    redis.kill()
+    a.restore(REMOTE)  # the first operation that fails takes the link down
+    assert wait_for(lambda: samples()[("regionproxy_fleet_connected", ())] == 0)

@@ -92,7 +92,11 @@ def send_action(link: FleetLink, region: str, record: dict[str, Any]) -> bool:
         closed = json.dumps({"state": CLOSED, "at": record["at"], "member": record["member"]})
         keep = {f"action:{region}": text, f"breaker:{region}": closed}
         forget = (f"evacuated:{region}", f"failures:{region}")
-    return link.publish(EVACUATION, {"region": region, **record}, keep=keep, forget=forget)
+    # The latest word stands: an older action sent late (replayed after a
+    # gap, two operators at once) changes nothing.
+    return link.publish(
+        EVACUATION, {"region": region, **record}, keep=keep, forget=forget, unless_newer=(f"action:{region}", record["at"])
+    )
 
 
 class SharedBreakers:
@@ -250,10 +254,15 @@ class SharedBreakers:
             return
         record = action_record(body["action"], str(body.get("by")), _seconds(body.get("at"), message.at), message.sender)
         with self._lock:
+            known = self.actions.get(region)
+            if known is not None and known["at"] > record["at"]:
+                return  # older than a word this process knows
             self.actions[region] = record
-            if message.mine:
-                return
-            self._unsent.pop(region, None)  # the fleet's latest word replaces ours
+            pending = self._unsent.get(region)
+            if pending is not None and pending["at"] <= record["at"]:
+                del self._unsent[region]  # the fleet has it, or a newer word
+        # Applied even when it is this process's own (idempotent): a catch-up
+        # that read Redis just before the action landed may have undone it here.
         self._apply(breaker.evacuate if record["action"] == EVACUATE else breaker.restore)
 
     def _heard_trial(self, message: FleetMessage) -> None:
@@ -268,6 +277,13 @@ class SharedBreakers:
         Redis was away, then apply what Redis keeps. Runs each time the
         subscription becomes live (messages may have been missed) and when
         a process first uses the fleet."""
+        with self._lock:
+            unsent = dict(self._unsent)
+        for region, record in unsent.items():
+            if self._publish_action(region, record):  # unless a newer word stands
+                with self._lock:
+                    if self._unsent.get(region) is record:
+                        del self._unsent[region]
         regions = sorted(self._breakers)
         keys = ["epoch"]
         for region in regions:
@@ -281,20 +297,9 @@ class SharedBreakers:
             epoch = self._link.get("epoch")
         lost = self._epoch is not None and epoch != self._epoch
         if lost:
-            log.warning(
-                "regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name
-            )
+            log.warning("regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name)
         self._epoch = epoch
-        with self._lock:
-            unsent = dict(self._unsent)
-        for region, record in unsent.items():
-            if self._publish_action(region, record):
-                with self._lock:
-                    if self._unsent.get(region) is record:
-                        del self._unsent[region]
         for index, region in enumerate(regions):
-            if region in unsent:
-                continue  # just sent: our word is the fleet's latest
             evacuated, breaker_state, action = values[1 + 3 * index : 4 + 3 * index]
             self._catch_up(region, _record(evacuated), _record(breaker_state), _record(action), lost=lost)
 
@@ -308,9 +313,13 @@ class SharedBreakers:
         lost: bool,
     ) -> None:
         breaker = self._breakers[region]
-        if action is not None:
-            with self._lock:
-                self.actions[region] = action
+        with self._lock:
+            if region in self._unsent:
+                return  # an action of ours is on its way: it is the latest word
+            if action is not None:
+                known = self.actions.get(region)
+                if known is None or _seconds(action.get("at"), 0.0) >= known["at"]:
+                    self.actions[region] = action
         if evacuated is not None:
             if breaker.state != EVACUATED:
                 self._apply(breaker.evacuate)

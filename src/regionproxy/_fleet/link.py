@@ -21,7 +21,7 @@ Redis. The rules it keeps, so that nothing above it has to:
   topic) and runs the callbacks, in the order the messages came. A
   subscriber that is idle still finds out when Redis is paused: the
   listener pings it after ``ping_after`` seconds of silence and takes the
-  link down when the answer does not come within five timeouts (half a
+  link down when the answer does not come within five timeouts (one
   second at least: this checks that Redis lives, not how fast it is). When the
   link went down or a connection attempt failed, the subscription may have
   missed messages: once it is live again, the ``on_reconnect`` callbacks
@@ -62,6 +62,7 @@ from urllib.parse import quote, unquote, urlsplit
 from regionproxy._config.settings import check_fleet_name, check_fleet_url, safe_redis_url
 from regionproxy._forks import reset_after_fork
 from regionproxy.errors import ConfigError
+from regionproxy.events import Event, FleetChanged, FleetTraffic
 
 log = logging.getLogger("regionproxy")
 
@@ -69,7 +70,7 @@ DEFAULT_TIMEOUT = 0.05
 PREFIX = "regionproxy"
 BUS = "bus"
 HEARTBEAT_TOPIC = "member"
-PONG_FLOOR = 0.5  # seconds a ping may wait for its answer, at least
+PONG_FLOOR = 1.0  # seconds a ping may wait for its answer, at least
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ class FleetLink:
         at its other duties (the bound on how late it notices ``close``).
     :param clock: wall-clock seconds (times shown, and sent to other processes).
     :param monotonic: monotonic seconds (timers).
+    :param listener: receives :class:`~regionproxy.events.FleetChanged` and
+        :class:`~regionproxy.events.FleetTraffic` events (no lock held).
     """
 
     def __init__(
@@ -121,8 +124,10 @@ class FleetLink:
         poll: float = 0.1,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        listener: Callable[[Event], None] | None = None,
     ) -> None:
         self._url = check_fleet_url(url)
+        self._listener_callback = listener
         self.safe_url = safe_redis_url(url)
         try:
             self._password = urlsplit(url).password or ""
@@ -270,13 +275,16 @@ class FleetLink:
         *,
         keep: Mapping[str, str] | None = None,
         forget: Sequence[str] = (),
+        unless_newer: tuple[str, float] | None = None,
     ) -> bool:
         """Send ``message`` (JSON-ready) to every process of the fleet; True
         if Redis took it. With ``keep`` (key -> value to SET) and ``forget``
         (keys to DEL), the keys change and the message goes out in one
         atomic step: a process that reads the keys and one that hears the
-        messages see the same order of changes."""
-        return self._publish(topic, message, counted=True, keep=keep or {}, forget=forget)
+        messages see the same order of changes. With ``unless_newer=(key,
+        at)``, nothing changes and nothing is sent if ``key`` holds a JSON
+        record whose ``at`` is later (a newer word already stands; still True)."""
+        return self._publish(topic, message, counted=True, keep=keep or {}, forget=forget, unless_newer=unless_newer)
 
     def _publish(
         self,
@@ -286,22 +294,27 @@ class FleetLink:
         counted: bool,
         keep: Mapping[str, str] = {},  # noqa: B006 - read only
         forget: Sequence[str] = (),
+        unless_newer: tuple[str, float] | None = None,
     ) -> bool:
         try:
             payload = json.dumps({"topic": topic, "from": self.member, "at": self._clock(), "body": message})
         except (TypeError, ValueError):
             log.exception("regionproxy fleet: a %s message is not JSON-ready; not sent", topic)
             return False
-        if keep or forget:
-            keys = [self._channel, *(self._prefix + key for key in keep), *(self._prefix + key for key in forget)]
-            args = [payload, len(keep), *keep.values()]
+        if keep or forget or unless_newer:
+            guard, at = unless_newer if unless_newer is not None else ("", 0.0)
+            keys = [self._channel, self._prefix + guard, *(self._prefix + key for key in keep), *(self._prefix + key for key in forget)]
+            args = [payload, len(keep), repr(float(at)) if unless_newer else "", *keep.values()]
             result = self._run("publish", lambda redis: self._compiled(redis, _KEEP_AND_PUBLISH)(keys, args, redis), None)
         else:
             result = self._run("publish", lambda redis: redis.publish(self._channel, payload), None)
         if result is None:
             return False
+        if result == -1:
+            return True  # a newer word stands: nothing to send
         if counted:
             self.sent += 1
+            self._emit(FleetTraffic(self.name, topic, "sent"))
         return True
 
     def mget(self, keys: Sequence[str]) -> list[str | None] | None:
@@ -393,6 +406,7 @@ class FleetLink:
                 "regionproxy fleet: redis %s unreachable (%s: %s); each worker on its own until it answers",
                 self.safe_url, what, text,
             )  # fmt: skip
+            self._emit(FleetChanged(self.name, False, self._clock(), self.last_error))
 
     def _scrub(self, error: BaseException | str) -> str:
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -460,6 +474,7 @@ class FleetLink:
                     self._down_since = self._clock()
             if was_up:
                 log.warning("regionproxy fleet: redis %s unreachable (%s)", self.safe_url, self.last_error)
+                self._emit(FleetChanged(self.name, False, self._clock(), self.last_error))
             return None
         with self._lock:
             gap, self._gap = self._gap, False
@@ -474,6 +489,7 @@ class FleetLink:
                 self.reconnects += 1
         if was_down:
             log.warning("regionproxy fleet: redis %s answers again; state shared again", self.safe_url)
+        self._emit(FleetChanged(self.name, True, self._clock()))
         for callback in (*self._connect_callbacks, *(self._reconnect_callbacks if gap else ())):
             self._callback(callback)
         return pubsub
@@ -513,8 +529,16 @@ class FleetLink:
             return
         self.received += 1
         self.last_message_at = self._members[message.sender]
-        for callback in self._subscribers.get(message.topic, ()):
+        subscribers = self._subscribers.get(message.topic, ())
+        # The topic as a label only if this process knows it: a stray
+        # publisher must not grow the metrics without bound.
+        self._emit(FleetTraffic(self.name, message.topic if subscribers else "other", "received"))
+        for callback in subscribers:
             self._callback(callback, message)
+
+    def _emit(self, event: Event) -> None:
+        if self._listener_callback is not None:
+            self._callback(self._listener_callback, event)
 
     def _callback(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -542,12 +566,22 @@ class FleetLink:
         self._closed = closed
 
 
-# KEYS: the channel, the keys to SET, the keys to DEL; ARGV: the payload,
-# how many keys to SET, their values.
+# KEYS: the channel, the guard, the keys to SET, the keys to DEL; ARGV: the
+# payload, how many keys to SET, the guard's time ("": no guard), the values
+# to SET. -1: the guard holds a later record, nothing done.
 _KEEP_AND_PUBLISH = """
+if ARGV[3] ~= '' then
+  local standing = redis.call('GET', KEYS[2])
+  if standing then
+    local ok, record = pcall(cjson.decode, standing)
+    if ok and type(record) == 'table' and tonumber(record['at']) and tonumber(record['at']) > tonumber(ARGV[3]) then
+      return -1
+    end
+  end
+end
 local kept = tonumber(ARGV[2])
-for i = 1, kept do redis.call('SET', KEYS[1 + i], ARGV[2 + i]) end
-for i = 2 + kept, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 1, kept do redis.call('SET', KEYS[2 + i], ARGV[3 + i]) end
+for i = 3 + kept, #KEYS do redis.call('DEL', KEYS[i]) end
 return redis.call('PUBLISH', KEYS[1], ARGV[1])
 """
 
