@@ -211,3 +211,21 @@ def test_an_older_action_sent_late_changes_nothing(fleet, clock):
     late = fleet()
     assert late.local.state == CLOSED and late.shared.status()["actions"][LOCAL]["by"] == "second"
     assert b.local.state == CLOSED
+
+
+def test_strange_messages_change_nothing_and_a_future_opening_keeps_no_region_out(fleet, clock, caplog):
+    a, b = fleet(), fleet()
+    for body in (
+        {"region": ["eu-west-3"], "state": "open"},
+        {"region": {"x": 1}, "action": "evacuate"},
+        {"region": LOCAL, "state": "melted"},
+        {"region": LOCAL, "action": "explode", "at": float("nan")},
+        {"region": "ap-south-1", "state": "open"},
+    ):
+        topic = "evacuation" if "action" in body else "breaker"
+        assert a.link.publish(topic, body)
+    assert a.link.publish("breaker", {"region": LOCAL, "state": "open", "opened_at": clock.now + 10**9})  # a clock far ahead
+    assert wait_for(lambda: b.local.state == OPEN)
+    assert "failed" not in caplog.text  # no callback raised
+    clock.now += POLICY.reset_timeout
+    assert b.local.admit() == TRIAL  # kept out for one reset timeout from when it heard, not a billion seconds

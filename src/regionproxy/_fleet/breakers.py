@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from regionproxy._fleet.link import FleetLink, FleetMessage
+from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, EVACUATED, OPEN, RegionBreaker
 from regionproxy.events import BreakerChanged, Event, Hooks
 
@@ -143,6 +145,7 @@ class SharedBreakers:
         link.subscribe(EVACUATION, self._heard_evacuation)
         link.subscribe(TRIAL_TOPIC, self._heard_trial)
         link.on_connect(self.sync)
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"SharedBreakers({sorted(self._breakers)!r}, fleet={self._link.name!r})"
@@ -232,8 +235,12 @@ class SharedBreakers:
         finally:
             self._applying.on = False
 
+    def _region_of(self, body: dict[str, Any]) -> RegionBreaker | None:
+        region = body.get("region")
+        return self._breakers.get(region) if isinstance(region, str) else None
+
     def _heard_breaker(self, message: FleetMessage) -> None:
-        breaker = self._breakers.get(message.body.get("region"))
+        breaker = self._region_of(message.body)
         if breaker is None:
             return
         self.trials.pop(breaker.region, None)  # a verdict: whoever held the trial is done
@@ -248,10 +255,10 @@ class SharedBreakers:
 
     def _heard_evacuation(self, message: FleetMessage) -> None:
         body = message.body
-        region = body.get("region")
-        breaker = self._breakers.get(region)
+        breaker = self._region_of(body)
         if breaker is None or body.get("action") not in (EVACUATE, RESTORE):
             return
+        region = breaker.region
         record = action_record(body["action"], str(body.get("by")), _seconds(body.get("at"), message.at), message.sender)
         with self._lock:
             known = self.actions.get(region)
@@ -266,9 +273,9 @@ class SharedBreakers:
         self._apply(breaker.evacuate if record["action"] == EVACUATE else breaker.restore)
 
     def _heard_trial(self, message: FleetMessage) -> None:
-        region = message.body.get("region")
-        if region in self._breakers:
-            self.trials[region] = (message.sender, _seconds(message.body.get("until"), message.at))
+        breaker = self._region_of(message.body)
+        if breaker is not None:
+            self.trials[breaker.region] = (message.sender, _seconds(message.body.get("until"), message.at))
 
     # -- (re)connecting -------------------------------------------------------------
 
@@ -335,6 +342,9 @@ class SharedBreakers:
             opened_at = _seconds(state.get("opened_at"), self._clock())
             self._apply(lambda: breaker.apply_open(opened_at))
 
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+
     def status(self) -> dict[str, Any]:
         now = self._clock()
         with self._lock:
@@ -355,4 +365,7 @@ def _record(text: str | None) -> dict[str, Any] | None:
 
 
 def _seconds(value: Any, default: float) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    """A time from another process, or ``default`` if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)

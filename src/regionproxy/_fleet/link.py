@@ -71,6 +71,7 @@ PREFIX = "regionproxy"
 BUS = "bus"
 HEARTBEAT_TOPIC = "member"
 PONG_FLOOR = 1.0  # seconds a ping may wait for its answer, at least
+MAX_MEMBERS = 1000  # members remembered before the silent ones are forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,11 +213,19 @@ class FleetLink:
     def members(self) -> dict[str, float]:
         """Processes heard on the bus within three heartbeats (and this one):
         member id -> when last heard (wall clock)."""
-        horizon = self._clock() - 3 * max(self._heartbeat, self._ping_after)
+        horizon = self._horizon()
         seen = {member: at for member, at in list(self._members.items()) if at >= horizon}
         if self.connected:
             seen[self.member] = self._clock()
         return dict(sorted(seen.items()))
+
+    def _horizon(self) -> float:
+        return self._clock() - 3 * max(self._heartbeat, self._ping_after)
+
+    def _forget_members(self) -> None:
+        """Drop members not heard within the horizon (listener thread only)."""
+        horizon = self._horizon()
+        self._members = {member: at for member, at in self._members.items() if at >= horizon}
 
     def subscribe(self, topic: str, callback: Callable[[FleetMessage], None]) -> None:
         """Run ``callback(message)`` on the listener thread for each message
@@ -456,7 +465,8 @@ class FleetLink:
             client.ping()
             pubsub = client.pubsub()
             pubsub.subscribe(self._channel)
-            deadline = self._monotonic() + max(self.timeout, 0.001)
+            # Liveness again (as the ping): the confirmation may be slow on a loaded machine.
+            deadline = self._monotonic() + max(5 * self.timeout, PONG_FLOOR)
             while True:
                 message = pubsub.get_message(timeout=max(deadline - self._monotonic(), 0.0))
                 if message is not None and message.get("type") == "subscribe":
@@ -525,6 +535,8 @@ class FleetLink:
             log.warning("regionproxy fleet: an unreadable message on %s ignored", self._channel)
             return
         self._members[message.sender] = self._clock()
+        if len(self._members) > MAX_MEMBERS:  # restarts leave old ids behind
+            self._forget_members()
         if message.topic == HEARTBEAT_TOPIC:
             return
         self.received += 1

@@ -19,11 +19,13 @@ and probes for itself, as it would without a fleet.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from regionproxy._fleet.link import FleetLink, FleetMessage
+from regionproxy._forks import reset_after_fork
 
 PROBE_TOPIC = "probe"
 # KEYS[1]: the lease; ARGV: the holder, its length (ms). 1: taken, 0: held by another.
@@ -48,6 +50,10 @@ class SharedProbes:
         self.probers: dict[str, tuple[str, float]] = {}
         link.subscribe(PROBE_TOPIC, self._heard)
         link.on_connect(self._catch_up)
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SharedProbes({list(self._regions)!r}, fleet={self._link.name!r})"
@@ -88,7 +94,9 @@ class SharedProbes:
 
     def _deliver(self, record: dict[str, Any], sender: str | None) -> None:
         region, at, latency = record.get("region"), record.get("at"), record.get("latency")
-        if region not in self._regions or not isinstance(at, int | float) or not isinstance(latency, int | float):
+        if not isinstance(region, str) or region not in self._regions:
+            return
+        if not all(isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in (at, latency)):
             return
         reason = record.get("reason")
         if sender is not None:
