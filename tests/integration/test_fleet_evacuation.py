@@ -8,7 +8,8 @@ from __future__ import annotations
 from regionproxy._regions.breaker import CLOSED, EVACUATED
 from tests.support import LOCAL, REMOTE, gunicorn_master
 
-FLEET = {"FLEET_APP_PROBE_INTERVAL": "0.5"}
+# No region is slow here: a loaded machine must not make one so.
+FLEET = {"FLEET_APP_PROBE_INTERVAL": "0.5", "REGIONPROXY_READ_TIMEOUT": "5"}
 
 
 def _evacuated(who):

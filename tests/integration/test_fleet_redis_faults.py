@@ -18,10 +18,11 @@ SETTINGS = {
     # while it is paused and killed.
     "REGIONPROXY_BREAKER_FAIL_MAX": "1000",
     "REGIONPROXY_ATTEMPTS": "1",
+    "REGIONPROXY_READ_TIMEOUT": "5",  # no region is slow here: a loaded machine must not make one so
     "FLEET_APP_PROBE_INTERVAL": "0.5",
 }
-PAUSE = 1.5  # seconds Redis is stopped, then down
-SLOWEST = 1.0  # a request that waited for Redis to come back would take PAUSE
+PAUSE = 3.0  # seconds Redis is stopped, then down
+SLOWEST = 2.0  # a request that waited for Redis to come back would take up to PAUSE
 
 
 class Traffic:

@@ -489,8 +489,7 @@ class FleetLink:
         with self._lock:
             gap, self._gap = self._gap, False
             was_down = not self._up
-            self._up = True
-            self._live = True
+            self._up = True  # operations may use Redis again (the callbacks do)
             self._down_since = None
             self._heard_at = self._monotonic()
             self._ping_sent = None
@@ -499,9 +498,14 @@ class FleetLink:
                 self.reconnects += 1
         if was_down:
             log.warning("regionproxy fleet: redis %s answers again; state shared again", self.safe_url)
-        self._emit(FleetChanged(self.name, True, self._clock()))
+        # The callbacks run before the link says it is connected: whoever
+        # sees `connected` may count on the catch-up (a cache emptied, the
+        # fleet's state read) having happened. Messages that arrive
+        # meanwhile wait in the subscription, in order.
         for callback in (*self._connect_callbacks, *(self._reconnect_callbacks if gap else ())):
             self._callback(callback)
+        self._live = True
+        self._emit(FleetChanged(self.name, True, self._clock()))
         return pubsub
 
     def _duties(self, pubsub: Any) -> None:
