@@ -307,7 +307,9 @@ class SharedBreakers:
             epoch = self._link.get("epoch")
         lost = self._epoch is not None and epoch != self._epoch
         if lost:
-            log.warning("regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name)
+            log.warning(
+                "regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name
+            )
         self._epoch = epoch
         for index, region in enumerate(regions):
             evacuated, breaker_state, action = values[1 + 3 * index : 4 + 3 * index]
