@@ -152,6 +152,18 @@ class CacheDropped:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class SidecarRequest:
+    """The sidecar (``regionproxy serve``) answered one DynamoDB request:
+    its operation ("unknown" when refused before the target was read), the
+    table it names ("" for none or several), the HTTP status and seconds."""
+
+    operation: str
+    table: str
+    status: int
+    duration: float
+
+
 Event = (
     CallFinished
     | BreakerChanged
@@ -163,6 +175,7 @@ Event = (
     | RegionDemoted
     | CacheLookup
     | CacheDropped
+    | SidecarRequest
 )
 
 
@@ -190,7 +203,7 @@ def _setting_slots(cls: type) -> None:
     cls.__init__ = init  # type: ignore[misc]
 
 
-for _record in (CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted, CacheLookup, CacheDropped):
+for _record in (CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted, CacheLookup, CacheDropped, SidecarRequest):
     _setting_slots(_record)
 
 

@@ -10,7 +10,9 @@ metrics are asked for (the ``metrics`` extra).
 Label values are bounded: ``operation`` is one of DynamoDB's operation
 names (botocore's service model, the only operations a session can send)
 or ``Probe``, anything else ``other``; ``region`` is one of the session's
-regions, anything else ``other``.
+regions, anything else ``other``; ``table`` (the sidecar's requests, which
+name tables from clients) one of the first ``MAX_TABLES`` names seen,
+anything else ``other``.
 
 Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an
 empty directory before the workers start and call
@@ -45,11 +47,13 @@ from regionproxy.events import (
     PoisonRequest,
     RegionDemoted,
     ReplicaMissing,
+    SidecarRequest,
 )
 
 BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, EVACUATED: 3}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OTHER = "other"
+MAX_TABLES = 200  # table label values the sidecar's metrics keep before "other"
 
 
 def _multiprocess() -> bool:
@@ -148,6 +152,19 @@ class PrometheusListener:
             "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
             ["table", "reason"],
         )
+        self.sidecar_requests = counter(
+            "regionproxy_sidecar_requests",
+            "Requests the sidecar (regionproxy serve) answered, per operation, table and HTTP status.",
+            ["operation", "table", "status"],
+        )
+        self.sidecar_latency = Histogram(
+            "regionproxy_sidecar_request_duration_seconds",
+            "Time the sidecar took to answer one request, per operation, in seconds.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=target,
+        )
+        self._tables: set[str] = set()
         # The sequence number of the BreakerChanged last applied per region.
         # Breakers announce after releasing their lock, so two threads'
         # changes (or a listener's change made while an earlier one is still
@@ -214,6 +231,17 @@ class PrometheusListener:
     def _cache_dropped(self, event: CacheDropped) -> None:
         self.cache_evictions.labels(event.table, event.reason).inc(event.count)
 
+    def _sidecar_request(self, event: SidecarRequest) -> None:
+        operation = self._operation(event.operation)
+        table = event.table
+        if table not in self._tables:
+            if len(self._tables) >= MAX_TABLES:
+                table = OTHER
+            else:
+                self._tables.add(table)  # a race adds one name twice, or one past the bound: harmless
+        self.sidecar_requests.labels(operation, table, str(event.status)).inc()
+        self.sidecar_latency.labels(operation).observe(event.duration)
+
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
         OperationFinished: _operation_finished,
@@ -225,6 +253,7 @@ class PrometheusListener:
         RegionDemoted: _region_demoted,
         CacheLookup: _cache_lookup,
         CacheDropped: _cache_dropped,
+        SidecarRequest: _sidecar_request,
     }
 
     def exposition(self) -> tuple[bytes, str]:
