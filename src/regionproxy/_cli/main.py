@@ -1,4 +1,4 @@
-"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe`` and ``bench``.
+"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe``, ``bench`` and ``serve``.
 
 ::
 
@@ -6,6 +6,7 @@
     regionproxy lab [--regions REGION ...] [--example NAME] [--for SECONDS] [-- COMMAND ...]
     regionproxy probe --region REGION [--region ...] [--endpoint [REGION=]URL] [--table T --key K=V] [--count N] [--json FILE]
     regionproxy bench [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]
+    regionproxy serve [--listen HOST:PORT] [--workers N] [--threads T] [--keys-file FILE] [--dev]
 
 ``lab --example blog -- flask --app examples/flask_blog/app.py run`` starts a
 lab, creates and seeds the example's tables, waits until they are replicated,
@@ -33,7 +34,7 @@ from regionproxy.errors import ConfigError
 DEMO_REGIONS = ["eu-west-3", "us-east-1"]
 GRACE = 10.0  # seconds a command gets to exit after Ctrl-C or SIGTERM before it is killed
 # What each command needs beyond the base package.
-EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask"}
+EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask", "serve": "serve"}
 EXPORTED = ("REGIONPROXY_REGIONS", "REGIONPROXY_ENDPOINTS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 
@@ -68,7 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS", help="stop after SECONDS")
     _add_probe(commands)
     _add_bench(commands)
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="the sidecar: DynamoDB's JSON protocol on loopback, through the session (for PHP, Node, the AWS CLI)",
+        description="A local endpoint that speaks DynamoDB's JSON protocol and runs each request through a RegionSession "
+        "configured from REGIONPROXY_* variables; point an AWS SDK's endpoint at it. Clients sign with keys from "
+        "REGIONPROXY_SERVE_KEYS=id:secret,... or --keys-file.",
+    )
+    serve.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8000)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="gunicorn worker processes (default 1)")
+    serve.add_argument("--threads", type=int, default=16, metavar="T", help="threads per worker (default 16)")
+    serve.add_argument("--keys-file", metavar="FILE", help="client keys, one id:secret a line")
+    serve.add_argument("--dev", action="store_true", help="werkzeug's threaded development server instead of gunicorn")
 
 
 def _add_probe(commands: Any) -> None:
@@ -149,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from regionproxy.bench.runner import main as bench
 
             return bench(args)
+        if args.command == "serve":
+            from regionproxy._sidecar.serve import main as serve
+
+            return serve(args)
         return run_lab(args.regions, args.duration, example=args.example, command=command)
     except ConfigError as error:
         parser.exit(2, f"regionproxy: error: {error}\n")
