@@ -113,6 +113,14 @@ def raw_error(error: BaseException) -> RawAnswer | None:
     return getattr(error, _RAW_ATTRIBUTE, None)
 
 
+def region_error(parsed: dict[str, Any], operation: str, raw: RawAnswer) -> ClientError:
+    """botocore's ``ClientError`` for a region's error answer, which keeps
+    the answer as it came (:func:`raw_error`)."""
+    error = ClientError(parsed, operation)  # type: ignore[arg-type]
+    setattr(error, _RAW_ATTRIBUTE, raw)
+    return error
+
+
 class WireSender:
     """Sends :class:`JsonRequest` bodies to one region, signed for it.
 
@@ -172,9 +180,7 @@ class WireSender:
             except Exception as parse_error:  # noqa: BLE001 - a corrupt answer: the region's fault, never "not sent"
                 raise ResponseParserError(f"unreadable error answer ({response.status_code})") from parse_error
             parsed["ResponseMetadata"] = metadata
-            error = ClientError(parsed, operation)
-            setattr(error, _RAW_ATTRIBUTE, raw)
-            raise error
+            raise region_error(parsed, operation, raw)
         if request.parse or not body:
             try:
                 parsed = json.loads(body) if body else {}
