@@ -153,11 +153,51 @@ def test_without_client_keys_signatures_are_not_checked():
 
 
 @pytest.mark.parametrize(
-    ("operation", "parsed"),
-    [("GetItem", True), ("Query", True), ("BatchGetItem", True), ("PutItem", False), ("Scan", False), ("FrobnicateWidgets", False)],
+    ("operation", "body", "parsed"),
+    [
+        ("GetItem", BODY, True),
+        ("Query", b'{"TableName": "T"}', True),
+        ("BatchGetItem", b'{"RequestItems": {"T": {"Keys": [{"pk": {"S": "a"}}]}}}', True),
+        ("PutItem", b'{"TableName": "T", "Item": {"pk": {"S": "a"}}}', False),
+        ("Scan", b'{"TableName": "T"}', False),
+        ("FrobnicateWidgets", b"{}", False),
+    ],
 )
-def test_only_reads_the_cache_may_keep_have_their_answers_parsed(operation, parsed):
+def test_only_reads_the_cache_may_keep_have_their_answers_parsed(operation, body, parsed):
     session = StubSession()
     client, _ = _app(session)
-    _post(client, operation=operation)
+    _post(client, body=body, operation=operation)
     assert session.calls[0][0] == operation and session.calls[0][1].parse is parsed
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        pytest.param("Query", b'{"TableName": ["T"]}', id="table-a-list"),
+        pytest.param("GetItem", b'{"TableName": "T"}', id="key-missing"),
+        pytest.param("GetItem", b'{"TableName": "T", "Key": "pk=a"}', id="key-a-string"),
+        pytest.param("Scan", b'{"TableName": "T", "Limit": "ten"}', id="limit-a-string"),
+    ],
+)
+def test_a_request_botocore_would_refuse_to_send_is_a_validation_error_never_reaching_the_session(operation, body):
+    session = StubSession()
+    client, _ = _app(session)
+    response = _post(client, body=body, operation=operation)
+    assert response.status_code == 400
+    assert json.loads(response.get_data())["__type"].endswith("#ValidationException")
+    assert session.calls == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        pytest.param("PutItem", b'{"TableName": "T", "Item": {"pk": {"S": 5}, "b": {"B": "AAE="}, "l": {"L": [{"N": "1"}]}}}', id="values-dynamodbs-to-judge"),
+        pytest.param("FrobnicateWidgets", b'{"Anything": [1, 2]}', id="unknown-operation-unchecked"),
+        pytest.param("RestoreTableToPointInTime", b'{"SourceTableName": "Items", "TargetTableName": "Restored", "RestoreDateTime": 1733486400.5}', id="timestamp-epoch"),
+    ],
+)
+def test_a_request_in_dynamodbs_json_form_passes_the_model_check(operation, body):
+    session = StubSession()
+    client, _ = _app(session)
+    assert _post(client, body=body, operation=operation).status_code == 200
+    assert [call[0] for call in session.calls] == [operation]

@@ -163,6 +163,15 @@ def test_a_request_signed_with_a_client_key_is_served(sidecar: Sidecar):
         pytest.param(b"[" * 100_000 + b"]" * 100_000, "PutItem", "SerializationException", id="nested-100000-deep"),
         pytest.param(b"{}", "Put Item; rm -rf", "UnknownOperationException", id="target-not-an-operation-name"),
         pytest.param(b"{}", "", "UnknownOperationException", id="target-empty"),
+        # Types the session's readers would choke on (they crashed it, 500, before the model check).
+        pytest.param(b'{"TableName": []}', "Query", "ValidationException", id="query-table-a-list"),
+        pytest.param(b'{"TableName": 5}', "Scan", "ValidationException", id="scan-table-a-number"),
+        pytest.param(b'{"TransactItems": null}', "TransactWriteItems", "ValidationException", id="transact-items-null"),
+        pytest.param(
+            b'{"TransactItems": [{"Get": {"TableName": {}, "Key": {}}}]}', "TransactGetItems", "ValidationException",
+            id="transact-get-table-a-map",
+        ),
+        pytest.param(b'{"TableName": "Items", "Key": [1]}', "GetItem", "ValidationException", id="key-a-list"),
         # The target must be signed (else it could be swapped in transit): no target, no valid signature.
         pytest.param(b"{}", None, "InvalidSignatureException", id="no-target"),
     ],

@@ -10,7 +10,16 @@ body (``application/x-amz-json-1.0``), as every AWS SDK sends it. In order:
    a request refused there is answered DynamoDB's way and goes nowhere.
 3. The target and the JSON are read: a missing or malformed target is
    ``UnknownOperationException``, a body that is not a JSON object
-   ``SerializationException``; both 400, nothing forwarded.
+   ``SerializationException``; both 400, nothing forwarded. Then the rule
+   for what the session may read: a request of an operation in DynamoDB's
+   model (botocore's) must pass botocore's own ``ParamValidator`` against
+   that model, as every request of the boto3 surfaces does before it is
+   sent; one that does not is ``ValidationException`` (400), unforwarded.
+   The session's readers (routing, the cache, idempotency) assume the
+   types the model names (a ``TableName`` that is a string, a ``Key``
+   that is a map): nothing else reaches them. (DynamoDB's JSON is the
+   model's wire form: binary values are base64 text, which the validator
+   takes, and timestamps epoch numbers, which it takes too.)
 4. The call runs through the session (routing, breakers, failover,
    hedging, cache, ambiguous-write protection, events) as
    :class:`~regionproxy._regions.wire.JsonRequest`: the parsed JSON is what
@@ -55,6 +64,8 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from botocore.validate import ParamValidator
 
 from regionproxy._regions.wire import JSON_CONTENT_TYPE, TARGET_PREFIX, JsonRequest, RawAnswer, raw_error
 from regionproxy._sidecar.signatures import ClientKeys, SignatureRefused, verify
@@ -141,6 +152,7 @@ class DynamoDBProtocol:
             operation = _operation(environ)
             params = _params(body)
             table = _table(params)
+            _validate(operation, params)
             status, headers, payload = self._run(operation, params, body)
         except _Refused as refused:
             status, headers, payload = _error(refused.status, refused.error_type, refused.message)
@@ -205,6 +217,52 @@ def _operation(environ: Mapping[str, Any]) -> str:
     if not _OPERATION.fullmatch(operation):
         raise _Refused(400, _COAL + "UnknownOperationException", "")
     return operation
+
+
+_MODEL: list[Any] = []  # DynamoDB's service model, loaded once (about 0.2 s)
+
+
+def _model() -> Any:
+    if not _MODEL:  # two threads may both load it: the same model, harmless
+        import botocore.session
+
+        _MODEL.append(botocore.session.get_session().get_service_model("dynamodb"))
+    return _MODEL[0]
+
+
+class _ShapeValidator(ParamValidator):
+    """botocore's validator, except inside items: a map of attribute values
+    (an ``Item``, a ``Key``, ``ExpressionAttributeValues``) must be a map,
+    and an attribute value outside one a map with one member; what is
+    inside is DynamoDB's to judge (the session's key reader takes any
+    value: :func:`~regionproxy._dynamodb.keys.key_fingerprint`). The full
+    walk costs about 4 us per attribute (0.2 ms for a 50-attribute PutItem)."""
+
+    def _validate_map(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        if shape.value.name != "AttributeValue":
+            super()._validate_map(param, shape, errors, name)
+        elif not isinstance(param, dict):
+            errors.report(name, "invalid type", param=param, valid_types=[str(dict)])
+
+    def _validate_structure(self, params: Any, shape: Any, errors: Any, name: str) -> None:
+        if shape.name != "AttributeValue":
+            super()._validate_structure(params, shape, errors, name)
+        elif len(params) != 1:
+            errors.report(name, "invalid type", param=params, valid_types=["an AttributeValue map with one member"])
+
+
+_VALIDATOR = _ShapeValidator()
+
+
+def _validate(operation: str, params: dict[str, Any]) -> None:
+    """botocore's parameter validation against DynamoDB's model, for the
+    operations the model has (see the module docstring)."""
+    model = _model()
+    if operation not in model.operation_names:
+        return  # unknown to botocore: the local region's to judge
+    report = _VALIDATOR.validate(params, model.operation_model(operation).input_shape)
+    if report.has_errors():
+        raise _Refused(400, _DYNAMODB + "ValidationException", report.generate_report())
 
 
 def _params(body: bytes) -> dict[str, Any]:
