@@ -137,3 +137,24 @@ def test_a_refused_connection_was_not_applied():
         _sender(closed_port_url()).send("PutItem", JsonRequest({}, b"{}"))
     verdict = classify(raised.value)
     assert verdict.fault and not verdict.maybe_applied
+
+
+def test_the_light_signer_signs_exactly_as_botocore_signs():
+    import datetime
+    from unittest import mock
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    from regionproxy._regions.wire import LightRequest, SigV4
+
+    credentials = Credentials("AKID", "secret", "session-token")
+    headers = {"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0", "User-Agent": "x"}
+    when = datetime.datetime(2026, 12, 6, 12, 0, 0)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+        theirs = AWSRequest(method="POST", url="http://127.0.0.1:4567/", data=BODY, headers=dict(headers))
+        SigV4Auth(credentials, "dynamodb", "eu-west-3").add_auth(theirs)
+        ours = LightRequest("POST", "http://127.0.0.1:4567/", dict(headers), BODY)
+        SigV4(credentials, "dynamodb", "eu-west-3").add_auth(ours)
+    assert ours.headers["Authorization"] == theirs.headers["Authorization"]
+    assert ours.headers["X-Amz-Security-Token"] == "session-token"

@@ -123,10 +123,10 @@ def _add_bench(commands: Any) -> None:
         "bench",
         help="run the benchmark scenarios on a local lab; JSON, markdown and plots",
         usage="regionproxy bench [-h] [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]",
-        description="Scenarios: overhead, failover, tail, webapp (default: all). Runs on LocalRegions with a latency "
+        description="Scenarios: overhead, failover, tail, webapp, sidecar (default: all). Runs on LocalRegions with a latency "
         "profile and writes results.json, results.md and PNG plots to --out.",
     )
-    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="overhead, failover, tail or webapp (default: all)")
+    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="overhead, failover, tail, webapp or sidecar (default: all)")
     bench.add_argument(
         "--profile",
         default="GRA",

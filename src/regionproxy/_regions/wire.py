@@ -34,18 +34,29 @@ which the verdicts read as "not sent".
 Signing: SigV4 for ``dynamodb`` in the region, with the credentials of
 the boto3 session the region's client came from (refreshed as botocore
 refreshes them), so a client's own signature never leaves the sidecar.
+The signature is botocore's (:class:`SigV4`: ``botocore.auth.SigV4Auth``'s
+canonical request, string to sign and signature) over a
+:class:`LightRequest`, whose headers are a plain dict: botocore's
+``AWSRequest`` keeps them in an ``email.message.Message``, whose lookups
+cost about 150 us per signature, half of what the sidecar spends on a
+cached GetItem. The sidecar checks its clients' signatures with the same
+class.
 """
 
 from __future__ import annotations
 
+import functools
+import hmac
 import json
 import threading
 import zlib
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
+from urllib.parse import urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth
+from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ChecksumError, ClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
 from botocore.parsers import JSONParser, ResponseParserError
@@ -53,6 +64,75 @@ from botocore.parsers import JSONParser, ResponseParserError
 TARGET_PREFIX = "DynamoDB_20120810."
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 _RAW_ATTRIBUTE = "regionproxy_raw_answer"
+
+
+_UNSIGNED = frozenset(SIGNED_HEADERS_BLACKLIST)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class HeaderMap(dict):  # type: ignore[type-arg]
+    """Lower-case header names to values, with the one method of botocore's
+    ``HTTPHeaders`` its signer calls (``get_all``)."""
+
+    def get_all(self, name: str) -> list[str]:
+        value = self.get(name)
+        return [] if value is None else [value]
+
+
+class LightRequest:
+    """What botocore's SigV4 reads of a request, with plain-dict headers."""
+
+    __slots__ = ("method", "url", "headers", "body", "params", "context")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.params: dict[str, str] = {}
+        self.context: dict[str, Any] = {}
+
+
+def host_of(url: str) -> str:
+    """The ``host`` header a client sends for ``url`` (no default port), as botocore signs it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's signing key, botocore's derivation (``SigV4Auth.signature``),
+    kept: it changes once a day per key and region, and is four of the five
+    HMACs of a signature."""
+    key = hmac.new(f"AWS4{secret}".encode(), day.encode(), sha256).digest()
+    for part in (region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), sha256).digest()
+    return key
+
+
+class SigV4(SigV4Auth):
+    """botocore's SigV4 signer over a :class:`LightRequest`: it signs every
+    header of the request but those botocore never signs; the signing key
+    is derived as botocore derives it, once a day per key and region."""
+
+    def signature(self, string_to_sign: str, request: Any) -> str:
+        key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self._region_name, self._service_name)
+        return hmac.new(key, string_to_sign.encode(), sha256).hexdigest()
+
+    def headers_to_sign(self, request: Any) -> HeaderMap:
+        headers = HeaderMap()
+        for name, value in request.headers.items():
+            lowered = name.lower()
+            if lowered not in _UNSIGNED:
+                headers[lowered] = value
+        if "host" not in headers:
+            headers["host"] = host_of(request.url)
+        return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +214,7 @@ class WireSender:
     def __init__(self, region: str, endpoint_url: str, config: Any, credentials: Any, user_agent: str = "") -> None:
         self.region = region
         self.url = endpoint_url.rstrip("/") + "/"
+        self.host = host_of(self.url)
         self._credentials = credentials
         self._user_agent = user_agent
         self._http = URLLib3Session(
@@ -157,12 +238,18 @@ class WireSender:
         would raise."""
         if self._credentials is None:
             raise NoCredentialsError()
-        headers = {"X-Amz-Target": TARGET_PREFIX + operation, "Content-Type": JSON_CONTENT_TYPE}
+        body = request.wire_body()
+        headers = {
+            "Host": self.host,
+            "X-Amz-Target": TARGET_PREFIX + operation,
+            "Content-Type": JSON_CONTENT_TYPE,
+            "Content-Length": str(len(body)),
+        }
         if self._user_agent:
             headers["User-Agent"] = self._user_agent
-        outgoing = AWSRequest(method="POST", url=self.url, data=request.wire_body(), headers=headers)
-        SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(outgoing)
-        response = self._http.send(outgoing.prepare())
+        outgoing = LightRequest("POST", self.url, headers, body)
+        SigV4(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(outgoing)
+        response = self._http.send(AWSPreparedRequest("POST", self.url, headers, body, stream_output=False))
         body = response.content
         raw = RawAnswer(response.status_code, tuple(response.headers.items()), body)
         expected = response.headers.get("x-amz-crc32")

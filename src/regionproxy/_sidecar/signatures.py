@@ -24,6 +24,7 @@ compared in constant time. The answers are DynamoDB's:
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import os
@@ -33,10 +34,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
+from regionproxy._regions.wire import HeaderMap, LightRequest, SigV4
 from regionproxy.errors import ConfigError
 
 SKEW_SECONDS = 300
@@ -46,6 +46,7 @@ _AUTHORIZATION = re.compile(
 )
 _KEY_ID = re.compile(r"[A-Za-z0-9_.+=@-]{1,128}")
 _DATE = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z", re.ASCII)
 _REQUIRED = ("host", "x-amz-date", "x-amz-target")
 _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -116,22 +117,18 @@ class ClientKeys:
         return cls.parse(text)
 
 
-class _Expected(SigV4Auth):
-    """botocore's SigV4 signer over exactly the headers the client signed,
-    and the hash of the body as read."""
+class _Expected(SigV4):
+    """botocore's SigV4 signer over exactly the headers the client signed
+    (the request's, all lower-case), and the hash of the body as read."""
 
-    def __init__(self, credentials: Credentials, region: str, signed: list[str], body_hash: str) -> None:
+    def __init__(self, credentials: Credentials, region: str, body_hash: str) -> None:
         super().__init__(credentials, "dynamodb", region)
-        self._signed = signed
         self._body_hash = body_hash
 
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        headers = HTTPHeaders()
-        for name in self._signed:
-            headers[name] = request.headers[name]
-        return headers
+    def headers_to_sign(self, request: Any) -> HeaderMap:
+        return HeaderMap(request.headers)
 
-    def payload(self, request: AWSRequest) -> str:
+    def payload(self, request: Any) -> str:
         return self._body_hash
 
 
@@ -165,10 +162,9 @@ def verify(environ: Mapping[str, Any], body: bytes, keys: ClientKeys, clock: Cal
     if any(name not in signed for name in _REQUIRED) or signed != sorted(set(signed)):
         raise SignatureRefused("InvalidSignatureException", "SignedHeaders must list host, x-amz-date and x-amz-target, sorted.")
     amz_date = environ.get("HTTP_X_AMZ_DATE", "")
-    try:
-        stamp = datetime.strptime(amz_date, _DATE).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        raise SignatureRefused("InvalidSignatureException", "X-Amz-Date is not a date such as 20261206T120000Z.") from None
+    stamp = _seconds(amz_date)
+    if stamp is None:
+        raise SignatureRefused("InvalidSignatureException", "X-Amz-Date is not a date such as 20261206T120000Z.")
     if scope_date != amz_date[:8]:
         raise SignatureRefused("InvalidSignatureException", "The Credential's date is not the X-Amz-Date's.")
     now = clock()
@@ -195,13 +191,24 @@ def verify(environ: Mapping[str, Any], body: bytes, keys: ClientKeys, clock: Cal
     query = environ.get("QUERY_STRING", "")
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
     url = f"http://{headers['host']}{path}" + (f"?{query}" if query else "")
-    request = AWSRequest(method=environ.get("REQUEST_METHOD", "POST"), url=url, headers=headers, data=body)
+    request = LightRequest(environ.get("REQUEST_METHOD", "POST"), url, headers, body)
     request.context["timestamp"] = amz_date
-    auth = _Expected(Credentials(key_id, secret), region, signed, body_hash)
+    auth = _Expected(Credentials(key_id, secret), region, body_hash)
     expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
     if not hmac.compare_digest(expected, match["signature"]):
         raise SignatureRefused("InvalidSignatureException", _MISMATCH)
     return key_id
+
+
+def _seconds(amz_date: str) -> float | None:
+    """``20261206T120000Z`` in epoch seconds; None if it is not such a date."""
+    match = _AMZ_DATE.fullmatch(amz_date)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
 
 
 def _stamp(seconds: float) -> str:
