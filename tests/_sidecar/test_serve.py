@@ -50,3 +50,27 @@ def test_the_command_refuses_malformed_client_keys(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["serve"])
     assert exited.value.code == 2 and "id:secret" in capsys.readouterr().err
+
+
+def test_the_sidecars_clients_ignore_the_endpoint_variables_meant_for_the_apps(monkeypatch):
+    # Set for the apps on the host, they name the sidecar itself.
+    from regionproxy._sidecar.serve import build_app
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:8000")
+    env = {"REGIONPROXY_REGIONS": "eu-west-3,us-east-1", "REGIONPROXY_METRICS_PATH": ""}
+    app = build_app(env, listen=("127.0.0.1", 8000))
+    try:
+        assert app.session.local_client().meta.endpoint_url == "https://dynamodb.eu-west-3.amazonaws.com"
+    finally:
+        app.close()
+        app.session.close()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8000", "http://localhost:8000/", "http://127.0.0.1:8000/x"])
+def test_a_region_endpoint_that_is_the_sidecar_itself_is_refused_at_start(endpoint):
+    from regionproxy._sidecar.serve import build_app
+
+    env = {"REGIONPROXY_REGIONS": "eu-west-3,us-east-1", "REGIONPROXY_ENDPOINTS": f"eu-west-3={endpoint}"}
+    with pytest.raises(ConfigError, match="itself"):
+        build_app(env, listen=("127.0.0.1", 8000))

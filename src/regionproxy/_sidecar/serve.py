@@ -76,14 +76,37 @@ def check_listen(host: str, keys: ClientKeys) -> None:
         )
 
 
-def build_app(environ: Mapping[str, str] | None = None, keys_file: str | None = None) -> Any:
-    """The sidecar's WSGI app from the environment (each gunicorn worker calls it)."""
+def check_endpoints(session: Any, host: str, port: int) -> None:
+    """No region's endpoint is the sidecar itself (it would call itself)."""
+    from urllib.parse import urlsplit
+
+    for region, url in session.settings.endpoints.items():
+        parts = urlsplit(url)
+        same_host = parts.hostname == host or (is_loopback(parts.hostname or "") and is_loopback(host))
+        if same_host and (parts.port or {"http": 80, "https": 443}.get(parts.scheme)) == port:
+            raise ConfigError(
+                f"REGIONPROXY_ENDPOINTS: {region}={url} is the sidecar's own address; it would send every request to itself",
+                setting="endpoints",
+            )
+
+
+def build_app(environ: Mapping[str, str] | None = None, keys_file: str | None = None, listen: tuple[str, int] | None = None) -> Any:
+    """The sidecar's WSGI app from the environment.
+
+    Its regions' clients ignore ``AWS_ENDPOINT_URL`` and
+    ``AWS_ENDPOINT_URL_DYNAMODB`` (botocore's ``ignore_configured_endpoint_urls``):
+    those name the sidecar for the apps on the host, and would send the
+    sidecar's requests to itself."""
+    from botocore.config import Config
+
     from regionproxy._session.session import RegionSession
 
     environ = os.environ if environ is None else environ
     keys = ClientKeys.load(environ, keys_file)
     options = middleware_options({name.removeprefix("REGIONPROXY_"): value for name, value in environ.items() if name.startswith("REGIONPROXY_")})
-    session = RegionSession.from_env(environ)
+    session = RegionSession.from_env(environ, config=Config(ignore_configured_endpoint_urls=True))
+    if listen is not None:
+        check_endpoints(session, *listen)
     return sidecar_app(session, keys, **options)
 
 
@@ -96,9 +119,20 @@ def main(args: Any) -> int:
         print("regionproxy serve: no client keys: any request on loopback is served unchecked", file=sys.stderr)
     if args.workers < 1 or args.threads < 1:
         raise ConfigError("--workers and --threads must be at least 1", setting="workers")
-    if args.dev:
-        return run_development(host, port, build_app(keys_file=args.keys_file))
-    return run_gunicorn(host, port, args.workers, args.threads, args.keys_file)
+    metrics_dir = None
+    if not args.dev and args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Before the app (and its metrics) is built: prometheus_client reads it at import.
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="regionproxy-metrics-")
+    try:
+        # Built here, once: a wrong setting is a ConfigError before anything
+        # listens; gunicorn's workers are forked from this process (preload).
+        app = build_app(keys_file=args.keys_file, listen=(host, port))
+        if args.dev:
+            return run_development(host, port, app)
+        return run_gunicorn(host, port, args.workers, args.threads, app)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def development_server(host: str, port: int, app: Any, *, socket_timeout: float = SOCKET_TIMEOUT) -> Any:
@@ -139,17 +173,14 @@ def run_development(host: str, port: int, app: Any) -> int:
     return 0
 
 
-def run_gunicorn(host: str, port: int, workers: int, threads: int, keys_file: str | None) -> int:
-    """gunicorn (``gthread`` workers), each worker building its own app."""
+def run_gunicorn(host: str, port: int, workers: int, threads: int, app: Any) -> int:
+    """gunicorn (``gthread`` workers) serving ``app``, built in this process
+    (the master) and forked into each worker."""
     try:
         from gunicorn.app.base import BaseApplication
     except ImportError as error:
         raise ConfigError("regionproxy serve needs gunicorn (pip install 'regionproxy[serve]'), or use --dev") from error
 
-    metrics_dir = None
-    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        metrics_dir = tempfile.mkdtemp(prefix="regionproxy-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     def child_exit(server: Any, worker: Any) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -170,9 +201,8 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int, keys_file: st
         "child_exit": child_exit,
         "accesslog": None,
         "proc_name": "regionproxy-serve",
-        # The app (and its session) is built once, in the master, so a
-        # configuration error stops the start; the session makes its
-        # clients and threads in each worker after the fork.
+        # The app (and its session) was built in the master; the session
+        # makes its clients and threads in each worker after the fork.
         "preload_app": True,
     }
 
@@ -182,11 +212,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int, keys_file: st
                 self.cfg.set(name, value)
 
         def load(self) -> Any:
-            return build_app(keys_file=keys_file)
+            return app
 
-    try:
-        Sidecar().run()
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+    Sidecar().run()
     return 0

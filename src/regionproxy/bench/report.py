@@ -248,7 +248,10 @@ def _webapp(result: dict[str, Any]) -> list[str]:
 
 def _sidecar(result: dict[str, Any]) -> list[str]:
     rows = [[name, row["p50_ms"], row["p99_ms"], row["count"]] for name, row in result["per_call"].items()]
-    load = [[name, row["rate"], row["p50_ms"], row["p99_ms"], row["processes"]] for name, row in result["load"].items()]
+    load = [
+        [name, row["rate"], row["p50_ms"], row["p99_ms"], row["processes"], row.get("sidecar_cpu_us", "")]
+        for name, row in result["load"].items()
+    ]
     return [
         f"Against {result['endpoint']}. Per call, one client process, {result['calls']} calls per surface, interleaved "
         "(`http`: one signed request replayed over a keep-alive connection, the endpoint's own time; "
@@ -258,7 +261,7 @@ def _sidecar(result: dict[str, Any]) -> list[str]:
         "",
         "Under load, closed loops in several client processes beside the sidecar on the same cores:",
         "",
-        *_table(["surface", "requests/s", "median ms", "p99 ms", "client processes"], load),
+        *_table(["surface", "requests/s", "median ms", "p99 ms", "client processes", "sidecar CPU us/request"], load),
     ]
 
 

@@ -168,9 +168,24 @@ def _in_processes(argv: list[str], count: int, timeout: float) -> list[Any]:
 # -- the sidecar ---------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user and system) of process ``pid`` and its children so
+    far, from ``/proc``; None where ``/proc`` cannot tell."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        pids = [pid, *(int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split())]
+        total = 0
+        for each in pids:
+            fields = open(f"/proc/{each}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextlib.contextmanager
-def serving_sidecar(lab: Any, workers: int) -> Iterator[str]:
-    """``regionproxy serve`` (gunicorn) over ``lab`` for the block; its URL."""
+def serving_sidecar(lab: Any, workers: int) -> Iterator[tuple[str, int]]:
+    """``regionproxy serve`` (gunicorn) over ``lab`` for the block; its URL and pid."""
     from regionproxy.testing.examples import environment
 
     with contextlib.closing(__import__("socket").socket()) as probe:
@@ -196,7 +211,7 @@ def serving_sidecar(lab: Any, workers: int) -> Iterator[str]:
                 time.sleep(0.1)
         else:
             raise RuntimeError("regionproxy serve did not start in 30 s")
-        yield url
+        yield url, child.pid
     finally:
         child.send_signal(signal.SIGTERM)
         try:
@@ -222,7 +237,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
             )
             for region in REGIONS:
                 lab.client(region, direct=True).put_item(TableName=table, Item=ITEM)
-        with serving_sidecar(lab, workers) as sidecar:
+        with serving_sidecar(lab, workers) as (sidecar, pid):
             urls = {"region": lab.endpoints[REGIONS[0]], "sidecar": sidecar}
             progress(f"sidecar: {size.overhead_calls} calls per surface, interleaved, one client process")
             (latencies,) = _in_processes(["per-call", json.dumps(urls), str(size.overhead_calls)], 1, 600)
@@ -230,9 +245,14 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
             load = {}
             for surface in LOADS:
                 progress(f"sidecar: {surface}, {processes} client processes x {size.throughput_seconds:g} s")
+                before = cpu_seconds(pid)
                 runs = _in_processes(["load", json.dumps(urls), surface, str(size.throughput_seconds)], processes, size.throughput_seconds + 120)
+                after = cpu_seconds(pid)
                 merged = [value for values in runs for value in values]
                 load[surface] = {**summarize(merged), "rate": round(len(merged) / size.throughput_seconds, 1), "processes": processes}
+                if "sidecar" in surface and before is not None and after is not None and merged:
+                    # Warm-up calls included: a slight overestimate.
+                    load[surface]["sidecar_cpu_us"] = round((after - before) * 1e6 / (len(merged) + 20 * processes), 1)
     result = {
         "scenario": "sidecar",
         "endpoint": f"the lab's {REGIONS[0]} on loopback (no injected latency); regionproxy serve, gunicorn, {workers} gthread workers",
@@ -283,9 +303,19 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 ("boto3 client processes", f"{load['boto3 -> sidecar, cached']['rate']:.0f}/s"),
                 ("uncached, signed-request clients", f"{load['http -> sidecar']['rate']:.0f}/s"),
                 ("signed-request clients straight to the region", f"{load['http -> region']['rate']:.0f}/s"),
+                (
+                    "the sidecar's CPU per cached GetItem (all its processes), and what 2 cores would serve at that cost",
+                    _capacity(load["http -> sidecar, cached"].get("sidecar_cpu_us")),
+                ),
             ],
         ),
     ]
+
+
+def _capacity(cpu_us: float | None) -> str:
+    if not cpu_us:
+        return "not measured"
+    return f"{cpu_us:.0f} us CPU, {2e6 / cpu_us:.0f}/s"
 
 
 if __name__ == "__main__" and len(sys.argv) >= 4 and sys.argv[1] in ("per-call", "load"):
