@@ -161,6 +161,11 @@ def test_a_request_signed_with_a_client_key_is_served(sidecar: Sidecar):
         pytest.param(b"[1, 2]", "PutItem", "SerializationException", id="json-not-an-object"),
         pytest.param(b"\xff\xfe\x00garbage", "PutItem", "SerializationException", id="not-utf8"),
         pytest.param(b"[" * 100_000 + b"]" * 100_000, "PutItem", "SerializationException", id="nested-100000-deep"),
+        pytest.param(b'{"TableName": "Items", "TableName": "Other"}', "PutItem", "SerializationException", id="member-twice"),
+        pytest.param(
+            b'{"TableName": "Items", "Item": {"pk": {"S": "a"}, "pk": {"S": "b"}, "sk": {"S": "0"}}}',
+            "PutItem", "SerializationException", id="member-twice-nested",
+        ),
         pytest.param(b"{}", "Put Item; rm -rf", "UnknownOperationException", id="target-not-an-operation-name"),
         pytest.param(b"{}", "", "UnknownOperationException", id="target-empty"),
         # Types the session's readers would choke on (they crashed it, 500, before the model check).

@@ -10,7 +10,11 @@ body (``application/x-amz-json-1.0``), as every AWS SDK sends it. In order:
    a request refused there is answered DynamoDB's way and goes nowhere.
 3. The target and the JSON are read: a missing or malformed target is
    ``UnknownOperationException``, a body that is not a JSON object
-   ``SerializationException``; both 400, nothing forwarded. Then the rule
+   ``SerializationException``; both 400, nothing forwarded. So is a JSON
+   object that names a member twice, at any depth: the session reads
+   Python's choice of the two (the last), and DynamoDB's parser may read
+   the other, so that the cache would file one table's or key's answer
+   under another's. Then the rule
    for what the session may read: a request of an operation in DynamoDB's
    model (botocore's) must pass botocore's own ``ParamValidator`` against
    that model, as every request of the boto3 surfaces does before it is
@@ -265,9 +269,17 @@ def _validate(operation: str, params: dict[str, Any]) -> None:
         raise _Refused(400, _DYNAMODB + "ValidationException", report.generate_report())
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it names a member twice (see the module docstring)."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a JSON object names a member twice")
+    return members
+
+
 def _params(body: bytes) -> dict[str, Any]:
     try:
-        params = json.loads(body) if body else {}
+        params = json.loads(body, object_pairs_hook=_unique) if body else {}
     except (ValueError, RecursionError):
         raise _Refused(400, _COAL + "SerializationException", "The body is not valid JSON.") from None
     if not isinstance(params, dict):
