@@ -28,7 +28,6 @@ cached GetItem/s on the machine (2 cores).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import http.client
 import json
 import os
@@ -79,21 +78,14 @@ class _SignedGet:
         self.headers: dict[str, str] = {}
 
     def _sign(self) -> None:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
 
-        request = AWSRequest(
-            method="POST",
-            url=self.url + "/",
-            data=self.body,
-            headers={"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"},
-        )
-        auth = SigV4Auth(Credentials(*self.keys), "dynamodb", self.region)
-        request.context["timestamp"] = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        auth._modify_request_before_signing(request)
-        auth._inject_signature_to_request(request, auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request))
-        self.headers = dict(request.headers.items())
+        from regionproxy._regions.wire import LightRequest, SigV4
+
+        headers = {"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"}
+        request = LightRequest("POST", self.url + "/", headers, self.body)
+        SigV4(Credentials(*self.keys), "dynamodb", self.region).add_auth(request)  # botocore's SigV4, the time now
+        self.headers = headers
         self.signed_at = time.monotonic()
 
     def __call__(self) -> None:
