@@ -57,6 +57,21 @@ class Sidecar:
 
 
 @contextlib.contextmanager
+def serving(lab: Any, session: rp.RegionSession, *, socket_timeout: float = 10.0, **app_options: Any) -> Iterator[Sidecar]:
+    """The sidecar for ``session`` on a free loopback port, for the block."""
+    app = sidecar_app(session, ClientKeys({KEY_ID: SECRET}), probe_interval=0.25, **app_options)
+    server = development_server("127.0.0.1", 0, app, socket_timeout=socket_timeout)
+    thread = threading.Thread(target=server.serve_forever, name="sidecar-under-test", daemon=True)
+    thread.start()
+    try:
+        yield Sidecar(lab, session, app, f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        app.close()
+
+
+@contextlib.contextmanager
 def running_sidecar(shared: Any, *, socket_timeout: float = 10.0, **app_options: Any) -> Iterator[Sidecar]:
     """The shared lab (held for the whole module) with the test table, a
     session over it and the sidecar serving it on a free loopback port."""
@@ -68,18 +83,10 @@ def running_sidecar(shared: Any, *, socket_timeout: float = 10.0, **app_options:
             breaker=rp.BreakerPolicy(fail_max=2, reset_timeout=300),
             cache=rp.CachePolicy(maxsize=1000, ttl=5.0),
         )
-        app = sidecar_app(session, ClientKeys({KEY_ID: SECRET}), probe_interval=0.25, **app_options)
-        server = development_server("127.0.0.1", 0, app, socket_timeout=socket_timeout)
-        thread = threading.Thread(target=server.serve_forever, name="sidecar-under-test", daemon=True)
-        thread.start()
-        try:
-            yield Sidecar(lab, session, app, f"http://127.0.0.1:{server.server_port}")
-        finally:
-            server.shutdown()
-            thread.join(timeout=10)
-            app.close()
+        with serving(lab, session, socket_timeout=socket_timeout, **app_options) as sidecar:
+            yield sidecar
     finally:
         shared.release(lab)
 
 
-__all__ = ["KEY_ID", "LOCAL", "SECRET", "TABLE", "Sidecar", "running_sidecar"]
+__all__ = ["KEY_ID", "LOCAL", "SECRET", "TABLE", "Sidecar", "running_sidecar", "serving"]
