@@ -10,7 +10,7 @@ PORT   ?= 8000
 RUN    := $(abspath $(BIN))
 LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test test-loaded test-slow chromium redis-server node-deps bench lint clean example-flask example-django example-gunicorn
+.PHONY: demo test test-loaded test-slow chromium redis-server node-deps awscli bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,16 @@ node-deps:
 	  cd $(SIDECAR_JS) && npm ci --no-audit --no-fund --silent; \
 	fi
 
-test: $(BIN)/regionproxy chromium redis-server node-deps
+# The sidecar's tests drive the AWS CLI (PyPI's awscli) from a venv of its
+# own: awscli pins its own botocore, which must not pick the project's.
+AWSCLI := $(VENV)-awscli
+awscli: $(AWSCLI)/bin/aws
+$(AWSCLI)/bin/aws:
+	$(PYTHON) -m venv $(AWSCLI)
+	$(AWSCLI)/bin/python -m pip install --quiet --upgrade pip
+	$(AWSCLI)/bin/python -m pip install --quiet "awscli>=1.32"
+
+test: $(BIN)/regionproxy chromium redis-server node-deps awscli
 	$(BIN)/python -m pytest
 
 example-flask: $(BIN)/regionproxy
@@ -74,7 +83,7 @@ test-slow: $(BIN)/regionproxy
 	$(BIN)/python -m pytest -m slow
 
 # The suite 5 times in a row while two busy loops hold both cores (flakiness check).
-test-loaded: $(BIN)/regionproxy chromium redis-server node-deps
+test-loaded: $(BIN)/regionproxy chromium redis-server node-deps awscli
 	.ci/loaded-check 5
 
 lint: $(BIN)/regionproxy

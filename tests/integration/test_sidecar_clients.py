@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sysconfig
 from decimal import Decimal
 from pathlib import Path
 
@@ -115,10 +114,10 @@ def test_boto3_client_resource_paginators_batches_transactions_and_waiters_throu
 
 
 def _aws() -> str:
-    """The AWS CLI (PyPI ``awscli``, the dev extra): next to this Python, or on PATH."""
-    scripts = sysconfig.get_path("scripts")
-    found = shutil.which("aws", path=os.pathsep.join([scripts, os.environ.get("PATH", "")]))
-    assert found, "the AWS CLI is missing: pip install -e '.[dev]' installs awscli"
+    """The AWS CLI (PyPI's ``awscli``): in ``.venv-awscli`` beside the project (``make awscli``), else on PATH."""
+    own = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin"
+    found = shutil.which("aws", path=os.pathsep.join([str(own), os.environ.get("PATH", "")]))
+    assert found, "the AWS CLI is missing: make awscli installs it into .venv-awscli"
     return found
 
 
