@@ -10,7 +10,7 @@ PORT   ?= 8000
 RUN    := $(abspath $(BIN))
 LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test test-loaded test-slow chromium redis-server bench lint clean example-flask example-django example-gunicorn
+.PHONY: demo test test-loaded test-slow chromium redis-server node-deps awscli bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,31 @@ redis-server:
 	  echo "make test needs redis-server for the fleet tests: sudo apt-get install redis-server" >&2; \
 	fi
 
-test: $(BIN)/regionproxy chromium redis-server
+# The sidecar's tests drive the AWS SDK for JavaScript v3 with Debian's nodejs.
+SIDECAR_JS := tests/integration/sidecar_js
+node-deps:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing nodejs and npm (apt-get) for the sidecar's JavaScript test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else \
+	    echo "make test needs Node 18+ and npm for the sidecar's JavaScript test: sudo apt-get install nodejs npm" >&2; \
+	  fi; \
+	fi
+	@if [ ! -d $(SIDECAR_JS)/node_modules ] && command -v npm >/dev/null 2>&1; then \
+	  cd $(SIDECAR_JS) && npm ci --no-audit --no-fund --silent; \
+	fi
+
+# The sidecar's tests drive the AWS CLI (PyPI's awscli) from a venv of its
+# own: awscli pins its own botocore, which must not pick the project's.
+AWSCLI := $(VENV)-awscli
+awscli: $(AWSCLI)/bin/aws
+$(AWSCLI)/bin/aws:
+	$(PYTHON) -m venv $(AWSCLI)
+	$(AWSCLI)/bin/python -m pip install --quiet --upgrade pip
+	$(AWSCLI)/bin/python -m pip install --quiet "awscli>=1.32"
+
+test: $(BIN)/regionproxy chromium redis-server node-deps awscli
 	$(BIN)/python -m pytest
 
 example-flask: $(BIN)/regionproxy
@@ -59,7 +83,7 @@ test-slow: $(BIN)/regionproxy
 	$(BIN)/python -m pytest -m slow
 
 # The suite 5 times in a row while two busy loops hold both cores (flakiness check).
-test-loaded: $(BIN)/regionproxy chromium redis-server
+test-loaded: $(BIN)/regionproxy chromium redis-server node-deps awscli
 	.ci/loaded-check 5
 
 lint: $(BIN)/regionproxy

@@ -171,6 +171,15 @@ class FleetTraffic:
     fleet: str
     topic: str
     direction: str
+class SidecarRequest:
+    """The sidecar (``regionproxy serve``) answered one DynamoDB request:
+    its operation ("unknown" when refused before the target was read), the
+    table it names ("" for none or several), the HTTP status and seconds."""
+
+    operation: str
+    table: str
+    status: int
+    duration: float
 
 
 Event = (
@@ -186,6 +195,7 @@ Event = (
     | CacheDropped
     | FleetChanged
     | FleetTraffic
+    | SidecarRequest
 )
 
 
@@ -215,7 +225,7 @@ def _setting_slots(cls: type) -> None:
 
 for _record in (
     CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
-    CacheLookup, CacheDropped, FleetChanged, FleetTraffic,
+    CacheLookup, CacheDropped, FleetChanged, FleetTraffic, SidecarRequest,
 ):  # fmt: skip
     _setting_slots(_record)
 

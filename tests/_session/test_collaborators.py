@@ -29,6 +29,9 @@ LIBRARY_PRIVATES = {
     # pybreaker's CircuitBreaker: its storage, and its lock after a fork
     ("_regions/breaker.py", "_state_storage"),
     ("_regions/breaker.py", "_lock"),
+    # botocore's ParamValidator: its per-type steps, overridden for attribute values (the sidecar's model check)
+    ("_sidecar/protocol.py", "_validate_map"),
+    ("_sidecar/protocol.py", "_validate_structure"),
     # the fork-safety protocol (regionproxy._forks.ForkAware), called on each owner
     ("_forks.py", "_after_fork"),
 }

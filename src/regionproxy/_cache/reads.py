@@ -245,7 +245,9 @@ class CachedReads:
             return response
         flights = cache.begin((table, fingerprint) for table, missing in wanted.items() for fingerprint in missing)
         try:
-            response = self._load(Call("BatchGetItem", {**call.params, "RequestItems": send}))
+            # Of the request's own type: the sidecar's JSON-protocol request
+            # stays one (regionproxy._regions.wire), so it is sent as JSON.
+            response = self._load(Call("BatchGetItem", type(call.params)({**call.params, "RequestItems": send})))
             self._answer_batch(response, wanted, flights)
         finally:
             for key, flight in flights.items():

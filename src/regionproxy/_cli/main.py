@@ -1,4 +1,4 @@
-"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe``, ``bench``, ``evacuate`` and ``restore``.
+"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe``, ``bench``, ``evacuate``, ``restore`` and ``serve``.
 
 ::
 
@@ -7,6 +7,7 @@
     regionproxy probe --region REGION [--region ...] [--endpoint [REGION=]URL] [--table T --key K=V] [--count N] [--json FILE]
     regionproxy bench [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]
     regionproxy evacuate|restore REGION [--fleet URL] [--fleet-name NAME] [--by WHO]
+    regionproxy serve [--listen HOST:PORT] [--workers N] [--threads T] [--keys-file FILE] [--dev]
 
 ``lab --example blog -- flask --app examples/flask_blog/app.py run`` starts a
 lab, creates and seeds the example's tables, waits until they are replicated,
@@ -34,7 +35,8 @@ from regionproxy.errors import ConfigError
 DEMO_REGIONS = ["eu-west-3", "us-east-1"]
 GRACE = 10.0  # seconds a command gets to exit after Ctrl-C or SIGTERM before it is killed
 # What each command needs beyond the base package.
-EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask", "evacuate": "fleet", "restore": "fleet"}
+EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask", "evacuate": "fleet", "restore": "fleet",
+          "serve": "serve"}
 EXPORTED = ("REGIONPROXY_REGIONS", "REGIONPROXY_ENDPOINTS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe(commands)
     _add_bench(commands)
     _add_fleet_actions(commands)
+    _add_serve(commands)
     return parser
 
 
@@ -88,6 +91,21 @@ def _add_fleet_actions(commands: Any) -> None:
         command.add_argument("--fleet", metavar="URL", help="the fleet's redis:// or rediss:// URL (default REGIONPROXY_FLEET_URL)")
         command.add_argument("--fleet-name", metavar="NAME", help="the fleet's name (default REGIONPROXY_FLEET_NAME or derived)")
         command.add_argument("--by", metavar="WHO", help="who acts, for the status page (default cli user@host)")
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="the sidecar: DynamoDB's JSON protocol on loopback, through the session (for PHP, Node, the AWS CLI)",
+        description="A local endpoint that speaks DynamoDB's JSON protocol and runs each request through a RegionSession "
+        "configured from REGIONPROXY_* variables; point an AWS SDK's endpoint at it. Clients sign with keys from "
+        "REGIONPROXY_SERVE_KEYS=id:secret,... or --keys-file.",
+    )
+    serve.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8000)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="gunicorn worker processes (default 1)")
+    serve.add_argument("--threads", type=int, default=16, metavar="T", help="threads per worker (default 16)")
+    serve.add_argument("--keys-file", metavar="FILE", help="client keys, one id:secret a line")
+    serve.add_argument("--dev", action="store_true", help="werkzeug's threaded development server instead of gunicorn")
 
 
 def _add_probe(commands: Any) -> None:
@@ -125,10 +143,10 @@ def _add_bench(commands: Any) -> None:
         "bench",
         help="run the benchmark scenarios on a local lab; JSON, markdown and plots",
         usage="regionproxy bench [-h] [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]",
-        description="Scenarios: overhead, failover, tail, webapp (default: all). Runs on LocalRegions with a latency "
+        description="Scenarios: overhead, failover, tail, webapp, sidecar (default: all). Runs on LocalRegions with a latency "
         "profile and writes results.json, results.md and PNG plots to --out.",
     )
-    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="overhead, failover, tail or webapp (default: all)")
+    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="overhead, failover, tail, webapp or sidecar (default: all)")
     bench.add_argument(
         "--profile",
         default="GRA",
@@ -172,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from regionproxy._cli.fleet import act
 
             return act(args.command, args.region, fleet=args.fleet, fleet_name=args.fleet_name, by=args.by)
+        if args.command == "serve":
+            from regionproxy._sidecar.serve import main as serve
+
+            return serve(args)
         return run_lab(args.regions, args.duration, example=args.example, command=command)
     except ConfigError as error:
         parser.exit(2, f"regionproxy: error: {error}\n")

@@ -4,6 +4,11 @@ The boto3 client is created lazily, once per process: gunicorn and uwsgi
 often build the session before they fork, and a client's connection pool
 does not survive a fork. Each call checks the pid (one integer compare) and
 a forked worker gets a client of its own.
+
+A call whose parameters are a :class:`~regionproxy._regions.wire.JsonRequest`
+(the sidecar's: a client's DynamoDB JSON body) goes out as its raw body,
+through the region's :class:`~regionproxy._regions.wire.WireSender`, built
+per process beside the client from its endpoint, config and credentials.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from botocore.config import Config
 
 from regionproxy._config.policies import Timeouts
 from regionproxy._regions.breaker import RegionBreaker
+from regionproxy._regions.wire import JsonRequest, WireSender
 
 # Threaded servers run more threads than botocore's default pool of 10
 # connections per client; past the pool, botocore warns and blocks.
@@ -95,6 +101,7 @@ class Replica:
         self._pid = -1
         self._client: Any = None
         self._methods: dict[str, Any] = {}
+        self._wire: WireSender | None = None
 
     def __repr__(self) -> str:
         return f"Replica({self.region!r}, breaker={self.breaker.state!r})"
@@ -110,6 +117,8 @@ class Replica:
         """Send one operation (``"GetItem"``) to this region's client."""
         if self._pid != os.getpid():  # self.client's check, without a second call on every call
             self._create_client()
+        if params.__class__ is JsonRequest:
+            return self._wire_sender().send(operation, params)
         client = self._client
         method = self._methods.get(operation)
         if method is None:
@@ -120,7 +129,27 @@ class Replica:
         with _SESSIONS_LOCK:
             if self._client is not None and self._pid == os.getpid():
                 self._client.close()
-            self._client, self._pid, self._methods = None, -1, {}
+                if self._wire is not None:
+                    self._wire.close()
+            self._client, self._pid, self._methods, self._wire = None, -1, {}, None
+
+    def _wire_sender(self) -> WireSender:
+        """This process's raw sender (the client is built: ``call`` checked the pid)."""
+        wire = self._wire
+        if wire is None:
+            with _SESSIONS_LOCK:
+                wire = self._wire
+                if wire is None:
+                    session = self._boto3_session or _process_session()
+                    meta = self._client.meta
+                    wire = self._wire = WireSender(
+                        self.region,
+                        meta.endpoint_url,
+                        meta.config,
+                        session.get_credentials(),
+                        user_agent=meta.config.user_agent or "",
+                    )
+        return wire
 
     def _create_client(self) -> None:
         # boto3 sessions are not safe for concurrent client creation, and all
@@ -134,6 +163,7 @@ class Replica:
                 self._prepare(client)
             self._client = client
             self._methods = {}
+            self._wire = None  # a parent's (after a fork), or none yet
             self._pid = os.getpid()
 
 

@@ -10,7 +10,9 @@ metrics are asked for (the ``metrics`` extra).
 Label values are bounded: ``operation`` is one of DynamoDB's operation
 names (botocore's service model, the only operations a session can send)
 or ``Probe``, anything else ``other``; ``region`` is one of the session's
-regions, anything else ``other``.
+regions, anything else ``other``; ``table`` (the sidecar's requests, which
+name tables from clients) one of the first ``MAX_TABLES`` names seen,
+anything else ``other``.
 
 Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an
 empty directory before the workers start and call
@@ -47,11 +49,13 @@ from regionproxy.events import (
     PoisonRequest,
     RegionDemoted,
     ReplicaMissing,
+    SidecarRequest,
 )
 
 BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, EVACUATED: 3}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OTHER = "other"
+MAX_TABLES = 200  # table label values the sidecar's metrics keep before "other"
 
 
 def _multiprocess() -> bool:
@@ -165,6 +169,19 @@ class PrometheusListener:
         )
         if fleet:
             self.fleet_connected.set(0)
+        self.sidecar_requests = counter(
+            "regionproxy_sidecar_requests",
+            "Requests the sidecar (regionproxy serve) answered, per operation, table and HTTP status.",
+            ["operation", "table", "status"],
+        )
+        self.sidecar_latency = Histogram(
+            "regionproxy_sidecar_request_duration_seconds",
+            "Time the sidecar took to answer one request, per operation, in seconds.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=target,
+        )
+        self._tables: set[str] = set()
         # The sequence number of the BreakerChanged last applied per region.
         # Breakers announce after releasing their lock, so two threads'
         # changes (or a listener's change made while an earlier one is still
@@ -236,6 +253,16 @@ class PrometheusListener:
 
     def _fleet_traffic(self, event: FleetTraffic) -> None:
         self.fleet_messages.labels(event.topic, event.direction).inc()
+    def _sidecar_request(self, event: SidecarRequest) -> None:
+        operation = self._operation(event.operation)
+        table = event.table
+        if table not in self._tables:
+            if len(self._tables) >= MAX_TABLES:
+                table = OTHER
+            else:
+                self._tables.add(table)  # a race adds one name twice, or one past the bound: harmless
+        self.sidecar_requests.labels(operation, table, str(event.status)).inc()
+        self.sidecar_latency.labels(operation).observe(event.duration)
 
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
@@ -250,6 +277,7 @@ class PrometheusListener:
         CacheDropped: _cache_dropped,
         FleetChanged: _fleet_changed,
         FleetTraffic: _fleet_traffic,
+        SidecarRequest: _sidecar_request,
     }
 
     def exposition(self) -> tuple[bytes, str]:

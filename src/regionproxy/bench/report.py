@@ -246,7 +246,26 @@ def _webapp(result: dict[str, Any]) -> list[str]:
     ]
 
 
-SECTIONS = {"overhead": _overhead, "failover": _failover, "tail": _tail, "webapp": _webapp}
+def _sidecar(result: dict[str, Any]) -> list[str]:
+    rows = [[name, row["p50_ms"], row["p99_ms"], row["count"]] for name, row in result["per_call"].items()]
+    load = [
+        [name, row["rate"], row["p50_ms"], row["p99_ms"], row["processes"], row.get("sidecar_cpu_us", "")]
+        for name, row in result["load"].items()
+    ]
+    return [
+        f"Against {result['endpoint']}. Per call, one client process, {result['calls']} calls per surface, interleaved "
+        "(`http`: one signed request replayed over a keep-alive connection, the endpoint's own time; "
+        "`boto3`: boto3's client-side work included):",
+        "",
+        *_table(["surface", "median ms", "p99 ms", "calls"], rows),
+        "",
+        "Under load, closed loops in several client processes beside the sidecar on the same cores:",
+        "",
+        *_table(["surface", "requests/s", "median ms", "p99 ms", "client processes", "sidecar CPU us/request"], load),
+    ]
+
+
+SECTIONS = {"overhead": _overhead, "failover": _failover, "tail": _tail, "webapp": _webapp, "sidecar": _sidecar}
 
 
 # -- plots --------------------------------------------------------------------
@@ -335,7 +354,24 @@ def _plot_webapp(result: dict[str, Any], path: Path) -> None:
         ax.set_title(f"Flask app throughput ({result['load_generator']})", fontsize=9)
 
 
-PLOTS = {"overhead": _plot_overhead, "failover": _plot_failover, "tail": _plot_tail, "webapp": _plot_webapp}
+def _plot_sidecar(result: dict[str, Any], path: Path) -> None:
+    names = list(result["per_call"])
+    with _figure(path, 1, 2, figsize=(11, 4.5)) as (_, (left, right)):
+        xs = range(len(names))
+        left.bar([x - 0.2 for x in xs], [result["per_call"][n]["p50_ms"] for n in names], 0.4, label="median")
+        left.bar([x + 0.2 for x in xs], [result["per_call"][n]["p99_ms"] for n in names], 0.4, label="p99")
+        left.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
+        left.set_ylabel("ms per call (one client)")
+        left.set_title("Per call: straight to the region vs through the sidecar")
+        left.legend(fontsize=8)
+        loads = list(result["load"])
+        right.bar(range(len(loads)), [result["load"][n]["rate"] for n in loads])
+        right.set_xticks(list(range(len(loads))), loads, rotation=30, ha="right", fontsize=7)
+        right.set_ylabel("requests/s")
+        right.set_title("Closed loops, several client processes")
+
+
+PLOTS = {"overhead": _plot_overhead, "failover": _plot_failover, "tail": _plot_tail, "webapp": _plot_webapp, "sidecar": _plot_sidecar}
 
 
 if __name__ == "__main__":
