@@ -152,6 +152,22 @@ class CacheDropped:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class FleetDropsApplied:
+    """``count`` cache drops published by another worker of the fleet (its
+    writes) were applied to this worker's cache."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCacheFlushed:
+    """This worker emptied its cache because it may have missed drops of
+    the fleet: ``reason`` is ``reconnect`` (a gap in its subscription)."""
+
+    reason: str
+
+
 Event = (
     CallFinished
     | BreakerChanged
@@ -163,6 +179,8 @@ Event = (
     | RegionDemoted
     | CacheLookup
     | CacheDropped
+    | FleetDropsApplied
+    | FleetCacheFlushed
 )
 
 
@@ -190,7 +208,10 @@ def _setting_slots(cls: type) -> None:
     cls.__init__ = init  # type: ignore[misc]
 
 
-for _record in (CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted, CacheLookup, CacheDropped):
+for _record in (
+    CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
+    CacheLookup, CacheDropped, FleetDropsApplied, FleetCacheFlushed,
+):  # fmt: skip
     _setting_slots(_record)
 
 

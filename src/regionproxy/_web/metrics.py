@@ -40,6 +40,8 @@ from regionproxy.events import (
     CallFinished,
     Event,
     FailedOver,
+    FleetCacheFlushed,
+    FleetDropsApplied,
     Hedged,
     OperationFinished,
     PoisonRequest,
@@ -148,6 +150,14 @@ class PrometheusListener:
             "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
             ["table", "reason"],
         )
+        self.fleet_invalidations = counter(
+            "regionproxy_fleet_invalidations_applied",
+            "Cache drops published by other workers of the fleet (their writes) and applied here.",
+        )
+        self.fleet_flushes = counter(
+            "regionproxy_fleet_reconnect_flushes",
+            "Times the read cache was emptied after a gap in the fleet subscription (drops may have been missed).",
+        )
         # The sequence number of the BreakerChanged last applied per region.
         # Breakers announce after releasing their lock, so two threads'
         # changes (or a listener's change made while an earlier one is still
@@ -214,6 +224,12 @@ class PrometheusListener:
     def _cache_dropped(self, event: CacheDropped) -> None:
         self.cache_evictions.labels(event.table, event.reason).inc(event.count)
 
+    def _fleet_drops_applied(self, event: FleetDropsApplied) -> None:
+        self.fleet_invalidations.inc(event.count)
+
+    def _fleet_cache_flushed(self, event: FleetCacheFlushed) -> None:
+        self.fleet_flushes.inc()
+
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
         OperationFinished: _operation_finished,
@@ -225,6 +241,8 @@ class PrometheusListener:
         RegionDemoted: _region_demoted,
         CacheLookup: _cache_lookup,
         CacheDropped: _cache_dropped,
+        FleetDropsApplied: _fleet_drops_applied,
+        FleetCacheFlushed: _fleet_cache_flushed,
     }
 
     def exposition(self) -> tuple[bytes, str]:
