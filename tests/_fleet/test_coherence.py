@@ -40,7 +40,7 @@ def worker(link, cache=True):
         forgotten=forgotten,
     )
     parts.shared = SharedWrites(
-        link, cache=parts.cache, sticky=parts.sticky, forget_table=forgotten.append, hooks=Hooks([events.append])
+        link, regions=(LOCAL, REMOTE), cache=parts.cache, sticky=parts.sticky, forget_table=forgotten.append, hooks=Hooks([events.append])
     )
     return parts
 
@@ -193,6 +193,15 @@ def test_an_uncertain_write_keeps_the_others_from_caching_reads_of_it(fleet):
     a.shared.wrote(((ITEM, "t", FP),), (LOCAL, ["t"], [("t", FP)], True))
     assert wait_for(lambda: b.sticky.seen_by(get).uncertain, timeout=10)
     assert not b.sticky.seen_by(get).may_store(LOCAL)
+
+
+def test_a_write_remembered_in_a_region_this_worker_does_not_have_is_ignored(fleet):
+    a, b = fleet(), fleet()
+    get = Call("GetItem", {"TableName": "t", "Key": KEY})
+    a.shared.wrote(((ITEM, "t", FP),), ("ap-south-1", ["t"], [("t", FP)], False))
+    a.shared.wrote(((ITEM, "t", "marker"),), None)
+    assert wait_for(lambda: b.shared.invalidations_applied == 2, timeout=10)
+    assert b.sticky.region_for(get) is None  # reads are not sent to a region the session does not have
 
 
 def test_a_write_whose_items_are_unknown_makes_the_others_follow_its_whole_table(fleet):

@@ -94,6 +94,8 @@ class SharedWrites:
     """Send this worker's writes to the fleet, and apply the fleet's here.
 
     :param link: the fleet's Redis link (publish, subscribe, on_reconnect).
+    :param regions: this worker's regions: a remembered write of another
+        region (a fleet name shared by apps of other regions) is ignored.
     :param cache: this worker's read cache, or None.
     :param sticky: this worker's read-your-writes memory.
     :param forget_table: forget a table's learned key schema (a table
@@ -106,12 +108,14 @@ class SharedWrites:
         self,
         link: Link,
         *,
+        regions: Iterable[str],
         cache: ReadCache | None,
         sticky: StickyWrites,
         forget_table: Callable[[str], None],
         hooks: Hooks,
     ) -> None:
         self._link = link
+        self._regions = frozenset(regions)
         self._cache = cache
         self._sticky = sticky
         self._forget_table = forget_table
@@ -229,13 +233,14 @@ class SharedWrites:
         remembered = write.get("r")
         if remembered is not None:
             region, tables, keys, uncertain = remembered
-            self._sticky.remember(
-                region,
-                tables,
-                None if keys is None else [(table, _decode_fingerprint(fp)) for table, fp in keys],
-                uncertain=bool(uncertain),
-            )
-        changed = write.get("c", ())
+            if region in self._regions:  # else not a region reads could follow here
+                self._sticky.remember(
+                    region,
+                    [_text(table) for table in tables],
+                    None if keys is None else [(_text(table), _decode_fingerprint(fp)) for table, fp in keys],
+                    uncertain=uncertain is not False,
+                )
+        changed = [_text(table) for table in write.get("c", ())]
         for table in changed:
             self._forget_table(table)
         cache = self._cache
@@ -265,6 +270,7 @@ class SharedWrites:
         """In a forked child: nothing of the parent's is left to send."""
         self._lock = threading.Lock()
         self._unsent = []
+        self.invalidations_applied = self.reconnect_flushes = self.sent = self.unsendable = 0
 
 
 def _text(value: Any) -> str:
