@@ -42,7 +42,13 @@ rules:
   No Redis error reaches the caller.
 - A cache hit never touches Redis: nothing here is on the read path. A
   drop is applied by the link's listener thread, shortly after the write
-  returns (the benchmark measures how long: ``regionproxy.bench.fleet``).
+  returns (``benchmarks/bench_fleet.py`` measures how long). So that the
+  next request, on any worker, reads the write, the request settles first
+  (:meth:`SharedWrites.settle`, which the middleware calls as each request
+  starts): it waits for the listener to dispatch whatever had already
+  reached the process (at once when nothing has, bounded by the link's
+  timeout), so every drop published before the request arrived is applied
+  before it is served, however late the listener thread was scheduled.
 
 Messages are JSON-ready dicts (version ``V``): fingerprints are lists of
 ``[name, kind, value]``, binary values in base64.
@@ -80,6 +86,8 @@ class Link(Protocol):
     """What :class:`SharedWrites` needs of the fleet's link."""
 
     def start(self) -> None: ...
+
+    def settle(self) -> None: ...
 
     def publish(self, topic: str, message: dict[str, Any]) -> bool: ...
 
@@ -146,6 +154,11 @@ class SharedWrites:
         """Listen to the fleet from this process on (a no-op once it does):
         called on a miss, before anything is cached, and by every publish."""
         self._link.start()
+
+    def settle(self) -> None:
+        """Apply every message of the fleet that has reached this process
+        (at most the link's timeout): see :meth:`~regionproxy._fleet.link.FleetLink.settle`."""
+        self._link.settle()
 
     # -- sending ---------------------------------------------------------------------
 

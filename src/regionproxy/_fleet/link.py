@@ -28,6 +28,15 @@ Redis. The rules it keeps, so that nothing above it has to:
   ``on_connect`` callbacks run every time the subscription becomes live,
   the first time included: what a subscriber reads from the keys after
   that moment, plus the messages that follow, is the whole story.
+- **A subscriber can catch up.** :meth:`FleetLink.settle` returns once
+  every message that had reached this process when it was called has been
+  dispatched (its callbacks have run), waiting at most ``timeout``, and
+  at once (one ``select`` on the subscription's socket) when none is
+  waiting: a request that settles first sees every cache drop published
+  before it arrived, however late the listener thread was scheduled. The
+  listener takes the messages off the socket in rounds, and marks a round
+  as running before it reads anything, so a message is always either
+  still in the socket or in a round that ``settle`` waits for.
 - **The password never shows.** :attr:`FleetLink.safe_url` has it replaced
   by ``***``; ``repr``, logs, :meth:`FleetLink.status` and every error the
   link records or raises use that form, and error texts from redis-py are
@@ -49,6 +58,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -199,6 +209,14 @@ class FleetLink:
         # _live: the listener holds a confirmed subscription.
         self._up = True
         self._live = False
+        # The subscription's socket while live (settle() looks at it), a
+        # dispatch round running, rounds done, and the round a settle()
+        # gave up waiting for (the listener is stuck: later ones do not wait).
+        self._subscription: Any = None
+        self._dispatching = False
+        self._rounds = 0
+        self._stalled_at = -1
+        self._round_done = threading.Condition(threading.Lock())
         self._gap = False  # down or failed since the subscription was last live
         self._down_since: float | None = None
         self.last_error: str | None = None
@@ -429,13 +447,11 @@ class FleetLink:
                 continue
             try:
                 self._duties(pubsub)
-                message = pubsub.get_message(timeout=self._poll)
+                self._dispatch(pubsub)
             except Exception as error:  # noqa: BLE001 - the subscription is gone
                 if not stop.is_set():
                     self._trip("subscription", error)
                 continue
-            if message is not None:
-                self._heard(message)
         self._live = False
         self._drop(pubsub)
 
@@ -473,6 +489,7 @@ class FleetLink:
             gap, self._gap = self._gap, False
             was_down = not self._up
             self._up = True
+            self._subscription = _socket_of(pubsub)
             self._live = True
             self._down_since = None
             self._heard_at = self._monotonic()
@@ -527,8 +544,57 @@ class FleetLink:
         except Exception:  # noqa: BLE001 - one subscriber must not silence the others
             log.exception("regionproxy fleet: callback %r failed", callback)
 
+    def _dispatch(self, pubsub: Any) -> None:
+        """One round: wait up to ``poll`` for the subscription's socket, then
+        dispatch every message it and redis-py's buffer hold, in order. The
+        round is marked running before anything is read (see :meth:`settle`)."""
+        sock = self._subscription
+        if sock is not None:
+            try:
+                ready = select.select([sock], [], [], self._poll)[0]
+            except (OSError, ValueError):  # closed under us: get_message says how
+                ready = [sock]
+            if not ready:
+                return
+        self._dispatching = True
+        try:
+            message = pubsub.get_message(timeout=0 if sock is not None else self._poll)
+            while message is not None:
+                self._heard(message)
+                message = pubsub.get_message(timeout=0)
+        finally:
+            with self._round_done:
+                self._dispatching = False
+                self._rounds += 1
+                self._round_done.notify_all()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Return once every message that had reached this process's
+        subscription when called has been dispatched (its callbacks have
+        run), waiting at most ``timeout`` seconds (the link's own by
+        default); at once when none is waiting, when the subscription is not
+        live, or while the listener is stuck in a round a settle already
+        waited ``timeout`` for. Never raises."""
+        sock = self._subscription
+        if sock is None or not self._live or self._stalled_at == self._rounds:
+            return
+        try:
+            if not self._dispatching and not select.select([sock], [], [], 0)[0]:
+                return  # the common case: nothing has arrived
+            deadline = self._monotonic() + (self.timeout if timeout is None else timeout)
+            with self._round_done:
+                while self._live and (self._dispatching or select.select([sock], [], [], 0)[0]):
+                    remaining = deadline - self._monotonic()
+                    if remaining <= 0:
+                        self._stalled_at = self._rounds
+                        return
+                    self._round_done.wait(remaining)
+        except (OSError, ValueError):  # the socket closed meanwhile: a gap, which the subscribers hear of
+            return
+
     def _drop(self, pubsub: Any) -> None:
         self._live = False
+        self._subscription = None
         if pubsub is not None:
             try:
                 pubsub.close()
@@ -545,6 +611,18 @@ class FleetLink:
         closed = self._closed
         self._fresh_process()
         self._closed = closed
+
+
+def _socket_of(pubsub: Any) -> Any:
+    """The socket of a redis-py subscription, or None (another redis-py: a
+    listener that cannot be watched, and :meth:`FleetLink.settle` waits
+    for nothing)."""
+    try:
+        sock = pubsub.connection._sock  # noqa: SLF001 - redis-py has no public handle on it
+        sock.fileno()
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    return sock
 
 
 def _client(url: str, timeout: float) -> Any:

@@ -296,6 +296,15 @@ class RegionSession:
         """Take ``region`` back into service (closes its breaker)."""
         self._replica(region).breaker.restore()
 
+    def settle(self) -> None:
+        """Apply what the fleet has sent this process so far (other workers'
+        cache drops, and their failed-over writes to follow) before going on:
+        the middleware calls it as each request starts, so a request reads
+        every write the fleet finished before it arrived. Waits at most the
+        fleet's timeout; at once when nothing is waiting, or without a fleet."""
+        if self._shared is not None:
+            self._shared.settle()
+
     def breaker_state(self, region: str) -> str:
         """``closed``, ``open``, ``half-open`` or ``evacuated``: ``region``'s breaker now."""
         return self._replica(region).breaker.state

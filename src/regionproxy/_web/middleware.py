@@ -220,6 +220,9 @@ class RegionProxyMiddleware:
         first and handle the request themselves when it returns None.
         """
         self.monitor.start()  # once per process; a no-op after the first request
+        # Every cache drop the fleet published before this request arrived
+        # is applied before it is served (a no-op without a fleet).
+        self.session.settle()
         path = environ.get("PATH_INFO")
         if not isinstance(path, str):
             return None
