@@ -38,6 +38,9 @@ def test_from_env_builds_every_setting():
             "REGIONPROXY_MAX_POOL_CONNECTIONS": "50",
             "REGIONPROXY_HEDGE_DELAY": "p95",
             "REGIONPROXY_HEDGE_BUDGET": "0.05",
+            "REGIONPROXY_FLEET_URL": " rediss://:pw@redis.internal:6380/2 ",
+            "REGIONPROXY_FLEET_NAME": "blog-eu",
+            "REGIONPROXY_FLEET_TIMEOUT": "0.1",
         }
     )
     assert settings.regions == TWO
@@ -50,6 +53,7 @@ def test_from_env_builds_every_setting():
     assert settings.key_schemas == {"Blog": ("PK", "SK"), "Users": ("id",)}
     assert settings.client_config.max_pool_connections == 50
     assert settings.hedge == HedgePolicy(delay="p95", budget=0.05)
+    assert (settings.fleet, settings.fleet_name, settings.fleet_timeout) == ("rediss://:pw@redis.internal:6380/2", "blog-eu", 0.1)
 
 
 def test_every_variable_is_read():
@@ -58,7 +62,7 @@ def test_every_variable_is_read():
         "REGIONS", "ENDPOINTS", "WRITE_MODE", "PRIMARY_REGION", "WRITE_FAILOVER", "BREAKER_FAIL_MAX",
         "BREAKER_RESET_TIMEOUT", "BREAKER_SUCCESS_THRESHOLD", "CONNECT_TIMEOUT", "READ_TIMEOUT", "ATTEMPTS",
         "CACHE_MAXSIZE", "CACHE_TTL", "STICKY_SECONDS", "THROTTLING_IS_FAULT", "KEY_SCHEMAS", "MAX_POOL_CONNECTIONS",
-        "HEDGE_DELAY", "HEDGE_BUDGET", "CACHE_NEGATIVE_TTL", "CACHE_TABLES",
+        "HEDGE_DELAY", "HEDGE_BUDGET", "CACHE_NEGATIVE_TTL", "CACHE_TABLES", "FLEET_URL", "FLEET_NAME", "FLEET_TIMEOUT",
     }  # fmt: skip
 
 
@@ -112,6 +116,10 @@ def test_a_bad_override_is_named_as_itself():
 
 
 ENV_CASES = [
+    ({**REGIONS, "REGIONPROXY_FLEET_URL": "redis:/h"}, "REGIONPROXY_FLEET_URL", "fleet-url"),
+    ({**REGIONS, "REGIONPROXY_FLEET_URL": ""}, "REGIONPROXY_FLEET_URL", "fleet-url-empty"),
+    ({**REGIONS, "REGIONPROXY_FLEET_URL": "redis://h", "REGIONPROXY_FLEET_NAME": "a b"}, "REGIONPROXY_FLEET_NAME", "fleet-name"),
+    ({**REGIONS, "REGIONPROXY_FLEET_TIMEOUT": "fast"}, "REGIONPROXY_FLEET_TIMEOUT", "fleet-timeout"),
     ({}, "REGIONPROXY_REGIONS", "regions-missing"),
     ({"REGIONPROXY_REGIONS": ""}, "REGIONPROXY_REGIONS", "regions-empty"),
     ({"REGIONPROXY_REGIONS": " "}, "REGIONPROXY_REGIONS", "regions-blank"),
@@ -129,7 +137,11 @@ ENV_CASES = [
     ({**REGIONS, "REGIONPROXY_ENDPOINTS": {"eu-west-3": 4501}}, "REGIONPROXY_ENDPOINTS", "endpoint-typed-number"),
     ({**REGIONS, "REGIONPROXY_WRITE_MODE": "everywhere"}, "REGIONPROXY_WRITE_MODE", "write-mode"),
     ({**REGIONS, "REGIONPROXY_WRITE_MODE": ""}, "REGIONPROXY_WRITE_MODE", "write-mode-empty"),
-    ({**REGIONS, "REGIONPROXY_PRIMARY_REGION": "mars-1", "REGIONPROXY_WRITE_MODE": "primary"}, "REGIONPROXY_PRIMARY_REGION", "primary"),
+    (
+        {**REGIONS, "REGIONPROXY_PRIMARY_REGION": "mars-1", "REGIONPROXY_WRITE_MODE": "primary"},
+        "REGIONPROXY_PRIMARY_REGION",
+        "primary",
+    ),
     ({**REGIONS, "REGIONPROXY_PRIMARY_REGION": "us-east-1"}, "REGIONPROXY_PRIMARY_REGION", "primary-in-local-mode"),
     ({**REGIONS, "REGIONPROXY_WRITE_FAILOVER": "maybe"}, "REGIONPROXY_WRITE_FAILOVER", "boolean"),
     ({**REGIONS, "REGIONPROXY_WRITE_FAILOVER": "tru"}, "REGIONPROXY_WRITE_FAILOVER", "boolean-typo"),

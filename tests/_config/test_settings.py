@@ -73,6 +73,19 @@ SETTINGS_CASES = [
     ({"client_config": Config(retries={"max_attempts": 9})}, "client_config", "client-config-sets-retries"),
     ({"client_config": Config(region_name="us-east-1")}, "client_config", "client-config-sets-region"),
     ({"client_config": Config(max_pool_connections="10")}, "client_config", "client-config-pool-string"),
+    ({"fleet": "http://127.0.0.1:6379"}, "fleet", "fleet-not-redis"),
+    ({"fleet": "redis://:hunter2@"}, "fleet", "fleet-no-host"),
+    ({"fleet": "redis://:hunter2@h:6379/zero"}, "fleet", "fleet-database-not-a-number"),
+    ({"fleet": "redis://:hunter2@h:99999"}, "fleet", "fleet-port"),
+    ({"fleet": b"redis://h"}, "fleet", "fleet-bytes"),
+    ({"fleet": ""}, "fleet", "fleet-empty"),
+    ({"fleet_name": "two words"}, "fleet_name", "fleet-name-space"),
+    ({"fleet_name": ""}, "fleet_name", "fleet-name-empty"),
+    ({"fleet_name": "x" * 101}, "fleet_name", "fleet-name-long"),
+    ({"fleet_name": 7}, "fleet_name", "fleet-name-number"),
+    ({"fleet_timeout": 0}, "fleet_timeout", "fleet-timeout-zero"),
+    ({"fleet_timeout": 30}, "fleet_timeout", "fleet-timeout-long"),
+    ({"fleet_timeout": "0.05"}, "fleet_timeout", "fleet-timeout-string"),
 ]
 
 
@@ -85,6 +98,25 @@ def test_bad_setting_is_a_config_error_naming_it(kwargs, setting):
 
 def test_every_setting_has_a_bad_case():
     assert {setting for _, setting, _ in SETTINGS_CASES} == set(Settings.__dataclass_fields__)
+
+
+def test_a_bad_fleet_url_never_shows_its_password():
+    with pytest.raises(rp.ConfigError) as caught:
+        _settings(fleet="redis://user:hunter2@h:6379/zero")
+    assert "hunter2" not in str(caught.value) and "***" in str(caught.value)
+    built = _settings(fleet="rediss://user:hunter2@h:6380/1")
+    assert "hunter2" not in repr(built)
+
+
+def test_the_default_fleet_name_keeps_two_apps_apart_and_one_app_together():
+    blog = _settings(fleet="redis://h", key_schemas={"Blog": ("PK",)})
+    shop = _settings(fleet="redis://h", key_schemas={"Orders": ("id",)})
+    blog_elsewhere = _settings(fleet="redis://other", key_schemas={"Blog": ("PK",)}, endpoints={"eu-west-3": "http://e:1"})
+    assert blog.fleet_name != shop.fleet_name
+    assert blog.fleet_name == blog_elsewhere.fleet_name  # another app server of the same app
+    assert blog.fleet_name.startswith("eu-west-3.us-east-1.")
+    assert _settings(fleet="redis://h", fleet_name="blog-eu").fleet_name == "blog-eu"
+    assert _settings().fleet_name is None
 
 
 def test_settings_without_regions_is_a_config_error():
@@ -168,7 +200,14 @@ def test_bad_endpoint_urls(url, problem):
 
 
 def _arguments(**changes):
-    return {"boto3_session": None, "listeners": (), "breaker_storage": None, "clock": lambda: 0.0, "monotonic": lambda: 0, **changes}
+    return {
+        "boto3_session": None,
+        "listeners": (),
+        "breaker_storage": None,
+        "clock": lambda: 0.0,
+        "monotonic": lambda: 0,
+        **changes,
+    }
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from regionproxy._config.environment import ENV_PREFIX, ENVIRONMENT, settings_from_env
 from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
-from regionproxy._config.settings import REGION_NAME, WRITE_MODES, Settings, check_session_arguments, endpoint_problem
+from regionproxy._config.settings import (
+    REGION_NAME,
+    WRITE_MODES,
+    Settings,
+    check_fleet_name,
+    check_fleet_url,
+    check_session_arguments,
+    endpoint_problem,
+)
 from regionproxy.errors import ConfigError
 
 # CONFIG_FUZZ_EXAMPLES=5000 for a deeper run than the suite's.
@@ -94,6 +102,13 @@ NEAR_VALID = {
         st.builds(lambda timeout: Config(read_timeout=timeout), SCALARS),
         st.builds(lambda agent: Config(user_agent_extra=agent), st.text(max_size=8)),
     ),
+    "fleet": st.one_of(
+        st.none(),
+        URLS.map(lambda url: str(url).replace("http", "redis", 1)),
+        st.builds(lambda db: f"redis://h:6379/{db}", st.one_of(st.integers(-1, 10**6), st.text(max_size=4))),
+    ),
+    "fleet_name": NAMES,
+    "fleet_timeout": st.one_of(st.floats(-1, 10), st.integers(-1, 10)),
 }
 # What each field needs around it to be valid when the field itself is.
 CONTEXT = {
@@ -141,6 +156,8 @@ def _holds(built):
         assert isinstance(table, str) and isinstance(names, tuple) and len(names) in (1, 2)
         assert all(isinstance(name, str) and name for name in names)
     assert built.client_config is None or isinstance(built.client_config, Config)
+    assert built.fleet is None or (check_fleet_url(built.fleet) and check_fleet_name(built.fleet_name))
+    assert type(built.fleet_timeout) in (int, float) and 0 < built.fleet_timeout <= 5
 
 
 POLICY_FIELDS = [

@@ -11,7 +11,8 @@ import time
 import pytest
 import redis as redis_py
 
-from regionproxy._fleet.link import FleetLink, check_url, safe_url
+from regionproxy._config.settings import check_fleet_url, safe_redis_url
+from regionproxy._fleet.link import FleetLink
 from regionproxy.errors import ConfigError
 from regionproxy.testing import wait_for
 from tests.support import free_port, in_child
@@ -123,8 +124,8 @@ def test_an_idle_subscriber_finds_a_paused_redis_and_comes_back_after_a_gap(redi
         assert wait_for(lambda: not link.connected, timeout=10)  # found by its ping
     finally:
         redis.resume()
-    assert wait_for(lambda: link.connected and heard.reconnects == 1, timeout=10)
-    assert heard.connects == 2
+    assert wait_for(lambda: link.connected and heard.reconnects >= 1, timeout=10)
+    assert heard.connects == heard.reconnects + 1
 
 
 def test_after_a_kill_and_restart_on_the_same_port_the_link_reconnects_and_says_so(redis, links):
@@ -136,7 +137,7 @@ def test_after_a_kill_and_restart_on_the_same_port_the_link_reconnects_and_says_
     assert b.publish("t", {"n": "lost"}) is False
     redis.start()
     assert wait_for(lambda: a.connected and b.connected, timeout=10)
-    assert heard.reconnects == 1 and a.reconnects == 1
+    assert heard.reconnects >= 1 and a.reconnects == heard.reconnects  # (a loaded machine may add a gap)
     assert b.publish("t", {"n": "after"})
     assert wait_for(lambda: heard.bodies() == [{"n": "after"}])
 
@@ -158,7 +159,7 @@ def test_a_redis_that_is_not_there_at_start_is_a_gap_once_it_comes(links):
     assert link.get("k") is None and link.hgetall("h") == {} and not link.set("k", "v")
     with server.start():
         assert wait_for(lambda: link.connected, timeout=10)
-        assert heard.reconnects == 1  # a cache built meanwhile may have missed drops
+        assert heard.reconnects >= 1  # a cache built meanwhile may have missed drops
 
 
 def test_a_failing_callback_does_not_silence_the_others(redis, links, caplog):
@@ -208,7 +209,7 @@ def test_the_password_never_shows(redis, links, caplog):
 )
 def test_a_bad_url_is_a_config_error_without_the_password(url):
     with pytest.raises(ConfigError) as raised:
-        check_url(url)
+        check_fleet_url(url)
     assert "pw" not in str(raised.value)
 
 
@@ -221,7 +222,7 @@ def test_a_bad_url_is_a_config_error_without_the_password(url):
     ],
 )
 def test_safe_url_hides_the_password(url, shown):
-    assert safe_url(url) == shown
+    assert safe_redis_url(url) == shown
 
 
 def test_a_bad_name_or_timeout_is_a_config_error(redis):

@@ -615,6 +615,7 @@ def test_the_admin_app_acts_through_the_sessions_methods():
 
         def __init__(self):
             self.breakers = {LOCAL: "closed", REMOTE: "closed"}
+            self.actors = []
 
         def status(self):
             return {"regions": dict(self.breakers)}
@@ -622,11 +623,13 @@ def test_the_admin_app_acts_through_the_sessions_methods():
         def breaker_state(self, region):
             return self.breakers[region]
 
-        def evacuate(self, region):
+        def evacuate(self, region, *, by=None):
             self.breakers[region] = "evacuated"
+            self.actors.append(by)
 
-        def restore(self, region):
+        def restore(self, region, *, by=None):
             self.breakers[region] = "closed"
+            self.actors.append(by)
 
     class ReadyMonitor:
         def readiness(self):
@@ -639,6 +642,7 @@ def test_the_admin_app_acts_through_the_sessions_methods():
     auth = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
     response = client.post(f"/regions/{LOCAL}/evacuate", environ_base=LOOPBACK_PEER, headers=auth)
     assert response.json == {"region": LOCAL, "action": "evacuate", "breaker": "evacuated"}
+    assert session.actors == [f"admin from {LOOPBACK_PEER['REMOTE_ADDR']}"]  # who acted, for the fleet's status
     status = client.get("/status.json", environ_base=LOOPBACK_PEER, headers=auth)
     assert status.status_code == 200, (status.status_code, status.get_data())
     assert status.json["regions"][LOCAL] == "evacuated"

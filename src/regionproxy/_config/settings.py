@@ -14,13 +14,14 @@ mid-request and never as another exception type.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from regionproxy._config.policies import (
     TABLE_NAME,
@@ -70,6 +71,15 @@ class Settings:
     :param client_config: a ``botocore.config.Config`` for every region's
         client (pool size, proxies, user agent), or None; timeouts, retries
         and the region belong to the session and are refused here.
+    :param fleet: a ``redis://`` or ``rediss://`` URL (password allowed):
+        share breakers, evacuations, probes and cache drops with every
+        process of the same fleet; None: each process on its own. Never
+        shown as given: :func:`safe_redis_url` hides its password.
+    :param fleet_name: the fleet's name, its namespace in Redis (letters,
+        digits and ``.-_:``); by default derived from the regions, the
+        endpoints and the tables named (:func:`derived_fleet_name`), so two
+        apps sharing one Redis do not mix.
+    :param fleet_timeout: seconds each Redis operation may take, 0.001-5.
     """
 
     regions: tuple[str, ...] = ()
@@ -85,6 +95,9 @@ class Settings:
     throttling_is_fault: bool = True
     key_schemas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     client_config: Config | None = None
+    fleet: str | None = field(default=None, repr=False)  # its password must not show
+    fleet_name: str | None = None
+    fleet_timeout: float = 0.05
 
     def __post_init__(self) -> None:
         # Frozen: normalised copies go in through object.__setattr__, so a
@@ -106,6 +119,13 @@ class Settings:
         check_number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
         object.__setattr__(self, "key_schemas", _checked_key_schemas(self.key_schemas))
         check_client_config(self.client_config)
+        check_number("fleet_timeout", "fleet_timeout", self.fleet_timeout, low=0.001, high=5)
+        if self.fleet is not None:
+            check_fleet_url(self.fleet)
+        if self.fleet_name is not None:
+            check_fleet_name(self.fleet_name)
+        elif self.fleet is not None:
+            object.__setattr__(self, "fleet_name", derived_fleet_name(self))
 
     @property
     def primary(self) -> str:
@@ -187,6 +207,76 @@ def _redacted(url: Any) -> str:
     if isinstance(url, str):
         url = re.sub(r"(//)[^/?#]*@", r"\1***@", url)
     return shown(url)
+
+
+FLEET_SCHEMES = ("redis", "rediss")
+_FLEET_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}", re.ASCII)
+
+
+def safe_redis_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: the only form
+    of a fleet URL that logs, status pages and errors show."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable redis URL>"
+    if password is None:
+        return url
+    user = quote(parts.username, safe="") if parts.username else ""
+    host = parts.netloc.rpartition("@")[2]
+    rest = url[url.index(parts.netloc) + len(parts.netloc) :]
+    return f"{parts.scheme}://{user}:***@{host}{rest}"
+
+
+def check_fleet_url(url: Any, *, setting: str = "fleet") -> str:
+    """``url`` if it is ``redis://`` or ``rediss://`` with a host, a valid
+    port and a numeric database; else :class:`ConfigError`, which shows
+    only the :func:`safe_redis_url` form."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{setting} must be a redis:// or rediss:// URL, got {type(url).__name__}", setting=setting)
+    safe = safe_redis_url(url)
+    if not url.isascii() or not url.isprintable() or any(char.isspace() for char in url):
+        raise ConfigError(f"{setting} must be printable ASCII with no spaces: {safe}", setting=setting)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{setting}: not a valid URL: {safe}", setting=setting) from None
+    if parts.scheme not in FLEET_SCHEMES or not url.lower().startswith(parts.scheme + "://"):
+        raise ConfigError(f"{setting} must be a redis:// or rediss:// URL, got {safe}", setting=setting)
+    if not parts.hostname:
+        raise ConfigError(f"{setting} names no host: {safe}", setting=setting)
+    if port == 0:
+        raise ConfigError(f"{setting}: port 0 is not a port: {safe}", setting=setting)
+    database = parts.path.strip("/")
+    if database and not (database.isdigit() and int(database) < 100_000):
+        raise ConfigError(f"{setting}: the path must be a database number (/0), got {safe}", setting=setting)
+    if parts.fragment:
+        raise ConfigError(f"{setting}: a URL fragment means nothing here: {safe}", setting=setting)
+    return url
+
+
+def check_fleet_name(name: Any, *, setting: str = "fleet_name") -> str:
+    if not isinstance(name, str) or not _FLEET_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{setting} must be 1-100 letters, digits or . - _ : (it names keys in Redis), got {shown(name)}", setting=setting
+        )
+    return name
+
+
+def derived_fleet_name(settings: Settings) -> str:
+    """The default fleet name: the regions in order (the first is the
+    fleet's home), then a digest of the tables the settings name
+    (``key_schemas``, the cache's ``tables``), so that two apps on one Redis
+    do not share state by accident. Endpoints are left out: app servers of
+    one fleet may reach the same regions through different endpoints. Apps
+    that name no tables and use the same regions get the same name: set
+    ``fleet_name`` to keep them apart."""
+    cached = settings.cache.tables if settings.cache is not None else None
+    tables = sorted({*settings.key_schemas, *(cached or ())})
+    digest = hashlib.sha256(",".join(tables).encode()).hexdigest()[:8]
+    return f"{'.'.join(settings.regions)}.{digest}"
 
 
 def _check_primary(primary: Any, regions: tuple[str, ...], write_mode: str) -> None:

@@ -30,9 +30,10 @@ rules:
   drops: a gap in the subscription (the link reconnected it) empties the
   cache, counted in ``reconnect_flushes``; so does the first subscription
   of a process (what a worker cached before it could hear drops), and a
-  message that cannot be read (it may have been a drop). The link starts
-  on a worker's first miss or write (:meth:`SharedWrites.start`), so a
-  worker that has cached anything is listening, or will flush when it is.
+  message that cannot be read (it may have been a drop). The session
+  joins the fleet (the link starts listening) on a process's first call,
+  before it caches anything, so a worker that has cached anything is
+  listening, or will flush when it is.
 - A publish that fails (Redis down, slow or paused past the link's
   timeout; the link's breaker open) costs the caller nothing but that
   timeout: the write returns, and its message is kept (at most
@@ -151,8 +152,8 @@ class SharedWrites:
         }
 
     def start(self) -> None:
-        """Listen to the fleet from this process on (a no-op once it does):
-        called on a miss, before anything is cached, and by every publish."""
+        """Listen to the fleet from this process on (a no-op once it does;
+        the session's joining the fleet does it, and so does a publish)."""
         self._link.start()
 
     def settle(self) -> None:

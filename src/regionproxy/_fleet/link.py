@@ -21,7 +21,8 @@ Redis. The rules it keeps, so that nothing above it has to:
   topic) and runs the callbacks, in the order the messages came. A
   subscriber that is idle still finds out when Redis is paused: the
   listener pings it after ``ping_after`` seconds of silence and takes the
-  link down when the answer does not come within ``timeout``. When the
+  link down when the answer does not come within five timeouts (half a
+  second at least: this checks that Redis lives, not how fast it is). When the
   link went down or a connection attempt failed, the subscription may have
   missed messages: once it is live again, the ``on_reconnect`` callbacks
   run (a cache empties itself, a breaker rereads the fleet's state). The
@@ -66,18 +67,19 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from regionproxy._config.settings import check_fleet_name, check_fleet_url, safe_redis_url
 from regionproxy._forks import reset_after_fork
 from regionproxy.errors import ConfigError
 
 log = logging.getLogger("regionproxy")
 
-SCHEMES = ("redis", "rediss")
 DEFAULT_TIMEOUT = 0.05
 PREFIX = "regionproxy"
 BUS = "bus"
 HEARTBEAT_TOPIC = "member"
+PONG_FLOOR = 0.5  # seconds a ping may wait for its answer, at least
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,46 +96,6 @@ class FleetMessage:
     sender: str
     at: float
     mine: bool
-
-
-def safe_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable redis URL>"
-    if password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='') if user else ''}:***@{host}"))
-
-
-def check_url(url: object, *, setting: str = "fleet") -> str:
-    """``url`` if it is a ``redis://`` or ``rediss://`` URL with a host, a
-    valid port and a numeric database; else :class:`ConfigError` (which
-    shows only the :func:`safe_url` form)."""
-    if not isinstance(url, str) or not url:
-        raise ConfigError(f"{setting} must be a redis:// or rediss:// URL, got {type(url).__name__}", setting=setting)
-    shown = safe_url(url)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"{setting}: not a valid URL: {shown}", setting=setting) from None
-    if parts.scheme not in SCHEMES:
-        raise ConfigError(f"{setting} must be a redis:// or rediss:// URL, got {shown}", setting=setting)
-    if not parts.hostname:
-        raise ConfigError(f"{setting} names no host: {shown}", setting=setting)
-    if port == 0:
-        raise ConfigError(f"{setting}: port 0 is not a port: {shown}", setting=setting)
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise ConfigError(f"{setting}: the path must be a database number (/0), got {shown}", setting=setting)
-    if parts.fragment:
-        raise ConfigError(f"{setting}: a URL fragment means nothing here: {shown}", setting=setting)
-    return url
 
 
 class FleetLink:
@@ -170,14 +132,13 @@ class FleetLink:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = check_url(url)
-        self.safe_url = safe_url(url)
+        self._url = check_fleet_url(url)
+        self.safe_url = safe_redis_url(url)
         try:
             self._password = urlsplit(url).password or ""
         except ValueError:  # pragma: no cover - check_url parsed it
             self._password = ""
-        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
-            raise ConfigError(f"fleet name must be a non-empty string without spaces, got {name!r}", setting="fleet_name")
+        check_fleet_name(name)
         for setting, value in (("fleet_timeout", timeout), ("retry", retry), ("retry_max", retry_max), ("poll", poll)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
                 raise ConfigError(f"{setting} must be a number of seconds > 0, got {value!r}", setting=setting)
@@ -320,22 +281,53 @@ class FleetLink:
 
     # -- operations: each returns its default rather than raise -----------------
 
-    def publish(self, topic: str, message: Mapping[str, Any]) -> bool:
+    def publish(
+        self,
+        topic: str,
+        message: Mapping[str, Any],
+        *,
+        keep: Mapping[str, str] | None = None,
+        forget: Sequence[str] = (),
+    ) -> bool:
         """Send ``message`` (JSON-ready) to every process of the fleet; True
-        if Redis took it."""
-        return self._publish(topic, message, counted=True)
+        if Redis took it. With ``keep`` (key -> value to SET) and ``forget``
+        (keys to DEL), the keys change and the message goes out in one
+        atomic step: a process that reads the keys and one that hears the
+        messages see the same order of changes."""
+        return self._publish(topic, message, counted=True, keep=keep or {}, forget=forget)
 
-    def _publish(self, topic: str, message: Mapping[str, Any], *, counted: bool) -> bool:
+    def _publish(
+        self,
+        topic: str,
+        message: Mapping[str, Any],
+        *,
+        counted: bool,
+        keep: Mapping[str, str] = {},  # noqa: B006 - read only
+        forget: Sequence[str] = (),
+    ) -> bool:
         try:
             payload = json.dumps({"topic": topic, "from": self.member, "at": self._clock(), "body": message})
         except (TypeError, ValueError):
             log.exception("regionproxy fleet: a %s message is not JSON-ready; not sent", topic)
             return False
-        if self._run("publish", lambda redis: redis.publish(self._channel, payload), None) is None:
+        if keep or forget:
+            keys = [self._channel, *(self._prefix + key for key in keep), *(self._prefix + key for key in forget)]
+            args = [payload, len(keep), *keep.values()]
+            result = self._run("publish", lambda redis: self._compiled(redis, _KEEP_AND_PUBLISH)(keys, args, redis), None)
+        else:
+            result = self._run("publish", lambda redis: redis.publish(self._channel, payload), None)
+        if result is None:
             return False
         if counted:
             self.sent += 1
         return True
+
+    def mget(self, keys: Sequence[str]) -> list[str | None]:
+        """The values of ``keys`` in one round trip (None each on failure)."""
+        if not keys:
+            return []
+        values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None)
+        return list(values) if values is not None else [None] * len(keys)
 
     def get(self, key: str) -> str | None:
         return self._run("get", lambda redis: redis.get(self._prefix + key), None)
@@ -361,13 +353,14 @@ class FleetLink:
         """Run the Lua ``source`` atomically (EVALSHA, loading it once per
         connection as needed) with namespaced ``keys``; ``default`` on failure."""
 
-        def run(redis: Any) -> Any:
-            compiled = self._scripts.get(source)
-            if compiled is None:
-                compiled = self._scripts[source] = redis.register_script(source)
-            return compiled(keys=[self._prefix + key for key in keys], args=list(args), client=redis)
+        names = [self._prefix + key for key in keys]
+        return self._run("script", lambda redis: self._compiled(redis, source)(names, list(args), redis), default)
 
-        return self._run("script", run, default)
+    def _compiled(self, redis: Any, source: str) -> Callable[[list[str], list[Any], Any], Any]:
+        compiled = self._scripts.get(source)
+        if compiled is None:
+            compiled = self._scripts[source] = redis.register_script(source)
+        return lambda keys, args, client: compiled(keys=keys, args=args, client=client)
 
     # -- the breaker ---------------------------------------------------------------
 
@@ -507,8 +500,11 @@ class FleetLink:
         """Between messages: ping a silent subscription, beat the heart."""
         now = self._monotonic()
         if self._ping_sent is not None:
-            if now - self._ping_sent > self.timeout + self._poll:
-                raise TimeoutError(f"no answer to a ping within {self.timeout:g} s")
+            # Liveness, not latency: a loaded machine may answer a ping late
+            # without having lost anything, and each gap costs subscribers
+            # (a cache empties), so the pong gets more than one timeout.
+            if now - self._ping_sent > max(5 * self.timeout, PONG_FLOOR) + self._poll:
+                raise TimeoutError(f"no answer to a ping within {max(5 * self.timeout, PONG_FLOOR):g} s")
         elif now - self._heard_at > self._ping_after:
             self._ping_sent = now
             pubsub.ping("regionproxy")
@@ -623,6 +619,16 @@ def _socket_of(pubsub: Any) -> Any:
     except Exception:  # noqa: BLE001 - see the docstring
         return None
     return sock
+
+
+# KEYS: the channel, the keys to SET, the keys to DEL; ARGV: the payload,
+# how many keys to SET, their values.
+_KEEP_AND_PUBLISH = """
+local kept = tonumber(ARGV[2])
+for i = 1, kept do redis.call('SET', KEYS[1 + i], ARGV[2 + i]) end
+for i = 2 + kept, #KEYS do redis.call('DEL', KEYS[i]) end
+return redis.call('PUBLISH', KEYS[1], ARGV[1])
+"""
 
 
 def _client(url: str, timeout: float) -> Any:

@@ -12,6 +12,12 @@ The monitor asks its session for what it needs (its regions, a region's
 breaker state, a probe sent through a region's breaker: see
 :class:`Watched`) and imports nothing of it.
 
+In a fleet (the session's :meth:`~Watched.probe_sharing` is not None), a
+region is probed once per interval by the whole fleet: before each probe
+the monitor takes the region's lease, and probes only if it got it; the
+result goes to every process of the fleet, whose monitors record it as
+their own. So every worker answers ``/readyz`` from the same probes.
+
 Readiness policies:
 
 - ``evacuate`` (default): fail while the local region is unusable, so the
@@ -51,6 +57,16 @@ class ProbeAnswer:
     verdict: Verdict | None = None
 
 
+class ProbeSharing(Protocol):
+    """How monitors of one fleet share probes (regionproxy._fleet)."""
+
+    def lease(self, region: str, seconds: float) -> bool: ...
+
+    def publish(self, region: str, ok: bool, latency: float, reason: str | None, at: float) -> None: ...
+
+    def subscribe(self, listener: Callable[[str, bool, float, str | None, float], None]) -> None: ...
+
+
 class Watched(Protocol):
     """What a :class:`HealthMonitor` asks of the session it watches."""
 
@@ -74,6 +90,8 @@ class Watched(Protocol):
     def add_listener(self, listener: Listener) -> None: ...
 
     def remove_listener(self, listener: Listener) -> None: ...
+
+    def probe_sharing(self) -> ProbeSharing | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +190,8 @@ class HealthMonitor:
         self._threads: list[threading.Thread] = []
         self._pid = -1
         self._lock = threading.Lock()
+        self._sharing: ProbeSharing | None = None
+        self._sharing_asked = False
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -192,6 +212,11 @@ class HealthMonitor:
             # Threads do not survive a fork: a worker forked from a parent
             # that started probing gets fresh threads and a fresh stop flag.
             self._stop = threading.Event()
+            if not self._sharing_asked:  # once per monitor: subscriptions outlive forks
+                self._sharing_asked = True
+                self._sharing = self.session.probe_sharing()
+                if self._sharing is not None:
+                    self._sharing.subscribe(self._heard)
             self.session.add_listener(self._on_event)
             self._threads = [
                 threading.Thread(target=self._run, args=(region,), name=f"regionproxy-probe:{region}", daemon=True)
@@ -231,6 +256,15 @@ class HealthMonitor:
         result = self._judge(answer, self._clock() - started)
         self._probes[region] = result
         return result
+
+    def _heard(self, region: str, ok: bool, latency: float, reason: str | None, at: float) -> None:
+        """Another process of the fleet probed ``region`` at ``at`` (wall clock)."""
+        if region not in self._wake:
+            return
+        probed = self._clock() - max(time.time() - at, 0.0)
+        known = self._probes.get(region)
+        if known is None or known.at < probed:
+            self._probes[region] = Probe(ok, probed, latency, reason)
 
     def _judge(self, answer: ProbeAnswer, duration: float) -> Probe:
         """The probe's result: whether it proves the region serves this process."""
@@ -287,7 +321,13 @@ class HealthMonitor:
         while not stop.is_set():
             wake.clear()
             try:
-                self.probe_now(region)
+                sharing = self._sharing
+                if sharing is None:
+                    self.probe_now(region)
+                elif sharing.lease(region, self.interval):  # else another process probes it
+                    probe = self.probe_now(region)
+                    if probe is not None:
+                        sharing.publish(region, probe.ok, probe.latency, probe.reason, time.time() - (self._clock() - probe.at))
             except Exception:  # noqa: BLE001 - a probe thread must outlive a bad probe
                 pass
             if wake.wait(self.interval):

@@ -47,9 +47,10 @@ from regionproxy._dynamodb.operations import READ, WRITE, changed_tables
 from regionproxy._dynamodb.schemas import KeySchemas
 from regionproxy._dynamodb.verdicts import classify, error_code
 from regionproxy._fleet.coherence import Remembered, SharedWrites
+from regionproxy._fleet.fleet import Fleet
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import RegionBreaker
-from regionproxy._regions.health import ProbeAnswer
+from regionproxy._regions.health import ProbeAnswer, ProbeSharing
 from regionproxy._regions.replica import Replica
 from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
@@ -100,8 +101,14 @@ class RegionSession:
         override its ``connect_timeout``, ``read_timeout`` and ``retries``.
     :param boto3_session: where credentials come from.
     :param listeners: callables that receive every event.
-    :param breaker_storage: ``region -> pybreaker storage``, e.g. Redis
-        storage to share breaker state across gunicorn workers.
+    :param breaker_storage: ``region -> pybreaker storage`` (pybreaker's
+        Redis storage shares open/closed only: prefer ``fleet``).
+    :param fleet: a ``redis://`` or ``rediss://`` URL: share breakers,
+        evacuations, probes and cache drops with every process of the fleet
+        (see :mod:`regionproxy._fleet`); None: this process on its own.
+    :param fleet_name: the fleet's namespace in Redis; derived from the
+        regions and the tables named by default.
+    :param fleet_timeout: seconds each Redis operation may take (0.05).
     :param clock: wall-clock seconds for breakers and event times; tests pass a fake one.
     :param monotonic: monotonic seconds for the cache and read-your-writes.
     :param sleep: how to wait before an in-region retry; tests pass a fake one.
@@ -122,6 +129,9 @@ class RegionSession:
         sticky_seconds: float = 5.0,
         throttling_is_fault: bool = True,
         key_schemas: Mapping[str, Iterable[str]] | None = None,
+        fleet: str | None = None,
+        fleet_name: str | None = None,
+        fleet_timeout: float = 0.05,
         config: Config | None = None,
         boto3_session: boto3.session.Session | None = None,
         listeners: Iterable[Listener] = (),
@@ -152,6 +162,9 @@ class RegionSession:
             throttling_is_fault=throttling_is_fault,
             key_schemas=key_schemas if key_schemas is not None else {},
             client_config=config,
+            fleet=fleet,
+            fleet_name=fleet_name,
+            fleet_timeout=fleet_timeout,
         )
         settings = self.settings
         self.regions = settings.regions
@@ -180,6 +193,14 @@ class RegionSession:
             for region in settings.regions
         }
         longest = longest_call(len(settings.regions), settings.timeouts)
+        # -- the fleet (regionproxy._fleet): joined in each process on first use
+        self.fleet = (
+            Fleet(settings, {r: replica.breaker for r, replica in self.replicas.items()}, self.hooks, trial_seconds=longest, clock=clock)
+            if settings.fleet is not None
+            else None
+        )
+        self._fleet_due = self.fleet is not None
+        # -- end of the fleet
         self._hedger = (
             Hedger(settings.hedge, self.hooks, longest_call=longest, clock=monotonic) if settings.hedge is not None else None
         )
@@ -200,7 +221,18 @@ class RegionSession:
         self._read_plan, self._write_plan = self.router.plan(READ), self.router.plan(WRITE)
         self._sticky = StickyWrites(settings.sticky_seconds, home=self._write_plan[0], clock=monotonic)
         # The fleet's share of writes: cache drops and read-your-writes (None: this process alone).
-        self._shared: SharedWrites | None = None
+        self._shared = (
+            SharedWrites(
+                self.fleet.link,
+                regions=self.regions,
+                cache=self.cache,
+                sticky=self._sticky,
+                forget_table=self.key_schemas.forget,
+                hooks=self.hooks,
+            )
+            if self.fleet is not None
+            else None
+        )
         self._clock = clock
         self._client: RegionClient | None = None
         self._resource: RegionResource | None = None
@@ -286,15 +318,41 @@ class RegionSession:
         fork (gunicorn's ``post_fork``) so no request pays for it."""
         for replica in self.replicas.values():
             replica.client  # noqa: B018 - building it is the point
+        if self._fleet_due:
+            self._join_fleet()
         return self
 
-    def evacuate(self, region: str) -> None:
-        """Send no traffic to ``region`` until :meth:`restore` (forces its breaker open)."""
-        self._replica(region).breaker.evacuate()
+    def evacuate(self, region: str, *, by: str | None = None) -> None:
+        """Send no traffic to ``region`` until :meth:`restore` (forces its
+        breaker open): in every process of the fleet, if there is one, and
+        until restored; ``by`` says who acted (the status page shows it)."""
+        breaker = self._replica(region).breaker
+        if self.fleet is not None:
+            self.fleet.evacuate(region, by)
+        else:
+            breaker.evacuate()
 
-    def restore(self, region: str) -> None:
-        """Take ``region`` back into service (closes its breaker)."""
-        self._replica(region).breaker.restore()
+    def restore(self, region: str, *, by: str | None = None) -> None:
+        """Take ``region`` back into service (closes its breaker), in every
+        process of the fleet if there is one."""
+        breaker = self._replica(region).breaker
+        if self.fleet is not None:
+            self.fleet.restore(region, by)
+        else:
+            breaker.restore()
+
+    def probe_sharing(self) -> ProbeSharing | None:
+        """How health monitors of this session's fleet share probes (None:
+        no fleet); joins the fleet in this process."""
+        if self.fleet is None:
+            return None
+        self._join_fleet()
+        return self.fleet.probes
+
+    def _join_fleet(self) -> None:
+        self._fleet_due = False
+        if self.fleet is not None:
+            self.fleet.join()
 
     def settle(self) -> None:
         """Apply what the fleet has sent this process so far (other workers'
@@ -396,9 +454,16 @@ class RegionSession:
                 **(self.cache.counts() if self.cache is not None else {"entries": 0, "evictions": 0, "expiries": 0}),
                 **self.stats.cache(),
             },
+            "fleet": (
+                {**self.fleet.status(), "cache": self._shared.status()}
+                if self.fleet is not None and self._shared is not None
+                else {"enabled": False}
+            ),
         }
 
     def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
         if self._hedger is not None:
             self._hedger.close()
         for replica in self.replicas.values():
@@ -444,6 +509,8 @@ class RegionSession:
         can serve it: ``params`` and the answer in wire format; or, with
         ``values`` (what the Python-value client passes), both in Python
         values, through the Python-value cache where it applies."""
+        if self._fleet_due:  # the first call in this process joins the fleet
+            self._join_fleet()
         reads = self.reads
         if values is None:
             if reads is not None and operation == "GetItem":
@@ -496,8 +563,6 @@ class RegionSession:
         return self.reads.read_values(operation, call.params, lambda: values.to_python(self._read(call)))
 
     def _read(self, call: Call) -> dict[str, Any]:
-        if self._shared is not None:
-            self._shared.start()  # listening before anything is cached (a no-op once it is)
         seen = self._sticky.seen_by(call)
         hedger = self._hedger
         # (Without a hedger nothing hedges or demotes: whether the read is
@@ -607,6 +672,7 @@ class RegionSession:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        self._fleet_due = self.fleet is not None  # a worker joins the fleet on its own
 
 
 class _KeyNamesOnce:

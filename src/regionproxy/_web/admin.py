@@ -63,9 +63,9 @@ class Administered(Protocol):
 
     def breaker_state(self, region: str) -> str: ...
 
-    def evacuate(self, region: str) -> None: ...
+    def evacuate(self, region: str, *, by: str | None = None) -> None: ...
 
-    def restore(self, region: str) -> None: ...
+    def restore(self, region: str, *, by: str | None = None) -> None: ...
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -202,9 +202,9 @@ class AdminApp:
         if region not in self.session.regions:
             return not_found()
         if action == "evacuate":
-            self.session.evacuate(region)
+            self.session.evacuate(region, by=_actor(request.environ))
         elif action == "restore":
-            self.session.restore(region)
+            self.session.restore(region, by=_actor(request.environ))
         elif self.lab is None:
             return not_found()  # outage controls exist only in demo mode
         elif action == "outage":
@@ -217,6 +217,13 @@ class AdminApp:
             body = {"region": region, "action": action, "breaker": self.session.breaker_state(region)}
             return answer(json.dumps(body).encode(), content_type="application/json")
         return redirect(request.root_path + "/", 303)
+
+
+def _actor(environ: Mapping[str, Any]) -> str:
+    """Who pressed the button, as the status page shows it: the admin
+    surface and the client's address (the one access control judged)."""
+    address = environ.get("REMOTE_ADDR")
+    return f"admin from {address}" if isinstance(address, str) and address else "admin"
 
 
 @functools.cache
