@@ -289,6 +289,12 @@ class RefusingLink:
             raise answer
         return answer
 
+    def ping(self):
+        return True
+
+    def settle(self):
+        pass
+
     def subscribe(self, topic, callback):
         self.callbacks[topic] = callback
 

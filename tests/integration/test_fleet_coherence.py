@@ -1,7 +1,13 @@
 """Two gunicorn masters, several workers each, over one lab and one Redis:
 a write through one master is read through the other right after, with
 no stale read; after Redis is killed and started again on the same port,
-every worker has emptied its cache and coherence resumes."""
+or paused and resumed, every worker has emptied its cache and coherence
+resumes.
+
+Without the fleet's drops, or without the request settling first
+(:meth:`regionproxy.RegionSession.settle`), the first test fails: 1 to 5
+of its 400 reads after a write were stale in runs on a loaded 2-core
+machine."""
 
 from __future__ import annotations
 
@@ -94,6 +100,12 @@ def metric(base: str, name: str) -> float:
     )
 
 
+def fleet_status(base: str) -> dict:
+    status = requests.get(f"{base}/_regionproxy/status.json", timeout=REQUEST_TIMEOUT, headers={"Connection": "close"})
+    fleet = status.json()["fleet"]
+    return {name: fleet.get(name) for name in ("member", "received", "settled", "settle_timeouts", "reconnects", "cache")}
+
+
 def stale_reads(one: str, other: str, pairs: int, start: int = 0) -> list[tuple[int, str, str | None]]:
     """``pairs`` rounds: both masters read a key (their workers cache it),
     one master writes it, both read it right after. The reads after the
@@ -134,26 +146,31 @@ def warm_up(one: str, other: str) -> None:
 def test_a_write_through_one_master_is_read_through_the_other_right_after(fleet_table, redis, tmp_path):
     with master(fleet_table, redis.url, tmp_path / "one") as one, master(fleet_table, redis.url, tmp_path / "two") as two:
         warm_up(one, two)
-        assert stale_reads(one, two, PAIRS // 2) == []
-        assert stale_reads(two, one, PAIRS // 2, start=PAIRS) == []
+        stale = stale_reads(one, two, PAIRS // 2) + stale_reads(two, one, PAIRS // 2, start=PAIRS)
+        assert stale == [], [fleet_status(base) for base in (one, two) for _ in range(WORKERS)]
         assert metric(two, "regionproxy_fleet_invalidations_applied") > 0
 
 
-def test_coherence_resumes_after_redis_is_killed_and_back_on_the_same_port(fleet_table, redis, tmp_path):
+def test_coherence_resumes_after_redis_is_killed_or_paused_and_back_on_the_same_port(fleet_table, redis, tmp_path):
     with master(fleet_table, redis.url, tmp_path / "one") as one, master(fleet_table, redis.url, tmp_path / "two") as two:
         warm_up(one, two)
-        redis.kill()
-        # Served all along, from each worker's own cache and DynamoDB: no error.
-        for n, key in enumerate(KEYS):
-            write(one, key, f"down{n}")
-            assert read(one, key) is not None and read(two, key) is not None
-        redis.start()
-        # Every worker lost its subscription: each empties its cache once it is back.
-        for base in (one, two):
-            assert wait_for(
-                lambda base=base: metric(base, "regionproxy_fleet_reconnect_flushes") >= WORKERS, timeout=START_TIMEOUT
-            ), "not every worker flushed its cache after the gap"
-        # What was written while Redis was down is read everywhere (the flush), and coherence is back.
-        for n, key in enumerate(KEYS):
-            assert read(two, key) == f"down{n}"
-        assert stale_reads(one, two, 60, start=1000) == []
+        for gap, (stop, back) in enumerate(((redis.kill, redis.start), (redis.pause, redis.resume)), start=1):
+            stop()
+            try:
+                # Served all along, from each worker's own cache and DynamoDB: no error.
+                for n, key in enumerate(KEYS):
+                    write(one, key, f"gap{gap}-{n}")
+                    assert read(one, key) is not None and read(two, key) is not None
+            finally:
+                back()
+            # Every worker lost its subscription (a paused Redis is found by
+            # the listener's ping): each empties its cache once it is back.
+            for base in (one, two):
+                assert wait_for(
+                    lambda base=base, gap=gap: metric(base, "regionproxy_fleet_reconnect_flushes") >= gap * WORKERS,
+                    timeout=START_TIMEOUT,
+                ), "not every worker flushed its cache after the gap"
+            # What was written during the gap is read everywhere (the flush), and coherence is back.
+            for n, key in enumerate(KEYS):
+                assert read(two, key) == f"gap{gap}-{n}"
+            assert stale_reads(one, two, 30, start=1000 * gap) == []

@@ -7,7 +7,10 @@ through the fleet's Redis link (:mod:`regionproxy._fleet.link`), by these
 rules:
 
 - A write publishes one message after DynamoDB answers (or after it failed
-  in a way that may have applied it) and before it returns to its caller:
+  in a way that may have applied it), and makes one more round trip to
+  Redis, before it returns to its caller: Redis has then written the
+  message to every worker's socket (a publish's own reply may come
+  before the other workers' copies are written). The message carries
   the cache drops it made locally (:func:`regionproxy._cache.keys.write_drops`:
   its items, by the key fingerprint of :mod:`regionproxy._dynamodb.keys`,
   and the query pages they may change; its tables; everything) and, when
@@ -91,6 +94,8 @@ class Link(Protocol):
     def settle(self) -> None: ...
 
     def publish(self, topic: str, message: dict[str, Any]) -> bool: ...
+
+    def ping(self) -> bool: ...
 
     def subscribe(self, topic: str, callback: Callable[[FleetMessage], None]) -> None: ...
 
@@ -209,6 +214,10 @@ class SharedWrites:
             sent = False
         if sent:
             self.sent += 1
+            # Delivered, not only taken: once this round trip is answered,
+            # every worker's socket holds the message (see FleetLink.ping),
+            # so a request that settles after this write returns sees it.
+            self._link.ping()
             return
         self.unsendable += 1
         with self._lock:

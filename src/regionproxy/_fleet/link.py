@@ -189,6 +189,7 @@ class FleetLink:
         self._ping_sent: float | None = None
         self._beat_at = 0.0
         self.sent = self.received = self.reconnects = self.failures = self.skipped = 0
+        self.settled = self.settle_timeouts = 0  # settle() calls that waited, and that gave up
 
     def __repr__(self) -> str:
         return f"FleetLink({self.safe_url!r}, name={self.name!r}, connected={self.connected})"
@@ -220,6 +221,8 @@ class FleetLink:
             "reconnects": self.reconnects,
             "failures": self.failures,
             "skipped": self.skipped,
+            "settled": self.settled,
+            "settle_timeouts": self.settle_timeouts,
         }
 
     def members(self) -> dict[str, float]:
@@ -328,6 +331,15 @@ class FleetLink:
             return []
         values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None)
         return list(values) if values is not None else [None] * len(keys)
+
+    def ping(self) -> bool:
+        """One round trip to Redis; True if it answered. Redis writes a
+        published message to every subscriber's socket before it reads its
+        next command (one event loop pass), so once a ping sent after a
+        :meth:`publish` is answered, the message is in every subscriber's
+        socket, or on the wire to it (a publish's own reply may be written
+        before the subscribers' copies)."""
+        return self._run("ping", lambda redis: redis.ping(), None) is not None
 
     def get(self, key: str) -> str | None:
         return self._run("get", lambda redis: redis.get(self._prefix + key), None)
@@ -577,12 +589,14 @@ class FleetLink:
         try:
             if not self._dispatching and not select.select([sock], [], [], 0)[0]:
                 return  # the common case: nothing has arrived
+            self.settled += 1
             deadline = self._monotonic() + (self.timeout if timeout is None else timeout)
             with self._round_done:
                 while self._live and (self._dispatching or select.select([sock], [], [], 0)[0]):
                     remaining = deadline - self._monotonic()
                     if remaining <= 0:
                         self._stalled_at = self._rounds
+                        self.settle_timeouts += 1
                         return
                     self._round_done.wait(remaining)
         except (OSError, ValueError):  # the socket closed meanwhile: a gap, which the subscribers hear of
