@@ -97,7 +97,9 @@ def session_rows(lab: LocalRegions, redis: RedisServer, hits: int) -> None:
     during.pop("info", None)  # our own INFO
     pings = during.pop("ping", 0)
     print(f"  {'fleet off':<12} {hit_off:8.2f}\n  {'fleet on':<12} {hit_on:8.2f}")
-    print(f"  Redis commands during the fleet-on hits: {sum(during.values())} {during or ''} (+{pings} pings of the idle listener)")
+    print(
+        f"  Redis commands during the fleet-on hits: {sum(during.values())} {during or ''} (+{pings} pings of the idle listener)"
+    )
 
     print("\nPutItem through session.client, fleet off and on (ms per call, the lab's DynamoDB answering)")
     writes = max(hits // 100, 200)
@@ -172,7 +174,9 @@ def lag_rows(redis: RedisServer, writes: int, workers: int) -> None:
     link.close()
     complete = [times for times in applied if len(times) == writes]
     lags = [(max(times[n] for times in complete) - returned[n]) * 1000 for n in range(writes)]
-    print(f"\nPublish inside the write (ms, {writes} writes): median {statistics.median(publish):.3f}  p99 {percentile(publish, 0.99):.3f}")
+    print(
+        f"\nPublish inside the write (ms, {writes} writes): median {statistics.median(publish):.3f}  p99 {percentile(publish, 0.99):.3f}"
+    )
     print(
         f"\nFrom a write's return until all {workers} workers have dropped it (ms, {writes} writes, one every {PACE * 1000:g} ms;"
         f" {len(complete)} of {workers} workers heard every write)"

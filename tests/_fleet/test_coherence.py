@@ -40,7 +40,12 @@ def worker(link, cache=True):
         forgotten=forgotten,
     )
     parts.shared = SharedWrites(
-        link, regions=(LOCAL, REMOTE), cache=parts.cache, sticky=parts.sticky, forget_table=forgotten.append, hooks=Hooks([events.append])
+        link,
+        regions=(LOCAL, REMOTE),
+        cache=parts.cache,
+        sticky=parts.sticky,
+        forget_table=forgotten.append,
+        hooks=Hooks([events.append]),
     )
     return parts
 
@@ -144,6 +149,26 @@ def test_the_publishing_worker_ignores_its_own_message(fleet):
     assert wait_for(lambda: a.link.received == 2, timeout=10)
     assert a.cache.lookup(("t", FP)) is not MISS
     assert a.shared.invalidations_applied == 0
+
+
+def test_a_request_that_settles_after_a_write_returned_sees_its_drop_however_slow_the_listener(redis, fleet):
+    a = fleet()
+    link = FleetLink(redis.url, "coherence", **FAST)
+    try:
+        slow = threading.Event()
+        # Runs before the drop is applied, in the same dispatch round: a
+        # listener thread the scheduler left waiting.
+        link.subscribe(TOPIC, lambda message: slow.wait(0.5))
+        b = worker(link)
+        b.shared.start()
+        assert wait_for(lambda: link.connected, timeout=10)
+        cached(b)
+        a.shared.wrote(((ITEM, "t", FP),), None)  # returned: the drop is in b's socket
+        b.shared.settle()
+        assert b.cache.lookup(("t", FP)) is MISS
+        assert link.status()["settled"] == 1
+    finally:
+        link.close()
 
 
 def test_a_read_that_loaded_before_a_remote_drop_does_not_store_after_it(fleet):

@@ -76,6 +76,7 @@ from regionproxy.errors import ConfigError
 log = logging.getLogger("regionproxy")
 
 DEFAULT_TIMEOUT = 0.05
+SETTLE = 1.0  # the longest settle() waits for the listener
 PREFIX = "regionproxy"
 BUS = "bus"
 HEARTBEAT_TOPIC = "member"
@@ -112,6 +113,10 @@ class FleetLink:
         the listener pings Redis (a paused Redis is found this way).
     :param heartbeat: seconds between this process's presence messages
         (:meth:`members` lists who was heard lately); 0: none.
+    :param settle: the longest :meth:`settle` waits for the listener to
+        dispatch messages already in this process (the listener's own
+        scheduling, not Redis: 50 ms was overrun on a 2-core machine at a
+        load average of 16).
     :param poll: how long the listener waits for a message before it looks
         at its other duties (the bound on how late it notices ``close``).
     :param clock: wall-clock seconds (times shown, and sent to other processes).
@@ -129,6 +134,7 @@ class FleetLink:
         ping_after: float = 1.0,
         heartbeat: float = 5.0,
         poll: float = 0.1,
+        settle: float = SETTLE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -146,6 +152,7 @@ class FleetLink:
         self.timeout = float(timeout)
         self._retry, self._retry_max = float(retry), max(float(retry_max), float(retry))
         self._ping_after, self._heartbeat, self._poll = ping_after, heartbeat, poll
+        self._settle = settle
         self._clock, self._monotonic = clock, monotonic
         self._prefix = f"{PREFIX}:{name}:"
         self._channel = self._prefix + BUS
@@ -468,6 +475,12 @@ class FleetLink:
             return None
         pubsub = None
         try:
+            if self._gap:
+                # Redis may have restarted: the pool's idle connections are
+                # dead, and the first command on one would fail and take the
+                # link down again (a write's drop lost, a second gap). Dropped
+                # now, each is made again on use.
+                client.connection_pool.disconnect(inuse_connections=False)
             client.ping()
             pubsub = client.pubsub()
             pubsub.subscribe(self._channel)
@@ -579,10 +592,12 @@ class FleetLink:
     def settle(self, timeout: float | None = None) -> None:
         """Return once every message that had reached this process's
         subscription when called has been dispatched (its callbacks have
-        run), waiting at most ``timeout`` seconds (the link's own by
-        default); at once when none is waiting, when the subscription is not
-        live, or while the listener is stuck in a round a settle already
-        waited ``timeout`` for. Never raises."""
+        run), waiting at most ``timeout`` seconds (``settle`` by default);
+        at once when none is waiting, when the subscription is not live, or
+        while the listener is stuck in a round a settle already waited
+        ``timeout`` for (so a stuck listener costs one request that wait,
+        not every request). The wait is for this process's own listener
+        thread, not for Redis. Never raises."""
         sock = self._subscription
         if sock is None or not self._live or self._stalled_at == self._rounds:
             return
@@ -590,7 +605,7 @@ class FleetLink:
             if not self._dispatching and not select.select([sock], [], [], 0)[0]:
                 return  # the common case: nothing has arrived
             self.settled += 1
-            deadline = self._monotonic() + (self.timeout if timeout is None else timeout)
+            deadline = self._monotonic() + (self._settle if timeout is None else timeout)
             with self._round_done:
                 while self._live and (self._dispatching or select.select([sock], [], [], 0)[0]):
                     remaining = deadline - self._monotonic()
