@@ -9,8 +9,9 @@ fault proxy, replication off), prints:
   fleet-on hits: a hit never touches Redis, so the count is 0 but for the
   idle listener's pings, shown apart;
 - a ``PutItem`` through ``session.client`` with the fleet off and on (the
-  lab answers in a few ms: median and p99), and the publish alone, timed
-  inside the write (``SharedWrites.wrote``: median, p99);
+  lab answers in a few ms: median and p99), and what the fleet adds to a
+  write alone (``SharedWrites.wrote``: the publish and the round trip after
+  it; median, p99);
 - how long after a write returns every worker has dropped it: ``--workers``
   processes (8 by default), each with its own link, cache and subscription,
   and a writer process publishing ``--writes`` writes (1000), one at a
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -71,34 +73,38 @@ def median_us(call, count: int) -> float:
     return statistics.median(samples)
 
 
-def _commands(redis: RedisServer) -> dict[str, int]:
+def _commands(admin) -> dict[str, int]:
     """Calls per command since Redis started (INFO commandstats)."""
-    import redis as redis_py
-
-    stats = redis_py.Redis.from_url(redis.url).info("commandstats")
+    stats = admin.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
 def session_rows(lab: LocalRegions, redis: RedisServer, hits: int) -> None:
+    import redis as redis_py
+
     key = {"pk": {"S": "hot"}}
     lab.client(REGIONS[0]).put_item(TableName=TABLE, Item={**key, "v": {"S": "x" * 100}})
     policy = rp.CachePolicy(maxsize=10_000, ttl=3600)
     off = lab.session(cache=policy, key_schemas={TABLE: ("pk",)})
     on = lab.session(cache=policy, key_schemas={TABLE: ("pk",)}, fleet=redis.url, fleet_name=FLEET)
     for session in (off, on):
-        session.client.get_item(TableName=TABLE, Key=key)  # the miss that fills it (and starts the link)
+        session.client.get_item(TableName=TABLE, Key=key)  # the miss that fills it (and joins the fleet)
     assert wait_for(lambda: on.status()["fleet"]["connected"], timeout=10), "the fleet did not connect"
     print(f"\nGetItem hits, fleet off and on (median us per call, {hits} calls each)")
+    admin = redis_py.Redis.from_url(redis.url)  # one connection, made before counting
     hit_off = median_us(lambda: off.client.get_item(TableName=TABLE, Key=key), hits)
-    before = _commands(redis)
+    before = _commands(admin)
+    started = time.monotonic()
     hit_on = median_us(lambda: on.client.get_item(TableName=TABLE, Key=key), hits)
-    after = _commands(redis)
+    seconds = time.monotonic() - started
+    after = _commands(admin)
     during = {name: calls - before.get(name, 0) for name, calls in after.items() if calls != before.get(name, 0)}
     during.pop("info", None)  # our own INFO
-    pings = during.pop("ping", 0)
+    background = {name: during.pop(name) for name in ("ping", "publish") if name in during}
     print(f"  {'fleet off':<12} {hit_off:8.2f}\n  {'fleet on':<12} {hit_on:8.2f}")
     print(
-        f"  Redis commands during the fleet-on hits: {sum(during.values())} {during or ''} (+{pings} pings of the idle listener)"
+        f"  Redis commands during the fleet-on hits ({seconds * 1000:.0f} ms): {sum(during.values())} {during or ''}"
+        f" (and the listener's own, on its timers: {background or 'none'})"
     )
 
     print("\nPutItem through session.client, fleet off and on (ms per call, the lab's DynamoDB answering)")
@@ -175,7 +181,7 @@ def lag_rows(redis: RedisServer, writes: int, workers: int) -> None:
     complete = [times for times in applied if len(times) == writes]
     lags = [(max(times[n] for times in complete) - returned[n]) * 1000 for n in range(writes)]
     print(
-        f"\nPublish inside the write (ms, {writes} writes): median {statistics.median(publish):.3f}  p99 {percentile(publish, 0.99):.3f}"
+        f"\nPublish inside the write, and the round trip after it (ms, {writes} writes): median {statistics.median(publish):.3f}  p99 {percentile(publish, 0.99):.3f}"
     )
     print(
         f"\nFrom a write's return until all {workers} workers have dropped it (ms, {writes} writes, one every {PACE * 1000:g} ms;"
@@ -194,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=8, help="worker processes of the lag row")
     args = parser.parse_args(argv)
     print(f"regionproxy {rp.__version__}, boto3 {boto3.__version__}, Python {sys.version.split()[0]}")
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     with RedisServer() as redis:
         with LocalRegions(REGIONS, mode="process", replicate=False) as lab:
             lab.create_table(
