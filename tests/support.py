@@ -2,6 +2,9 @@
 clock, a free port, a closed port and a session on it, a hello WSGI app, and
 running a check in a forked child.
 
+It also runs a fleet under gunicorn (:func:`gunicorn_master`: masters of
+``tests/fleet_app.py`` over one lab and one Redis).
+
 A plain module: import what a test needs (``from tests.support import LOCAL,
 FakeClock``). The fixtures built on it (``clock``, ``lab``) are in
 ``tests/conftest.py``.
@@ -179,3 +182,121 @@ def outcome(scenario: Callable[[Any], Any], api: Any, volatile: frozenset[str] =
         return ("raised", type(error).__name__, str(error), canonical(error.response, volatile))
     except Exception as error:  # noqa: BLE001 - client-side errors must match too
         return ("raised", type(error).__name__, str(error))
+
+
+# -- a fleet under gunicorn: masters of tests/fleet_app.py over one lab and one Redis --
+
+FLEET_APP_TOKEN = "fleet-admin-token-0123456789"
+GUNICORN_START_TIMEOUT = 60.0  # generous: a loaded machine imports boto3 slowly
+HTTP_TIMEOUT = 10.0
+
+
+class Master:
+    """One gunicorn master of ``tests/fleet_app.py``: its base URL, its
+    number of workers, and requests to it (a new connection each, so that
+    every worker may get one)."""
+
+    def __init__(self, base: str, workers: int, process: Any) -> None:
+        self.base = base
+        self.workers = workers
+        self.process = process
+
+    def __repr__(self) -> str:
+        return f"Master({self.base!r}, workers={self.workers})"
+
+    def get(self, path: str, **options: Any) -> Any:
+        import requests
+
+        return requests.get(self.base + path, timeout=HTTP_TIMEOUT, headers={"Connection": "close"}, **options)
+
+    def post(self, path: str, **options: Any) -> Any:
+        import requests
+
+        return requests.post(self.base + path, timeout=HTTP_TIMEOUT, headers={"Connection": "close"}, **options)
+
+    def act(self, region: str, action: str) -> dict[str, Any]:
+        """Evacuate or restore ``region`` through one worker's admin surface."""
+        import requests
+
+        response = requests.post(
+            f"{self.base}/_regionproxy/regions/{region}/{action}",
+            timeout=HTTP_TIMEOUT,
+            headers={"Authorization": f"Bearer {FLEET_APP_TOKEN}", "Accept": "application/json", "Connection": "close"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def every_worker(self, check: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[int, dict[str, Any]]:
+        """``/who`` of each worker, once every worker's latest answer passes
+        ``check``; fails after ``timeout`` (the answers then in the message)."""
+        latest: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get("/who").json()
+            latest[body["pid"]] = body
+            alive = {pid: seen for pid, seen in latest.items() if _alive(pid)}
+            if len(alive) >= self.workers and sum(check(seen) for seen in alive.values()) >= self.workers:
+                return alive
+            time.sleep(0.01)
+        pytest.fail(f"not every worker of {self} passed within {timeout:.0f} s: {latest}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def gunicorn_master(lab: Any, fleet_url: str | None, *, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[Master]:
+    """``tests/fleet_app.py`` under gunicorn (``--preload``, ``workers``
+    sync workers) over ``lab``, in the fleet of ``fleet_url`` (None: no
+    fleet). ``env`` adds or overrides ``REGIONPROXY_*`` and ``FLEET_APP_*``
+    variables. Stopped on the way out; a traceback in its output fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    here = Path(__file__).resolve().parent
+    port = free_port()
+    variables = {
+        **os.environ,
+        "REGIONPROXY_REGIONS": ",".join(lab.regions),
+        "REGIONPROXY_ENDPOINTS": ",".join(f"{region}={url}" for region, url in lab.endpoints.items()),
+        "FLEET_APP_TOKEN": FLEET_APP_TOKEN,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")])),
+        **({"REGIONPROXY_FLEET_URL": fleet_url} if fleet_url else {}),
+        **(env or {}),
+    }
+    command = [
+        sys.executable, "-m", "gunicorn", "--preload", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+        "--log-level", "warning", "--graceful-timeout", "2", "fleet_app:application",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=variables, cwd=here, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    master = Master(f"http://127.0.0.1:{port}", workers, process)
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"{master.base}/livez", timeout=HTTP_TIMEOUT).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        deadline = time.monotonic() + GUNICORN_START_TIMEOUT
+        while not answers():
+            assert process.poll() is None, f"gunicorn exited: {process.communicate(timeout=10)[0]}"
+            assert time.monotonic() < deadline, "gunicorn did not answer in time"
+            time.sleep(0.1)
+        yield master
+    finally:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate(timeout=10)
+    assert "Traceback" not in output, output

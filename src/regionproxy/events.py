@@ -166,6 +166,24 @@ class FleetCacheFlushed:
     the fleet: ``reason`` is ``reconnect`` (a gap in its subscription)."""
 
     reason: str
+class FleetChanged:
+    """This process's link to its fleet's Redis went up (``connected``) or
+    down (``reason`` says why); while down, the process keeps its own state."""
+
+    fleet: str
+    connected: bool
+    at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTraffic:
+    """One message of ``topic`` was ``sent`` to the fleet or ``received``
+    from it (heartbeats are not counted)."""
+
+    fleet: str
+    topic: str
+    direction: str
 
 
 Event = (
@@ -181,6 +199,8 @@ Event = (
     | CacheDropped
     | FleetDropsApplied
     | FleetCacheFlushed
+    | FleetChanged
+    | FleetTraffic
 )
 
 
@@ -211,6 +231,7 @@ def _setting_slots(cls: type) -> None:
 for _record in (
     CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
     CacheLookup, CacheDropped, FleetDropsApplied, FleetCacheFlushed,
+    CacheLookup, CacheDropped, FleetChanged, FleetTraffic,
 ):  # fmt: skip
     _setting_slots(_record)
 

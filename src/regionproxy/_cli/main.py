@@ -1,4 +1,4 @@
-"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe`` and ``bench``.
+"""The ``regionproxy`` command: ``demo``, ``lab``, ``probe``, ``bench``, ``evacuate`` and ``restore``.
 
 ::
 
@@ -6,6 +6,7 @@
     regionproxy lab [--regions REGION ...] [--example NAME] [--for SECONDS] [-- COMMAND ...]
     regionproxy probe --region REGION [--region ...] [--endpoint [REGION=]URL] [--table T --key K=V] [--count N] [--json FILE]
     regionproxy bench [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]
+    regionproxy evacuate|restore REGION [--fleet URL] [--fleet-name NAME] [--by WHO]
 
 ``lab --example blog -- flask --app examples/flask_blog/app.py run`` starts a
 lab, creates and seeds the example's tables, waits until they are replicated,
@@ -33,7 +34,7 @@ from regionproxy.errors import ConfigError
 DEMO_REGIONS = ["eu-west-3", "us-east-1"]
 GRACE = 10.0  # seconds a command gets to exit after Ctrl-C or SIGTERM before it is killed
 # What each command needs beyond the base package.
-EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask"}
+EXTRAS = {"demo": "testing,flask", "lab": "testing", "probe": "bench", "bench": "bench,testing,flask", "evacuate": "fleet", "restore": "fleet"}
 EXPORTED = ("REGIONPROXY_REGIONS", "REGIONPROXY_ENDPOINTS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="regionproxy",
         description="A local multi-region DynamoDB lab, the demo that runs on it, a latency probe and the benchmarks.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab,probe,bench}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab,probe,bench,evacuate,restore}")
     demo = commands.add_parser(
         "demo", help="the main job: the Flask blog over a local two-region lab", description="The Flask blog over a local two-region lab."
     )
@@ -68,7 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS", help="stop after SECONDS")
     _add_probe(commands)
     _add_bench(commands)
+    _add_fleet_actions(commands)
     return parser
+
+
+def _add_fleet_actions(commands: Any) -> None:
+    for action, summary in (
+        ("evacuate", "send no traffic to REGION from any worker of the fleet, until restored"),
+        ("restore", "take REGION back into service in every worker of the fleet"),
+    ):
+        command = commands.add_parser(
+            action,
+            help=summary + " (through the fleet's Redis)",
+            description=summary.capitalize() + ". The fleet is the app's: REGIONPROXY_FLEET_URL, REGIONPROXY_FLEET_NAME "
+            "and REGIONPROXY_REGIONS (its name is derived from them as the app derives it), or the options below.",
+        )
+        command.add_argument("region", metavar="REGION")
+        command.add_argument("--fleet", metavar="URL", help="the fleet's redis:// or rediss:// URL (default REGIONPROXY_FLEET_URL)")
+        command.add_argument("--fleet-name", metavar="NAME", help="the fleet's name (default REGIONPROXY_FLEET_NAME or derived)")
+        command.add_argument("--by", metavar="WHO", help="who acts, for the status page (default cli user@host)")
 
 
 def _add_probe(commands: Any) -> None:
@@ -149,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from regionproxy.bench.runner import main as bench
 
             return bench(args)
+        if args.command in ("evacuate", "restore"):
+            from regionproxy._cli.fleet import act
+
+            return act(args.command, args.region, fleet=args.fleet, fleet_name=args.fleet_name, by=args.by)
         return run_lab(args.regions, args.duration, example=args.example, command=command)
     except ConfigError as error:
         parser.exit(2, f"regionproxy: error: {error}\n")

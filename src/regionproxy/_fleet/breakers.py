@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from regionproxy._fleet.link import FleetLink, FleetMessage
+from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, EVACUATED, OPEN, RegionBreaker
 from regionproxy.events import BreakerChanged, Event, Hooks
 
@@ -92,7 +94,11 @@ def send_action(link: FleetLink, region: str, record: dict[str, Any]) -> bool:
         closed = json.dumps({"state": CLOSED, "at": record["at"], "member": record["member"]})
         keep = {f"action:{region}": text, f"breaker:{region}": closed}
         forget = (f"evacuated:{region}", f"failures:{region}")
-    return link.publish(EVACUATION, {"region": region, **record}, keep=keep, forget=forget)
+    # The latest word stands: an older action sent late (replayed after a
+    # gap, two operators at once) changes nothing.
+    return link.publish(
+        EVACUATION, {"region": region, **record}, keep=keep, forget=forget, unless_newer=(f"action:{region}", record["at"])
+    )
 
 
 class SharedBreakers:
@@ -139,6 +145,7 @@ class SharedBreakers:
         link.subscribe(EVACUATION, self._heard_evacuation)
         link.subscribe(TRIAL_TOPIC, self._heard_trial)
         link.on_connect(self.sync)
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"SharedBreakers({sorted(self._breakers)!r}, fleet={self._link.name!r})"
@@ -146,18 +153,14 @@ class SharedBreakers:
     # -- Sharing: what the breakers ask ------------------------------------------
 
     def count_failure(self, region: str) -> int | None:
-        if not self._link.connected:
-            return None
         count = self._link.script(_COUNT_FAILURE, [f"failures:{region}"], [self._failure_ms])
         return int(count) if count is not None else None
 
     def clear_failures(self, region: str) -> None:
-        if self._link.connected:
-            self._link.delete(f"failures:{region}")
+        self._link.delete(f"failures:{region}")
 
     def reserve_trial(self, region: str) -> float:
-        if not self._link.connected:
-            return 0.0  # each process tries for itself until the fleet is back
+        # Without an answer (default 0), each process tries for itself until the fleet is back.
         left = self._link.script(_RESERVE, [f"trial:{region}"], [self._link.member, self._trial_ms], default=0)
         if not left:
             self._link.publish(TRIAL_TOPIC, {"region": region, "until": self._clock() + self._trial_ms / 1000})
@@ -211,7 +214,7 @@ class SharedBreakers:
         # The breaker's state now, not the event's: two changes can be
         # announced newest first, and the last one sent must be the latest.
         state = breaker.state
-        if state not in (OPEN, CLOSED) or not self._link.connected:
+        if state not in (OPEN, CLOSED):
             return
         record = {"state": state, "at": self._clock(), "member": self._link.member}
         if state == OPEN:
@@ -232,8 +235,12 @@ class SharedBreakers:
         finally:
             self._applying.on = False
 
+    def _region_of(self, body: dict[str, Any]) -> RegionBreaker | None:
+        region = body.get("region")
+        return self._breakers.get(region) if isinstance(region, str) else None
+
     def _heard_breaker(self, message: FleetMessage) -> None:
-        breaker = self._breakers.get(message.body.get("region"))
+        breaker = self._region_of(message.body)
         if breaker is None:
             return
         self.trials.pop(breaker.region, None)  # a verdict: whoever held the trial is done
@@ -248,22 +255,27 @@ class SharedBreakers:
 
     def _heard_evacuation(self, message: FleetMessage) -> None:
         body = message.body
-        region = body.get("region")
-        breaker = self._breakers.get(region)
+        breaker = self._region_of(body)
         if breaker is None or body.get("action") not in (EVACUATE, RESTORE):
             return
+        region = breaker.region
         record = action_record(body["action"], str(body.get("by")), _seconds(body.get("at"), message.at), message.sender)
         with self._lock:
+            known = self.actions.get(region)
+            if known is not None and known["at"] > record["at"]:
+                return  # older than a word this process knows
             self.actions[region] = record
-            if message.mine:
-                return
-            self._unsent.pop(region, None)  # the fleet's latest word replaces ours
+            pending = self._unsent.get(region)
+            if pending is not None and pending["at"] <= record["at"]:
+                del self._unsent[region]  # the fleet has it, or a newer word
+        # Applied even when it is this process's own (idempotent): a catch-up
+        # that read Redis just before the action landed may have undone it here.
         self._apply(breaker.evacuate if record["action"] == EVACUATE else breaker.restore)
 
     def _heard_trial(self, message: FleetMessage) -> None:
-        region = message.body.get("region")
-        if region in self._breakers:
-            self.trials[region] = (message.sender, _seconds(message.body.get("until"), message.at))
+        breaker = self._region_of(message.body)
+        if breaker is not None:
+            self.trials[breaker.region] = (message.sender, _seconds(message.body.get("until"), message.at))
 
     # -- (re)connecting -------------------------------------------------------------
 
@@ -272,33 +284,29 @@ class SharedBreakers:
         Redis was away, then apply what Redis keeps. Runs each time the
         subscription becomes live (messages may have been missed) and when
         a process first uses the fleet."""
+        with self._lock:
+            unsent = dict(self._unsent)
+        for region, record in unsent.items():
+            if self._publish_action(region, record):  # unless a newer word stands
+                with self._lock:
+                    if self._unsent.get(region) is record:
+                        del self._unsent[region]
         regions = sorted(self._breakers)
         keys = ["epoch"]
         for region in regions:
             keys += [f"evacuated:{region}", f"breaker:{region}", f"action:{region}"]
         values = self._link.mget(keys)
-        if not self._link.connected:
-            return
+        if values is None:
+            return  # Redis did not answer: the next connection catches up
         epoch = values[0]
         if epoch is None:
             self._link.set("epoch", uuid.uuid4().hex, nx=True)
             epoch = self._link.get("epoch")
         lost = self._epoch is not None and epoch != self._epoch
         if lost:
-            log.warning(
-                "regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name
-            )
+            log.warning("regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name)
         self._epoch = epoch
-        with self._lock:
-            unsent = dict(self._unsent)
-        for region, record in unsent.items():
-            if self._publish_action(region, record):
-                with self._lock:
-                    if self._unsent.get(region) is record:
-                        del self._unsent[region]
         for index, region in enumerate(regions):
-            if region in unsent:
-                continue  # just sent: our word is the fleet's latest
             evacuated, breaker_state, action = values[1 + 3 * index : 4 + 3 * index]
             self._catch_up(region, _record(evacuated), _record(breaker_state), _record(action), lost=lost)
 
@@ -312,9 +320,13 @@ class SharedBreakers:
         lost: bool,
     ) -> None:
         breaker = self._breakers[region]
-        if action is not None:
-            with self._lock:
-                self.actions[region] = action
+        with self._lock:
+            if region in self._unsent:
+                return  # an action of ours is on its way: it is the latest word
+            if action is not None:
+                known = self.actions.get(region)
+                if known is None or _seconds(action.get("at"), 0.0) >= known["at"]:
+                    self.actions[region] = action
         if evacuated is not None:
             if breaker.state != EVACUATED:
                 self._apply(breaker.evacuate)
@@ -329,6 +341,9 @@ class SharedBreakers:
         if state is not None and state.get("state") == OPEN:
             opened_at = _seconds(state.get("opened_at"), self._clock())
             self._apply(lambda: breaker.apply_open(opened_at))
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork
 
     def status(self) -> dict[str, Any]:
         now = self._clock()
@@ -350,4 +365,7 @@ def _record(text: str | None) -> dict[str, Any] | None:
 
 
 def _seconds(value: Any, default: float) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    """A time from another process, or ``default`` if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)

@@ -55,7 +55,12 @@ class Fleet:
     ) -> None:
         assert settings.fleet is not None and settings.fleet_name is not None
         self.link = FleetLink(
-            settings.fleet, settings.fleet_name, timeout=settings.fleet_timeout, clock=clock, **(link_options or {})
+            settings.fleet,
+            settings.fleet_name,
+            timeout=settings.fleet_timeout,
+            clock=clock,
+            listener=hooks.emit,
+            **(link_options or {}),
         )
         self.breakers = SharedBreakers(
             self.link,

@@ -21,7 +21,7 @@ Redis. The rules it keeps, so that nothing above it has to:
   topic) and runs the callbacks, in the order the messages came. A
   subscriber that is idle still finds out when Redis is paused: the
   listener pings it after ``ping_after`` seconds of silence and takes the
-  link down when the answer does not come within five timeouts (half a
+  link down when the answer does not come within five timeouts (one
   second at least: this checks that Redis lives, not how fast it is). When the
   link went down or a connection attempt failed, the subscription may have
   missed messages: once it is live again, the ``on_reconnect`` callbacks
@@ -72,6 +72,7 @@ from urllib.parse import quote, unquote, urlsplit
 from regionproxy._config.settings import check_fleet_name, check_fleet_url, safe_redis_url
 from regionproxy._forks import reset_after_fork
 from regionproxy.errors import ConfigError
+from regionproxy.events import Event, FleetChanged, FleetTraffic
 
 log = logging.getLogger("regionproxy")
 
@@ -80,7 +81,8 @@ SETTLE = 1.0  # the longest settle() waits for the listener
 PREFIX = "regionproxy"
 BUS = "bus"
 HEARTBEAT_TOPIC = "member"
-PONG_FLOOR = 0.5  # seconds a ping may wait for its answer, at least
+PONG_FLOOR = 1.0  # seconds a ping may wait for its answer, at least
+MAX_MEMBERS = 1000  # members remembered before the silent ones are forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,8 @@ class FleetLink:
         at its other duties (the bound on how late it notices ``close``).
     :param clock: wall-clock seconds (times shown, and sent to other processes).
     :param monotonic: monotonic seconds (timers).
+    :param listener: receives :class:`~regionproxy.events.FleetChanged` and
+        :class:`~regionproxy.events.FleetTraffic` events (no lock held).
     """
 
     def __init__(
@@ -130,15 +134,17 @@ class FleetLink:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retry: float = 0.5,
-        retry_max: float = 4.0,
+        retry_max: float = 2.0,
         ping_after: float = 1.0,
         heartbeat: float = 5.0,
         poll: float = 0.1,
         settle: float = SETTLE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        listener: Callable[[Event], None] | None = None,
     ) -> None:
         self._url = check_fleet_url(url)
+        self._listener_callback = listener
         self.safe_url = safe_redis_url(url)
         try:
             self._password = urlsplit(url).password or ""
@@ -235,11 +241,19 @@ class FleetLink:
     def members(self) -> dict[str, float]:
         """Processes heard on the bus within three heartbeats (and this one):
         member id -> when last heard (wall clock)."""
-        horizon = self._clock() - 3 * max(self._heartbeat, self._ping_after)
+        horizon = self._horizon()
         seen = {member: at for member, at in list(self._members.items()) if at >= horizon}
         if self.connected:
             seen[self.member] = self._clock()
         return dict(sorted(seen.items()))
+
+    def _horizon(self) -> float:
+        return self._clock() - 3 * max(self._heartbeat, self._ping_after)
+
+    def _forget_members(self) -> None:
+        """Drop members not heard within the horizon (listener thread only)."""
+        horizon = self._horizon()
+        self._members = {member: at for member, at in self._members.items() if at >= horizon}
 
     def subscribe(self, topic: str, callback: Callable[[FleetMessage], None]) -> None:
         """Run ``callback(message)`` on the listener thread for each message
@@ -298,13 +312,16 @@ class FleetLink:
         *,
         keep: Mapping[str, str] | None = None,
         forget: Sequence[str] = (),
+        unless_newer: tuple[str, float] | None = None,
     ) -> bool:
         """Send ``message`` (JSON-ready) to every process of the fleet; True
         if Redis took it. With ``keep`` (key -> value to SET) and ``forget``
         (keys to DEL), the keys change and the message goes out in one
         atomic step: a process that reads the keys and one that hears the
-        messages see the same order of changes."""
-        return self._publish(topic, message, counted=True, keep=keep or {}, forget=forget)
+        messages see the same order of changes. With ``unless_newer=(key,
+        at)``, nothing changes and nothing is sent if ``key`` holds a JSON
+        record whose ``at`` is later (a newer word already stands; still True)."""
+        return self._publish(topic, message, counted=True, keep=keep or {}, forget=forget, unless_newer=unless_newer)
 
     def _publish(
         self,
@@ -314,30 +331,34 @@ class FleetLink:
         counted: bool,
         keep: Mapping[str, str] = {},  # noqa: B006 - read only
         forget: Sequence[str] = (),
+        unless_newer: tuple[str, float] | None = None,
     ) -> bool:
         try:
             payload = json.dumps({"topic": topic, "from": self.member, "at": self._clock(), "body": message})
         except (TypeError, ValueError):
             log.exception("regionproxy fleet: a %s message is not JSON-ready; not sent", topic)
             return False
-        if keep or forget:
-            keys = [self._channel, *(self._prefix + key for key in keep), *(self._prefix + key for key in forget)]
-            args = [payload, len(keep), *keep.values()]
+        if keep or forget or unless_newer:
+            guard, at = unless_newer if unless_newer is not None else ("", 0.0)
+            keys = [self._channel, self._prefix + guard, *(self._prefix + key for key in keep), *(self._prefix + key for key in forget)]
+            args = [payload, len(keep), repr(float(at)) if unless_newer else "", *keep.values()]
             result = self._run("publish", lambda redis: self._compiled(redis, _KEEP_AND_PUBLISH)(keys, args, redis), None)
         else:
             result = self._run("publish", lambda redis: redis.publish(self._channel, payload), None)
         if result is None:
             return False
+        if result == -1:
+            return True  # a newer word stands: nothing to send
         if counted:
             self.sent += 1
+            self._emit(FleetTraffic(self.name, topic, "sent"))
         return True
 
-    def mget(self, keys: Sequence[str]) -> list[str | None]:
-        """The values of ``keys`` in one round trip (None each on failure)."""
-        if not keys:
-            return []
-        values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None)
-        return list(values) if values is not None else [None] * len(keys)
+    def mget(self, keys: Sequence[str]) -> list[str | None] | None:
+        """The values of ``keys`` (None for a missing one) in one round
+        trip; None if Redis did not answer."""
+        values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None) if keys else []
+        return list(values) if values is not None else None
 
     def ping(self) -> bool:
         """One round trip to Redis; True if it answered. Redis writes a
@@ -431,6 +452,7 @@ class FleetLink:
                 "regionproxy fleet: redis %s unreachable (%s: %s); each worker on its own until it answers",
                 self.safe_url, what, text,
             )  # fmt: skip
+            self._emit(FleetChanged(self.name, False, self._clock(), self.last_error))
 
     def _scrub(self, error: BaseException | str) -> str:
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -484,7 +506,8 @@ class FleetLink:
             client.ping()
             pubsub = client.pubsub()
             pubsub.subscribe(self._channel)
-            deadline = self._monotonic() + max(self.timeout, 0.001)
+            # Liveness again (as the ping): the confirmation may be slow on a loaded machine.
+            deadline = self._monotonic() + max(5 * self.timeout, PONG_FLOOR)
             while True:
                 message = pubsub.get_message(timeout=max(deadline - self._monotonic(), 0.0))
                 if message is not None and message.get("type") == "subscribe":
@@ -502,13 +525,12 @@ class FleetLink:
                     self._down_since = self._clock()
             if was_up:
                 log.warning("regionproxy fleet: redis %s unreachable (%s)", self.safe_url, self.last_error)
+                self._emit(FleetChanged(self.name, False, self._clock(), self.last_error))
             return None
         with self._lock:
             gap, self._gap = self._gap, False
             was_down = not self._up
-            self._up = True
-            self._subscription = _socket_of(pubsub)
-            self._live = True
+            self._up = True  # operations may use Redis again (the callbacks do)
             self._down_since = None
             self._heard_at = self._monotonic()
             self._ping_sent = None
@@ -517,8 +539,15 @@ class FleetLink:
                 self.reconnects += 1
         if was_down:
             log.warning("regionproxy fleet: redis %s answers again; state shared again", self.safe_url)
+        # The callbacks run before the link says it is connected: whoever
+        # sees `connected` may count on the catch-up (a cache emptied, the
+        # fleet's state read) having happened. Messages that arrive
+        # meanwhile wait in the subscription, in order.
         for callback in (*self._connect_callbacks, *(self._reconnect_callbacks if gap else ())):
             self._callback(callback)
+        self._subscription = _socket_of(pubsub)
+        self._live = True
+        self._emit(FleetChanged(self.name, True, self._clock()))
         return pubsub
 
     def _duties(self, pubsub: Any) -> None:
@@ -552,12 +581,22 @@ class FleetLink:
             log.warning("regionproxy fleet: an unreadable message on %s ignored", self._channel)
             return
         self._members[message.sender] = self._clock()
+        if len(self._members) > MAX_MEMBERS:  # restarts leave old ids behind
+            self._forget_members()
         if message.topic == HEARTBEAT_TOPIC:
             return
         self.received += 1
         self.last_message_at = self._members[message.sender]
-        for callback in self._subscribers.get(message.topic, ()):
+        subscribers = self._subscribers.get(message.topic, ())
+        # The topic as a label only if this process knows it: a stray
+        # publisher must not grow the metrics without bound.
+        self._emit(FleetTraffic(self.name, message.topic if subscribers else "other", "received"))
+        for callback in subscribers:
             self._callback(callback, message)
+
+    def _emit(self, event: Event) -> None:
+        if self._listener_callback is not None:
+            self._callback(self._listener_callback, event)
 
     def _callback(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -650,12 +689,22 @@ def _socket_of(pubsub: Any) -> Any:
     return sock
 
 
-# KEYS: the channel, the keys to SET, the keys to DEL; ARGV: the payload,
-# how many keys to SET, their values.
+# KEYS: the channel, the guard, the keys to SET, the keys to DEL; ARGV: the
+# payload, how many keys to SET, the guard's time ("": no guard), the values
+# to SET. -1: the guard holds a later record, nothing done.
 _KEEP_AND_PUBLISH = """
+if ARGV[3] ~= '' then
+  local standing = redis.call('GET', KEYS[2])
+  if standing then
+    local ok, record = pcall(cjson.decode, standing)
+    if ok and type(record) == 'table' and tonumber(record['at']) and tonumber(record['at']) > tonumber(ARGV[3]) then
+      return -1
+    end
+  end
+end
 local kept = tonumber(ARGV[2])
-for i = 1, kept do redis.call('SET', KEYS[1 + i], ARGV[2 + i]) end
-for i = 2 + kept, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 1, kept do redis.call('SET', KEYS[2 + i], ARGV[3 + i]) end
+for i = 3 + kept, #KEYS do redis.call('DEL', KEYS[i]) end
 return redis.call('PUBLISH', KEYS[1], ARGV[1])
 """
 

@@ -19,13 +19,20 @@ and probes for itself, as it would without a fleet.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from regionproxy._fleet.link import FleetLink, FleetMessage
+from regionproxy._forks import reset_after_fork
 
 PROBE_TOPIC = "probe"
+# KEYS[1]: the lease; ARGV: the holder, its length (ms). 1: taken, 0: held by another.
+_LEASE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
 
 # (region, ok, latency seconds, reason, wall-clock time of the probe)
 Heard = Callable[[str, bool, float, "str | None", float], None]
@@ -43,6 +50,10 @@ class SharedProbes:
         self.probers: dict[str, tuple[str, float]] = {}
         link.subscribe(PROBE_TOPIC, self._heard)
         link.on_connect(self._catch_up)
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SharedProbes({list(self._regions)!r}, fleet={self._link.name!r})"
@@ -50,9 +61,8 @@ class SharedProbes:
     def lease(self, region: str, seconds: float) -> bool:
         """Whether this process probes ``region`` now: it holds the lease
         for ``seconds``, or the fleet cannot say (then each process probes)."""
-        if not self._link.connected:
-            return True
-        return self._link.set(f"probe-lease:{region}", self._link.member, px=max(int(seconds * 1000), 1), nx=True)
+        taken = self._link.script(_LEASE, [f"probe-lease:{region}"], [self._link.member, max(int(seconds * 1000), 1)])
+        return taken is None or taken == 1
 
     def publish(self, region: str, ok: bool, latency: float, reason: str | None, at: float) -> None:
         """Tell the fleet what this process's probe of ``region`` found."""
@@ -72,7 +82,7 @@ class SharedProbes:
 
     def _catch_up(self) -> None:
         values = self._link.mget([f"probe:{region}" for region in self._regions])
-        for text in values:
+        for text in values or ():
             if text is None:
                 continue
             try:
@@ -84,7 +94,9 @@ class SharedProbes:
 
     def _deliver(self, record: dict[str, Any], sender: str | None) -> None:
         region, at, latency = record.get("region"), record.get("at"), record.get("latency")
-        if region not in self._regions or not isinstance(at, int | float) or not isinstance(latency, int | float):
+        if not isinstance(region, str) or region not in self._regions:
+            return
+        if not all(isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in (at, latency)):
             return
         reason = record.get("reason")
         if sender is not None:

@@ -307,7 +307,10 @@ class RegionBreaker:
     def apply_open(self, opened_at: float) -> None:
         """Another process of the fleet opened the breaker at ``opened_at``
         (wall clock): open here too, timed from the later of the two
-        openings, so the fleet's reset timeouts run out together."""
+        openings, so the fleet's reset timeouts run out together. A time
+        ahead of this process's clock (a server whose clock runs ahead)
+        counts as now: no process can keep a region out longer than
+        ``reset_timeout`` from when this one heard of it."""
         try:
             with self._lock:
                 if self._evacuated:
@@ -315,7 +318,7 @@ class RegionBreaker:
                 mine = self._opened_at() if self._cb.current_state == OPEN else 0.0
                 if self._cb.current_state != OPEN:
                     self._cb.open()
-                self._storage.opened_at = datetime.fromtimestamp(max(opened_at, mine), UTC)
+                self._storage.opened_at = datetime.fromtimestamp(max(min(opened_at, self._clock()), mine), UTC)
                 self._trial_elsewhere_until = 0.0
         finally:
             self._announce()

@@ -212,11 +212,12 @@ class HealthMonitor:
             # Threads do not survive a fork: a worker forked from a parent
             # that started probing gets fresh threads and a fresh stop flag.
             self._stop = threading.Event()
-            if not self._sharing_asked:  # once per monitor: subscriptions outlive forks
+            # Asked in every process (it joins this process to the fleet),
+            # subscribed once per monitor: subscriptions outlive forks.
+            self._sharing = self.session.probe_sharing()
+            if self._sharing is not None and not self._sharing_asked:
                 self._sharing_asked = True
-                self._sharing = self.session.probe_sharing()
-                if self._sharing is not None:
-                    self._sharing.subscribe(self._heard)
+                self._sharing.subscribe(self._heard)
             self.session.add_listener(self._on_event)
             self._threads = [
                 threading.Thread(target=self._run, args=(region,), name=f"regionproxy-probe:{region}", daemon=True)

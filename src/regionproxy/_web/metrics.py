@@ -41,7 +41,9 @@ from regionproxy.events import (
     Event,
     FailedOver,
     FleetCacheFlushed,
+    FleetChanged,
     FleetDropsApplied,
+    FleetTraffic,
     Hedged,
     OperationFinished,
     PoisonRequest,
@@ -79,9 +81,11 @@ class PrometheusListener:
         one by default, so two sessions in a process do not collide.
     :param regions: the session's regions: the only ``region`` label values
         besides ``other``.
+    :param fleet: the session belongs to a fleet: ``regionproxy_fleet_connected``
+        starts at 0 and follows the link.
     """
 
-    def __init__(self, registry: Any = None, regions: tuple[str, ...] = ()) -> None:
+    def __init__(self, registry: Any = None, regions: tuple[str, ...] = (), *, fleet: bool = False) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self._regions = frozenset(regions)
@@ -158,6 +162,19 @@ class PrometheusListener:
             "regionproxy_fleet_reconnect_flushes",
             "Times the read cache was emptied after a gap in the fleet subscription (drops may have been missed).",
         )
+        self.fleet_connected = Gauge(
+            "regionproxy_fleet_connected",
+            "1 while the link to the fleet's Redis is up, 0 while each worker is on its own (lowest live worker).",
+            registry=target,
+            multiprocess_mode="livemin",
+        )
+        self.fleet_messages = counter(
+            "regionproxy_fleet_messages",
+            "Messages sent to and received from the fleet, per topic and direction (sent, received).",
+            ["topic", "direction"],
+        )
+        if fleet:
+            self.fleet_connected.set(0)
         # The sequence number of the BreakerChanged last applied per region.
         # Breakers announce after releasing their lock, so two threads'
         # changes (or a listener's change made while an earlier one is still
@@ -229,6 +246,11 @@ class PrometheusListener:
 
     def _fleet_cache_flushed(self, event: FleetCacheFlushed) -> None:
         self.fleet_flushes.inc()
+    def _fleet_changed(self, event: FleetChanged) -> None:
+        self.fleet_connected.set(1 if event.connected else 0)
+
+    def _fleet_traffic(self, event: FleetTraffic) -> None:
+        self.fleet_messages.labels(event.topic, event.direction).inc()
 
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
@@ -243,6 +265,8 @@ class PrometheusListener:
         CacheDropped: _cache_dropped,
         FleetDropsApplied: _fleet_drops_applied,
         FleetCacheFlushed: _fleet_cache_flushed,
+        FleetChanged: _fleet_changed,
+        FleetTraffic: _fleet_traffic,
     }
 
     def exposition(self) -> tuple[bytes, str]:

@@ -280,7 +280,7 @@ def _metrics_listener(session: RegionSession) -> Any:
     from regionproxy._web.metrics import PrometheusListener
 
     try:
-        listener = PrometheusListener(regions=session.regions)
+        listener = PrometheusListener(regions=session.regions, fleet=session.fleet is not None)
     except ImportError as error:  # prometheus_client is the 'metrics' extra
         raise ConfigError(
             "metrics need prometheus-client (pip install regionproxy[metrics]); or pass metrics_path=None",
