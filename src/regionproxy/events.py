@@ -166,6 +166,9 @@ class FleetCacheFlushed:
     the fleet: ``reason`` is ``reconnect`` (a gap in its subscription)."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FleetChanged:
     """This process's link to its fleet's Redis went up (``connected``) or
     down (``reason`` says why); while down, the process keeps its own state."""
@@ -230,8 +233,7 @@ def _setting_slots(cls: type) -> None:
 
 for _record in (
     CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
-    CacheLookup, CacheDropped, FleetDropsApplied, FleetCacheFlushed,
-    CacheLookup, CacheDropped, FleetChanged, FleetTraffic,
+    CacheLookup, CacheDropped, FleetDropsApplied, FleetCacheFlushed, FleetChanged, FleetTraffic,
 ):  # fmt: skip
     _setting_slots(_record)
 
