@@ -641,12 +641,20 @@ class FleetLink:
         if sock is None or not self._live or self._stalled_at == self._rounds:
             return
         try:
-            if not self._dispatching and not select.select([sock], [], [], 0)[0]:
-                return  # the common case: nothing has arrived
-            self.settled += 1
-            deadline = self._monotonic() + (self._settle if timeout is None else timeout)
+            # The socket first, then the round: the listener marks a round
+            # as running before it reads, so a message that arrived before
+            # now is still in the socket, or in the round running now, or
+            # dispatched. Only those rounds are waited for, not the ones that
+            # later messages start (a busy fleet never keeps a request).
+            waiting = bool(select.select([sock], [], [], 0)[0])
             with self._round_done:
-                while self._live and (self._dispatching or select.select([sock], [], [], 0)[0]):
+                running = self._dispatching
+                if not waiting and not running:
+                    return  # the common case: nothing has arrived
+                self.settled += 1
+                target = self._rounds + running + waiting
+                deadline = self._monotonic() + (self._settle if timeout is None else timeout)
+                while self._live and self._rounds < target:
                     remaining = deadline - self._monotonic()
                     if remaining <= 0:
                         self._stalled_at = self._rounds
