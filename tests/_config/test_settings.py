@@ -79,6 +79,8 @@ SETTINGS_CASES = [
     ({"fleet": "redis://:hunter2@h:99999"}, "fleet", "fleet-port"),
     ({"fleet": b"redis://h"}, "fleet", "fleet-bytes"),
     ({"fleet": ""}, "fleet", "fleet-empty"),
+    ({"fleet": "redis://h:6379/0?socket_timeout=30"}, "fleet", "fleet-url-sets-the-timeout"),
+    ({"fleet": "redis://h:6379/0?retry_on_timeout=yes"}, "fleet", "fleet-url-sets-retries"),
     ({"fleet_name": "two words"}, "fleet_name", "fleet-name-space"),
     ({"fleet_name": ""}, "fleet_name", "fleet-name-empty"),
     ({"fleet_name": "x" * 101}, "fleet_name", "fleet-name-long"),

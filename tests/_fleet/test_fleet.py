@@ -120,7 +120,9 @@ def test_metrics_say_whether_the_fleet_is_connected_and_count_its_messages(lab, 
 
     def samples():
         text = metrics.exposition()[0].decode()
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples
+        }
 
     assert samples()[("regionproxy_fleet_connected", ())] == 0  # not joined yet
     a.prepare()

@@ -259,3 +259,23 @@ def test_a_forked_child_has_its_own_connection_and_leaves_the_parents_alone(redi
     assert wait_for(lambda: any(b.get("from") == "child" for b in heard.bodies()), timeout=10)
     assert parent.connected and parent.publish("t", {"from": "parent"})
     assert wait_for(lambda: {"from": "parent"} in heard.bodies())
+
+
+@pytest.mark.parametrize("redis", [{"tls": True, "password": "s3cret-over-tls"}], indirect=True)
+def test_tls_and_a_password_in_the_url_work(redis, links):
+    assert redis.url.startswith("rediss://")
+    a, b = links(redis.url), links(redis.url)
+    heard = started(a)
+    started(b)
+    assert b.publish("t", {"over": "tls"})
+    assert wait_for(lambda: heard.bodies() == [{"over": "tls"}])
+    assert "s3cret-over-tls" not in repr(a) + str(a.status())
+
+
+def test_a_tls_redis_without_its_ca_is_refused_and_said_so(links):
+    from regionproxy.testing import RedisServer
+
+    with RedisServer(tls=True) as server:
+        link = links(server.url.partition("?")[0], retry=5.0)  # the CA not named: verification fails
+        assert link.publish("t", {}) is False
+        assert "SSL" in (link.last_error or "") or "certificate" in (link.last_error or "").lower()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from regionproxy._config.policies import (
     TABLE_NAME,
@@ -210,6 +210,13 @@ def _redacted(url: Any) -> str:
 
 
 FLEET_SCHEMES = ("redis", "rediss")
+# redis-py's URL options that would override what the fleet's link sets
+# itself (its timeouts, no retries of redis-py's own, the protocol its
+# subscription reads); TLS options (ssl_ca_certs=..., ...) pass through.
+FLEET_OWNED_URL_OPTIONS = frozenset(
+    {"socket_timeout", "socket_connect_timeout", "timeout", "retry_on_timeout", "retry_on_error", "health_check_interval",
+     "protocol", "decode_responses", "db", "max_connections"}
+)  # fmt: skip
 _FLEET_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}", re.ASCII)
 
 
@@ -254,6 +261,13 @@ def check_fleet_url(url: Any, *, setting: str = "fleet") -> str:
         raise ConfigError(f"{setting}: the path must be a database number (/0), got {safe}", setting=setting)
     if parts.fragment:
         raise ConfigError(f"{setting}: a URL fragment means nothing here: {safe}", setting=setting)
+    owned = sorted(FLEET_OWNED_URL_OPTIONS & set(parse_qs(parts.query, keep_blank_values=True)))
+    if owned:
+        raise ConfigError(
+            f"{setting}: {', '.join(owned)} in the URL would override the fleet's own settings (fleet_timeout; "
+            f"the database is the URL's path): {safe}",
+            setting=setting,
+        )
     return url
 
 

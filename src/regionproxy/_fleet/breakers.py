@@ -6,7 +6,10 @@ of a session to the fleet (it is the breakers' :class:`~regionproxy._regions.bre
 - **Failures are counted fleet-wide**: each fault adds to one counter per
   region in Redis, so ``fail_max`` means that many faults in the fleet; the
   process whose fault reaches it opens its breaker, and the opening reaches
-  every process.
+  every process. A success clears the count only in a process that had
+  faults itself (the success path of the others never touches Redis), and
+  the count expires ``failure_memory`` after its last fault: scattered
+  faults an hour apart are no streak.
 - **Openings and closings reach every process** as a message on the bus,
   and are kept in Redis (``breaker:{region}``) in the same atomic step, for
   processes that start later or missed the message. A process applies an
@@ -304,7 +307,9 @@ class SharedBreakers:
             epoch = self._link.get("epoch")
         lost = self._epoch is not None and epoch != self._epoch
         if lost:
-            log.warning("regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name)
+            log.warning(
+                "regionproxy fleet %s: Redis lost the fleet's state; evacuations held here are sent again", self._link.name
+            )
         self._epoch = epoch
         for index, region in enumerate(regions):
             evacuated, breaker_state, action = values[1 + 3 * index : 4 + 3 * index]

@@ -340,7 +340,12 @@ class FleetLink:
             return False
         if keep or forget or unless_newer:
             guard, at = unless_newer if unless_newer is not None else ("", 0.0)
-            keys = [self._channel, self._prefix + guard, *(self._prefix + key for key in keep), *(self._prefix + key for key in forget)]
+            keys = [
+                self._channel,
+                self._prefix + guard,
+                *(self._prefix + key for key in keep),
+                *(self._prefix + key for key in forget),
+            ]
             args = [payload, len(keep), repr(float(at)) if unless_newer else "", *keep.values()]
             result = self._run("publish", lambda redis: self._compiled(redis, _KEEP_AND_PUBLISH)(keys, args, redis), None)
         else:

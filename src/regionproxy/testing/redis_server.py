@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -39,6 +40,9 @@ class RedisServer:
     :param directory: where its files go; a temporary directory by default,
         removed by :meth:`stop`.
     :param binary: the ``redis-server`` to run.
+    :param tls: serve TLS only (``rediss://``), with a certificate of a CA
+        made for this server (:class:`~regionproxy.testing.tls.LabCertificates`);
+        :attr:`url` tells clients to trust it (``ssl_ca_certs=``).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class RedisServer:
         directory: str | os.PathLike[str] | None = None,
         binary: str | None = None,
         host: str = "127.0.0.1",
+        tls: bool = False,
     ) -> None:
         self.binary = (
             binary or os.environ.get("REGIONPROXY_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -63,6 +68,11 @@ class RedisServer:
         self.directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="regionproxy-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
+        self.certificates = None
+        if tls:
+            from regionproxy.testing.tls import LabCertificates
+
+            self.certificates = LabCertificates(host)
 
     def __repr__(self) -> str:
         state = "paused" if self._paused else "running" if self.running else "stopped"
@@ -70,8 +80,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://[:password@]127.0.0.1:port/0``."""
+        """``redis://[:password@]127.0.0.1:port/0``, or with ``tls``
+        ``rediss://...?ssl_ca_certs=<the CA>``."""
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        if self.certificates is not None:
+            return f"rediss://{auth}{self.host}:{self.port}/0?ssl_ca_certs={quote(self.certificates.ca_bundle, safe='')}"
         return f"redis://{auth}{self.host}:{self.port}/0"
 
     @property
@@ -103,6 +116,15 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password]
+        if self.certificates is not None:
+            command[command.index("--port") + 1] = "0"
+            command += [
+                "--tls-port", str(self.port),
+                "--tls-cert-file", self.certificates.certificate,
+                "--tls-key-file", self.certificates.key,
+                "--tls-ca-cert-file", self.certificates.ca_bundle,
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._paused = False
         deadline = time.monotonic() + START_TIMEOUT
@@ -118,7 +140,11 @@ class RedisServer:
     def ping(self, timeout: float = 0.5) -> bool:
         """Whether it answers PING now (authenticated if it has a password)."""
         try:
-            with socket.create_connection((self.host, self.port), timeout=timeout) as connection:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as plain:
+                connection = plain
+                if self.certificates is not None:
+                    context = ssl.create_default_context(cafile=self.certificates.ca_bundle)
+                    connection = context.wrap_socket(plain, server_hostname=self.host)
                 if self.password:
                     connection.sendall(_command("AUTH", self.password))
                     if not _reply(connection).startswith(b"+OK"):
@@ -167,6 +193,8 @@ class RedisServer:
                 process.wait(timeout=5)
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
+        if self.certificates is not None:
+            self.certificates.remove()
 
     def __enter__(self) -> RedisServer:
         return self.start()
