@@ -50,9 +50,10 @@ rules:
   next request, on any worker, reads the write, the request settles first
   (:meth:`SharedWrites.settle`, which the middleware calls as each request
   starts): it waits for the listener to dispatch whatever had already
-  reached the process (at once when nothing has, bounded by the link's
-  timeout), so every drop published before the request arrived is applied
-  before it is served, however late the listener thread was scheduled.
+  reached the process (at once when nothing has; at most a second, the
+  listener's own scheduling, not Redis), so every drop published before the
+  request arrived is applied before it is served, however late the
+  listener thread was scheduled.
 
 Messages are JSON-ready dicts (version ``V``): fingerprints are lists of
 ``[name, kind, value]``, binary values in base64.
@@ -163,7 +164,7 @@ class SharedWrites:
 
     def settle(self) -> None:
         """Apply every message of the fleet that has reached this process
-        (at most the link's timeout): see :meth:`~regionproxy._fleet.link.FleetLink.settle`."""
+        (a bounded wait): see :meth:`~regionproxy._fleet.link.FleetLink.settle`."""
         self._link.settle()
 
     # -- sending ---------------------------------------------------------------------
@@ -276,8 +277,9 @@ class SharedWrites:
 
     def _connected(self) -> None:
         """The subscription is live (the first time, or again): what was
-        cached before it was may have missed drops."""
-        if self._cache is not None and len(self._cache):
+        cached before it was, or is being loaded now, may have missed drops
+        (a load in flight stores nothing after this)."""
+        if self._cache is not None:
             self._cache.clear()
 
     def _reconnected(self) -> None:

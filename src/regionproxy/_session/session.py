@@ -358,8 +358,9 @@ class RegionSession:
         """Apply what the fleet has sent this process so far (other workers'
         cache drops, and their failed-over writes to follow) before going on:
         the middleware calls it as each request starts, so a request reads
-        every write the fleet finished before it arrived. Waits at most the
-        fleet's timeout; at once when nothing is waiting, or without a fleet."""
+        every write the fleet finished before it arrived. Waits for this
+        process's listener thread, at most a second (once, while it is
+        stuck); at once when nothing is waiting, or without a fleet."""
         if self._shared is not None:
             self._shared.settle()
 
