@@ -377,3 +377,17 @@ def test_a_message_of_another_version_empties_the_cache():
     cached(b)
     link.callbacks[TOPIC](FleetMessage(TOPIC, {"v": 99, "w": []}, "other:1:x", 0.0, False))
     assert b.cache.lookup(("t", FP)) is MISS
+
+
+def test_a_settle_from_the_listeners_own_callback_does_not_wait_for_itself(fleet):
+    a, b = fleet(), fleet()
+    waited = []
+
+    def settles(message):  # a listener of the fleet that calls back into the session
+        b.shared.settle()
+        waited.append(message.body)
+
+    b.link.subscribe(TOPIC, settles)
+    a.shared.wrote(((ITEM, "t", FP),), None)
+    assert wait_for(lambda: len(waited) == 1, timeout=10)
+    assert b.link.status()["settle_timeouts"] == 0  # it did not wait out its bound for its own round

@@ -645,6 +645,8 @@ class FleetLink:
         sock = self._subscription
         if sock is None or not self._live or self._stalled_at == self._rounds:
             return
+        if threading.current_thread() is self._listener:
+            return  # a callback's own call: its round cannot end while it waits
         try:
             # The socket first, then the round: the listener marks a round
             # as running before it reads, so a message that arrived before
