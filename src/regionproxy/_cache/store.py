@@ -45,7 +45,10 @@ the least recently used end, so memory stays within ``maxsize``. Dropping
 everything swaps the store for an empty one.
 
 Staleness is bounded by the TTL plus replication lag: a write made in
-another region (or another process) is not seen until the entry expires.
+another region, or in another process outside a fleet, is not seen until
+the entry expires. A fleet's workers apply each other's drops
+(:meth:`ReadCache.drop`, by :mod:`regionproxy._fleet.coherence`), under
+the same rule as a local write's: a load in flight stores nothing after.
 """
 
 from __future__ import annotations
