@@ -153,6 +153,22 @@ class CacheDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetDropsApplied:
+    """``count`` cache drops published by another worker of the fleet (its
+    writes) were applied to this worker's cache."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCacheFlushed:
+    """This worker emptied its cache because it may have missed drops of
+    the fleet: ``reason`` is ``reconnect`` (a gap in its subscription)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FleetChanged:
     """This process's link to its fleet's Redis went up (``connected``) or
     down (``reason`` says why); while down, the process keeps its own state."""
@@ -193,6 +209,8 @@ Event = (
     | RegionDemoted
     | CacheLookup
     | CacheDropped
+    | FleetDropsApplied
+    | FleetCacheFlushed
     | FleetChanged
     | FleetTraffic
     | SidecarRequest
@@ -225,7 +243,7 @@ def _setting_slots(cls: type) -> None:
 
 for _record in (
     CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
-    CacheLookup, CacheDropped, FleetChanged, FleetTraffic, SidecarRequest,
+    CacheLookup, CacheDropped, FleetDropsApplied, FleetCacheFlushed, FleetChanged, FleetTraffic, SidecarRequest,
 ):  # fmt: skip
     _setting_slots(_record)
 

@@ -8,6 +8,8 @@ from types import MappingProxyType
 
 import pytest
 
+from regionproxy._cache.keys import EVERYTHING, ITEM, TABLE, write_drops
+
 
 @pytest.mark.parametrize(
     ("params", "tags"),
@@ -103,3 +105,32 @@ def test_requests_botocore_would_refuse_or_not_send_as_they_are_have_no_fingerpr
     from regionproxy._cache.keys import request_fingerprint
 
     assert request_fingerprint(request_) is None
+
+
+def _no_schema(table):
+    raise LookupError("DescribeTable denied")
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "key_names", "drops"),
+    [
+        pytest.param(
+            "PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}, "v": {"S": "x"}}}, lambda table: ("pk",),
+            ((ITEM, "t", (("pk", ("S", "a")),)),), id="an-item",
+        ),
+        pytest.param(
+            "BatchWriteItem",
+            {"RequestItems": {"t": [{"DeleteRequest": {"Key": {"pk": {"S": "a"}}}}, {"DeleteRequest": {"Key": {"pk": {"S": "a"}}}}]}},
+            lambda table: ("pk",), ((ITEM, "t", (("pk", ("S", "a")),)),), id="the-same-item-once",
+        ),
+        pytest.param(
+            "DeleteItem", {"TableName": "t", "Key": {"pk": {"N": "not a number"}}}, lambda table: ("pk",),
+            ((TABLE, "t"),), id="a-key-no-fingerprint-names",
+        ),
+        pytest.param("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}}}, _no_schema, ((TABLE, "t"),), id="schema-unknown"),
+        pytest.param("ExecuteStatement", {"Statement": "UPDATE \"t\" SET v = 1"}, lambda table: ("pk",), ((TABLE, "t"),), id="partiql-whole-table"),
+        pytest.param("ExecuteStatement", {"Statement": "not partiql"}, lambda table: ("pk",), ((EVERYTHING,),), id="tables-unknown"),
+    ],
+)  # fmt: skip
+def test_a_write_drops_what_it_names_as_a_value_every_worker_can_apply(operation, params, key_names, drops):
+    assert write_drops(operation, params, key_names) == drops

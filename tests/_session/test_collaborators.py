@@ -26,6 +26,8 @@ LIBRARY_PRIVATES = {
     ("_boto3/emitters.py", "_handlers"),
     ("_boto3/emitters.py", "_root"),
     ("_boto3/emitters.py", "_unique_id_handlers"),
+    # redis-py's subscription: its socket, which FleetLink.settle watches (no public handle)
+    ("_fleet/link.py", "_sock"),
     # pybreaker's CircuitBreaker: its storage, and its lock after a fork
     ("_regions/breaker.py", "_state_storage"),
     ("_regions/breaker.py", "_lock"),

@@ -33,3 +33,29 @@ def test_a_monitor_must_be_a_health_monitor(session):
     with pytest.raises(rp.ConfigError) as caught:
         rp.RegionProxyMiddleware(hello, session, monitor="fast")
     assert caught.value.setting == "monitor"
+
+
+@pytest.mark.parametrize(
+    ("path", "settles"),
+    [
+        pytest.param("/page", True, id="the-apps-request"),
+        pytest.param("/readyz", False, id="health"),
+        pytest.param("/_regionproxy/status.json", False, id="admin"),
+    ],
+)
+def test_the_apps_requests_settle_the_fleet_first_and_its_own_paths_do_not(session, monkeypatch, path, settles):
+    from werkzeug.test import Client
+
+    order = []
+    monkeypatch.setattr(session, "settle", lambda: order.append("settled"))
+
+    def app(environ, start_response):
+        order.append("app")
+        return hello(environ, start_response)
+
+    middleware = rp.RegionProxyMiddleware(app, session, probe_interval=3600)
+    try:
+        Client(middleware).get(path)
+    finally:
+        middleware.close()
+    assert order[:2] == (["settled", "app"] if settles else [])

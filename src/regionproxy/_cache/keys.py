@@ -32,6 +32,14 @@ included: a number of more than 38 digits (``10**40``) is refused by boto3
 Table-level control-plane calls that change a table's items or key schema
 (:func:`regionproxy._dynamodb.operations.changed_tables`: DeleteTable, CreateTable, UpdateTable, restores,
 ImportTable) drop the whole table, whatever their outcome.
+
+What a write drops is a value, :func:`write_drops`: ``(ITEM, table,
+fingerprint)`` (the item in both forms and the query pages its key's tags
+name), ``(TABLE, table)`` (a write whose keys cannot be named), or
+``(EVERYTHING,)`` (a write whose tables cannot be named). The store
+applies it (:meth:`~regionproxy._cache.store.ReadCache.drop`), and the
+fleet sends the same value to every other worker (:mod:`regionproxy._fleet.coherence`),
+so a drop means one thing wherever it is applied.
 """
 from __future__ import annotations
 
@@ -41,8 +49,12 @@ from decimal import Decimal
 from typing import Any
 
 from regionproxy._dynamodb.keys import key_fingerprint
+from regionproxy._dynamodb.operations import KeyNames, tables_of, written_keys
 
 VALUES = "values"  # the third part of a Python-value item key
+# What a drop names (write_drops): one item, one table, everything.
+ITEM, TABLE, EVERYTHING = "item", "table", "all"
+Drop = tuple[Any, ...]
 QUERY = "Query"  # the second part of a query key
 
 
@@ -187,3 +199,35 @@ def write_tags(table: str, fingerprint: Hashable) -> tuple[Hashable, ...]:
     """The query tags a write of the item with key ``fingerprint`` drops."""
     parts = fingerprint if isinstance(fingerprint, tuple) else ()
     return ((table, None), *((table, *part) for part in parts))
+
+
+def write_drops(operation: str, params: Mapping[str, Any], key_names: KeyNames) -> tuple[Drop, ...]:
+    """What a write drops from the cache: ``(ITEM, table, fingerprint)`` for
+    each item it names; ``(TABLE, table)`` for a table whose written key the
+    fingerprint cannot name, or for each of its tables when its keys cannot
+    be named (the key schema is unknown, a PartiQL write that does not state
+    its whole key); ``(EVERYTHING,)`` when its tables cannot be named
+    either. A table name that is not a string names nothing (botocore
+    refuses the write)."""
+    try:
+        keys = written_keys(operation, params, key_names)
+    except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
+        keys = []
+    drops: list[Drop] = []
+    for table, key in keys:
+        if not isinstance(table, str):
+            continue
+        fingerprint = key_fingerprint(key)
+        # None: not a key botocore sends as it is: the write may still name the item
+        drop = (TABLE, table) if fingerprint is None else (ITEM, table, fingerprint)
+        if drop not in drops:
+            drops.append(drop)
+    if keys:
+        return tuple(drops)
+    try:
+        tables = tables_of(operation, params)
+    except Exception:  # noqa: BLE001 - malformed: botocore will say why; drop everything meanwhile
+        tables = []
+    if not tables:
+        return ((EVERYTHING,),)
+    return tuple(dict.fromkeys((TABLE, table) for table in tables if isinstance(table, str)))

@@ -45,7 +45,10 @@ the least recently used end, so memory stays within ``maxsize``. Dropping
 everything swaps the store for an empty one.
 
 Staleness is bounded by the TTL plus replication lag: a write made in
-another region (or another process) is not seen until the entry expires.
+another region, or in another process outside a fleet, is not seen until
+the entry expires. A fleet's workers apply each other's drops
+(:meth:`ReadCache.drop`, by :mod:`regionproxy._fleet.coherence`), under
+the same rule as a local write's: a load in flight stores nothing after.
 """
 
 from __future__ import annotations
@@ -58,10 +61,9 @@ from typing import Any
 from cachetools import Cache, TLRUCache
 
 from regionproxy._cache.copies import keeper
-from regionproxy._cache.keys import VALUES, write_tags
+from regionproxy._cache.keys import ITEM, TABLE, VALUES, Drop, write_drops, write_tags
 from regionproxy._config.policies import CachePolicy
-from regionproxy._dynamodb.keys import key_fingerprint
-from regionproxy._dynamodb.operations import KeyNames, tables_of, written_keys
+from regionproxy._dynamodb.operations import KeyNames
 from regionproxy._forks import reset_after_fork
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheDropped
@@ -499,30 +501,27 @@ class ReadCache:
                 for key in [key for key in self._flights if key[0] == table]:
                     self._ground(key)
 
-    def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> None:
-        """Drop what a write touches: its keys (both forms) and the queries
-        they may change; its tables when the keys cannot be named;
-        everything for a PartiQL write (table unknown)."""
-        try:
-            keys = written_keys(operation, params, key_names)
-        except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
-            keys = []
-        for table, key in keys:
-            fingerprint = key_fingerprint(key)
-            if fingerprint is None:  # not a key botocore sends as it is: the write may still name the item
-                self.invalidate_table(table)
+    def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> tuple[Drop, ...]:
+        """Drop what a write touches (:func:`~regionproxy._cache.keys.write_drops`):
+        its keys (both forms) and the queries they may change; its tables
+        when the keys cannot be named; everything for a PartiQL write
+        (table unknown). Returns the drops, for other workers to apply."""
+        drops = write_drops(operation, params, key_names)
+        self.drop(drops)
+        return drops
+
+    def drop(self, drops: Iterable[Drop]) -> None:
+        """Apply drops made by :func:`~regionproxy._cache.keys.write_drops`
+        (here, or in another worker of the fleet). A drop ends the loads in
+        flight of what it names as a local write's does: a read that loaded
+        before the drop never stores its answer after it."""
+        for drop in drops:
+            if drop[0] == ITEM:
+                self.invalidate_item(drop[1], drop[2])
+            elif drop[0] == TABLE:
+                self.invalidate_table(drop[1])
             else:
-                self.invalidate_item(table, fingerprint)
-        if keys:
-            return
-        try:
-            tables = tables_of(operation, params)
-        except Exception:  # noqa: BLE001 - malformed: botocore will say why; drop everything meanwhile
-            tables = []
-        for table in tables:
-            self.invalidate_table(table)
-        if not tables:
-            self.clear()
+                self.clear()
 
     def clear(self) -> None:
         """Drop everything (a write whose tables cannot be named). The

@@ -29,6 +29,15 @@ Redis. The rules it keeps, so that nothing above it has to:
   ``on_connect`` callbacks run every time the subscription becomes live,
   the first time included: what a subscriber reads from the keys after
   that moment, plus the messages that follow, is the whole story.
+- **A subscriber can catch up.** :meth:`FleetLink.settle` returns once
+  every message that had reached this process when it was called has been
+  dispatched (its callbacks have run), waiting at most ``timeout``, and
+  at once (one ``select`` on the subscription's socket) when none is
+  waiting: a request that settles first sees every cache drop published
+  before it arrived, however late the listener thread was scheduled. The
+  listener takes the messages off the socket in rounds, and marks a round
+  as running before it reads anything, so a message is always either
+  still in the socket or in a round that ``settle`` waits for.
 - **The password never shows.** :attr:`FleetLink.safe_url` has it replaced
   by ``***``; ``repr``, logs, :meth:`FleetLink.status` and every error the
   link records or raises use that form, and error texts from redis-py are
@@ -50,6 +59,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -67,6 +77,7 @@ from regionproxy.events import Event, FleetChanged, FleetTraffic
 log = logging.getLogger("regionproxy")
 
 DEFAULT_TIMEOUT = 0.05
+SETTLE = 1.0  # the longest settle() waits for the listener
 PREFIX = "regionproxy"
 BUS = "bus"
 HEARTBEAT_TOPIC = "member"
@@ -104,6 +115,10 @@ class FleetLink:
         the listener pings Redis (a paused Redis is found this way).
     :param heartbeat: seconds between this process's presence messages
         (:meth:`members` lists who was heard lately); 0: none.
+    :param settle: the longest :meth:`settle` waits for the listener to
+        dispatch messages already in this process (the listener's own
+        scheduling, not Redis: 50 ms was overrun on a 2-core machine at a
+        load average of 16).
     :param poll: how long the listener waits for a message before it looks
         at its other duties (the bound on how late it notices ``close``).
     :param clock: wall-clock seconds (times shown, and sent to other processes).
@@ -123,6 +138,7 @@ class FleetLink:
         ping_after: float = 1.0,
         heartbeat: float = 5.0,
         poll: float = 0.1,
+        settle: float = SETTLE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         listener: Callable[[Event], None] | None = None,
@@ -142,6 +158,7 @@ class FleetLink:
         self.timeout = float(timeout)
         self._retry, self._retry_max = float(retry), max(float(retry_max), float(retry))
         self._ping_after, self._heartbeat, self._poll = ping_after, heartbeat, poll
+        self._settle = settle
         self._clock, self._monotonic = clock, monotonic
         self._prefix = f"{PREFIX}:{name}:"
         self._channel = self._prefix + BUS
@@ -166,6 +183,14 @@ class FleetLink:
         # _live: the listener holds a confirmed subscription.
         self._up = True
         self._live = False
+        # The subscription's socket while live (settle() looks at it), a
+        # dispatch round running, rounds done, and the round a settle()
+        # gave up waiting for (the listener is stuck: later ones do not wait).
+        self._subscription: Any = None
+        self._dispatching = False
+        self._rounds = 0
+        self._stalled_at = -1
+        self._round_done = threading.Condition(threading.Lock())
         self._gap = False  # down or failed since the subscription was last live
         self._down_since: float | None = None
         self.last_error: str | None = None
@@ -177,6 +202,7 @@ class FleetLink:
         self._ping_sent: float | None = None
         self._beat_at = 0.0
         self.sent = self.received = self.reconnects = self.failures = self.skipped = 0
+        self.settled = self.settle_timeouts = 0  # settle() calls that waited, and that gave up
 
     def __repr__(self) -> str:
         return f"FleetLink({self.safe_url!r}, name={self.name!r}, connected={self.connected})"
@@ -208,6 +234,8 @@ class FleetLink:
             "reconnects": self.reconnects,
             "failures": self.failures,
             "skipped": self.skipped,
+            "settled": self.settled,
+            "settle_timeouts": self.settle_timeouts,
         }
 
     def members(self) -> dict[str, float]:
@@ -337,6 +365,15 @@ class FleetLink:
         values = self._run("mget", lambda redis: redis.mget([self._prefix + key for key in keys]), None) if keys else []
         return list(values) if values is not None else None
 
+    def ping(self) -> bool:
+        """One round trip to Redis; True if it answered. Redis writes a
+        published message to every subscriber's socket before it reads its
+        next command (one event loop pass), so once a ping sent after a
+        :meth:`publish` is answered, the message is in every subscriber's
+        socket, or on the wire to it (a publish's own reply may be written
+        before the subscribers' copies)."""
+        return self._run("ping", lambda redis: redis.ping(), None) is not None
+
     def get(self, key: str) -> str | None:
         return self._run("get", lambda redis: redis.get(self._prefix + key), None)
 
@@ -449,13 +486,11 @@ class FleetLink:
                 continue
             try:
                 self._duties(pubsub)
-                message = pubsub.get_message(timeout=self._poll)
+                self._dispatch(pubsub)
             except Exception as error:  # noqa: BLE001 - the subscription is gone
                 if not stop.is_set():
                     self._trip("subscription", error)
                 continue
-            if message is not None:
-                self._heard(message)
         self._live = False
         self._drop(pubsub)
 
@@ -467,6 +502,12 @@ class FleetLink:
             return None
         pubsub = None
         try:
+            if self._gap:
+                # Redis may have restarted: the pool's idle connections are
+                # dead, and the first command on one would fail and take the
+                # link down again (a write's drop lost, a second gap). Dropped
+                # now, each is made again on use.
+                client.connection_pool.disconnect(inuse_connections=False)
             client.ping()
             pubsub = client.pubsub()
             pubsub.subscribe(self._channel)
@@ -509,6 +550,7 @@ class FleetLink:
         # meanwhile wait in the subscription, in order.
         for callback in (*self._connect_callbacks, *(self._reconnect_callbacks if gap else ())):
             self._callback(callback)
+        self._subscription = _socket_of(pubsub)
         self._live = True
         self._emit(FleetChanged(self.name, True, self._clock()))
         return pubsub
@@ -567,8 +609,71 @@ class FleetLink:
         except Exception:  # noqa: BLE001 - one subscriber must not silence the others
             log.exception("regionproxy fleet: callback %r failed", callback)
 
+    def _dispatch(self, pubsub: Any) -> None:
+        """One round: wait up to ``poll`` for the subscription's socket, then
+        dispatch every message it and redis-py's buffer hold, in order. The
+        round is marked running before anything is read (see :meth:`settle`)."""
+        sock = self._subscription
+        if sock is not None:
+            try:
+                ready = select.select([sock], [], [], self._poll)[0]
+            except (OSError, ValueError):  # closed under us: get_message says how
+                ready = [sock]
+            if not ready:
+                return
+        self._dispatching = True
+        try:
+            message = pubsub.get_message(timeout=0 if sock is not None else self._poll)
+            while message is not None:
+                self._heard(message)
+                message = pubsub.get_message(timeout=0)
+        finally:
+            with self._round_done:
+                self._dispatching = False
+                self._rounds += 1
+                self._round_done.notify_all()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Return once every message that had reached this process's
+        subscription when called has been dispatched (its callbacks have
+        run), waiting at most ``timeout`` seconds (``settle`` by default);
+        at once when none is waiting, when the subscription is not live, or
+        while the listener is stuck in a round a settle already waited
+        ``timeout`` for (so a stuck listener costs one request that wait,
+        not every request). The wait is for this process's own listener
+        thread, not for Redis. Never raises."""
+        sock = self._subscription
+        if sock is None or not self._live or self._stalled_at == self._rounds:
+            return
+        if threading.current_thread() is self._listener:
+            return  # a callback's own call: its round cannot end while it waits
+        try:
+            # The socket first, then the round: the listener marks a round
+            # as running before it reads, so a message that arrived before
+            # now is still in the socket, or in the round running now, or
+            # dispatched. Only those rounds are waited for, not the ones that
+            # later messages start (a busy fleet never keeps a request).
+            waiting = bool(select.select([sock], [], [], 0)[0])
+            with self._round_done:
+                running = self._dispatching
+                if not waiting and not running:
+                    return  # the common case: nothing has arrived
+                self.settled += 1
+                target = self._rounds + running + waiting
+                deadline = self._monotonic() + (self._settle if timeout is None else timeout)
+                while self._live and self._rounds < target:
+                    remaining = deadline - self._monotonic()
+                    if remaining <= 0:
+                        self._stalled_at = self._rounds
+                        self.settle_timeouts += 1
+                        return
+                    self._round_done.wait(remaining)
+        except (OSError, ValueError):  # the socket closed meanwhile: a gap, which the subscribers hear of
+            return
+
     def _drop(self, pubsub: Any) -> None:
         self._live = False
+        self._subscription = None
         if pubsub is not None:
             try:
                 pubsub.close()
@@ -585,6 +690,18 @@ class FleetLink:
         closed = self._closed
         self._fresh_process()
         self._closed = closed
+
+
+def _socket_of(pubsub: Any) -> Any:
+    """The socket of a redis-py subscription, or None (another redis-py: a
+    listener that cannot be watched, and :meth:`FleetLink.settle` waits
+    for nothing)."""
+    try:
+        sock = pubsub.connection._sock  # noqa: SLF001 - redis-py has no public handle on it
+        sock.fileno()
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    return sock
 
 
 # KEYS: the channel, the guard, the keys to SET, the keys to DEL; ARGV: the

@@ -46,6 +46,7 @@ from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import READ, WRITE, changed_tables
 from regionproxy._dynamodb.schemas import KeySchemas
 from regionproxy._dynamodb.verdicts import classify, error_code
+from regionproxy._fleet.coherence import Remembered, SharedWrites
 from regionproxy._fleet.fleet import Fleet
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import RegionBreaker
@@ -219,6 +220,19 @@ class RegionSession:
         # (a read's, unless a recent write says otherwise).
         self._read_plan, self._write_plan = self.router.plan(READ), self.router.plan(WRITE)
         self._sticky = StickyWrites(settings.sticky_seconds, home=self._write_plan[0], clock=monotonic)
+        # The fleet's share of writes: cache drops and read-your-writes (None: this process alone).
+        self._shared = (
+            SharedWrites(
+                self.fleet.link,
+                regions=self.regions,
+                cache=self.cache,
+                sticky=self._sticky,
+                forget_table=self.key_schemas.forget,
+                hooks=self.hooks,
+            )
+            if self.fleet is not None
+            else None
+        )
         self._clock = clock
         self._client: RegionClient | None = None
         self._resource: RegionResource | None = None
@@ -340,6 +354,16 @@ class RegionSession:
         if self.fleet is not None:
             self.fleet.join()
 
+    def settle(self) -> None:
+        """Apply what the fleet has sent this process so far (other workers'
+        cache drops, and their failed-over writes to follow) before going on:
+        the middleware calls it as each request starts, so a request reads
+        every write the fleet finished before it arrived. Waits for this
+        process's listener thread, at most a second (once, while it is
+        stuck); at once when nothing is waiting, or without a fleet."""
+        if self._shared is not None:
+            self._shared.settle()
+
     def breaker_state(self, region: str) -> str:
         """``closed``, ``open``, ``half-open`` or ``evacuated``: ``region``'s breaker now."""
         return self._replica(region).breaker.state
@@ -431,7 +455,11 @@ class RegionSession:
                 **(self.cache.counts() if self.cache is not None else {"entries": 0, "evictions": 0, "expiries": 0}),
                 **self.stats.cache(),
             },
-            "fleet": self.fleet.status() if self.fleet is not None else {"enabled": False},
+            "fleet": (
+                {**self.fleet.status(), "cache": self._shared.status()}
+                if self.fleet is not None and self._shared is not None
+                else {"enabled": False}
+            ),
         }
 
     def close(self) -> None:
@@ -517,6 +545,8 @@ class RegionSession:
                 self.key_schemas.forget(table)
                 if self.cache is not None:
                     self.cache.invalidate_table(table)
+            if self._shared is not None and tables:
+                self._shared.changed(tables)
 
     def _read_values(self, operation: str, params: dict[str, Any], values: ValueForm) -> dict[str, Any]:
         """A GetItem or Query in Python values through the cache's Python-value
@@ -566,6 +596,7 @@ class RegionSession:
         if cache is not None:
             cache.invalidate_write(call.operation, call.params, key_names)
         maybe_applied: list[str] = []  # where it failed in a way that may have applied it
+        remembered: Remembered | None = None
         try:
             result, region = self.attempts.run(call, plan, maybe_applied=maybe_applied)
             # Where it landed: reads of it follow it if it failed over, and
@@ -578,7 +609,7 @@ class RegionSession:
                 or (self._sticky.remembers_any() and self._sticky.remembers(call.tables))  # the tables only if it may matter
             ):
                 key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
-                self._remember(region, call, key_names, failed_over=region != plan[0])
+                remembered = self._remember(region, call, key_names, failed_over=region != plan[0])
         except Exception:
             # It failed, but may have landed (AmbiguousWriteError, or any
             # error after such an attempt): remembered as an uncertain write
@@ -586,24 +617,30 @@ class RegionSession:
             landed = maybe_applied[0] if maybe_applied else None
             if landed is not None and (landed != plan[0] or cache is not None or self._sticky.remembers(call.tables)):
                 key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
-                self._remember(landed, call, key_names, failed_over=landed != plan[0], uncertain=True)
+                remembered = self._remember(landed, call, key_names, failed_over=landed != plan[0], uncertain=True)
             raise
         finally:
+            drops = ()
             if cache is not None:
                 # Again after the write, and after reads of it follow it: a
                 # read that loaded before either (from the local region, which
                 # may not have a write that failed over yet) may have stored
                 # the old item.
-                cache.invalidate_write(call.operation, call.params, key_names)
+                drops = cache.invalidate_write(call.operation, call.params, key_names)
+            if self._shared is not None:
+                # Before the write returns: every worker of the fleet drops
+                # it too, and follows it (see regionproxy._fleet.coherence).
+                self._shared.wrote(drops, remembered)
         return result
 
     def _remember(
         self, region: str, call: Call, key_names: _KeyNamesOnce, *, failed_over: bool, uncertain: bool = False
-    ) -> None:
+    ) -> Remembered | None:
         """Remember that ``region`` took what the write touched, or, when
-        ``uncertain``, may have (see :mod:`regionproxy._routing.router`). The
-        write was (or may have been) applied: nothing here may turn that
-        into an error, nor change the error the caller gets."""
+        ``uncertain``, may have (see :mod:`regionproxy._routing.router`); and
+        return what was remembered, for the fleet. The write was (or may
+        have been) applied: nothing here may turn that into an error, nor
+        change the error the caller gets."""
         try:
             keys: list[tuple[str, Any]] | None = [
                 (table, key_fingerprint(key)) for table, key in call.written_keys(lambda table: key_names(table, region))
@@ -620,6 +657,8 @@ class RegionSession:
             self._sticky.remember(region, tables, keys, uncertain=uncertain)
         except Exception:  # noqa: BLE001 - see the docstring
             log.exception("regionproxy: read-your-writes bookkeeping failed after a %s", call.operation)
+            return None
+        return region, list(tables), keys, uncertain
 
     def _describe(self, table: str, prefer: str | None) -> Mapping[str, Any]:
         """DescribeTable through the breakers, ``prefer`` first (the region

@@ -42,7 +42,9 @@ from regionproxy.events import (
     CallFinished,
     Event,
     FailedOver,
+    FleetCacheFlushed,
     FleetChanged,
+    FleetDropsApplied,
     FleetTraffic,
     Hedged,
     OperationFinished,
@@ -156,6 +158,14 @@ class PrometheusListener:
             "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
             ["table", "reason"],
         )
+        self.fleet_invalidations = counter(
+            "regionproxy_fleet_invalidations_applied",
+            "Cache drops published by other workers of the fleet (their writes) and applied here.",
+        )
+        self.fleet_flushes = counter(
+            "regionproxy_fleet_reconnect_flushes",
+            "Times the read cache was emptied after a gap in the fleet subscription (drops may have been missed).",
+        )
         self.fleet_connected = Gauge(
             "regionproxy_fleet_connected",
             "1 while the link to the fleet's Redis is up, 0 while each worker is on its own (lowest live worker).",
@@ -248,6 +258,11 @@ class PrometheusListener:
     def _cache_dropped(self, event: CacheDropped) -> None:
         self.cache_evictions.labels(event.table, event.reason).inc(event.count)
 
+    def _fleet_drops_applied(self, event: FleetDropsApplied) -> None:
+        self.fleet_invalidations.inc(event.count)
+
+    def _fleet_cache_flushed(self, event: FleetCacheFlushed) -> None:
+        self.fleet_flushes.inc()
     def _fleet_changed(self, event: FleetChanged) -> None:
         self.fleet_connected.set(1 if event.connected else 0)
 
@@ -275,6 +290,8 @@ class PrometheusListener:
         RegionDemoted: _region_demoted,
         CacheLookup: _cache_lookup,
         CacheDropped: _cache_dropped,
+        FleetDropsApplied: _fleet_drops_applied,
+        FleetCacheFlushed: _fleet_cache_flushed,
         FleetChanged: _fleet_changed,
         FleetTraffic: _fleet_traffic,
         SidecarRequest: _sidecar_request,

@@ -214,20 +214,25 @@ class RegionProxyMiddleware:
             return self.app(environ, timed_start_response)
 
     def dispatch(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
-        """Answer a health, metrics or admin path; None for any other path.
+        """Answer a health, metrics or admin path; None for any other path,
+        once the fleet's messages that reached this process are applied
+        (:meth:`~regionproxy.RegionSession.settle`).
 
         For frameworks whose middleware is not WSGI (Django): they call this
         first and handle the request themselves when it returns None.
         """
         self.monitor.start()  # once per process; a no-op after the first request
         path = environ.get("PATH_INFO")
-        if not isinstance(path, str):
-            return None
-        mounted = self._mounts.get(path)
-        if mounted is not None:
-            return mounted(environ, start_response)
-        if path.startswith(self._below_prefix):
-            return _mount(self.admin, environ, start_response, self.admin_prefix)
+        if isinstance(path, str):
+            mounted = self._mounts.get(path)
+            if mounted is not None:
+                return mounted(environ, start_response)
+            if path.startswith(self._below_prefix):
+                return _mount(self.admin, environ, start_response, self.admin_prefix)
+        # The app's request: every cache drop the fleet published before it
+        # arrived is applied before it is served (a no-op without a fleet).
+        # Not for our own paths: a health answer waits for nothing.
+        self.session.settle()
         return None
 
     @staticmethod
