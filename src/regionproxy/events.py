@@ -187,6 +187,9 @@ class FleetTraffic:
     fleet: str
     topic: str
     direction: str
+
+
+@dataclass(frozen=True, slots=True)
 class SidecarRequest:
     """The sidecar (``regionproxy serve``) answered one DynamoDB request:
     its operation ("unknown" when refused before the target was read), the
