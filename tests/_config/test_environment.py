@@ -38,6 +38,7 @@ def test_from_env_builds_every_setting():
             "REGIONPROXY_MAX_POOL_CONNECTIONS": "50",
             "REGIONPROXY_HEDGE_DELAY": "p95",
             "REGIONPROXY_HEDGE_BUDGET": "0.05",
+            "REGIONPROXY_HEDGE_MIN_PER_SECOND": "5",
         }
     )
     assert settings.regions == TWO
@@ -49,7 +50,7 @@ def test_from_env_builds_every_setting():
     assert (settings.sticky_seconds, settings.throttling_is_fault) == (0.0, False)
     assert settings.key_schemas == {"Blog": ("PK", "SK"), "Users": ("id",)}
     assert settings.client_config.max_pool_connections == 50
-    assert settings.hedge == HedgePolicy(delay="p95", budget=0.05)
+    assert settings.hedge == HedgePolicy(delay="p95", budget=0.05, min_per_second=5.0)
 
 
 def test_every_variable_is_read():
@@ -58,7 +59,7 @@ def test_every_variable_is_read():
         "REGIONS", "ENDPOINTS", "WRITE_MODE", "PRIMARY_REGION", "WRITE_FAILOVER", "BREAKER_FAIL_MAX",
         "BREAKER_RESET_TIMEOUT", "BREAKER_SUCCESS_THRESHOLD", "CONNECT_TIMEOUT", "READ_TIMEOUT", "ATTEMPTS",
         "CACHE_MAXSIZE", "CACHE_TTL", "STICKY_SECONDS", "THROTTLING_IS_FAULT", "KEY_SCHEMAS", "MAX_POOL_CONNECTIONS",
-        "HEDGE_DELAY", "HEDGE_BUDGET", "CACHE_NEGATIVE_TTL", "CACHE_TABLES",
+        "HEDGE_DELAY", "HEDGE_BUDGET", "HEDGE_MIN_PER_SECOND", "CACHE_NEGATIVE_TTL", "CACHE_TABLES",
     }  # fmt: skip
 
 
@@ -166,6 +167,7 @@ ENV_CASES = [
     ({**REGIONS, "REGIONPROXY_CACHE_TABLES": "a,,b"}, "REGIONPROXY_CACHE_TABLES", "cache-tables"),
     ({**REGIONS, "REGIONPROXY_HEDGE_DELAY": "0"}, "REGIONPROXY_HEDGE_DELAY", "hedge-delay-zero"),
     ({**REGIONS, "REGIONPROXY_HEDGE_BUDGET": "2"}, "REGIONPROXY_HEDGE_BUDGET", "hedge-budget-over-one"),
+    ({**REGIONS, "REGIONPROXY_HEDGE_MIN_PER_SECOND": "-1"}, "REGIONPROXY_HEDGE_MIN_PER_SECOND", "hedge-floor-negative"),
 ]
 
 

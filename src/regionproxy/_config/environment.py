@@ -131,6 +131,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
     "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
     "HEDGE_BUDGET": ("hedge.budget", _decimal),
+    "HEDGE_MIN_PER_SECOND": ("hedge.min_per_second", _decimal),
 }
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
 

@@ -21,7 +21,13 @@ has an open breaker: the hedge would repeat that side's request), and not
 to a region demoted as slow. Once one side has answered, the other tries no
 further region. A hedge whose preferred side then fails was not an extra
 request (it was the read's only answer): the budget gets it back, so an
-outage spends the budget only on reads that were really sent twice. Such a
+outage spends the budget only on reads that were really sent twice. Until
+its preferred side ends, a hedge is provisional (see
+:mod:`regionproxy._routing.hedge_budget`): a blackhole, whose hedges are
+all given back once the preferred sides time out, does not spend the budget
+while they wait; and a floor of hedges per second is always allowed, so a
+quiet site hedges every read that meets a blackhole, not just the first
+two or three. Every hedge taken ends settled (spent) or refunded. Such a
 region is down, not slow, and its demotion (if any) is lifted: its breaker
 judges it, and lets it back as soon as it answers again.
 
@@ -113,7 +119,9 @@ class Hedger:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
-        self.budget = HedgeBudget(policy.budget, policy.window, clock=clock)
+        self.budget = HedgeBudget(
+            policy.budget, policy.window, min_per_second=policy.min_per_second, hold=longest_call + 1.0, clock=clock
+        )
         self._clock = clock
         self._wall_clock = wall_clock
         # Hedges won in a row against each region; the regions demoted
@@ -240,6 +248,7 @@ class Hedger:
                     side.abandoned = True  # the other side tries no further region
                 self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
                 if not won:
+                    self.budget.settle(receipt)  # the preferred side answered: the hedge was an extra request
                     if error is None and not held and future.result()[1] == plan[0]:
                         self._answered(plan[0])  # it answered first itself, not the region its side moved on to
                 elif primary[0].done():
@@ -256,6 +265,10 @@ class Hedger:
                     primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], receipt, done))
                 return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
+        if primary[0].done() and isinstance(primary[0].exception(), RegionProxyError):
+            self.budget.refund(receipt)  # the preferred side failed: the hedge was no extra request
+        else:
+            self.budget.settle(receipt)
         return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
 
     def _preferred_side_ended(self, region: str, receipt: object, primary: concurrent.futures.Future[Any]) -> None:
@@ -269,6 +282,8 @@ class Hedger:
             self._won_in_a_row.pop(region, None)
             self._probation.discard(region)
             self._demoted.pop(region, None)
+        else:
+            self.budget.settle(receipt)  # it answered (or met DynamoDB's own error): the hedge was extra
 
     def _answer(
         self, call: Call, plan: tuple[str, ...], primary: concurrent.futures.Future[Any]
