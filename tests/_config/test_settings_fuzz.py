@@ -87,6 +87,8 @@ NEAR_VALID = {
     "key_schemas": st.dictionaries(
         NAMES, st.one_of(st.lists(NAMES, max_size=3), st.lists(NAMES, max_size=3).map(tuple), NAMES), max_size=3
     ),
+    "consistency": st.dictionaries(NAMES, st.one_of(st.sampled_from(["strong", "eventual", "STRONG"]), NAMES), max_size=3),
+    "consistent_read_failover": st.one_of(st.sampled_from(["serve", "refuse", "Serve"]), NAMES),
     "client_config": st.one_of(
         st.none(),
         st.builds(Config),

@@ -90,6 +90,10 @@ def _table_list(text: str) -> tuple[str, ...]:
     return tuple(_entries(_text(text), "Blog,Users"))
 
 
+def _strong_tables(text: str) -> dict[str, str]:
+    return dict.fromkeys(_table_list(text), "strong")
+
+
 def _endpoint_pairs(text: str) -> dict[str, str]:
     return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
 
@@ -132,6 +136,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
     "HEDGE_BUDGET": ("hedge.budget", _decimal),
     "HEDGE_MIN_PER_SECOND": ("hedge.min_per_second", _decimal),
+    "STRONG_TABLES": ("consistency", _strong_tables),
+    "CONSISTENT_READ_FAILOVER": ("consistent_read_failover", _text),
 }
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
 

@@ -42,6 +42,7 @@ from regionproxy._config.environment import settings_from_env
 from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
 from regionproxy._config.settings import SESSION_ARGUMENTS, Settings, check_session_arguments
 from regionproxy._dynamodb.calls import Call
+from regionproxy._dynamodb.consistency import STRONG, TableKinds
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import READ, WRITE, changed_tables
 from regionproxy._dynamodb.schemas import KeySchemas
@@ -55,7 +56,7 @@ from regionproxy._routing.hedging import Hedger
 from regionproxy._routing.router import Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
-from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, Hooks, Listener
+from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, ConsistencyDowngraded, Hooks, Listener
 
 if TYPE_CHECKING:
     import boto3
@@ -94,6 +95,14 @@ class RegionSession:
     :param key_schemas: key attribute names per table, ``{"Blog": ("PK", "SK")}``;
         tables not named are described once (``DescribeTable``) when the
         cache or read-your-writes needs a put item's key.
+    :param consistency: each Global Table's kind, ``{"Orders": "strong"}``
+        (MRSC) or ``"eventual"`` (MREC); tables not named are described once
+        when a strongly consistent read needs to know (see
+        :mod:`regionproxy._dynamodb.consistency`).
+    :param consistent_read_failover: ``"serve"``: a ``ConsistentRead=True``
+        read of an MREC table whose region fails is served by another one,
+        with a ``ConsistencyDowngraded`` event; ``"refuse"``: it raises
+        instead (the caller gets its region's error).
     :param config: a botocore ``Config`` for every region's client (pool
         size, user agent, proxies, ...); the session's timeouts and retries
         override its ``connect_timeout``, ``read_timeout`` and ``retries``.
@@ -121,6 +130,8 @@ class RegionSession:
         sticky_seconds: float = 5.0,
         throttling_is_fault: bool = True,
         key_schemas: Mapping[str, Iterable[str]] | None = None,
+        consistency: Mapping[str, str] | None = None,
+        consistent_read_failover: str = "serve",
         config: Config | None = None,
         boto3_session: boto3.session.Session | None = None,
         listeners: Iterable[Listener] = (),
@@ -150,6 +161,8 @@ class RegionSession:
             sticky_seconds=sticky_seconds,
             throttling_is_fault=throttling_is_fault,
             key_schemas=key_schemas if key_schemas is not None else {},
+            consistency=consistency if consistency is not None else {},
+            consistent_read_failover=consistent_read_failover,
             client_config=config,
         )
         settings = self.settings
@@ -191,7 +204,8 @@ class RegionSession:
             sleep=sleep,
             hedger=self._hedger,
         )
-        self.key_schemas = KeySchemas(settings.key_schemas, self._describe, clock=monotonic)
+        self.key_schemas = KeySchemas(settings.key_schemas, self._describe_and_learn, clock=monotonic)
+        self._kinds = TableKinds(settings.consistency, settings.regions, self._describe, clock=monotonic)  # issue 20
         self.cache = ReadCache(settings.cache, clock=monotonic, wait_timeout=longest + 1.0) if settings.cache else None
         self.reads = CachedReads(self.cache, self._read, self.hooks) if self.cache is not None else None
         # The Router is a value: these plans are what it answers every time
@@ -315,8 +329,10 @@ class RegionSession:
         return self.key_schemas.known(table)
 
     def learn_table(self, table: str, description: Mapping[str, Any]) -> None:
-        """Keep ``table``'s key names from a ``DescribeTable`` answer's ``Table``."""
+        """Keep ``table``'s key names and kind from a ``DescribeTable`` answer's ``Table``."""
         self.key_schemas.learn(table, description)
+        with contextlib.suppress(ConfigError):  # kept: the table's own calls raise it
+            self._kinds.learn(table, description)
 
     def probe(self, region: str, send: Callable[[Replica], None]) -> ProbeAnswer | None:
         """Send a health probe to ``region`` through its breaker, as live
@@ -484,15 +500,18 @@ class RegionSession:
     def _read(self, call: Call) -> dict[str, Any]:
         seen = self._sticky.seen_by(call)
         hedger = self._hedger
-        # (Without a hedger nothing hedges or demotes: whether the read is
-        # strongly consistent is not worth working out.)
-        if seen.follow is not None or (hedger is not None and call.strongly_consistent):
+        if self._kinds.misconfigured():
+            self._kinds.check(call.tables)
+        if call.strongly_consistent:
+            # It must see every write the preferred region took: a hedge to
+            # another region could answer first with the item as it was,
+            # and a demotion would send the read there first. It waits for
+            # its region, and fails over (an MREC table's: with meaning lost,
+            # and said so; or not at all) only if that region fails.
+            result, region = self._consistent_read(call, self.router.plan(READ, seen.follow))
+        elif seen.follow is not None:
             # Read-your-writes: the write is in the sticky region, maybe not
-            # yet in the others; a strongly consistent read must see every
-            # write the preferred region took. A hedge to another region
-            # could answer first with the item as it was, and a demotion
-            # would send the read there first: the read waits for its region
-            # (and fails over only if that region fails).
+            # yet in the others (unhedged, not reordered, as above).
             result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
         elif hedger is not None:
             result, region = self.attempts.run(call, hedger.order(self._read_plan))  # a slow region last
@@ -505,7 +524,34 @@ class RegionSession:
             self.reads.withhold(call)
         return result
 
+    # -- issue 20 (r20-routing): strongly consistent reads --------------------------
+
+    def _consistent_read(self, call: Call, plan: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+        """A ``ConsistentRead=True`` read, unhedged: see
+        :mod:`regionproxy._dynamodb.consistency` for the rules."""
+        try:
+            tables = call.tables
+        except Exception:  # noqa: BLE001 - a statement botocore will refuse: its kind is unknown
+            tables = []
+        # Known before the read (described once per table, through the
+        # breakers): a witness listed as a region is found on the first one.
+        strong = self._all_strong(tables, plan[0])
+        if self.settings.consistent_read_failover == "refuse" and not strong:
+            plan = plan[:1]  # its region's error rather than an answer that may be stale
+        result, region = self.attempts.run(call, plan, hedge=False)
+        if region != plan[0] and not strong:
+            self.hooks.emit(ConsistencyDowngraded(call.operation, tuple(tables), plan[0], region, self._clock()))
+        return result, region
+
+    def _all_strong(self, tables: list[str], prefer: str) -> bool:
+        """Whether every one of ``tables`` is MRSC (an unknown kind is not)."""
+        return bool(tables) and all(self._kinds.kind(table, prefer) == STRONG for table in tables)
+
+    # -- end issue 20 -------------------------------------------------------------
+
     def _write(self, call: Call) -> dict[str, Any]:
+        if self._kinds.misconfigured():
+            self._kinds.check(call.tables)
         plan = self._write_plan
         cache = self.cache
         # One write asks for a table's key schema once, however many times
@@ -568,6 +614,13 @@ class RegionSession:
             self._sticky.remember(region, tables, keys, uncertain=uncertain)
         except Exception:  # noqa: BLE001 - see the docstring
             log.exception("regionproxy: read-your-writes bookkeeping failed after a %s", call.operation)
+
+    def _describe_and_learn(self, table: str, prefer: str | None) -> Mapping[str, Any]:
+        """:meth:`_describe`, whose answer also tells the table's kind."""
+        description = self._describe(table, prefer)
+        with contextlib.suppress(ConfigError):  # kept: the table's own calls raise it
+            self._kinds.learn(table, description)
+        return description
 
     def _describe(self, table: str, prefer: str | None) -> Mapping[str, Any]:
         """DescribeTable through the breakers, ``prefer`` first (the region
