@@ -40,6 +40,7 @@ def test_from_env_builds_every_setting():
             "REGIONPROXY_HEDGE_BUDGET": "0.05",
             "REGIONPROXY_HEDGE_MIN_PER_SECOND": "5",
             "REGIONPROXY_STRONG_TABLES": "Orders, Carts",
+            "REGIONPROXY_LATENCY_WINDOW": "0.02",
             "REGIONPROXY_CONSISTENT_READ_FAILOVER": "refuse",
         }
     )
@@ -55,6 +56,7 @@ def test_from_env_builds_every_setting():
     assert settings.hedge == HedgePolicy(delay="p95", budget=0.05, min_per_second=5.0)
     assert settings.consistency == {"Orders": "strong", "Carts": "strong"}
     assert settings.consistent_read_failover == "refuse"
+    assert settings.latency_window == 0.02
 
 
 def test_every_variable_is_read():
@@ -64,7 +66,7 @@ def test_every_variable_is_read():
         "BREAKER_RESET_TIMEOUT", "BREAKER_SUCCESS_THRESHOLD", "CONNECT_TIMEOUT", "READ_TIMEOUT", "ATTEMPTS",
         "CACHE_MAXSIZE", "CACHE_TTL", "STICKY_SECONDS", "THROTTLING_IS_FAULT", "KEY_SCHEMAS", "MAX_POOL_CONNECTIONS",
         "HEDGE_DELAY", "HEDGE_BUDGET", "HEDGE_MIN_PER_SECOND", "CACHE_NEGATIVE_TTL", "CACHE_TABLES",
-        "STRONG_TABLES", "CONSISTENT_READ_FAILOVER",
+        "STRONG_TABLES", "CONSISTENT_READ_FAILOVER", "LATENCY_WINDOW",
     }  # fmt: skip
 
 
@@ -173,6 +175,7 @@ ENV_CASES = [
     ({**REGIONS, "REGIONPROXY_HEDGE_DELAY": "0"}, "REGIONPROXY_HEDGE_DELAY", "hedge-delay-zero"),
     ({**REGIONS, "REGIONPROXY_HEDGE_BUDGET": "2"}, "REGIONPROXY_HEDGE_BUDGET", "hedge-budget-over-one"),
     ({**REGIONS, "REGIONPROXY_HEDGE_MIN_PER_SECOND": "-1"}, "REGIONPROXY_HEDGE_MIN_PER_SECOND", "hedge-floor-negative"),
+    ({**REGIONS, "REGIONPROXY_LATENCY_WINDOW": "-1"}, "REGIONPROXY_LATENCY_WINDOW", "latency-window-negative"),
     ({**REGIONS, "REGIONPROXY_STRONG_TABLES": "Orders,,Carts"}, "REGIONPROXY_STRONG_TABLES", "strong-tables-empty-name"),
     ({**REGIONS, "REGIONPROXY_CONSISTENT_READ_FAILOVER": "never"}, "REGIONPROXY_CONSISTENT_READ_FAILOVER", "consistent-read-failover-unknown"),
 ]

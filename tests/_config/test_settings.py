@@ -68,6 +68,8 @@ SETTINGS_CASES = [
     ({"key_schemas": {"": ("PK",)}}, "key_schemas", "schema-empty-table"),
     ({"key_schemas": {"Blog ": ("PK",)}}, "key_schemas", "schema-table-with-space"),
     ({"key_schemas": {1: ("PK",)}}, "key_schemas", "schema-table-number"),
+    ({"latency_window": -0.001}, "latency_window", "latency-window-negative"),
+    ({"latency_window": "15ms"}, "latency_window", "latency-window-text"),
     ({"consistency": None}, "consistency", "consistency-none"),
     ({"consistency": {"Orders": "STRONG"}}, "consistency", "consistency-upper-case"),
     ({"consistency": {"Orders": True}}, "consistency", "consistency-bool"),

@@ -87,6 +87,7 @@ NEAR_VALID = {
     "key_schemas": st.dictionaries(
         NAMES, st.one_of(st.lists(NAMES, max_size=3), st.lists(NAMES, max_size=3).map(tuple), NAMES), max_size=3
     ),
+    "latency_window": st.one_of(st.floats(-1, 100), st.integers(-1, 100)),
     "consistency": st.dictionaries(NAMES, st.one_of(st.sampled_from(["strong", "eventual", "STRONG"]), NAMES), max_size=3),
     "consistent_read_failover": st.one_of(st.sampled_from(["serve", "refuse", "Serve"]), NAMES),
     "client_config": st.one_of(

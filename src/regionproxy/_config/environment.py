@@ -136,6 +136,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
     "HEDGE_BUDGET": ("hedge.budget", _decimal),
     "HEDGE_MIN_PER_SECOND": ("hedge.min_per_second", _decimal),
+    "LATENCY_WINDOW": ("latency_window", _decimal),
     "STRONG_TABLES": ("consistency", _strong_tables),
     "CONSISTENT_READ_FAILOVER": ("consistent_read_failover", _text),
 }

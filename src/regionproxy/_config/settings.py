@@ -69,6 +69,9 @@ class Settings:
     :param throttling_is_fault: a bool.
     :param key_schemas: table name -> ``(hash_key,)`` or ``(hash_key,
         range_key)``, so the session need not ask ``DescribeTable``.
+    :param latency_window: seconds (0-60): remote regions whose latency
+        estimates are within this of the nearest one's are equally near, and
+        tried in the configured order (MongoDB's ``localThresholdMS``).
     :param consistency: table name -> ``"strong"`` (a multi-region strong
         consistency Global Table, MRSC) or ``"eventual"`` (MREC); a table not
         named is described once when a strongly consistent read needs to know.
@@ -93,6 +96,7 @@ class Settings:
     sticky_seconds: float = 5.0
     throttling_is_fault: bool = True
     key_schemas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    latency_window: float = 0.015
     consistency: Mapping[str, str] = field(default_factory=dict)
     consistent_read_failover: str = "serve"
     client_config: Config | None = None
@@ -116,6 +120,7 @@ class Settings:
             raise ConfigError(f"hedge must be a HedgePolicy or None, got {shown(self.hedge)}", setting="hedge")
         check_number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
         object.__setattr__(self, "key_schemas", _checked_key_schemas(self.key_schemas))
+        check_number("latency_window", "latency_window", self.latency_window, low=0, high=60)
         object.__setattr__(self, "consistency", _checked_consistency(self.consistency))
         if not isinstance(self.consistent_read_failover, str) or self.consistent_read_failover not in CONSISTENT_READ_FAILOVER:
             raise ConfigError(

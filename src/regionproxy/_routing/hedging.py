@@ -13,7 +13,11 @@ breaker opens), reads try it last for a while (:meth:`Hedger.order`): the
 budget would otherwise run out and every read would pay the slowness. When
 that while is over the region is on probation: the first hedge that wins
 against it demotes it again, so a brownout that lasts costs one slow read
-per ``demote_for``, not ``demote_after``.
+per ``demote_for``, not ``demote_after``. A demotion ends early once the
+region's latest probe (or trial read) is back within ``latency_window`` of
+the regions that replaced it (:mod:`regionproxy._routing.nearest`): a
+brownout that heals gives its region back within one probe interval, not
+at the end of ``demote_for``.
 
 A hedge is sent only while it can help: not when the preferred side has
 already moved on to the next region (its region refused, failed fast, or
@@ -64,6 +68,7 @@ from regionproxy._config.policies import HedgePolicy
 from regionproxy._dynamodb.calls import Call
 from regionproxy._forks import reset_after_fork
 from regionproxy._routing.hedge_budget import HedgeBudget, RecentLatency
+from regionproxy._routing.nearest import LatencyEstimates, within_window
 from regionproxy.errors import AllRegionsFailed, RegionProxyError
 from regionproxy.events import Hedged, Hooks, RegionDemoted
 
@@ -107,6 +112,11 @@ class Hedger:
     :param hooks: where ``Hedged`` events go; the latency listener is added there.
     :param longest_call: seconds one attempt loop can take at most: the bound
         on every wait here.
+    :param estimates: each region's latency estimate (see
+        :mod:`regionproxy._routing.nearest`): a demoted region whose latest
+        probe or trial read is back within ``latency_window`` of the regions
+        that replaced it is lifted early, on probation. None: demotions
+        last ``demote_for``.
     """
 
     def __init__(
@@ -115,6 +125,8 @@ class Hedger:
         hooks: Hooks,
         *,
         longest_call: float,
+        estimates: LatencyEstimates | None = None,
+        latency_window: float = 0.015,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -132,6 +144,8 @@ class Hedger:
         self._demoted: dict[str, float] = {}
         self._probation: set[str] = set()
         self.latency = RecentLatency()
+        self._estimates = estimates
+        self._latency_window = latency_window
         self._hooks = hooks
         self._longest_call = longest_call
         self._lock = threading.Lock()
@@ -335,6 +349,14 @@ class Hedger:
         demoted = self._demoted.copy()
         now = self._clock()
         for region, until in list(demoted.items()):
+            if until > now and self._back_within_window(region, plan):
+                with self._lock:  # lifted early: back within the window (issue 20)
+                    if self._demoted.get(region) != until:
+                        continue
+                    del self._demoted[region]
+                    self._probation.add(region)  # one hedge won against it demotes it again
+                del demoted[region]
+                continue
             if until > now or region not in plan:
                 continue
             with self._lock:  # one trial per expiry, whatever the threads
@@ -349,6 +371,13 @@ class Hedger:
                 self._probation.add(region)
             del demoted[region]
         return demoted
+
+    def _back_within_window(self, region: str, plan: tuple[str, ...]) -> bool:
+        """Whether the latest probe or read of demoted ``region`` is back
+        within the latency window of the plan's other regions."""
+        if self._estimates is None or region not in plan:
+            return False
+        return within_window(region, (other for other in plan if other != region), self._estimates, self._latency_window)
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pid != os.getpid():

@@ -53,6 +53,7 @@ from regionproxy._regions.health import ProbeAnswer
 from regionproxy._regions.replica import Replica
 from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
+from regionproxy._routing.nearest import LatencyEstimates, nearest_first
 from regionproxy._routing.router import Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
@@ -95,6 +96,10 @@ class RegionSession:
     :param key_schemas: key attribute names per table, ``{"Blog": ("PK", "SK")}``;
         tables not named are described once (``DescribeTable``) when the
         cache or read-your-writes needs a put item's key.
+    :param latency_window: seconds: remote regions whose latency estimates
+        are within this of the nearest one's are tried in the configured
+        order, the others after them, nearest first (see
+        :mod:`regionproxy._routing.nearest`).
     :param consistency: each Global Table's kind, ``{"Orders": "strong"}``
         (MRSC) or ``"eventual"`` (MREC); tables not named are described once
         when a strongly consistent read needs to know (see
@@ -130,6 +135,7 @@ class RegionSession:
         sticky_seconds: float = 5.0,
         throttling_is_fault: bool = True,
         key_schemas: Mapping[str, Iterable[str]] | None = None,
+        latency_window: float = 0.015,
         consistency: Mapping[str, str] | None = None,
         consistent_read_failover: str = "serve",
         config: Config | None = None,
@@ -161,6 +167,7 @@ class RegionSession:
             sticky_seconds=sticky_seconds,
             throttling_is_fault=throttling_is_fault,
             key_schemas=key_schemas if key_schemas is not None else {},
+            latency_window=latency_window,
             consistency=consistency if consistency is not None else {},
             consistent_read_failover=consistent_read_failover,
             client_config=config,
@@ -192,8 +199,19 @@ class RegionSession:
             for region in settings.regions
         }
         longest = longest_call(len(settings.regions), settings.timeouts)
+        self._latency = LatencyEstimates()  # issue 20: nearest healthy region
+        self.hooks.add(self._latency)
         self._hedger = (
-            Hedger(settings.hedge, self.hooks, longest_call=longest, clock=monotonic) if settings.hedge is not None else None
+            Hedger(
+                settings.hedge,
+                self.hooks,
+                longest_call=longest,
+                estimates=self._latency,
+                latency_window=settings.latency_window,
+                clock=monotonic,
+            )
+            if settings.hedge is not None
+            else None
         )
         self.attempts = AttemptLoop(
             self.replicas,
@@ -383,6 +401,7 @@ class RegionSession:
                 "local": region == self.local_region,
                 "breaker": replica.breaker.state,
                 "consecutive_failures": replica.breaker.failures,
+                "latency_estimate_ms": _ms(self._latency.estimate(region)),
                 **self.stats.region(region),
             }
         summary = self.stats.summary()
@@ -502,21 +521,24 @@ class RegionSession:
         hedger = self._hedger
         if self._kinds.misconfigured():
             self._kinds.check(call.tables)
+        plan = self._read_plan if seen.follow is None else self.router.plan(READ, seen.follow)
+        if len(plan) > 2:  # remote regions nearest first (issue 20); with two, nothing to reorder
+            plan = nearest_first(plan, self._latency.snapshot(), self.settings.latency_window)
         if call.strongly_consistent:
             # It must see every write the preferred region took: a hedge to
             # another region could answer first with the item as it was,
             # and a demotion would send the read there first. It waits for
             # its region, and fails over (an MREC table's: with meaning lost,
             # and said so; or not at all) only if that region fails.
-            result, region = self._consistent_read(call, self.router.plan(READ, seen.follow))
+            result, region = self._consistent_read(call, plan)
         elif seen.follow is not None:
             # Read-your-writes: the write is in the sticky region, maybe not
             # yet in the others (unhedged, not reordered, as above).
-            result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
+            result, region = self.attempts.run(call, plan, hedge=False)
         elif hedger is not None:
-            result, region = self.attempts.run(call, hedger.order(self._read_plan))  # a slow region last
+            result, region = self.attempts.run(call, hedger.order(plan))  # a slow region last
         else:
-            result, region = self.attempts.run(call, self._read_plan)
+            result, region = self.attempts.run(call, plan)
         if self.reads is not None and not seen.may_store(region):
             # A region that may not have the session's latest write of what
             # this read sees answered it (a hedge, a failover): the caller
@@ -635,6 +657,10 @@ class RegionSession:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 class _KeyNamesOnce:
