@@ -89,6 +89,9 @@ class HedgeBudget:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        # The parent's hedges in flight end in the parent: nothing here
+        # settles or refunds them, and they are no load of this process.
+        self._provisional = {}
 
     def read(self) -> None:
         """Count one read."""

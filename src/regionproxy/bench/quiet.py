@@ -63,8 +63,8 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
             for _ in range(3):  # connections
                 session.client.get_item(TableName=TABLE, Key=WIRE_KEY)
             progress(f"quiet: {rate:g} reads/s, {warm:g} s, then {local} blackholed for {seconds:g} s")
-            samples = _blackholed_at(lab, local, session, listener, rate, warm, seconds)
-            results["rows"].append(_row(rate, samples, listener, warm, local, results))
+            samples, start = _blackholed_at(lab, local, session, listener, rate, warm, seconds)
+            results["rows"].append(_row(rate, samples, listener, start, warm, local, results))
             lab.heal(local, "blackhole")
             session.close()
     results["targets"] = targets(results)
@@ -73,10 +73,10 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
 
 def _blackholed_at(
     lab: Any, local: str, session: Any, listener: RegionOfCall, rate: float, warm: float, seconds: float
-) -> list[Sample]:
+) -> tuple[list[Sample], float]:
     """Reads at ``rate`` for ``warm + seconds``; the local region is
-    blackholed ``warm`` seconds in. The samples, and the run's start (the
-    listener's clock) as the listener's first mark."""
+    blackholed ``warm`` seconds in. The samples, and the run's start (on
+    the listener's clock)."""
 
     def call() -> tuple[str | None, int]:
         listener.take()
@@ -85,7 +85,6 @@ def _blackholed_at(
 
     settle()
     start = time.perf_counter() + 0.05
-    listener.breakers.append((start, "", "", "start"))
     blackholed = False
 
     def on_tick(elapsed: float) -> None:
@@ -94,17 +93,23 @@ def _blackholed_at(
             lab.fault(local, "blackhole")
             blackholed = True
 
-    return run_constant_rate(
+    samples = run_constant_rate(
         call, rate=rate, duration=warm + seconds, workers=workers_for(rate, READ_TIMEOUT * 2), start=start, on_tick=on_tick
     )
+    return samples, start
 
 
 def _row(
-    rate: float, samples: list[Sample], listener: RegionOfCall, blackhole_at: float, local: str, results: dict[str, Any]
+    rate: float,
+    samples: list[Sample],
+    listener: RegionOfCall,
+    start: float,
+    blackhole_at: float,
+    local: str,
+    results: dict[str, Any],
 ) -> dict[str, Any]:
     """One rate's figures: the reads sent from the blackhole on, and those
     sent after the local breaker opened."""
-    start = listener.breakers[0][0]  # marked by _blackholed_at
     met = [s for s in samples if s.intended >= blackhole_at]
     served = [s for s in met if s.error is None]
     opened = next((at - start for at, region, _, new in listener.breakers if region == local and new == "open"), None)
