@@ -94,3 +94,14 @@ def test_without_estimates_a_demotion_lasts_demote_for():
         assert hedger.order((A, B)) == (B, A)
     finally:
         hedger.close()
+
+
+def test_a_fast_answer_from_before_the_demotion_does_not_end_it():
+    clock, estimates = FakeClock(), LatencyEstimates()
+    estimates.add(B, 0.095)
+    estimates.add(A, 0.020)  # before the brownout: the slow answers have not come in yet
+    hedger = _demoted_hedger(estimates, clock)
+    try:
+        assert hedger.order((A, B)) == (B, A)
+    finally:
+        hedger.close()

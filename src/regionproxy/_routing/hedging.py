@@ -146,6 +146,7 @@ class Hedger:
         self.latency = RecentLatency()
         self._estimates = estimates
         self._latency_window = latency_window
+        self._demoted_after: dict[str, int] = {}  # region -> samples of it counted when it was demoted
         self._hooks = hooks
         self._longest_call = longest_call
         self._lock = threading.Lock()
@@ -321,6 +322,8 @@ class Hedger:
         if count >= self.policy.demote_after or region in self._probation:
             self._won_in_a_row.pop(region, None)
             self._probation.discard(region)
+            if self._estimates is not None:
+                self._demoted_after[region] = self._estimates.samples(region)
             self._demoted[region] = self._clock() + self.policy.demote_for
             self._hooks.emit(RegionDemoted(region, self.policy.demote_for, self._wall_clock()))
 
@@ -377,6 +380,8 @@ class Hedger:
         within the latency window of the plan's other regions."""
         if self._estimates is None or region not in plan:
             return False
+        if self._estimates.samples(region) <= self._demoted_after.get(region, 0):
+            return False  # no probe or read of it has answered since it was demoted
         return within_window(region, (other for other in plan if other != region), self._estimates, self._latency_window)
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:

@@ -23,7 +23,8 @@ remote regions after it are tried nearest first, by these rules
 With two regions there is nothing to reorder: the read path then does no
 work at all. The estimate also ends a demotion early: a demoted region
 whose latest sample (a probe, a trial read) is back within the window of
-the region that replaced it is lifted (see :meth:`~regionproxy._routing.hedging.Hedger.order`).
+the region that replaced it, and taken after the demotion began (a fast
+answer from before the slowness proves nothing), is lifted (see :meth:`~regionproxy._routing.hedging.Hedger.order`).
 
 Updated from many threads without a lock: each update is one dict
 assignment of a float (a race loses one sample, harmlessly).
@@ -49,6 +50,7 @@ class LatencyEstimates:
         self.alpha = alpha
         self._estimates: dict[str, float] = {}
         self._latest: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"LatencyEstimates({ {region: round(value * 1000, 1) for region, value in self._estimates.items()} })"
@@ -62,6 +64,7 @@ class LatencyEstimates:
         previous = self._estimates.get(region)
         self._estimates[region] = seconds if previous is None else previous + self.alpha * (seconds - previous)
         self._latest[region] = seconds
+        self._counts[region] = self._counts.get(region, 0) + 1
 
     def estimate(self, region: str) -> float | None:
         """Seconds, or None before the region has answered."""
@@ -70,6 +73,11 @@ class LatencyEstimates:
     def latest(self, region: str) -> float | None:
         """The latest sample's seconds, or None."""
         return self._latest.get(region)
+
+    def samples(self, region: str) -> int:
+        """How many samples of ``region`` have been counted (to tell a
+        sample taken after a moment from one taken before it)."""
+        return self._counts.get(region, 0)
 
     def snapshot(self) -> dict[str, float]:
         """Every estimate now (one C call: no other thread runs during it)."""
