@@ -14,8 +14,8 @@ Reported per rate: the reads that met the blackhole, their p50/p99/max,
 the bound each should meet (the hedge delay plus the remote round trip),
 how many waited a read timeout, and the extra requests sent after the
 breaker opened (attempts beyond one per read, over the reads). Judged: no
-read waits a read timeout, at any rate; the extra requests once the breaker
-is open stay within the budget (10%).
+read waits a read timeout or fails, at any rate; the extra requests once
+the breaker is open stay within the budget (10%).
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
 
     local, remote = profile.local, profile.nearest_remote()
     warm, seconds = size.quiet_seconds
-    policy = rp.HedgePolicy()  # as it comes: what a user who turns hedging on gets
+    # As it comes (delay, budget, floor), except that no region is demoted:
+    # at 200/s on a small machine, a few local answers slower than the delay
+    # demote the local region during the warm-up, and the reads then never
+    # meet the blackhole at all. The budget is under test here.
+    policy = rp.HedgePolicy(demote_after=0)
     timeouts = rp.Timeouts(connect=0.5, read=READ_TIMEOUT)
     progress(f"quiet: {local} (local, blackholed after {warm:g} s) + {remote}; reads at {', '.join(f'{r:g}/s' for r in RATES)}")
     results: dict[str, Any] = {
@@ -137,15 +141,17 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """No read waits a read timeout at any rate; once the breaker is open,
     the extra requests stay within the budget."""
     rows = result["rows"]
-    judged_on = "every rate: reads sent from the blackhole on, HedgePolicy() as it comes"
-    waited = {f"{row['rate']:g}/s": row["waited_timeout"] for row in rows}
+    judged_on = "every rate: reads sent from the blackhole on, HedgePolicy(demote_after=0)"
+    # A read that failed did not meet the bound either (a machine too
+    # loaded for the rate opens the breakers of both regions).
+    waited = {f"{row['rate']:g}/s": row["waited_timeout"] + row["failed"] for row in rows}
     extras = {f"{row['rate']:g}/s": row["extra_after_open_pct"] for row in rows}
     budget = result["budget"] * 100
     all_waited = sum(waited.values()) if rows else None
     measured_extras = [value for value in extras.values() if value is not None]
     return [
         target(
-            "reads that waited a read timeout",
+            "reads that waited a read timeout or failed",
             "0 at every rate",
             judged_on,
             ", ".join(f"{rate}: {count}" for rate, count in waited.items()) or None,

@@ -247,7 +247,7 @@ def _quiet(result: dict[str, Any]) -> list[str]:
     rows = [[f"{row['rate']:g}/s", *_cells(columns, row), row.get("hedges")] for row in result["rows"]]
     return [
         f"Regions {' (local) + '.join(result['regions'])}; one session per rate, one rate at a time, "
-        f"`HedgePolicy()` as it comes (delay {result['hedge_delay_ms']:g} ms, budget {result['budget'] * 100:g}% "
+        f"`HedgePolicy(demote_after=0)` (no demotion: the budget is under test; delay {result['hedge_delay_ms']:g} ms, budget {result['budget'] * 100:g}% "
         f"plus {result['min_per_second']:g} hedges/s), read timeout {result['read_timeout_ms']:g} ms; "
         f"{result['warm_seconds']:g} s of reads, then the local region blackholed for {result['blackhole_seconds']:g} s. "
         "Figures are for the reads sent from the blackhole on; *bound* is the hedge delay plus the remote round trip.",
