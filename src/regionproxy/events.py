@@ -123,6 +123,25 @@ class Hedged:
     delay: float
 
 
+# -- issue 20 (r20-routing): strongly consistent reads ------------------------
+@dataclass(frozen=True, slots=True)
+class ConsistencyDowngraded:
+    """A strongly consistent read (``ConsistentRead=True``) of ``tables``, of
+    which one is an MREC Global Table (or of a kind not known), failed over
+    from ``from_region`` and was served by ``to_region``: it may not show
+    the latest writes made in ``from_region``. An MRSC table's reads fail
+    over with their meaning intact, and raise none."""
+
+    operation: str
+    tables: tuple[str, ...]
+    from_region: str
+    to_region: str
+    at: float
+
+
+# -- end issue 20 --------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class RegionDemoted:
     """Hedges kept winning against ``region`` (slow, not down): reads try it
@@ -210,6 +229,7 @@ Event = (
     | ReplicaMissing
     | Hedged
     | RegionDemoted
+    | ConsistencyDowngraded
     | CacheLookup
     | CacheDropped
     | FleetDropsApplied

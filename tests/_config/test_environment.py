@@ -41,6 +41,10 @@ def test_from_env_builds_every_setting():
             "REGIONPROXY_FLEET_URL": " rediss://:pw@redis.internal:6380/2 ",
             "REGIONPROXY_FLEET_NAME": "blog-eu",
             "REGIONPROXY_FLEET_TIMEOUT": "0.1",
+            "REGIONPROXY_HEDGE_MIN_PER_SECOND": "5",
+            "REGIONPROXY_STRONG_TABLES": "Orders, Carts",
+            "REGIONPROXY_LATENCY_WINDOW": "0.02",
+            "REGIONPROXY_CONSISTENT_READ_FAILOVER": "refuse",
         }
     )
     assert settings.regions == TWO
@@ -52,8 +56,11 @@ def test_from_env_builds_every_setting():
     assert (settings.sticky_seconds, settings.throttling_is_fault) == (0.0, False)
     assert settings.key_schemas == {"Blog": ("PK", "SK"), "Users": ("id",)}
     assert settings.client_config.max_pool_connections == 50
-    assert settings.hedge == HedgePolicy(delay="p95", budget=0.05)
     assert (settings.fleet, settings.fleet_name, settings.fleet_timeout) == ("rediss://:pw@redis.internal:6380/2", "blog-eu", 0.1)
+    assert settings.hedge == HedgePolicy(delay="p95", budget=0.05, min_per_second=5.0)
+    assert settings.consistency == {"Orders": "strong", "Carts": "strong"}
+    assert settings.consistent_read_failover == "refuse"
+    assert settings.latency_window == 0.02
 
 
 def test_every_variable_is_read():
@@ -63,6 +70,8 @@ def test_every_variable_is_read():
         "BREAKER_RESET_TIMEOUT", "BREAKER_SUCCESS_THRESHOLD", "CONNECT_TIMEOUT", "READ_TIMEOUT", "ATTEMPTS",
         "CACHE_MAXSIZE", "CACHE_TTL", "STICKY_SECONDS", "THROTTLING_IS_FAULT", "KEY_SCHEMAS", "MAX_POOL_CONNECTIONS",
         "HEDGE_DELAY", "HEDGE_BUDGET", "CACHE_NEGATIVE_TTL", "CACHE_TABLES", "FLEET_URL", "FLEET_NAME", "FLEET_TIMEOUT",
+        "HEDGE_MIN_PER_SECOND",
+        "STRONG_TABLES", "CONSISTENT_READ_FAILOVER", "LATENCY_WINDOW",
     }  # fmt: skip
 
 
@@ -178,6 +187,10 @@ ENV_CASES = [
     ({**REGIONS, "REGIONPROXY_CACHE_TABLES": "a,,b"}, "REGIONPROXY_CACHE_TABLES", "cache-tables"),
     ({**REGIONS, "REGIONPROXY_HEDGE_DELAY": "0"}, "REGIONPROXY_HEDGE_DELAY", "hedge-delay-zero"),
     ({**REGIONS, "REGIONPROXY_HEDGE_BUDGET": "2"}, "REGIONPROXY_HEDGE_BUDGET", "hedge-budget-over-one"),
+    ({**REGIONS, "REGIONPROXY_HEDGE_MIN_PER_SECOND": "-1"}, "REGIONPROXY_HEDGE_MIN_PER_SECOND", "hedge-floor-negative"),
+    ({**REGIONS, "REGIONPROXY_LATENCY_WINDOW": "-1"}, "REGIONPROXY_LATENCY_WINDOW", "latency-window-negative"),
+    ({**REGIONS, "REGIONPROXY_STRONG_TABLES": "Orders,,Carts"}, "REGIONPROXY_STRONG_TABLES", "strong-tables-empty-name"),
+    ({**REGIONS, "REGIONPROXY_CONSISTENT_READ_FAILOVER": "never"}, "REGIONPROXY_CONSISTENT_READ_FAILOVER", "consistent-read-failover-unknown"),
 ]
 
 

@@ -95,6 +95,9 @@ NEAR_VALID = {
     "key_schemas": st.dictionaries(
         NAMES, st.one_of(st.lists(NAMES, max_size=3), st.lists(NAMES, max_size=3).map(tuple), NAMES), max_size=3
     ),
+    "latency_window": st.one_of(st.floats(-1, 100), st.integers(-1, 100)),
+    "consistency": st.dictionaries(NAMES, st.one_of(st.sampled_from(["strong", "eventual", "STRONG"]), NAMES), max_size=3),
+    "consistent_read_failover": st.one_of(st.sampled_from(["serve", "refuse", "Serve"]), NAMES),
     "client_config": st.one_of(
         st.none(),
         st.builds(Config),
@@ -179,9 +182,11 @@ def test_any_value_of_a_policy_field_is_accepted_or_a_config_error_naming_it(pol
         if (policy, field) == (HedgePolicy, "delay") and held == "p95":
             return
         assert not isinstance(held, bool) and isinstance(held, (int, float)) and math.isfinite(held)
-        # 0 means "off" for these two (keep no "no such item" answer, never
-        # demote a slow region); everything else is positive
-        zero_allowed = (policy, field) in ((CachePolicy, "negative_ttl"), (HedgePolicy, "demote_after"))
+        # 0 means "off" for these three (keep no "no such item" answer, never
+        # demote a slow region, no floor of hedges); everything else is positive
+        zero_allowed = (policy, field) in (
+            (CachePolicy, "negative_ttl"), (HedgePolicy, "demote_after"), (HedgePolicy, "min_per_second")
+        )
         assert held >= 0 if zero_allowed else held > 0
 
 

@@ -587,3 +587,43 @@ def test_a_failed_write_names_every_region_where_an_attempt_may_have_applied_it(
     error, maybe_applied = _run_noting_maybe_applied(harness, call)
     assert isinstance(error, raised)
     assert maybe_applied == regions
+
+
+# -- issue 20: ReplicatedWriteConflictException (an MRSC table's concurrent writes)
+
+CONFLICT = "ReplicatedWriteConflictException"
+PUT = Call("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}}})
+ADD = Call(
+    "UpdateItem",
+    {"TableName": "t", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}},
+)
+
+
+@pytest.mark.parametrize("status", [pytest.param(400, id="400"), pytest.param(500, id="500")])
+def test_a_write_conflict_of_an_idempotent_write_is_retried_in_its_region_after_a_backoff(status):
+    harness = Harness([client_error(CONFLICT, status), OK], [OK])
+    assert harness.run(PUT) == (OK, LOCAL)
+    assert harness.calls() == (2, 0)  # never failed over: every replica would say the same
+    assert len(harness.sleeps) == 1  # a backoff before the second attempt
+    assert harness.regions[LOCAL].breaker.failures == 0  # a conflict, not a fault
+
+
+def test_a_write_conflict_of_a_write_that_is_not_idempotent_reaches_the_caller_unchanged():
+    conflict = client_error(CONFLICT, 400)
+    harness = Harness([conflict, OK], [OK])
+    with pytest.raises(ClientError) as caught:
+        harness.run(ADD)
+    assert caught.value is conflict
+    assert harness.calls() == (1, 0)
+    assert harness.sleeps == []
+    assert harness.regions[LOCAL].breaker.failures == 0
+
+
+def test_a_write_conflict_that_lasts_reaches_the_caller_after_the_regions_attempts_and_opens_nothing():
+    harness = Harness([client_error(CONFLICT, 400)], [OK], attempts=3)
+    for _ in range(4):  # more than fail_max (3)
+        with pytest.raises(ClientError) as caught:
+            harness.run(PUT)
+        assert caught.value.response["Error"]["Code"] == CONFLICT
+    assert harness.calls() == (12, 0)
+    assert harness.regions[LOCAL].breaker.state == CLOSED

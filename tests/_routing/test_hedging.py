@@ -153,7 +153,7 @@ def test_a_caller_error_from_the_hedge_is_the_answer_once_the_preferred_side_fai
             hedger.run(GET, PLAN, attempt)
         assert caught.value is denied
         assert [e.outcome for e in events if isinstance(e, Hedged)] == ["won"]
-        assert "hedges=0" in repr(hedger.budget)  # the read's only answer: given back
+        assert "hedges=0, provisional=0" in repr(hedger.budget)  # the read's only answer: given back
     finally:
         hedger.close()
 
@@ -256,7 +256,7 @@ def test_spent_budget_sends_no_hedge_and_says_so():
         if isinstance(event, Hedged):
             sides.release.set()
 
-    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01), Hooks([listener]), longest_call=10)
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01, min_per_second=0), Hooks([listener]), longest_call=10)
     hedger.budget.spend()  # the idle allowance, taken
     assert hedger.run(GET, PLAN, sides) == ({"from": "primary"}, PLAN[0])
     assert sides.plans == [PLAN]
@@ -367,7 +367,7 @@ def test_both_sides_run_in_the_callers_context():
 
 def test_a_call_that_never_answers_is_a_region_error_not_a_bare_timeout():
     events = []
-    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01), Hooks([events.append]), longest_call=0.05)
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01, min_per_second=0), Hooks([events.append]), longest_call=0.05)
     hedger.budget.spend()  # no hedge: only the preferred side, which never answers
     sides = Sides()
     try:
@@ -521,13 +521,13 @@ def test_hedge_refunded_when_the_preferred_side_fails_and_the_loser_tries_no_fur
     replicas = {PLAN[0]: _Replica(PLAN[0], blackholed), PLAN[1]: _Replica(PLAN[1], lambda: {"Item": {"v": {"S": "x"}}})}
     events = []
     loop = AttemptLoop(replicas, Hooks([events.append]), attempts=2)
-    loop.hedger = _hedger(events, budget=0.01)  # the idle allowance: one hedge
+    loop.hedger = _hedger(events, budget=0.01, min_per_second=0)  # the idle allowance: one hedge
     try:
         assert loop.run(GET, PLAN) == ({"Item": {"v": {"S": "x"}}}, PLAN[1])
-        assert "hedges=1" in repr(loop.hedger.budget)
+        assert "hedges=0, provisional=1" in repr(loop.hedger.budget)  # its preferred side still waits
         release.set()  # the preferred region times out now
         assert finished.wait(10)
-        assert wait_for(lambda: "hedges=0" in repr(loop.hedger.budget), timeout=10)  # not an extra request
+        assert wait_for(lambda: "hedges=0, provisional=0" in repr(loop.hedger.budget), timeout=10)  # not an extra request
         assert replicas[PLAN[1]].calls == 1  # the losing side did not fail over to it again
         assert replicas[PLAN[0]].calls == 1  # nor retry the timeout
         assert wait_for(lambda: replicas[PLAN[0]].breaker.failures == 1, timeout=10)  # still charged
@@ -538,14 +538,14 @@ def test_hedge_refunded_when_the_preferred_side_fails_and_the_loser_tries_no_fur
 
 def test_a_hedge_whose_preferred_side_answers_later_stays_spent():
     events = []
-    hedger = _hedger(events, budget=0.01)
+    hedger = _hedger(events, budget=0.01, min_per_second=0)
     sides = Sides()
     try:
         assert hedger.run(GET, PLAN, sides)[1] == PLAN[1]
     finally:
         sides.release.set()  # the preferred side answers after all: the read was sent twice
     hedger._executor().shutdown(wait=True)  # its answer and the callbacks on it are in
-    assert "hedges=1" in repr(hedger.budget)
+    assert "hedges=1, provisional=0" in repr(hedger.budget)
     hedger.close()
 
 
@@ -597,7 +597,7 @@ def test_a_preferred_region_that_failed_before_the_hedge_answered_is_not_demoted
     from regionproxy.testing.lab import wait_for
 
     events = []
-    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01, demote_after=1, demote_for=60.0), Hooks([events.append]), longest_call=10)
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.01, min_per_second=0, demote_after=1, demote_for=60.0), Hooks([events.append]), longest_call=10)
     futures = _recording_pool(hedger)
     hedge_out = threading.Event()
 
@@ -614,7 +614,7 @@ def test_a_preferred_region_that_failed_before_the_hedge_answered_is_not_demoted
         assert hedger.run(GET, PLAN, attempt) == ({"from": PLAN[1]}, PLAN[1])
         assert hedger.order(PLAN) == PLAN  # left to its breaker
         assert [e for e in events if isinstance(e, RegionDemoted)] == []
-        assert "hedges=0" in repr(hedger.budget)  # the hedge was the read's only answer
+        assert "hedges=0, provisional=0" in repr(hedger.budget)  # the hedge was the read's only answer
     finally:
         hedge_out.set()
         hedger.close()
@@ -866,7 +866,7 @@ def test_a_missing_replica_the_losing_hedge_meets_after_the_answer_is_still_repo
 
 def test_a_refund_after_its_hedge_left_the_window_frees_no_other_hedge():
     clock = FakeClock()
-    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.1, window=10), Hooks(), longest_call=100, clock=clock)
+    hedger = Hedger(HedgePolicy(delay=0.01, budget=0.1, window=10, min_per_second=0), Hooks(), longest_call=100, clock=clock)
     release = threading.Event()
 
     def blackholed(call, plan, side):

@@ -160,3 +160,10 @@ def test_breaker_changes_in_order_each_move_the_gauge(metrics):
     for seq, (old, new) in enumerate([(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN)], start=1):
         metrics(BreakerChanged(LOCAL, old, new, float(seq), seq=seq))
         assert value(metrics, "regionproxy_breaker_state", region=LOCAL) == {OPEN: 2, HALF_OPEN: 1}[new]
+
+
+def test_strongly_consistent_reads_served_by_another_region_are_counted(metrics):
+    from regionproxy.events import ConsistencyDowngraded
+
+    metrics(ConsistencyDowngraded("GetItem", ("Orders",), LOCAL, REMOTE, 0.0))
+    assert value(metrics, "regionproxy_consistency_downgraded_total", from_region=LOCAL, to_region=REMOTE) == 1

@@ -463,3 +463,91 @@ def test_read_semantics_matrix(matrix_lab, matrix_table, fault, read):
 
     seen = (served[0], values[0]) if served else (None, values[0])
     assert (seen, applied, hedges) == READ_EXPECTED[(fault, read)]
+
+
+# -- issue 20: strongly consistent reads on both table kinds, and the write conflict
+#
+# The local region is refused; the table is MREC (moto's own description),
+# MRSC as the lab describes it (learned once, through the breakers: the
+# description comes from the remote region), or MRSC declared
+# (``consistency=``: never described). A strongly consistent read of an
+# MREC table that fails over is served and says so (ConsistencyDowngraded),
+# or with ``consistent_read_failover="refuse"`` is not sent elsewhere; an
+# MRSC table's fails over with its meaning intact, and says nothing.
+
+TABLE_KINDS = ("mrec", "mrsc-learned", "mrsc-declared")
+CONSISTENT_READS = ("consistent-get", "consistent-query")
+# (kind, consistent_read_failover) -> (what the caller sees, arrivals of the read at (local, remote), downgrades)
+CONSISTENT_EXPECTED = {
+    ("mrec", "serve"): ((REMOTE, "old"), (0, 1), 1),
+    ("mrec", "refuse"): ("AllRegionsFailed", (0, 0), 0),
+    ("mrsc-learned", "serve"): ((REMOTE, "old"), (0, 1), 0),
+    ("mrsc-learned", "refuse"): ((REMOTE, "old"), (0, 1), 0),
+    ("mrsc-declared", "serve"): ((REMOTE, "old"), (0, 1), 0),
+    ("mrsc-declared", "refuse"): ((REMOTE, "old"), (0, 1), 0),
+}
+
+
+@pytest.mark.parametrize("read", CONSISTENT_READS)
+@pytest.mark.parametrize("failover", ["serve", "refuse"])
+@pytest.mark.parametrize("table_kind", TABLE_KINDS)
+@pytest.mark.parametrize("fault", ["refuse"])
+def test_strongly_consistent_read_matrix(matrix_lab, matrix_table, fault, table_kind, failover, read):
+    from regionproxy.events import ConsistencyDowngraded
+
+    lab, table = matrix_lab, matrix_table
+    if table_kind == "mrsc-learned":
+        lab.strongly_consistent(table)
+    events = []
+    session = lab.session(
+        timeouts=TIMEOUTS,
+        consistency={table: "strong"} if table_kind == "mrsc-declared" else None,
+        consistent_read_failover=failover,
+        listeners=[events.append],
+    )
+    lab.fault(LOCAL, "refuse")
+    operation = READ_OPERATIONS[read]
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    try:
+        value = _read(session, table, read)
+    except rp.RegionProxyError as error:
+        seen = type(error).__name__
+        assert set(error.errors) == {LOCAL}  # the region's error, no other region asked
+    else:
+        served = [e.region for e in events if isinstance(e, OperationFinished) and e.operation == operation]
+        seen = (served[-1], value)
+    applied = (_applied(lab, LOCAL, operation, since[LOCAL]), _applied(lab, REMOTE, operation, since[REMOTE]))
+    downgraded = [e for e in events if isinstance(e, ConsistencyDowngraded)]
+    assert (seen, applied, len(downgraded)) == CONSISTENT_EXPECTED[(table_kind, failover)]
+    for event in downgraded:
+        assert (event.operation, event.tables, event.from_region, event.to_region) == (operation, (table,), LOCAL, REMOTE)
+    assert session.status()["consistency_downgraded"]["total"] == len(downgraded)
+    described = [r for r in lab.requests(REMOTE)[since[REMOTE] :] if r.operation == "DescribeTable"]
+    assert len(described) == (0 if table_kind == "mrsc-declared" else 1)  # learned once, or declared
+
+
+# (write, what the caller sees, conflicts answered in the local region, remote arrivals)
+CONFLICT_EXPECTED = {
+    "idempotent-write": ("ReplicatedWriteConflictException", 2, 0),  # retried once in its region (attempts=2)
+    "non-idempotent-write": ("ReplicatedWriteConflictException", 1, 0),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONFLICT_EXPECTED))
+@pytest.mark.parametrize("fault", ["write-conflict"])
+def test_write_conflict_matrix(matrix_lab, matrix_table, fault, kind):
+    lab, table = matrix_lab, matrix_table
+    lab.strongly_consistent(table)
+    events = []
+    session = lab.session(timeouts=TIMEOUTS, breaker=rp.BreakerPolicy(fail_max=1), listeners=[events.append])
+    lab.write_conflict(LOCAL)
+    operation = OPERATIONS[kind]
+    since = {region: len(lab.requests(region)) for region in (LOCAL, REMOTE)}
+    with pytest.raises(ClientError) as caught:
+        _send(session, table, kind)
+    conflicts = sum(1 for r in lab.requests(LOCAL)[since[LOCAL] :] if r.operation == operation and r.action == "error")
+    seen = (caught.value.response["Error"]["Code"], conflicts, _applied(lab, REMOTE, operation, since[REMOTE]))
+    assert seen == CONFLICT_EXPECTED[kind]
+    # A conflict, not a fault: even with fail_max=1 the breaker stays closed.
+    assert session.breaker_state(LOCAL) == "closed"
+    assert _stored(lab, table) == ("old", "old")  # applied nowhere

@@ -4,6 +4,7 @@ remote one; the loser still feeds its breaker; writes are never hedged."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -298,11 +299,46 @@ def test_a_demotion_does_not_send_strongly_consistent_reads_to_the_remote_region
     lab.fault(LOCAL, "latency", delay=0.6)
     session.client.get_item(TableName=TABLE, Key=KEY)  # the hedge wins: the local region is demoted
     assert [e.region for e in events if isinstance(e, RegionDemoted)] == [LOCAL]
-    lab.heal(LOCAL)  # healthy again, still demoted for a minute
+    # Still slow (a read of it answered in time would end the demotion
+    # early: issue 20), and demoted for a minute.
     lab.replicator.pause()
     lab.client(LOCAL, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "new"}})  # not in the remote yet
     since = len(events)
     assert session.client.get_item(TableName=TABLE, Key=KEY, ConsistentRead=True)["Item"]["v"] == {"S": "new"}
     assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}  # eventually consistent: demoted
-    served = [e.region for e in events[since:] if isinstance(e, OperationFinished)]
+    # (GetItem's: the strongly consistent read describes the table once, to learn its kind.)
+    served = [e.region for e in events[since:] if isinstance(e, OperationFinished) and e.operation == "GetItem"]
     assert served == [LOCAL, REMOTE]
+
+
+def test_a_quiet_sites_reads_one_after_another_all_meet_a_blackhole_at_the_hedge_delay(lab):
+    """Issue 20, part 1: with the budget alone (a fraction of recent reads,
+    plus one), the third read after the blackhole began found the budget
+    spent by hedges whose preferred sides were still waiting, and waited a
+    full read timeout. With the floor and provisional hedges, every read is
+    hedged and answered by the remote region while the blackholed side waits."""
+    events = []
+    timeouts = rp.Timeouts(connect=1.0, read=3.0, attempts=1)
+    session = lab.session(
+        timeouts=timeouts,
+        hedge=rp.HedgePolicy(delay=0.05, demote_after=0),  # the default budget and floor
+        breaker=rp.BreakerPolicy(fail_max=1000),  # the budget under test, not the breaker
+        listeners=[events.append],
+    )
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
+    lab.wait_replicated()
+    for _ in range(5):  # a quiet site: a few reads before the blackhole
+        session.client.get_item(TableName=TABLE, Key=KEY)
+    lab.fault(REMOTE, "latency", delay=0.03)  # the remote region is 30 ms away
+    lab.fault(LOCAL, "blackhole")
+    since = len(events)  # (a warm-up read slower than the delay on a loaded machine was hedged too)
+    waited = []
+    for _ in range(8):
+        started = time.monotonic()
+        assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "x"}
+        waited.append(time.monotonic() - started)
+        time.sleep(0.1)
+    assert [e.outcome for e in events[since:] if isinstance(e, Hedged)] == ["won"] * 8
+    # None waited for the blackholed region's read timeout (3 s): each was
+    # answered at the hedge delay plus the remote round trip.
+    assert max(waited) < timeouts.read / 2, waited

@@ -90,6 +90,10 @@ def _table_list(text: str) -> tuple[str, ...]:
     return tuple(_entries(_text(text), "Blog,Users"))
 
 
+def _strong_tables(text: str) -> dict[str, str]:
+    return dict.fromkeys(_table_list(text), "strong")
+
+
 def _endpoint_pairs(text: str) -> dict[str, str]:
     return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
 
@@ -134,6 +138,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FLEET_URL": ("fleet", _text),
     "FLEET_NAME": ("fleet_name", _text),
     "FLEET_TIMEOUT": ("fleet_timeout", _decimal),
+    "HEDGE_MIN_PER_SECOND": ("hedge.min_per_second", _decimal),
+    "LATENCY_WINDOW": ("latency_window", _decimal),
+    "STRONG_TABLES": ("consistency", _strong_tables),
+    "CONSISTENT_READ_FAILOVER": ("consistent_read_failover", _text),
 }
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
 

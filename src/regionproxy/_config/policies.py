@@ -147,7 +147,10 @@ class HedgePolicy:
     :param delay: seconds (0 < x <= 60), or ``"p95"``: the preferred region's
         recently observed p95 latency, kept between ``floor`` and ``ceiling``.
     :param budget: at most this fraction of reads (0 < x <= 1) is hedged over
-        the last ``window`` seconds, plus one, so an idle app can hedge too.
+        the last ``window`` seconds, on top of ``min_per_second``.
+    :param min_per_second: hedges per second always allowed (0-1000), however
+        quiet the site: ``min_per_second x window`` hedges over the window
+        (Finagle's ``minRetriesPerSec``). 0: the fraction alone, plus one.
     :param floor: the least ``"p95"`` delay, seconds.
     :param ceiling: the most ``"p95"`` delay, seconds.
     :param window: seconds over which the budget is counted (1-3600).
@@ -161,6 +164,7 @@ class HedgePolicy:
 
     delay: float | str = 0.05
     budget: float = 0.1
+    min_per_second: float = 3.0
     floor: float = _HEDGE_FLOOR
     ceiling: float = 1.0
     window: float = 10.0
@@ -171,6 +175,7 @@ class HedgePolicy:
         if self.delay != "p95":
             check_number("HedgePolicy.delay", "delay", self.delay, low=0, high=60, above=True)
         check_number("HedgePolicy.budget", "budget", self.budget, low=0, high=1, above=True)
+        check_number("HedgePolicy.min_per_second", "min_per_second", self.min_per_second, low=0, high=1000)
         check_number("HedgePolicy.floor", "floor", self.floor, low=0, high=60, above=True)
         check_number("HedgePolicy.ceiling", "ceiling", self.ceiling, low=0, high=60, above=True)
         if self.floor > self.ceiling:

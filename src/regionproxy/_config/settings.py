@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
 WRITE_MODES = ("local", "primary")
+TABLE_KINDS = ("strong", "eventual")  # MRSC, MREC Global Tables
+CONSISTENT_READ_FAILOVER = ("serve", "refuse")
 # Every partition botocore knows: aws (eu-west-3), aws-cn, aws-us-gov
 # (us-gov-west-1), aws-iso* (us-isob-east-1), aws-eusc (eusc-de-east-1).
 # No "local": the lab and DynamoDB Local take real names, and a made-up
@@ -68,6 +70,16 @@ class Settings:
     :param throttling_is_fault: a bool.
     :param key_schemas: table name -> ``(hash_key,)`` or ``(hash_key,
         range_key)``, so the session need not ask ``DescribeTable``.
+    :param latency_window: seconds (0-60): remote regions whose latency
+        estimates are within this of the nearest one's are equally near, and
+        tried in the configured order (MongoDB's ``localThresholdMS``).
+    :param consistency: table name -> ``"strong"`` (a multi-region strong
+        consistency Global Table, MRSC) or ``"eventual"`` (MREC); a table not
+        named is described once when a strongly consistent read needs to know.
+    :param consistent_read_failover: what a ``ConsistentRead=True`` read of
+        an MREC table does when its region fails: ``"serve"`` (fail over,
+        and say so: a ``ConsistencyDowngraded`` event) or ``"refuse"``
+        (raise the region's error).
     :param client_config: a ``botocore.config.Config`` for every region's
         client (pool size, proxies, user agent), or None; timeouts, retries
         and the region belong to the session and are refused here.
@@ -94,6 +106,9 @@ class Settings:
     sticky_seconds: float = 5.0
     throttling_is_fault: bool = True
     key_schemas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    latency_window: float = 0.015
+    consistency: Mapping[str, str] = field(default_factory=dict)
+    consistent_read_failover: str = "serve"
     client_config: Config | None = None
     fleet: str | None = field(default=None, repr=False)  # its password must not show
     fleet_name: str | None = None
@@ -118,6 +133,13 @@ class Settings:
             raise ConfigError(f"hedge must be a HedgePolicy or None, got {shown(self.hedge)}", setting="hedge")
         check_number("sticky_seconds", "sticky_seconds", self.sticky_seconds, low=0, high=3600)
         object.__setattr__(self, "key_schemas", _checked_key_schemas(self.key_schemas))
+        check_number("latency_window", "latency_window", self.latency_window, low=0, high=60)
+        object.__setattr__(self, "consistency", _checked_consistency(self.consistency))
+        if not isinstance(self.consistent_read_failover, str) or self.consistent_read_failover not in CONSISTENT_READ_FAILOVER:
+            raise ConfigError(
+                f"consistent_read_failover must be one of {CONSISTENT_READ_FAILOVER}, got {shown(self.consistent_read_failover)}",
+                setting="consistent_read_failover",
+            )
         check_client_config(self.client_config)
         check_number("fleet_timeout", "fleet_timeout", self.fleet_timeout, low=0.001, high=5)
         if self.fleet is not None:
@@ -304,6 +326,21 @@ def _check_primary(primary: Any, regions: tuple[str, ...], write_mode: str) -> N
             "the preferred healthy region",
             setting="primary_region",
         )
+
+
+def _checked_consistency(consistency: Any) -> dict[str, str]:
+    if not isinstance(consistency, Mapping):
+        raise ConfigError(
+            f"consistency must be a mapping of table -> 'strong' or 'eventual', got {shown(consistency)}", setting="consistency"
+        )
+    checked = {}
+    for table, kind in consistency.items():
+        if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
+            raise ConfigError(f"consistency: {shown(table)} is not a DynamoDB table name", setting="consistency")
+        if not isinstance(kind, str) or kind not in TABLE_KINDS:
+            raise ConfigError(f"consistency[{table!r}] must be one of {TABLE_KINDS}, got {shown(kind)}", setting="consistency")
+        checked[table] = kind
+    return checked
 
 
 def _checked_key_schemas(schemas: Any) -> dict[str, tuple[str, ...]]:

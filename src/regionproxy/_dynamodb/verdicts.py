@@ -30,7 +30,10 @@ its class alone. Then, in the order :func:`classify` applies them:
    HTTP status (never by ``botocore.errorfactory`` classes: those are built
    per botocore session, so the same error from two sessions has two
    classes). Throttling and 5xx are the region's; every other code is the
-   caller's, and reaches the caller unchanged.
+   caller's, and reaches the caller unchanged. ``ReplicatedWriteConflictException``
+   (an MRSC table's concurrent writes) is a conflict, whatever its status:
+   the caller's, never the region's, and retried in the region only for a
+   write that is safe to repeat (:data:`CONFLICT`).
 3. **Raised in the endpoint's attempt, before the request's bytes were
    handed to the socket**: not sent. The error, or one it wraps, was
    raised in a step that prepares the request and talks to nobody:
@@ -176,6 +179,15 @@ class Verdict:
 
 
 CALLER = Verdict(fault=False, maybe_applied=True, reason="caller_error")
+# A write to a multi-region strongly consistent (MRSC) table that met a
+# concurrent write of the same item from another region: DynamoDB refused
+# it (not applied). A conflict between writers, not a fault of the region:
+# never charged to a breaker, never failed over (every replica would say the
+# same); worth another attempt in the same region, after a backoff, only
+# for a write that is safe to repeat (see regionproxy._routing.attempts),
+# else the caller's, unchanged.
+WRITE_CONFLICT = "ReplicatedWriteConflictException"
+CONFLICT = Verdict(fault=False, maybe_applied=False, reason="write_conflict", retry_here=True)
 
 # Raised while the call is built, signed or its client made: before any
 # request leaves the process.
@@ -337,6 +349,8 @@ def _classify_response(error: ClientError, throttling_is_fault: bool) -> Verdict
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     if code in THROTTLING:
         return _THROTTLED if throttling_is_fault else CALLER
+    if code == WRITE_CONFLICT:
+        return CONFLICT  # whatever its status: a conflict, never the region's fault
     if status >= 500 or (not status and code.isdigit() and int(code) >= 500):
         return Verdict(True, code not in UNAPPLIED_CODES, f"http_{status or code}", poison_suspect=True, retry_here=True)
     return CALLER

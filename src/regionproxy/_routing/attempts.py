@@ -10,7 +10,12 @@ For each region of the plan, in order: ask its breaker; try up to
 throttling); fail over on anything else. Then judge the call as a whole:
 
 - a caller error (4xx) is raised unchanged at once, and closes no breaker
-  it should not: only an answer from a region counts as one;
+  it should not: only an answer from a region counts as one. A write
+  conflict (``ReplicatedWriteConflictException``, an MRSC table's
+  concurrent writes from two regions) is one too: never charged, never
+  failed over; a write safe to repeat is tried again in the same region
+  after a backoff, within ``attempts``, and any other reaches the caller
+  unchanged;
 - an error known to be raised before a request was sent (parameter
   validation, no credentials: see :mod:`regionproxy._dynamodb.verdicts`) says nothing
   about the region: its trial is released, and it reaches the caller;
@@ -251,6 +256,11 @@ class AttemptLoop:
                     replica.breaker.succeeded(ticket)  # the region answered
                     self._streaks.answered(region)
                     self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
+                    # issue 20 (r20-routing): a write conflict on an MRSC table is
+                    # retried here, after a backoff, only when the write is safe to repeat.
+                    if verdict.retry_here and call.kind == WRITE and call.repeatable and attempt + 1 < self.attempts:
+                        self._sleep(self._rng() * min(self.backoff_cap, self.backoff * 2**attempt))
+                        continue
                     if error_code(error) == _MISSING and (run.hedge() or (failover and run.errors)):
                         # Another region has the table (it answered, or the
                         # preferred side of a hedge still may): this region's

@@ -13,7 +13,11 @@ breaker opens), reads try it last for a while (:meth:`Hedger.order`): the
 budget would otherwise run out and every read would pay the slowness. When
 that while is over the region is on probation: the first hedge that wins
 against it demotes it again, so a brownout that lasts costs one slow read
-per ``demote_for``, not ``demote_after``.
+per ``demote_for``, not ``demote_after``. A demotion ends early once the
+region's latest probe (or trial read) is back within ``latency_window`` of
+the regions that replaced it (:mod:`regionproxy._routing.nearest`): a
+brownout that heals gives its region back within one probe interval, not
+at the end of ``demote_for``.
 
 A hedge is sent only while it can help: not when the preferred side has
 already moved on to the next region (its region refused, failed fast, or
@@ -21,7 +25,13 @@ has an open breaker: the hedge would repeat that side's request), and not
 to a region demoted as slow. Once one side has answered, the other tries no
 further region. A hedge whose preferred side then fails was not an extra
 request (it was the read's only answer): the budget gets it back, so an
-outage spends the budget only on reads that were really sent twice. Such a
+outage spends the budget only on reads that were really sent twice. Until
+its preferred side ends, a hedge is provisional (see
+:mod:`regionproxy._routing.hedge_budget`): a blackhole, whose hedges are
+all given back once the preferred sides time out, does not spend the budget
+while they wait; and a floor of hedges per second is always allowed, so a
+quiet site hedges every read that meets a blackhole, not just the first
+two or three. Every hedge taken ends settled (spent) or refunded. Such a
 region is down, not slow, and its demotion (if any) is lifted: its breaker
 judges it, and lets it back as soon as it answers again.
 
@@ -58,6 +68,7 @@ from regionproxy._config.policies import HedgePolicy
 from regionproxy._dynamodb.calls import Call
 from regionproxy._forks import reset_after_fork
 from regionproxy._routing.hedge_budget import HedgeBudget, RecentLatency
+from regionproxy._routing.nearest import LatencyEstimates, within_window
 from regionproxy.errors import AllRegionsFailed, RegionProxyError
 from regionproxy.events import Hedged, Hooks, RegionDemoted
 
@@ -101,6 +112,11 @@ class Hedger:
     :param hooks: where ``Hedged`` events go; the latency listener is added there.
     :param longest_call: seconds one attempt loop can take at most: the bound
         on every wait here.
+    :param estimates: each region's latency estimate (see
+        :mod:`regionproxy._routing.nearest`): a demoted region whose latest
+        probe or trial read is back within ``latency_window`` of the regions
+        that replaced it is lifted early, on probation. None: demotions
+        last ``demote_for``.
     """
 
     def __init__(
@@ -109,11 +125,15 @@ class Hedger:
         hooks: Hooks,
         *,
         longest_call: float,
+        estimates: LatencyEstimates | None = None,
+        latency_window: float = 0.015,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
-        self.budget = HedgeBudget(policy.budget, policy.window, clock=clock)
+        self.budget = HedgeBudget(
+            policy.budget, policy.window, min_per_second=policy.min_per_second, hold=longest_call + 1.0, clock=clock
+        )
         self._clock = clock
         self._wall_clock = wall_clock
         # Hedges won in a row against each region; the regions demoted
@@ -124,6 +144,9 @@ class Hedger:
         self._demoted: dict[str, float] = {}
         self._probation: set[str] = set()
         self.latency = RecentLatency()
+        self._estimates = estimates
+        self._latency_window = latency_window
+        self._demoted_after: dict[str, int] = {}  # region -> samples of it counted when it was demoted
         self._hooks = hooks
         self._longest_call = longest_call
         self._lock = threading.Lock()
@@ -240,6 +263,7 @@ class Hedger:
                     side.abandoned = True  # the other side tries no further region
                 self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "won" if won else "lost", delay))
                 if not won:
+                    self.budget.settle(receipt)  # the preferred side answered: the hedge was an extra request
                     if error is None and not held and future.result()[1] == plan[0]:
                         self._answered(plan[0])  # it answered first itself, not the region its side moved on to
                 elif primary[0].done():
@@ -256,6 +280,10 @@ class Hedger:
                     primary[0].add_done_callback(lambda done: self._preferred_side_ended(plan[0], receipt, done))
                 return future.result()
         self._hooks.emit(Hedged(call.operation, plan[0], plan[1], "failed", delay))
+        if primary[0].done() and isinstance(primary[0].exception(), RegionProxyError):
+            self.budget.refund(receipt)  # the preferred side failed: the hedge was no extra request
+        else:
+            self.budget.settle(receipt)
         return self._answer(call, plan, primary[0])  # the preferred side's error covers every region
 
     def _preferred_side_ended(self, region: str, receipt: object, primary: concurrent.futures.Future[Any]) -> None:
@@ -269,6 +297,8 @@ class Hedger:
             self._won_in_a_row.pop(region, None)
             self._probation.discard(region)
             self._demoted.pop(region, None)
+        else:
+            self.budget.settle(receipt)  # it answered (or met DynamoDB's own error): the hedge was extra
 
     def _answer(
         self, call: Call, plan: tuple[str, ...], primary: concurrent.futures.Future[Any]
@@ -292,6 +322,8 @@ class Hedger:
         if count >= self.policy.demote_after or region in self._probation:
             self._won_in_a_row.pop(region, None)
             self._probation.discard(region)
+            if self._estimates is not None:
+                self._demoted_after[region] = self._estimates.samples(region)
             self._demoted[region] = self._clock() + self.policy.demote_for
             self._hooks.emit(RegionDemoted(region, self.policy.demote_for, self._wall_clock()))
 
@@ -320,6 +352,14 @@ class Hedger:
         demoted = self._demoted.copy()
         now = self._clock()
         for region, until in list(demoted.items()):
+            if until > now and self._back_within_window(region, plan):
+                with self._lock:  # lifted early: back within the window (issue 20)
+                    if self._demoted.get(region) != until:
+                        continue
+                    del self._demoted[region]
+                    self._probation.add(region)  # one hedge won against it demotes it again
+                del demoted[region]
+                continue
             if until > now or region not in plan:
                 continue
             with self._lock:  # one trial per expiry, whatever the threads
@@ -334,6 +374,15 @@ class Hedger:
                 self._probation.add(region)
             del demoted[region]
         return demoted
+
+    def _back_within_window(self, region: str, plan: tuple[str, ...]) -> bool:
+        """Whether the latest probe or read of demoted ``region`` is back
+        within the latency window of the plan's other regions."""
+        if self._estimates is None or region not in plan:
+            return False
+        if self._estimates.samples(region) <= self._demoted_after.get(region, 0):
+            return False  # no probe or read of it has answered since it was demoted
+        return within_window(region, (other for other in plan if other != region), self._estimates, self._latency_window)
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pid != os.getpid():

@@ -42,6 +42,7 @@ from regionproxy._config.environment import settings_from_env
 from regionproxy._config.policies import BreakerPolicy, CachePolicy, HedgePolicy, Timeouts
 from regionproxy._config.settings import SESSION_ARGUMENTS, Settings, check_session_arguments
 from regionproxy._dynamodb.calls import Call
+from regionproxy._dynamodb.consistency import STRONG, TableKinds
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import READ, WRITE, changed_tables
 from regionproxy._dynamodb.schemas import KeySchemas
@@ -54,10 +55,11 @@ from regionproxy._regions.health import ProbeAnswer, ProbeSharing
 from regionproxy._regions.replica import Replica
 from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
+from regionproxy._routing.nearest import LatencyEstimates, nearest_first
 from regionproxy._routing.router import Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
-from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, Hooks, Listener
+from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, ConsistencyDowngraded, Hooks, Listener
 
 if TYPE_CHECKING:
     import boto3
@@ -96,6 +98,18 @@ class RegionSession:
     :param key_schemas: key attribute names per table, ``{"Blog": ("PK", "SK")}``;
         tables not named are described once (``DescribeTable``) when the
         cache or read-your-writes needs a put item's key.
+    :param latency_window: seconds: remote regions whose latency estimates
+        are within this of the nearest one's are tried in the configured
+        order, the others after them, nearest first (see
+        :mod:`regionproxy._routing.nearest`).
+    :param consistency: each Global Table's kind, ``{"Orders": "strong"}``
+        (MRSC) or ``"eventual"`` (MREC); tables not named are described once
+        when a strongly consistent read needs to know (see
+        :mod:`regionproxy._dynamodb.consistency`).
+    :param consistent_read_failover: ``"serve"``: a ``ConsistentRead=True``
+        read of an MREC table whose region fails is served by another one,
+        with a ``ConsistencyDowngraded`` event; ``"refuse"``: it raises
+        instead (the caller gets its region's error).
     :param config: a botocore ``Config`` for every region's client (pool
         size, user agent, proxies, ...); the session's timeouts and retries
         override its ``connect_timeout``, ``read_timeout`` and ``retries``.
@@ -132,6 +146,9 @@ class RegionSession:
         fleet: str | None = None,
         fleet_name: str | None = None,
         fleet_timeout: float = 0.05,
+        latency_window: float = 0.015,
+        consistency: Mapping[str, str] | None = None,
+        consistent_read_failover: str = "serve",
         config: Config | None = None,
         boto3_session: boto3.session.Session | None = None,
         listeners: Iterable[Listener] = (),
@@ -161,6 +178,9 @@ class RegionSession:
             sticky_seconds=sticky_seconds,
             throttling_is_fault=throttling_is_fault,
             key_schemas=key_schemas if key_schemas is not None else {},
+            latency_window=latency_window,
+            consistency=consistency if consistency is not None else {},
+            consistent_read_failover=consistent_read_failover,
             client_config=config,
             fleet=fleet,
             fleet_name=fleet_name,
@@ -201,8 +221,19 @@ class RegionSession:
         )
         self._fleet_due = self.fleet is not None
         # -- end of the fleet
+        self._latency = LatencyEstimates()  # issue 20: nearest healthy region
+        self.hooks.add(self._latency)
         self._hedger = (
-            Hedger(settings.hedge, self.hooks, longest_call=longest, clock=monotonic) if settings.hedge is not None else None
+            Hedger(
+                settings.hedge,
+                self.hooks,
+                longest_call=longest,
+                estimates=self._latency,
+                latency_window=settings.latency_window,
+                clock=monotonic,
+            )
+            if settings.hedge is not None
+            else None
         )
         self.attempts = AttemptLoop(
             self.replicas,
@@ -213,7 +244,8 @@ class RegionSession:
             sleep=sleep,
             hedger=self._hedger,
         )
-        self.key_schemas = KeySchemas(settings.key_schemas, self._describe, clock=monotonic)
+        self.key_schemas = KeySchemas(settings.key_schemas, self._describe_and_learn, clock=monotonic)
+        self._kinds = TableKinds(settings.consistency, settings.regions, self._describe, clock=monotonic)  # issue 20
         self.cache = ReadCache(settings.cache, clock=monotonic, wait_timeout=longest + 1.0) if settings.cache else None
         self.reads = CachedReads(self.cache, self._read, self.hooks) if self.cache is not None else None
         # The Router is a value: these plans are what it answers every time
@@ -386,8 +418,10 @@ class RegionSession:
         return self.key_schemas.known(table)
 
     def learn_table(self, table: str, description: Mapping[str, Any]) -> None:
-        """Keep ``table``'s key names from a ``DescribeTable`` answer's ``Table``."""
+        """Keep ``table``'s key names and kind from a ``DescribeTable`` answer's ``Table``."""
         self.key_schemas.learn(table, description)
+        with contextlib.suppress(ConfigError):  # kept: the table's own calls raise it
+            self._kinds.learn(table, description)
 
     def probe(self, region: str, send: Callable[[Replica], None]) -> ProbeAnswer | None:
         """Send a health probe to ``region`` through its breaker, as live
@@ -438,6 +472,7 @@ class RegionSession:
                 "local": region == self.local_region,
                 "breaker": replica.breaker.state,
                 "consecutive_failures": replica.breaker.failures,
+                "latency_estimate_ms": _ms(self._latency.estimate(region)),
                 **self.stats.region(region),
             }
         summary = self.stats.summary()
@@ -566,20 +601,26 @@ class RegionSession:
     def _read(self, call: Call) -> dict[str, Any]:
         seen = self._sticky.seen_by(call)
         hedger = self._hedger
-        # (Without a hedger nothing hedges or demotes: whether the read is
-        # strongly consistent is not worth working out.)
-        if seen.follow is not None or (hedger is not None and call.strongly_consistent):
+        if self._kinds.misconfigured():
+            self._kinds.check(call.tables)
+        plan = self._read_plan if seen.follow is None else self.router.plan(READ, seen.follow)
+        if len(plan) > 2:  # remote regions nearest first (issue 20); with two, nothing to reorder
+            plan = nearest_first(plan, self._latency.snapshot(), self.settings.latency_window)
+        if call.strongly_consistent:
+            # It must see every write the preferred region took: a hedge to
+            # another region could answer first with the item as it was,
+            # and a demotion would send the read there first. It waits for
+            # its region, and fails over (an MREC table's: with meaning lost,
+            # and said so; or not at all) only if that region fails.
+            result, region = self._consistent_read(call, plan)
+        elif seen.follow is not None:
             # Read-your-writes: the write is in the sticky region, maybe not
-            # yet in the others; a strongly consistent read must see every
-            # write the preferred region took. A hedge to another region
-            # could answer first with the item as it was, and a demotion
-            # would send the read there first: the read waits for its region
-            # (and fails over only if that region fails).
-            result, region = self.attempts.run(call, self.router.plan(READ, seen.follow), hedge=False)
+            # yet in the others (unhedged, not reordered, as above).
+            result, region = self.attempts.run(call, plan, hedge=False)
         elif hedger is not None:
-            result, region = self.attempts.run(call, hedger.order(self._read_plan))  # a slow region last
+            result, region = self.attempts.run(call, hedger.order(plan))  # a slow region last
         else:
-            result, region = self.attempts.run(call, self._read_plan)
+            result, region = self.attempts.run(call, plan)
         if self.reads is not None and not seen.may_store(region):
             # A region that may not have the session's latest write of what
             # this read sees answered it (a hedge, a failover): the caller
@@ -587,7 +628,34 @@ class RegionSession:
             self.reads.withhold(call)
         return result
 
+    # -- issue 20 (r20-routing): strongly consistent reads --------------------------
+
+    def _consistent_read(self, call: Call, plan: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+        """A ``ConsistentRead=True`` read, unhedged: see
+        :mod:`regionproxy._dynamodb.consistency` for the rules."""
+        try:
+            tables = call.tables
+        except Exception:  # noqa: BLE001 - a statement botocore will refuse: its kind is unknown
+            tables = []
+        # Known before the read (described once per table, through the
+        # breakers): a witness listed as a region is found on the first one.
+        strong = self._all_strong(tables, plan[0])
+        if self.settings.consistent_read_failover == "refuse" and not strong:
+            plan = plan[:1]  # its region's error rather than an answer that may be stale
+        result, region = self.attempts.run(call, plan, hedge=False)
+        if region != plan[0] and not strong:
+            self.hooks.emit(ConsistencyDowngraded(call.operation, tuple(tables), plan[0], region, self._clock()))
+        return result, region
+
+    def _all_strong(self, tables: list[str], prefer: str) -> bool:
+        """Whether every one of ``tables`` is MRSC (an unknown kind is not)."""
+        return bool(tables) and all(self._kinds.kind(table, prefer) == STRONG for table in tables)
+
+    # -- end issue 20 -------------------------------------------------------------
+
     def _write(self, call: Call) -> dict[str, Any]:
+        if self._kinds.misconfigured():
+            self._kinds.check(call.tables)
         plan = self._write_plan
         cache = self.cache
         # One write asks for a table's key schema once, however many times
@@ -660,6 +728,13 @@ class RegionSession:
             return None
         return region, list(tables), keys, uncertain
 
+    def _describe_and_learn(self, table: str, prefer: str | None) -> Mapping[str, Any]:
+        """:meth:`_describe`, whose answer also tells the table's kind."""
+        description = self._describe(table, prefer)
+        with contextlib.suppress(ConfigError):  # kept: the table's own calls raise it
+            self._kinds.learn(table, description)
+        return description
+
     def _describe(self, table: str, prefer: str | None) -> Mapping[str, Any]:
         """DescribeTable through the breakers, ``prefer`` first (the region
         that just answered), then the others."""
@@ -674,6 +749,10 @@ class RegionSession:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._fleet_due = self.fleet is not None  # a worker joins the fleet on its own
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 class _KeyNamesOnce:

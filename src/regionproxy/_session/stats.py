@@ -38,6 +38,7 @@ from regionproxy.events import (
     OK,
     CacheLookup,
     CallFinished,
+    ConsistencyDowngraded,
     Event,
     FailedOver,
     Hedged,
@@ -122,6 +123,7 @@ class SessionStats:
         self._failovers = _Groups(max_groups)
         self._poison = _Groups(max_groups)
         self._missing = _Groups(max_groups)
+        self._downgraded = _Groups(max_groups)  # strongly consistent reads served by another region (issue 20)
         # The last few failovers one by one, for the "recent" list that
         # session.status() adds: the groups keep no single event. Counts come
         # from the groups alone (failover_count, summary()).
@@ -219,6 +221,13 @@ class SessionStats:
     def _region_demoted(self, at: float, event: RegionDemoted) -> None:
         self._hedges["demotions"] += 1
 
+    def _consistency_downgraded(self, at: float, event: ConsistencyDowngraded) -> None:  # issue 20
+        self._downgraded.add(
+            (event.from_region, event.to_region, event.tables),
+            event.at,
+            {"from": event.from_region, "to": event.to_region, "tables": list(event.tables)},
+        )
+
     # Events not named here (BreakerChanged, CacheDropped) are not counted:
     # the status page reads breaker state and cache size from their owners.
     _HANDLERS: ClassVar[dict[type, Callable[[SessionStats, float, Any], None]]] = {
@@ -230,6 +239,7 @@ class SessionStats:
         ReplicaMissing: _replica_missing,
         Hedged: _hedged,
         RegionDemoted: _region_demoted,
+        ConsistencyDowngraded: _consistency_downgraded,
     }
 
     def _expire(self, counts: _RegionCounts, now: float) -> None:
@@ -259,7 +269,8 @@ class SessionStats:
     def summary(self) -> dict[str, Any]:
         """Everything not per region, JSON-ready, for ``session.status()``:
         ``failovers``, ``operations``, ``poison_requests``, ``missing_replicas``,
-        ``hedges`` (hedged reads by outcome)."""
+        ``hedges`` (hedged reads by outcome), ``consistency_downgraded``
+        (strongly consistent reads of an MREC table served by another region)."""
         with self._counted():
             return {
                 "latency_window_s": self.window,
@@ -268,6 +279,7 @@ class SessionStats:
                 "poison_requests": self._poison.json(),
                 "missing_replicas": self._missing.json(),
                 "hedges": dict(self._hedges),
+                "consistency_downgraded": self._downgraded.json(),
             }
 
     def cache(self) -> dict[str, Any]:

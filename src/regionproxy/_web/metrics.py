@@ -40,6 +40,7 @@ from regionproxy.events import (
     CacheDropped,
     CacheLookup,
     CallFinished,
+    ConsistencyDowngraded,
     Event,
     FailedOver,
     FleetCacheFlushed,
@@ -148,6 +149,11 @@ class PrometheusListener:
             "Times hedges kept winning against a region (slow, not down) and reads tried it last for a while.",
             ["region"],
         )
+        self.downgraded = counter(
+            "regionproxy_consistency_downgraded",
+            "Strongly consistent reads of an MREC table that failed over: served by another region, maybe stale.",
+            ["from_region", "to_region"],
+        )
         self.cache = counter(
             "regionproxy_cache_lookups",
             "Read cache lookups per table and result (hit, miss).",
@@ -252,6 +258,9 @@ class PrometheusListener:
     def _region_demoted(self, event: RegionDemoted) -> None:
         self.demotions.labels(self._region(event.region)).inc()
 
+    def _consistency_downgraded(self, event: ConsistencyDowngraded) -> None:
+        self.downgraded.labels(self._region(event.from_region), self._region(event.to_region)).inc()
+
     def _cache_lookup(self, event: CacheLookup) -> None:
         self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
 
@@ -288,6 +297,7 @@ class PrometheusListener:
         ReplicaMissing: _replica_missing,
         Hedged: _hedged,
         RegionDemoted: _region_demoted,
+        ConsistencyDowngraded: _consistency_downgraded,
         CacheLookup: _cache_lookup,
         CacheDropped: _cache_dropped,
         FleetDropsApplied: _fleet_drops_applied,

@@ -232,6 +232,30 @@ def _tail(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def _quiet(result: dict[str, Any]) -> list[str]:
+    columns = {
+        "reads": "reads",
+        "failed": "failed",
+        "p50 ms": "p50_ms",
+        "p99 ms": "p99_ms",
+        "max ms": "max_ms",
+        "bound ms": "bound_ms",
+        "waited a timeout": "waited_timeout",
+        "breaker open after s": "breaker_opened_after_s",
+        "extra after open %": "extra_after_open_pct",
+    }
+    rows = [[f"{row['rate']:g}/s", *_cells(columns, row), row.get("hedges")] for row in result["rows"]]
+    return [
+        f"Regions {' (local) + '.join(result['regions'])}; one session per rate, one rate at a time, "
+        f"`HedgePolicy(demote_after=0)` (no demotion: the budget is under test; delay {result['hedge_delay_ms']:g} ms, budget {result['budget'] * 100:g}% "
+        f"plus {result['min_per_second']:g} hedges/s), read timeout {result['read_timeout_ms']:g} ms; "
+        f"{result['warm_seconds']:g} s of reads, then the local region blackholed for {result['blackhole_seconds']:g} s. "
+        "Figures are for the reads sent from the blackhole on; *bound* is the hedge delay plus the remote round trip.",
+        "",
+        *_table(["rate", *columns, "hedges"], rows),
+    ]
+
+
 def _webapp(result: dict[str, Any]) -> list[str]:
     columns = {"requests/s": "requests_per_s", "p50 ms": "p50_ms", "p90 ms": "p90_ms", "p99 ms": "p99_ms", "errors": "errors"}
     rows = [[config, *_cells(columns, data)] for config, data in result["configs"].items()]
@@ -265,7 +289,7 @@ def _sidecar(result: dict[str, Any]) -> list[str]:
     ]
 
 
-SECTIONS = {"overhead": _overhead, "failover": _failover, "tail": _tail, "webapp": _webapp, "sidecar": _sidecar}
+SECTIONS = {"overhead": _overhead, "failover": _failover, "tail": _tail, "quiet": _quiet, "webapp": _webapp, "sidecar": _sidecar}
 
 
 # -- plots --------------------------------------------------------------------
@@ -346,6 +370,22 @@ def _plot_tail(result: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
 
 
+def _plot_quiet(result: dict[str, Any], path: Path) -> None:
+    rows = result["rows"]
+    labels = [f"{row['rate']:g}/s" for row in rows]
+    with _figure(path, figsize=(7, 4)) as (_, ax):
+        xs = range(len(rows))
+        ax.bar([x - 0.2 for x in xs], [row.get("p50_ms") or 0 for row in rows], width=0.4, label="p50")
+        ax.bar([x + 0.2 for x in xs], [row.get("max_ms") or 0 for row in rows], width=0.4, label="max")
+        if rows:
+            ax.axhline(rows[0]["bound_ms"], color="green", linestyle="--", label="hedge delay + remote round trip")
+        ax.axhline(result["read_timeout_ms"], color="red", linestyle=":", label="read timeout")
+        ax.set_xticks(list(xs), labels)
+        ax.set_ylabel("latency (ms)")
+        ax.set_title("Reads meeting a blackholed local region, hedged", fontsize=9)
+        ax.legend(fontsize=7)
+
+
 def _plot_webapp(result: dict[str, Any], path: Path) -> None:
     configs = list(result["configs"])
     with _figure(path, figsize=(7, 4)) as (_, ax):
@@ -371,7 +411,14 @@ def _plot_sidecar(result: dict[str, Any], path: Path) -> None:
         right.set_title("Closed loops, several client processes")
 
 
-PLOTS = {"overhead": _plot_overhead, "failover": _plot_failover, "tail": _plot_tail, "webapp": _plot_webapp, "sidecar": _plot_sidecar}
+PLOTS = {
+    "overhead": _plot_overhead,
+    "failover": _plot_failover,
+    "tail": _plot_tail,
+    "quiet": _plot_quiet,
+    "webapp": _plot_webapp,
+    "sidecar": _plot_sidecar,
+}
 
 
 if __name__ == "__main__":

@@ -41,12 +41,15 @@ class Size:
     # Requests that meet each outage, measured one by one beside requests
     # served by the remote region directly: refuse, blackhole, blackhole hedged.
     meet_samples: tuple[int, int, int] = (3, 1, 2)
+    # Scenario quiet: seconds of reads before the blackhole (the hedge
+    # budget's window, 10 s, to see their rate), and seconds of it.
+    quiet_seconds: tuple[float, float] = (0.5, 1.5)
 
 
 SIZES = {
     "smoke": Size("smoke", "thread", 20, 0.3, 1, 10, 0.5, 20, 1.0, 1.0),
-    "quick": Size("quick", "process", 800, 3.0, 0, 20, 6.0, 40, 25.0, 5.0, (40, 8, 20)),
-    "full": Size("full", "process", 2000, 10.0, 0, 50, 20.0, 100, 120.0, 20.0, (200, 20, 100)),
+    "quick": Size("quick", "process", 800, 3.0, 0, 20, 6.0, 40, 25.0, 5.0, (40, 8, 20), (10.0, 5.0)),
+    "full": Size("full", "process", 2000, 10.0, 0, 50, 20.0, 100, 120.0, 20.0, (200, 20, 100), (10.0, 10.0)),
 }
 
 

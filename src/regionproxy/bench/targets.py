@@ -29,7 +29,7 @@ from typing import Any
 
 # The scenarios, in the order a run makes them (each a module of this package
 # with a ``targets(result)`` function).
-SCENARIOS = ("overhead", "failover", "tail", "webapp", "sidecar")
+SCENARIOS = ("overhead", "failover", "tail", "quiet", "webapp", "sidecar")
 
 # Verdicts, as the targets table writes them.
 MET, NOT_MET, NOT_MEASURED, REPORTED = "met", "NOT met", "not measured", "reported (no target)"

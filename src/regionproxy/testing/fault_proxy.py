@@ -21,6 +21,7 @@ to DynamoDB does not pay.
 
 from __future__ import annotations
 
+import json
 import random
 import select
 import socket
@@ -28,6 +29,7 @@ import ssl
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -97,6 +99,7 @@ class FaultProxy:
         self._port = 0
         self._acceptor: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
+        self._described: dict[str, dict[str, object]] = {}  # table -> fields DescribeTable answers with
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -152,6 +155,16 @@ class FaultProxy:
                 self._release_held()
                 if self._listener is None and not self._stopping.is_set():
                     self._listen()
+
+    def describe_as(self, table: str, fields: dict[str, object] | None) -> None:
+        """Answer ``DescribeTable`` of ``table`` with ``fields`` set in its
+        ``Table`` (what moto knows nothing of: ``MultiRegionConsistency``,
+        ``GlobalTableWitnesses``, ...); None: as moto answers."""
+        with self._lock:
+            if fields is None:
+                self._described.pop(table, None)
+            else:
+                self._described[table] = dict(fields)
 
     @property
     def outage(self) -> str | None:
@@ -282,7 +295,8 @@ class FaultProxy:
             self._forward(conn, head, body, corrupt=True)
         else:
             self._record(operation, "forwarded", pause)
-            self._forward(conn, head, body)
+            described = self._described.get(_described_table(body)) if operation == "DescribeTable" and self._described else None
+            self._forward(conn, head, body, describe=described)
 
     def _refuse_connection(self, conn: socket.socket, mode: str, operation: str | None, delayed: float = 0.0) -> None:
         self._record(operation, "reset" if mode == "reset" else "blackholed", delayed)
@@ -296,10 +310,23 @@ class FaultProxy:
                 self._state.held.append(conn)
 
     def _forward(
-        self, conn: socket.socket, head: bytes, body: bytes, *, hold: float = 0.0, drop: bool = False, corrupt: bool = False
+        self,
+        conn: socket.socket,
+        head: bytes,
+        body: bytes,
+        *,
+        hold: float = 0.0,
+        drop: bool = False,
+        corrupt: bool = False,
+        describe: dict[str, object] | None = None,
     ) -> None:
         with socket.create_connection(self.upstream, timeout=self._timeout) as upstream:
             upstream.sendall(_close_after(head) + body)
+            if describe is not None:
+                answer = b"".join(iter(lambda: upstream.recv(65536), b""))
+                conn.sendall(described_as(answer, describe))
+                conn.close()
+                return
             if not (hold or drop or corrupt):
                 while chunk := upstream.recv(65536):
                     conn.sendall(chunk)
@@ -350,6 +377,37 @@ def _read_request(conn: socket.socket) -> tuple[bytes | None, bytes]:
             return None, b""
         body += chunk
     return head + b"\r\n\r\n", body
+
+
+def _described_table(body: bytes) -> str | None:
+    try:
+        name = json.loads(body).get("TableName")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def described_as(answer: bytes, fields: dict[str, object]) -> bytes:
+    """A ``DescribeTable`` HTTP answer with ``fields`` set in its ``Table``,
+    its length and ``x-amz-crc32`` made right again; any other answer (an
+    error, a body that is not one JSON object) as it was."""
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    try:
+        document = json.loads(body)
+        table = document["Table"]
+    except (ValueError, KeyError, TypeError):
+        return answer
+    if not separator or not isinstance(table, dict):
+        return answer
+    table.update(fields)
+    body = json.dumps(document).encode()
+    lines = [
+        line
+        for line in head.split(b"\r\n")
+        if not line.lower().startswith((b"content-length:", b"x-amz-crc32:", b"transfer-encoding:"))
+    ]
+    lines[1:1] = [b"Content-Length: %d" % len(body), b"x-amz-crc32: %d" % (zlib.crc32(body) & 0xFFFFFFFF)]
+    return b"\r\n".join(lines) + separator + body
 
 
 def _operation(head: bytes) -> str | None:

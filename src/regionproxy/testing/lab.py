@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # Cutting a region off stops replication to and from it, as in a real outage.
 _CUT = frozenset({"refuse", "reset", "blackhole"})
+# The single-item writes a write conflict answers by default (lab.write_conflict).
+WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 
 
 class LocalRegions:
@@ -312,6 +314,28 @@ class LocalRegions:
         ``handshake`` (``tls=True`` labs); see
         :mod:`regionproxy.testing.fault_modes`."""
         self._proxies[self._known(region)].set_fault(Fault(mode, **params))
+
+    def strongly_consistent(self, table: str, *, witness: str | None = None) -> None:
+        """Describe ``table`` as a multi-region strong consistency (MRSC)
+        Global Table: every region's ``DescribeTable`` answers with
+        ``MultiRegionConsistency: STRONG``, its replicas (the other lab
+        regions but ``witness``) and ``witness`` as its witness region.
+        moto knows nothing of MRSC: this changes what the table says, not
+        how it behaves (the replicator still replicates asynchronously; see
+        the README's lab section for what the stand-in covers)."""
+        fields: dict[str, Any] = {"MultiRegionConsistency": "STRONG"}
+        if witness is not None:
+            fields["GlobalTableWitnesses"] = [{"RegionName": witness, "WitnessStatus": "ACTIVE"}]
+        for region, proxy in self._proxies.items():
+            replicas = [r for r in self.regions if r not in (region, witness)]
+            proxy.describe_as(table, {**fields, "Replicas": [{"RegionName": r, "ReplicaStatus": "ACTIVE"} for r in replicas]})
+
+    def write_conflict(self, region: str, *, operations: tuple[str, ...] = WRITES, rate: float = 1.0) -> None:
+        """Answer ``operations`` in ``region`` with ``ReplicatedWriteConflictException``
+        (HTTP 400, not forwarded: the write is not applied), as an MRSC table
+        answers a write that met a concurrent write of the same item from
+        another region; :meth:`heal` ends it."""
+        self.fault(region, "error", status=400, code="ReplicatedWriteConflictException", operations=operations, rate=rate)
 
     def heal(self, region: str | None = None, mode: str | None = None) -> None:
         """Remove faults from ``region`` (every region if None); ``mode``
