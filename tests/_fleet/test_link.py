@@ -219,6 +219,9 @@ def test_a_bad_url_is_a_config_error_without_the_password(url):
         pytest.param("redis://:pw@h:1/0", "redis://:***@h:1/0", id="password-only"),
         pytest.param("rediss://user:pw@h:1", "rediss://user:***@h:1", id="user-and-password"),
         pytest.param("redis://h:1/2", "redis://h:1/2", id="no-password"),
+        # urlsplit drops line breaks and tabs: its netloc is then no substring of the URL
+        pytest.param("A://:\r@", "a://:***@", id="line-break-in-the-netloc"),
+        pytest.param("redis://:p\tw@h:1/0", "redis://:***@h:1", id="tab-in-the-password"),
     ],
 )
 def test_safe_url_hides_the_password(url, shown):

@@ -254,7 +254,10 @@ def safe_redis_url(url: str) -> str:
         return url
     user = quote(parts.username, safe="") if parts.username else ""
     host = parts.netloc.rpartition("@")[2]
-    rest = url[url.index(parts.netloc) + len(parts.netloc) :]
+    # urlsplit drops tabs and line breaks, so its netloc may not be a
+    # substring of url: then the rest is left out rather than guessed.
+    start = url.find(parts.netloc)
+    rest = url[start + len(parts.netloc) :] if start >= 0 else ""
     return f"{parts.scheme}://{user}:***@{host}{rest}"
 
 
