@@ -193,7 +193,7 @@ class FaultProxy:
 
     def _refuse(self) -> None:
         self._close_listener()
-        if self._held is None:
+        if self._held is None and not self._stopping.is_set():
             # Bound and not listening: a connection is refused, and the port
             # stays this proxy's (both sockets reuse the address; the old
             # one no longer listens).
