@@ -81,7 +81,7 @@ def _held_closed_port() -> socket.socket:
     # Bound and never listening: a connection to it is refused (RST), and
     # no other socket of any process can take the port while this process
     # lives (a port merely read and released could become another worker's
-    # fault proxy, or a client's ephemeral port, and answer).
+    # fault proxy, and answer).
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
     return held

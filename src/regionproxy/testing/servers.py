@@ -140,7 +140,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     thousands. Where the range leaves no room below it, the kernel chooses.
     """
     low = _ephemeral_low()
-    choose = random.SystemRandom()  # not the random module: tests seed it alike in every process
+    choose = random.SystemRandom()  # not the random module, which a test may seed alike in every worker
     if low - LOWEST_CHOSEN_PORT >= 1000:
         for _ in range(50):
             port = choose.randrange(LOWEST_CHOSEN_PORT, low)
