@@ -1,6 +1,6 @@
 # On a fresh machine with Python 3.11+ and make:
 #   make demo [PORT=8000]  - the main job: the Flask blog over a local two-region lab
-#   make test              - the test suite (installs Debian's chromium when root, else says how)
+#   make test              - the test suite, in 3 processes (installs Debian's chromium when root, else says how)
 #   make example-flask | example-django | example-gunicorn [PORT=8000]
 #                          - one example app over a lab with its tables created, seeded and replicated
 PYTHON ?= python3
@@ -78,9 +78,11 @@ example-gunicorn: $(BIN)/regionproxy
 	cd examples/gunicorn && $(LAB) --example gunicorn -- \
 	  $(RUN)/gunicorn --config gunicorn.conf.py --preload --workers 2 --bind 127.0.0.1:$(PORT) app:application
 
-# The slow tests: the soak (about 70 s) and the 3-minute benchmark run.
+# The slow tests: the soak (about 70 s) and the 3-minute benchmark run, one
+# after the other in one process (-n 0): run side by side, each would load
+# the other's figures.
 test-slow: $(BIN)/regionproxy
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow -n 0
 
 # The suite 5 times in a row while two busy loops hold both cores (flakiness check).
 test-loaded: $(BIN)/regionproxy chromium redis-server node-deps awscli

@@ -1,12 +1,19 @@
 """Shared fixtures, built on the helpers in ``tests/support.py``. The
 ``local_regions`` fixture comes from regionproxy's own pytest plugin (entry
-point ``pytest11``), as users get it."""
+point ``pytest11``), as users get it.
+
+No test times the work it checks, hypothesis's included: its per-example
+deadline and its too-slow health check time the code and the machine, and a
+loaded machine (pytest-xdist's other workers, CI's neighbours) makes one
+example take seconds. Both are off for every test, by the profile loaded
+here before any test module builds its ``settings``."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support import KEY_SCHEMA, LOCAL, TABLE, FakeClock
 
@@ -19,6 +26,9 @@ for _name, _value in (
 ):
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
+
+settings.register_profile("regionproxy", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("regionproxy")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ FakeClock``). The fixtures built on it (``clock``, ``lab``) are in
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 
 import regionproxy as rp
+from regionproxy.testing import servers
 
 # The lab's two regions: the ``local_regions`` fixture's default (the
 # ``--regions`` option of regionproxy's pytest plugin), local one first.
@@ -68,19 +70,31 @@ class FakeClock:
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on now: bound, read, released.
+    """A loopback port nothing is bound to now, for a server a test starts
+    in another process (gunicorn, an example app) to bind.
 
-    Another process may take it before the caller does; good enough on a
-    test machine, where ports are handed out in turn."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    Chosen outside the ports the kernel hands out, which any process (another
+    pytest-xdist worker) may take between now and the server's bind: see
+    :func:`regionproxy.testing.servers.free_port`."""
+    return servers.free_port("127.0.0.1")
+
+
+@functools.cache
+def _held_closed_port() -> socket.socket:
+    # Bound and never listening: a connection to it is refused (RST), and
+    # no other socket of any process can take the port while this process
+    # lives (a port merely read and released could become another worker's
+    # fault proxy, and answer).
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    return held
 
 
 def closed_port_url() -> str:
-    """An endpoint URL on loopback where nothing listens: every connection
-    is refused at once, and nothing leaves the machine."""
-    return f"http://127.0.0.1:{free_port()}"
+    """An endpoint URL on loopback where nothing listens, and nothing will
+    while this test process runs: every connection is refused at once, and
+    nothing leaves the machine. One port per process, held bound."""
+    return f"http://127.0.0.1:{_held_closed_port().getsockname()[1]}"
 
 
 @contextlib.contextmanager

@@ -23,10 +23,10 @@ from botocore.exceptions import (
 )
 
 from regionproxy.errors import ConfigError
-from regionproxy.testing import LocalRegions, wait_for
+from regionproxy.testing import LocalRegions, servers, wait_for
 from regionproxy.testing.examples import environment
 from regionproxy.testing.lab import CREDENTIALS
-from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE
+from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE, closed_port_url
 
 # Timeouts far above any call on a loaded machine: a test that means an
 # immediate failure asserts it beat the timeout by a wide margin, so it
@@ -149,6 +149,42 @@ def test_heal_after_refuse_serves_on_the_same_endpoint(lab):
     lab.heal(LOCAL)
     assert lab.endpoints[LOCAL] == endpoint
     assert _get(client) is None
+
+
+def test_a_refused_region_keeps_its_port_until_healed(lab):
+    # Another process (a pytest-xdist worker's server, a client's ephemeral
+    # port) must not take the port while the region refuses: healing listens
+    # on it again.
+    client = lab.client(LOCAL, config=PATIENT)
+    port = int(lab.endpoints[LOCAL].rsplit(":", 1)[1])
+    lab.fault(LOCAL, "refuse")
+    with socket.socket() as intruder, pytest.raises(OSError):
+        intruder.bind(("127.0.0.1", port))
+    with pytest.raises(EndpointConnectionError):
+        _get(client)
+    lab.heal(LOCAL)
+    assert _get(client) is None
+
+
+def test_a_port_for_a_server_to_bind_later_is_outside_the_kernels_own_ports():
+    # What the kernel hands out (bind to port 0, outgoing connections) another
+    # process may take before the server binds the port.
+    with open(servers.EPHEMERAL_RANGE) as ports:
+        low = int(ports.read().split()[0])
+    chosen = {servers.free_port() for _ in range(20)}
+    assert all(servers.LOWEST_CHOSEN_PORT <= port < low for port in chosen), chosen
+    assert len(chosen) > 1  # at random, not one port for every process
+    for port in chosen:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))
+
+
+def test_a_closed_port_stays_closed_while_the_test_process_runs():
+    port = int(closed_port_url().rsplit(":", 1)[1])
+    with socket.socket() as intruder, pytest.raises(OSError):
+        intruder.bind(("127.0.0.1", port))  # no other socket can take it
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_latency_combines_with_an_error_fault_and_heals_separately(lab):

@@ -167,17 +167,15 @@ def test_a_mixed_transaction_drops_every_item_it_wrote_from_the_cache(lab):
 
 
 def test_a_hedged_answer_from_a_region_without_the_sessions_write_is_returned_not_cached(lab):
+    # Only the fault is timed: a healthy read after the heal must not be
+    # hedged (the remote region would answer "old"), so the hedge waits
+    # longer than any healthy read on a loaded machine, and the fault is
+    # longer still.
     events = []
-    session = _session(
-        lab,
-        events,
-        cache=rp.CachePolicy(ttl=60),
-        hedge=rp.HedgePolicy(delay=0.05, budget=1.0),
-        timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1),
-    )
+    session = _session(lab, events, cache=rp.CachePolicy(ttl=60), hedge=rp.HedgePolicy(delay=1.0, budget=1.0))
     _seed(lab)
     session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "new"}})  # lands locally
-    lab.fault(LOCAL, "latency", delay=0.2)  # the next read is hedged, and the remote region answers first
+    lab.fault(LOCAL, "latency", delay=3.0)  # the next read is hedged, and the remote region answers first
     _get(session)  # "old" if the hedge won: returned, as the remote region has it
     lab.heal(LOCAL)
     assert _get(session) == "new"

@@ -16,7 +16,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 from regionproxy.bench.load import summarize
 from regionproxy.bench.overhead import canned_endpoint
 from regionproxy.bench.targets import target
+from regionproxy.testing.servers import free_port
 
 CONFIGS = {
     "bare": {"BENCH_MODE": "bare"},
@@ -34,12 +34,6 @@ CONFIGS = {
 }
 CONNECTIONS = 16
 THREADS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(port: int, timeout: float = 2.0) -> int:
@@ -54,7 +48,7 @@ def _get(port: int, timeout: float = 2.0) -> int:
 
 
 def _start(config: dict[str, str], endpoint: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()  # outside the kernel's ephemeral ports: no other process takes it meanwhile
     env = {**os.environ, **config, "BENCH_ENDPOINT": endpoint}
     server = subprocess.Popen(
         [

@@ -17,6 +17,12 @@ forwarded, not per packet: the proxy closes each client connection after
 its answer (moto's server does too), so a per-packet delay would also
 charge a connect round trip to every call, which a kept-alive connection
 to DynamoDB does not pay.
+
+A refusing proxy keeps its port: its socket stays bound and stops
+listening, so connections are refused (the kernel answers RST) and healing
+listens on the same port again, which no other socket of any process (a
+server of another pytest-xdist worker, a client's ephemeral port) can have
+taken meanwhile.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ class FaultProxy:
         self._log: list[ProxiedRequest] = []
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
+        self._held: socket.socket | None = None  # the port, bound, while refusing
         self._port = 0
         self._acceptor: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
@@ -115,6 +122,9 @@ class FaultProxy:
             self._acceptor.join(timeout=5)
         with self._lock:
             self._close_listener()
+            if self._held is not None:
+                _close_quietly(self._held)
+                self._held = None
             self._release_held()
             workers = list(self._workers)
         for worker in workers:
@@ -141,7 +151,7 @@ class FaultProxy:
             self._state.outage = fault
             self._state.outage_since = self._clock()
             if fault.mode == "refuse":
-                self._close_listener()
+                self._refuse()
             elif self._listener is None and not self._stopping.is_set():
                 self._listen()
 
@@ -178,15 +188,29 @@ class FaultProxy:
 
     # -- sockets -----------------------------------------------------------
 
+    def _bound(self) -> socket.socket:
+        bound = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET, socket.SOCK_STREAM)
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.bind((self._host, self._port))
+        return bound
+
     def _listen(self) -> None:
-        listener = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Healing a refused region reopens the same port, so clients that
-        # hold the endpoint keep working.
-        listener.bind((self._host, self._port))
+        # Healing a refused region listens on the same port, held bound
+        # meanwhile, so clients that hold the endpoint keep working.
+        listener, self._held = self._held, None
+        if listener is None:
+            listener = self._bound()
         listener.listen(128)
         self._port = listener.getsockname()[1]
         self._listener = listener
+
+    def _refuse(self) -> None:
+        self._close_listener()
+        if self._held is None and not self._stopping.is_set():
+            # Bound and not listening: a connection is refused, and the port
+            # stays this proxy's (both sockets reuse the address; the old
+            # one no longer listens).
+            self._held = self._bound()
 
     def _close_listener(self) -> None:
         if self._listener is not None:

@@ -6,6 +6,9 @@ nothing heavy at module level; the lab (and moto) load when a test asks.
 Starting a lab costs about a second, resetting one a few milliseconds, so
 the fixture keeps one started lab for the whole test session and resets it
 around each test (:meth:`~regionproxy.testing.LocalRegions.reset`).
+Under pytest-xdist each worker process has its own: moto's state is per
+process, and every lab port is one the kernel chose, so labs of parallel
+workers never meet.
 """
 
 from __future__ import annotations

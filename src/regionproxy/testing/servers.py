@@ -4,11 +4,18 @@ In-process servers start in milliseconds but share moto's module-global
 backends (regions stay apart only by region name) and compete with the code
 under test for the GIL. Subprocess servers (``moto_server``) keep their own
 state and CPU, which is what benchmarks need.
+
+A server in another process is told its port before it binds it
+(:func:`free_port`), and every port chosen so is chosen below the kernel's
+ephemeral range: a port the kernel hands out (a bind to port 0, every
+outgoing connection) may be handed to another process, another pytest-xdist
+worker say, before the server binds it.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -97,7 +104,7 @@ class MotoServer:
         self._thread.start()
 
     def _start_process(self) -> None:
-        self.port = _free_port(self.host)
+        self.port = free_port(self.host)
         command = [sys.executable, "-c", "from moto.server import main; main()", "-H", self.host, "-p", str(self.port)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -115,7 +122,42 @@ class MotoServer:
         raise RuntimeError(f"moto_server did not listen on port {self.port} within 30 s")
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
+# The ports the kernel hands out itself (Linux); 32768 and up where unread.
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_CHOSEN_PORT = 20_000  # free_port() chooses from here to the ephemeral range
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that nothing is bound to now, for a server that
+    binds it later (a ``moto_server``, gunicorn, an example app).
+
+    Chosen at random below the kernel's ephemeral range and checked by
+    binding it: ports in that range go to every bind to port 0 and every
+    outgoing connection of every process on the machine, so one read from a
+    bind to port 0 and released may be taken by another process (another
+    pytest-xdist worker, a concurrent run) before the server binds it;
+    below the range only another such choice lands, at random among
+    thousands. Where the range leaves no room below it, the kernel chooses.
+    """
+    low = _ephemeral_low()
+    choose = random.SystemRandom()  # not the random module, which a test may seed alike in every worker
+    if low - LOWEST_CHOSEN_PORT >= 1000:
+        for _ in range(50):
+            port = choose.randrange(LOWEST_CHOSEN_PORT, low)
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                try:
+                    probe.bind((host, port))
+                except OSError:  # in use, or in TIME_WAIT: another
+                    continue
+            return port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open(EPHEMERAL_RANGE) as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
