@@ -63,6 +63,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from time import perf_counter
 from typing import Any
 
 from regionproxy._config.policies import Timeouts
@@ -162,93 +163,100 @@ class AttemptLoop:
             regions where a write met a fault that may have applied it; read
             it when the call raises: the write may have landed there.
         """
-        tally = _Tally(maybe_applied)
-        started = time.perf_counter()
+        # Every call comes through here: the common path (unhedged, served
+        # by the first region at the first attempt) makes as few Python
+        # calls as it can (see ``_attempt``), and emits its events inline.
+        started = perf_counter()
+        tally: _Tally | _Run
         try:
-            if self.hedger is not None and call.kind == READ and hedge:
-                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(c, p, tally, side))
+            if hedge and self.hedger is not None and call.kind == READ:
+                tally = _Tally(maybe_applied)  # both sides' attempts
+                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(_Run(c, p, tally, side)))
+                # A region answered the read: the table exists. A hedge's
+                # missing replicas held until now are missing replicas (not
+                # the one that answered: it has the table). Set before the
+                # copy is taken: a losing side that holds one later sees it
+                # (``_replica_missing``).
+                tally.served = region
+                for missing, tables in tally.missing.copy().items():  # one C call: the other side may still add
+                    if missing != region:
+                        self._report_missing(tally, missing, tables)
             else:
-                result, region = self._attempt(call, plan, tally)
-            tally.region = region  # the one that served (with a hedge, not the last one started)
+                tally = _Run(call, plan, None, None, maybe_applied)  # the call's only pass: its own tally
+                result, region = self._attempt(tally)
         except BaseException as error:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
-            self._finished(call, outcome, tally, started)
+            self.hooks.emit(
+                OperationFinished(call.operation, call.kind, outcome, tally.region, perf_counter() - started, tally.attempts)
+            )
             raise
-        # A region answered the read: the table exists. A hedge's missing
-        # replicas held until now are missing replicas (not the one that
-        # answered: it has the table). Set before the copy is taken: a
-        # losing side that holds one later sees it (``_replica_missing``).
-        tally.served = region
-        for missing, tables in tally.missing.copy().items():  # one C call: the other side may still add
-            if missing != region:
-                self._report_missing(tally, missing, tables)
-        self._finished(call, OK, tally, started)
+        # The region that served (with a hedge, not the last one started).
+        self.hooks.emit(OperationFinished(call.operation, call.kind, OK, region, perf_counter() - started, tally.attempts))
         return result, region
 
-    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None = None) -> tuple[dict[str, Any], str]:
-        """Every region of ``plan`` in turn, until one serves (or, on one
-        side of a hedged read, until the other side has answered)."""
-        run = _Run(call, plan, tally, side)
+    def _attempt(self, run: _Run) -> tuple[dict[str, Any], str]:
+        """Every region of the run's plan in turn, until one serves (or, on
+        one side of a hedged read, until the other side has answered)."""
+        call, plan, side = run.call, run.plan, run.side
         try:
-            return self._attempt_plan(run)
-        except BaseException:
-            self._withhold_server_errors(run)
-            raise
-
-    def _attempt_plan(self, run: _Run) -> tuple[dict[str, Any], str]:
-        call, plan = run.call, run.plan
-        for region in plan:
-            if run.abandoned() or (region != plan[0] and run.rest_answered()):
-                # The other side of the hedge answered (perhaps before this
-                # side even started, in a busy pool): trying a region, even
-                # the first, would only send the read again. Or it has
-                # DynamoDB's own error from the regions after this one.
-                break
-            result = self._try_region(run, region)
-            if result is not None:
-                self._charge_server_errors(run, region)
-                return result, region
-        if run.abandoned() or run.rest_answered():
-            # The other side answered this very request: the 5xx this side
-            # met were its regions'. Nobody awaits this error, or the
-            # other side's error is the answer.
-            self._charge_server_errors(run, None)
+            for region in plan:
+                if side is not None and (side.abandoned or (region != plan[0] and side.rest_answered)):
+                    # The other side of the hedge answered (perhaps before this
+                    # side even started, in a busy pool): trying a region, even
+                    # the first, would only send the read again. Or it has
+                    # DynamoDB's own error from the regions after this one.
+                    break
+                result = self._try_region(run, region)
+                if result is not None:
+                    if run.server_errors:
+                        self._charge_server_errors(run, region)
+                    return result, region
+            if run.abandoned() or run.rest_answered():
+                # The other side answered this very request: the 5xx this side
+                # met were its regions'. Nobody awaits this error, or the
+                # other side's error is the answer.
+                self._charge_server_errors(run, None)
+                raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+            if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
+                # Every region failed this request with a server error (or an
+                # error nobody knows): blame the request, not the regions (none
+                # was charged for it).
+                first_error = run.server_errors[0][1]
+                regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
+                self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
+                raise first_error
             raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
-        if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
-            # Every region failed this request with a server error (or an
-            # error nobody knows): blame the request, not the regions (none
-            # was charged for it).
-            first_error = run.server_errors[0][1]
-            regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
-            self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
-            raise first_error
-        raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+        except BaseException:
+            if run.server_errors:
+                self._withhold_server_errors(run)
+            raise
 
     # -- one region ----------------------------------------------------------------
 
     def _try_region(self, run: _Run, region: str) -> dict[str, Any] | None:
-        call, replica = run.call, self.replicas[region]
+        call, replica, tally = run.call, self.replicas[region], run.tally
+        breaker = replica.breaker
         failover = region != run.plan[0]
         if run.side is not None:
             run.side.region = region
         for attempt in range(self.attempts):
-            ticket = replica.breaker.admit()
+            ticket = breaker.admit()
             if ticket is None:
-                run.errors.setdefault(region, RegionUnavailable(region, replica.breaker.state))
+                run.errors.setdefault(region, RegionUnavailable(region, breaker.state))
                 return None
-            run.tally.attempts += 1
-            run.tally.region = region
-            started = time.perf_counter()
+            tally.attempts += 1
+            tally.region = region
+            started = perf_counter()
             try:
                 result = replica.call(call.operation, call.params)
             except Exception as error:
-                duration = time.perf_counter() - started
+                duration = perf_counter() - started
                 verdict = classify(error, throttling_is_fault=self.throttling_is_fault)
                 if not verdict.sent:
-                    replica.breaker.released(ticket)  # the region said nothing
+                    breaker.released(ticket)  # the region said nothing
                     raise
                 if not verdict.fault:
-                    replica.breaker.succeeded(ticket)  # the region answered
+                    breaker.succeeded(ticket)  # the region answered
                     self._streaks.answered(region)
                     self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
                     if error_code(error) == _MISSING and (run.hedge() or (failover and run.errors)):
@@ -263,16 +271,16 @@ class AttemptLoop:
                 if verdict.poison_suspect:
                     # A 5xx, or an error the classifier does not know: charged
                     # at the end, if another region answers the same request.
-                    replica.breaker.released(ticket)
+                    breaker.released(ticket)
                     run.server_errors.append((region, error))
                     run.server_regions.add(region)
                 else:
-                    replica.breaker.failed(ticket)
+                    breaker.failed(ticket)
                     run.server_regions.discard(region)
                 self._emit_attempt(region, call, duration, FAULT, verdict.reason)
                 run.errors[region] = error
-                if call.kind == WRITE and verdict.maybe_applied and region not in run.tally.maybe_applied:
-                    run.tally.maybe_applied.append(region)
+                if call.kind == WRITE and verdict.maybe_applied and region not in tally.maybe_applied:
+                    tally.maybe_applied.append(region)
                 if region == run.plan[0]:
                     run.reason = verdict.reason
                 if call.kind == WRITE and verdict.maybe_applied and not call.repeatable:
@@ -285,11 +293,13 @@ class AttemptLoop:
                         continue
                 break
             except BaseException:
-                replica.breaker.released(ticket)
+                breaker.released(ticket)
                 raise
-            replica.breaker.succeeded(ticket)
-            self._streaks.answered(region)
-            self._emit_attempt(region, call, time.perf_counter() - started, OK, None)
+            # The common path, inline: one Python call fewer each.
+            breaker.succeeded(ticket)
+            if region in self._streaks.failing:  # read without the lock (see _Streaks.answered)
+                self._streaks.answered(region)
+            self.hooks.emit(CallFinished(region, call.operation, call.kind, perf_counter() - started, OK, None))
             if failover:
                 self._failed_over(run, region, OK)
             return result
@@ -309,6 +319,8 @@ class AttemptLoop:
             served = run.tally.served
             if served is not None and served != region:
                 self._report_missing(run.tally, region, tables)
+        elif run.tally is run:
+            self._emit_missing(region, tables)  # one pass meets each region once: nothing to deduplicate
         else:
             self._report_missing(run.tally, region, tables)
         run.errors[region] = ReplicaMissingError(region, tables, error)
@@ -322,6 +334,9 @@ class AttemptLoop:
         claim = object()
         if tally.reported.setdefault(region, claim) is not claim:
             return  # reported already, by this side or the other
+        self._emit_missing(region, tables)
+
+    def _emit_missing(self, region: str, tables: list[str]) -> None:
         for table in tables:
             self.hooks.emit(ReplicaMissing(region, table, self._clock()))
 
@@ -354,11 +369,6 @@ class AttemptLoop:
     def _failed_over(self, run: _Run, region: str, outcome: str) -> None:
         self.hooks.emit(FailedOver(run.call.operation, run.plan[0], region, run.reason, self._clock(), outcome))
 
-    def _finished(self, call: Call, outcome: str, tally: _Tally, started: float) -> None:
-        self.hooks.emit(
-            OperationFinished(call.operation, call.kind, outcome, tally.region, time.perf_counter() - started, tally.attempts)
-        )
-
 
 class _Tally:
     """Attempts of one call, over both sides of a hedge; the region that
@@ -380,15 +390,31 @@ class _Tally:
 
 
 class _Run:
-    """What one pass over a plan has met so far."""
+    """What one pass over a plan has met so far. Unhedged, the call's only
+    pass: it is its own tally (``attempts``, ``region``, ``maybe_applied``,
+    as :class:`_Tally` has them; missing replicas are reported as met)."""
 
-    __slots__ = ("call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason")
+    __slots__ = (
+        "call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason",
+        "attempts", "region", "maybe_applied",
+    )
 
-    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None) -> None:
+    def __init__(
+        self,
+        call: Call,
+        plan: tuple[str, ...],
+        tally: _Tally | None,
+        side: Side | None,
+        maybe_applied: list[str] | None = None,
+    ) -> None:
         self.call = call
         self.plan = plan
-        self.tally = tally
+        self.tally: _Tally | _Run = self if tally is None else tally
         self.side = side
+        if tally is None:
+            self.attempts = 0
+            self.region: str | None = None
+            self.maybe_applied: list[str] = maybe_applied if maybe_applied is not None else []
         self.errors: dict[str, BaseException] = {}
         self.server_errors: list[tuple[str, BaseException]] = []
         self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
@@ -416,7 +442,10 @@ class _Streaks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._first: dict[str, int] = {}
+        # The regions with a streak, and its first request's print. Changed
+        # under the lock; read without it by the attempt loop on every answer
+        # (a dict lookup is atomic), which calls answered() only for these.
+        self.failing: dict[str, int] = {}
         self._proven: set[str] = set()
         reset_after_fork(self)
 
@@ -428,9 +457,9 @@ class _Streaks:
         # Every answer comes here: read without the lock while there is no
         # streak (a dict lookup is atomic). A failure withheld concurrently
         # may then outlive this answer: it raced it, and proves no less.
-        if region in self._first:
+        if region in self.failing:
             with self._lock:
-                self._first.pop(region, None)
+                self.failing.pop(region, None)
                 self._proven.discard(region)
 
     def withheld(self, region: str, request: int) -> int:
@@ -439,7 +468,7 @@ class _Streaks:
         with self._lock:
             if region in self._proven:
                 return 1
-            if self._first.setdefault(region, request) == request:
+            if self.failing.setdefault(region, request) == request:
                 return 0  # the streak's first request, or the same one again
             self._proven.add(region)
             return 2  # the first request's failure, withheld until now, and this one
