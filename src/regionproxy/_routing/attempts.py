@@ -217,7 +217,8 @@ class AttemptLoop:
                 # other side's error is the answer.
                 self._charge_server_errors(run, None)
                 raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
-            if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
+            server_regions = run.server_regions or ()
+            if run.server_errors and not run.hedge() and all(region in server_regions for region in run.errors):
                 # Every region failed this request with a server error (or an
                 # error nobody knows): blame the request, not the regions (none
                 # was charged for it).
@@ -273,10 +274,13 @@ class AttemptLoop:
                     # at the end, if another region answers the same request.
                     breaker.released(ticket)
                     run.server_errors.append((region, error))
+                    if run.server_regions is None:
+                        run.server_regions = set()
                     run.server_regions.add(region)
                 else:
                     breaker.failed(ticket)
-                    run.server_regions.discard(region)
+                    if run.server_regions:
+                        run.server_regions.discard(region)
                 self._emit_attempt(region, call, duration, FAULT, verdict.reason)
                 run.errors[region] = error
                 if call.kind == WRITE and verdict.maybe_applied and region not in tally.maybe_applied:
@@ -417,7 +421,9 @@ class _Run:
             self.maybe_applied: list[str] = maybe_applied if maybe_applied is not None else []
         self.errors: dict[str, BaseException] = {}
         self.server_errors: list[tuple[str, BaseException]] = []
-        self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
+        # The regions whose last answer was a 5xx (made at the first: most
+        # calls meet none).
+        self.server_regions: set[str] | None = None
         self.reason = "breaker_open"  # why the preferred region did not serve
 
     def abandoned(self) -> bool:

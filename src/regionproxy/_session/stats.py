@@ -149,12 +149,17 @@ class SessionStats:
         with self._counted():
             return list(self._recent)
 
-    def __call__(self, event: Event) -> None:
+    def record(self, event: Event) -> None:
+        """Receive one event (the listener: register ``stats.record``, a
+        bound method, which Python calls for less than an instance's
+        ``__call__``; calling the instance does the same)."""
         pending = self._pending
         pending.append((self._clock(), event))
         if len(pending) >= COUNT_EVERY:
             with self._counted():
                 pass
+
+    __call__ = record
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
