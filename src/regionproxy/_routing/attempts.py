@@ -163,12 +163,14 @@ class AttemptLoop:
             regions where a write met a fault that may have applied it; read
             it when the call raises: the write may have landed there.
         """
-        # Every call comes through here: the common path (unhedged, served
-        # by the first region at the first attempt) makes as few Python
-        # calls as it can (see ``_attempt``), and emits its events inline,
+        # Every call comes through here: the common path (unhedged, the
+        # first region admits it and answers at the first attempt) is made
+        # inline, with as few Python calls as it can, and emits its events
         # built the quicker way (``CallFinished.build``: the same records).
+        # Anything else goes the general way (``_attempt``), which takes over
+        # the first attempt where the common path leaves it.
         started = perf_counter()
-        tally: _Tally | _Run
+        tally: _Tally | _Run | None = None
         try:
             if hedge and self.hedger is not None and call.kind == READ:
                 tally = _Tally(maybe_applied)  # both sides' attempts
@@ -183,13 +185,35 @@ class AttemptLoop:
                     if missing != region:
                         self._report_missing(tally, missing, tables)
             else:
-                tally = _Run(call, plan, None, None, maybe_applied)  # the call's only pass: its own tally
+                region = plan[0]
+                replica = self.replicas[region]
+                breaker = replica.breaker
+                ticket = breaker.admit()
+                if ticket is not None:
+                    attempt_started = perf_counter()
+                    try:
+                        result = replica.call(call.operation, call.params)
+                    except BaseException as error:  # noqa: BLE001 - judged by _try_region, as every attempt's error
+                        tally = _Run(call, plan, None, None, maybe_applied)
+                        tally.sent = (ticket, error, attempt_started)
+                    else:
+                        breaker.succeeded(ticket)
+                        if region in self._streaks.failing:  # read without the lock (see _Streaks.answered)
+                            self._streaks.answered(region)
+                        hooks = self.hooks
+                        hooks.emit(CallFinished.build(region, call.operation, call.kind, perf_counter() - attempt_started, OK, None))
+                        hooks.emit(OperationFinished.build(call.operation, call.kind, OK, region, perf_counter() - started, 1))
+                        return result, region
+                # Refused (the general way asks again), or failed: the call's
+                # only pass, its own tally. Out of the except block: what it
+                # raises is not raised while handling the first error.
+                if tally is None:
+                    tally = _Run(call, plan, None, None, maybe_applied)
                 result, region = self._attempt(tally)
         except BaseException as error:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
-            self.hooks.emit(
-                OperationFinished.build(call.operation, call.kind, outcome, tally.region, perf_counter() - started, tally.attempts)
-            )
+            region, attempts = (tally.region, tally.attempts) if tally is not None else (None, 0)
+            self.hooks.emit(OperationFinished.build(call.operation, call.kind, outcome, region, perf_counter() - started, attempts))
             raise
         # The region that served (with a hedge, not the last one started).
         self.hooks.emit(OperationFinished.build(call.operation, call.kind, OK, region, perf_counter() - started, tally.attempts))
@@ -236,22 +260,34 @@ class AttemptLoop:
     # -- one region ----------------------------------------------------------------
 
     def _try_region(self, run: _Run, region: str) -> dict[str, Any] | None:
+        """Up to ``attempts`` attempts in ``region``; the first may have been
+        made already, and failed (``run.sent``, by :meth:`run`'s common path):
+        it is judged here as any attempt is."""
         call, replica, tally = run.call, self.replicas[region], run.tally
         breaker = replica.breaker
         failover = region != run.plan[0]
         if run.side is not None:
             run.side.region = region
         for attempt in range(self.attempts):
-            ticket = breaker.admit()
-            if ticket is None:
-                run.errors.setdefault(region, RegionUnavailable(region, breaker.state))
-                return None
+            failure: BaseException | None = None
+            if run.sent is None:
+                ticket = breaker.admit()
+                if ticket is None:
+                    run.errors.setdefault(region, RegionUnavailable(region, breaker.state))
+                    return None
+                started = perf_counter()
+            else:
+                (ticket, failure, started), run.sent = run.sent, None
             tally.attempts += 1
             tally.region = region
-            started = perf_counter()
             try:
+                if failure is not None:
+                    # Raised again here, so that the handlers below judge it
+                    # as they judge the error of an attempt made here.
+                    raise failure
                 result = replica.call(call.operation, call.params)
             except Exception as error:
+                failure = None  # no cycle through this frame (as ``error`` is deleted after the block)
                 duration = perf_counter() - started
                 verdict = classify(error, throttling_is_fault=self.throttling_is_fault)
                 if not verdict.sent:
@@ -302,6 +338,7 @@ class AttemptLoop:
                         continue
                 break
             except BaseException:
+                failure = None
                 breaker.released(ticket)
                 raise
             # The common path, inline: one Python call fewer each.
@@ -404,7 +441,7 @@ class _Run:
     as :class:`_Tally` has them; missing replicas are reported as met)."""
 
     __slots__ = (
-        "call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason",
+        "call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason", "sent",
         "attempts", "region", "maybe_applied",
     )
 
@@ -431,6 +468,9 @@ class _Run:
         # calls meet none).
         self.server_regions: set[str] | None = None
         self.reason = "breaker_open"  # why the preferred region did not serve
+        # The first region's first attempt, made and failed before this run
+        # began (AttemptLoop.run's common path): its ticket, error and start.
+        self.sent: tuple[str, BaseException, float] | None = None
 
     def abandoned(self) -> bool:
         """Whether the other side of a hedged read has answered it."""
