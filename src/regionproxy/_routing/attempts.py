@@ -200,9 +200,11 @@ class AttemptLoop:
                         breaker.succeeded(ticket)
                         if region in self._streaks.failing:  # read without the lock (see _Streaks.answered)
                             self._streaks.answered(region)
-                        hooks = self.hooks
-                        hooks.emit(CallFinished.build(region, call.operation, call.kind, perf_counter() - attempt_started, OK, None))
-                        hooks.emit(OperationFinished.build(call.operation, call.kind, OK, region, perf_counter() - started, 1))
+                        ended = perf_counter()
+                        self.hooks.emit_each(
+                            CallFinished.build(region, call.operation, call.kind, ended - attempt_started, OK, None),
+                            OperationFinished.build(call.operation, call.kind, OK, region, ended - started, 1),
+                        )
                         return result, region
                 # Refused (the general way asks again), or failed: the call's
                 # only pass, its own tally. Out of the except block: what it

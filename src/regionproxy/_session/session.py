@@ -52,7 +52,7 @@ from regionproxy._regions.health import ProbeAnswer
 from regionproxy._regions.replica import Replica
 from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
-from regionproxy._routing.router import Router, StickyWrites
+from regionproxy._routing.router import NOTHING_SEEN, Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
 from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, Hooks, Listener
@@ -484,7 +484,8 @@ class RegionSession:
         return self.reads.read_values(operation, call.params, lambda: values.to_python(self._read(call)))
 
     def _read(self, call: Call) -> dict[str, Any]:
-        seen = self._sticky.seen_by(call)
+        sticky = self._sticky
+        seen = sticky.seen_by(call) if sticky.remembering else NOTHING_SEEN  # the common path: no call
         hedger = self._hedger
         # (Without a hedger nothing hedges or demotes: whether the read is
         # strongly consistent is not worth working out.)
@@ -525,7 +526,7 @@ class RegionSession:
             if (
                 region != plan[0]
                 or cache is not None
-                or (self._sticky.remembers_any() and self._sticky.remembers(call.tables))  # the tables only if it may matter
+                or (self._sticky.remembering and self._sticky.remembers(call.tables))  # the tables only if it may matter
             ):
                 key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 self._remember(region, call, key_names, failed_over=region != plan[0])
