@@ -170,7 +170,8 @@ class AttemptLoop:
         # Anything else goes the general way (``_attempt``), which takes over
         # the first attempt where the common path leaves it.
         started = perf_counter()
-        tally: _Tally | _Run | None = None
+        tally: _Tally | _Run | None = None  # None: served at once, by the common path
+        attempt_started: float | None = None  # the common path's attempt, once made
         try:
             if hedge and self.hedger is not None and call.kind == READ:
                 tally = _Tally(maybe_applied)  # both sides' attempts
@@ -200,23 +201,29 @@ class AttemptLoop:
                         breaker.succeeded(ticket)
                         if region in self._streaks.failing:  # read without the lock (see _Streaks.answered)
                             self._streaks.answered(region)
-                        ended = perf_counter()
-                        self.hooks.emit_each(
-                            CallFinished.build(region, call.operation, call.kind, ended - attempt_started, OK, None),
-                            OperationFinished.build(call.operation, call.kind, OK, region, ended - started, 1),
-                        )
-                        return result, region
                 # Refused (the general way asks again), or failed: the call's
                 # only pass, its own tally. Out of the except block: what it
                 # raises is not raised while handling the first error.
-                if tally is None:
+                if tally is None and ticket is None:
                     tally = _Run(call, plan, None, None, maybe_applied)
-                result, region = self._attempt(tally)
+                if tally is not None:
+                    result, region = self._attempt(tally)
         except BaseException as error:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
-            region, attempts = (tally.region, tally.attempts) if tally is not None else (None, 0)
+            if tally is not None:
+                region, attempts = tally.region, tally.attempts
+            else:  # the common path's bookkeeping failed
+                region, attempts = (plan[0], 1) if attempt_started is not None else (None, 0)
             self.hooks.emit(OperationFinished.build(call.operation, call.kind, outcome, region, perf_counter() - started, attempts))
             raise
+        if tally is None:  # served at once: the attempt and the call, announced together
+            assert attempt_started is not None
+            ended = perf_counter()
+            self.hooks.emit_each(
+                CallFinished.build(region, call.operation, call.kind, ended - attempt_started, OK, None),
+                OperationFinished.build(call.operation, call.kind, OK, region, ended - started, 1),
+            )
+            return result, region
         # The region that served (with a hedge, not the last one started).
         self.hooks.emit(OperationFinished.build(call.operation, call.kind, OK, region, perf_counter() - started, tally.attempts))
         return result, region
