@@ -44,6 +44,25 @@ def test_overhead_benchmark_prints_a_row_per_surface_and_operation():
             assert float(median) > 0 and float(p99) >= float(median) and ratio.endswith("x")
 
 
+
+def test_overhead_benchmark_counts_the_calls_each_surface_makes_beyond_its_baselines():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_overhead.py"), "--target", "calls"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    for operation in ("GetItem", "PutItem", "Query"):
+        for surface in ("boto3 client", "boto3 client (as regions)", "session.client", "session.table"):
+            prefix = f"{operation:<9} {surface}  "
+            row = next(line for line in out.splitlines() if line.startswith(prefix))
+            python, into_c = row[len(prefix) :].split()[:2]
+            assert int(python) > 100 and int(into_c) > 100, row
+            if surface.startswith("session"):
+                assert "python," in row and "into C" in row, "what it makes beyond its baselines"
+
+
 # -- the bench package's parts ---------------------------------------------------
 
 
