@@ -160,11 +160,11 @@ def measure(
             call()
     deadline = time.monotonic() + time_limit
     clock, cpu_clock = time.perf_counter, time.thread_time
-    # Each round starts one surface later: a surface timed right after a
-    # near-twin (raw boto3 in two configurations) finds the caches warm that
-    # the first of a round finds cold, and in a fixed order that bias lands
-    # on the same surfaces every round (the second raw client measured ~30
-    # us faster than the first at the canned endpoint, for 15k instructions).
+    # Each round starts one surface later: in a fixed order the surface
+    # timed first always meets the caches the round before left, and each
+    # other surface always follows the same one (raw boto3 in its two
+    # configurations are near-twins), so a position's bias would land on
+    # the same surfaces every round.
     order = list(calls.items())
     for round_ in range(count):
         shift = round_ % len(order)
