@@ -12,7 +12,12 @@ in another process (client-side cost only). Targets: session median at most
 session's regional clients alike, so nothing but client-side Python work
 is timed (no socket, no other process: steadier on a shared machine).
 
-    python benchmarks/bench_overhead.py [--calls N] [--target lab|canned|floor|both|all]
+``--target calls`` times nothing: at the floor, it counts the Python
+function calls (and calls into C) one call of each surface makes
+(``sys.setprofile``), the same on any machine however loaded, and what the
+session's surfaces make beyond their raw baselines.
+
+    python benchmarks/bench_overhead.py [--calls N] [--target lab|canned|floor|calls|both|all]
 """
 
 from __future__ import annotations
@@ -94,10 +99,55 @@ def run_floor(count: int) -> None:
     overhead.print_rows("(c) the client floor: botocore's HTTP step answered in-process (client-side work only)", results, count)
 
 
+def _counted(call: Any) -> tuple[int, int]:
+    """Python function calls and calls into C that one ``call()`` makes."""
+    counts = [0, 0]
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            counts[0] += 1
+        elif event == "c_call":
+            counts[1] += 1
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return counts[0], counts[1]
+
+
+def run_calls() -> None:
+    with answered_in_process() as endpoint:
+        plain, cached = overhead.canned_sessions(endpoint)
+        try:
+            table = overhead.surfaces(endpoint, plain, cached)
+            print("\n== Python calls (and calls into C) per call at the client floor: counted, not timed")
+            print(f"{'operation':<9} {'surface':<25} {'python':>7} {'into C':>7}  beyond its baselines (default / as regions)")
+            for operation, calls in table.items():
+                for call in calls.values():  # warm up: clients, caches, lazily built models
+                    for _ in range(30):
+                        call()
+                counts = {name: _counted(call) for name, call in calls.items()}
+                for name, (python, c) in counts.items():
+                    baseline = overhead.BASELINES.get(name)
+                    beyond = ""
+                    if baseline is not None:
+                        second = overhead.AS_REGIONS[baseline]
+                        beyond = (
+                            f"  {python - counts[baseline][0]:+d} / {python - counts[second][0]:+d} python,"
+                            f" {c - counts[baseline][1]:+d} / {c - counts[second][1]:+d} into C"
+                        )
+                    print(f"{operation:<9} {name:<25} {python:>7} {c:>7}{beyond}")
+        finally:
+            plain.close()
+            cached.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--target", choices=("lab", "canned", "floor", "both", "all"), default="both")
+    parser.add_argument("--target", choices=("lab", "canned", "floor", "calls", "both", "all"), default="both")
     args = parser.parse_args(argv)
     print(f"regionproxy {rp.__version__}, boto3 {boto3.__version__}, Python {sys.version.split()[0]}")
     if args.target in ("canned", "both", "all"):
@@ -106,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         run_lab(max(args.calls // 4, 1))
     if args.target in ("floor", "all"):
         run_floor(args.calls)
+    if args.target in ("calls", "all"):
+        run_calls()
 
 
 if __name__ == "__main__":

@@ -66,3 +66,25 @@ def test_adding_a_listener_twice_delivers_each_event_once():
     hooks.add(seen.append)
     hooks.emit(EVENT)
     assert seen == [EVENT]
+
+
+def test_emit_each_delivers_as_emit_would_one_event_after_the_other():
+    other = FailedOver("GetItem", "eu-west-3", "us-east-1", "read_timeout", 0.0)
+    seen, by_emit = [], []
+
+    def broken(event):
+        raise RuntimeError("listener bug")
+
+    each = Hooks([lambda e: seen.append(("a", e)), broken, lambda e: seen.append(("b", e))])
+    each.emit_each(EVENT, other)
+    one = Hooks([lambda e: by_emit.append(("a", e)), broken, lambda e: by_emit.append(("b", e))])
+    one.emit(EVENT)
+    one.emit(other)
+    assert seen == by_emit == [("a", EVENT), ("b", EVENT), ("a", other), ("b", other)]
+
+
+def test_a_record_built_the_quick_way_is_the_record():
+    built = CallFinished.build("eu-west-3", "GetItem", "read", 0.004, "ok")
+    assert type(built) is CallFinished and built == EVENT and hash(built) == hash(EVENT) and repr(built) == repr(EVENT)
+    with pytest.raises(AttributeError):
+        built.region = "us-east-1"  # type: ignore[misc]

@@ -246,9 +246,18 @@ def _setting_slots(cls: type) -> None:
     as the generated one, which calls ``object.__setattr__`` by a global
     lookup per field. Two records are built on every DynamoDB call; after
     botocore's work has evicted the caches, building one took 1.1 us this
-    way, 0.6 us that way."""
+    way, 0.6 us that way.
+
+    And a second way to build one, ``cls.build(...)``, for the records the
+    attempt loop builds on every call: a twin class with the same slots and
+    no ``__setattr__`` of its own stores each field as any object's
+    attribute (Python's quickest store), then becomes ``cls`` (``__class__``
+    assignment: the two layouts are the same). The result is the record
+    ``cls(...)`` makes, frozen as it is, for half the instructions
+    (``valgrind --tool=callgrind``: 3.0k against 5.8k for a ``CallFinished``).
+    """
     names = [f.name for f in fields(cls)]
-    scope: dict[str, object] = {}
+    scope: dict[str, object] = {"_record": cls}
     params = []
     for f in fields(cls):
         if f.default is MISSING:
@@ -262,6 +271,12 @@ def _setting_slots(cls: type) -> None:
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
     cls.__init__ = init  # type: ignore[misc]
+    stores = "".join(f"    self.{name} = {name}\n" for name in names)
+    exec(f"def build(self, {', '.join(params)}):\n{stores}    self.__class__ = _record\n", scope)  # noqa: S102
+    twin = type(cls.__name__, (), {"__slots__": cls.__slots__, "__init__": scope["build"], "__module__": cls.__module__})
+    twin.__qualname__ = f"{cls.__qualname__}.build"
+    twin.__doc__ = f"``{cls.__name__}.build(...)`` is ``{cls.__name__}(...)``, built for less (see ``_setting_slots``)."
+    cls.build = twin  # type: ignore[attr-defined]
 
 
 for _record in (
@@ -298,3 +313,14 @@ class Hooks:
                 listener(event)
             except Exception:  # noqa: BLE001 - instrumentation must not fail a call
                 log.exception("regionproxy listener %r failed on %s", listener, type(event).__name__)
+
+    def emit_each(self, *events: Event) -> None:
+        """``emit`` each of ``events`` in turn (the same deliveries, in the
+        same order), for one call less: the attempt loop ends every call
+        served at once with two events."""
+        for event in events:
+            for listener in self._listeners:  # read again for each, as emit() would
+                try:
+                    listener(event)
+                except Exception:  # noqa: BLE001 - instrumentation must not fail a call
+                    log.exception("regionproxy listener %r failed on %s", listener, type(event).__name__)

@@ -28,7 +28,7 @@ from regionproxy._dynamodb.calls import Call
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN, RegionBreaker
 from regionproxy._routing.attempts import AttemptLoop
 from regionproxy.errors import AllRegionsFailed, AmbiguousWriteError, ReplicaMissingError
-from regionproxy.events import FailedOver, Hooks, OperationFinished, PoisonRequest, ReplicaMissing
+from regionproxy.events import CallFinished, FailedOver, Hooks, OperationFinished, PoisonRequest, ReplicaMissing
 from tests.support import LOCAL, REMOTE, FakeClock
 
 PLAN = (LOCAL, REMOTE)
@@ -627,3 +627,108 @@ def test_a_write_conflict_that_lasts_reaches_the_caller_after_the_regions_attemp
         assert caught.value.response["Error"]["Code"] == CONFLICT
     assert harness.calls() == (12, 0)
     assert harness.regions[LOCAL].breaker.state == CLOSED
+# -- one pass per call: the common path (first region, first attempt) is made
+# inline, and anything else is handed to the general path; the events are
+# those of every attempt, in order, whichever way the call went
+
+
+def _announced(events):
+    """The events as (kind, what they say), times and durations left out."""
+    said = []
+    for event in events:
+        if isinstance(event, CallFinished):
+            said.append(("attempt", event.region, event.operation, event.outcome, event.error))
+        elif isinstance(event, FailedOver):
+            said.append(("failed over", event.from_region, event.to_region, event.reason, event.outcome))
+        elif isinstance(event, OperationFinished):
+            said.append(("call", event.operation, event.outcome, event.region, event.attempts))
+        else:
+            said.append((type(event).__name__,))
+    return said
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "evacuated", "raised", "announced"),
+    [
+        pytest.param(
+            [OK], [OK], False, None,
+            [("attempt", LOCAL, "GetItem", "ok", None), ("call", "GetItem", "ok", LOCAL, 1)],
+            id="served-at-once",
+        ),
+        pytest.param(
+            [client_error("InternalServerError", 500), OK], [OK], False, None,
+            [
+                ("attempt", LOCAL, "GetItem", "fault", "http_500"),
+                ("attempt", LOCAL, "GetItem", "ok", None),
+                ("call", "GetItem", "ok", LOCAL, 2),
+            ],
+            id="first-attempt-failed-then-served-in-region",
+        ),
+        pytest.param(
+            [EndpointConnectionError(endpoint_url=URL)], [OK], False, None,
+            [
+                ("attempt", LOCAL, "GetItem", "fault", "connection_refused"),
+                ("attempt", REMOTE, "GetItem", "ok", None),
+                ("failed over", LOCAL, REMOTE, "connection_refused", "ok"),
+                ("call", "GetItem", "ok", REMOTE, 2),
+            ],
+            id="first-attempt-refused-then-failed-over",
+        ),
+        pytest.param(
+            [OK], [OK], True, None,
+            [
+                ("attempt", REMOTE, "GetItem", "ok", None),
+                ("failed over", LOCAL, REMOTE, "breaker_open", "ok"),
+                ("call", "GetItem", "ok", REMOTE, 1),
+            ],
+            id="first-region-kept-out-by-its-breaker",
+        ),
+        pytest.param(
+            [client_error("ConditionalCheckFailedException", 400)], [OK], False, ClientError,
+            [
+                ("attempt", LOCAL, "GetItem", "caller_error", "ConditionalCheckFailedException"),
+                ("call", "GetItem", "caller_error", LOCAL, 1),
+            ],
+            id="caller-error-at-the-first-attempt",
+        ),
+        pytest.param(
+            [ParamValidationError(report="bad")], [OK], False, ParamValidationError,
+            [("call", "GetItem", "caller_error", LOCAL, 1)],
+            id="not-sent",
+        ),
+        pytest.param(
+            [KeyboardInterrupt()], [OK], False, KeyboardInterrupt,
+            [("call", "GetItem", "caller_error", LOCAL, 1)],
+            id="interrupted",
+        ),
+    ],
+)
+def test_every_attempt_and_the_call_are_announced_once_in_order(local, remote, evacuated, raised, announced):
+    harness = Harness(local, remote)
+    if evacuated:
+        harness.regions[LOCAL].breaker.evacuate()
+        harness.events.clear()
+    if raised is None:
+        harness.run(GET)
+    else:
+        with pytest.raises(raised):
+            harness.run(GET)
+    assert _announced(harness.events) == announced
+
+
+def test_a_first_attempt_that_failed_is_judged_once_and_released_when_interrupted():
+    # The common path hands a failed first attempt to the general path: a
+    # half-open trial interrupted mid-call is released (the next call may
+    # be the trial), and a fault is counted once, not twice.
+    harness = Harness([KeyboardInterrupt()], [OK])
+    breaker = harness.regions[LOCAL].breaker
+    for _ in range(3):
+        breaker.failed(breaker.admit())
+    harness.clock.now += 11  # past reset_timeout: the next call is the trial
+    with pytest.raises(KeyboardInterrupt):
+        harness.run(GET)
+    assert breaker.state == HALF_OPEN
+    assert breaker.admit() is not None, "the interrupted trial was released"
+    faulty = Harness([EndpointConnectionError(endpoint_url=URL)], [OK])
+    faulty.run(GET)
+    assert faulty.regions[LOCAL].breaker.failures == 1

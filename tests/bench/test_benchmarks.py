@@ -31,11 +31,36 @@ def test_overhead_benchmark_prints_a_row_per_surface_and_operation():
         timeout=120,
         check=True,
     ).stdout
+    baselines = ("boto3 client", "boto3 client (as regions)", "boto3 Table", "boto3 Table (as regions)")
     for operation in ("GetItem", "PutItem", "Query"):
-        for surface in ("boto3 client", "session.client", "boto3 Table", "session.table"):
-            row = next(line for line in out.splitlines() if line.startswith(f"{operation:<9} {surface:<15}"))
-            median, p99, ratio, added = row[25:].split()
+        for surface in (*baselines, "session.client", "session.table"):
+            prefix = f"{operation:<9} {surface}  "
+            row = next(line for line in out.splitlines() if line.startswith(prefix))
+            figures = row[len(prefix) :].split()
+            # median, p99, ratio, added; a session row also what it adds over
+            # raw boto3 configured as its regional clients.
+            assert len(figures) == (4 if surface in baselines else 5), row
+            median, p99, ratio = figures[:3]
             assert float(median) > 0 and float(p99) >= float(median) and ratio.endswith("x")
+
+
+
+def test_overhead_benchmark_counts_the_calls_each_surface_makes_beyond_its_baselines():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_overhead.py"), "--target", "calls"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    for operation in ("GetItem", "PutItem", "Query"):
+        for surface in ("boto3 client", "boto3 client (as regions)", "session.client", "session.table"):
+            prefix = f"{operation:<9} {surface}  "
+            row = next(line for line in out.splitlines() if line.startswith(prefix))
+            python, into_c = row[len(prefix) :].split()[:2]
+            assert int(python) > 100 and int(into_c) > 100, row
+            if surface.startswith("session"):
+                assert "python," in row and "into C" in row, "what it makes beyond its baselines"
 
 
 # -- the bench package's parts ---------------------------------------------------

@@ -59,6 +59,18 @@ then gets (:class:`AmbiguousWriteError`, :class:`AllRegionsFailed`, a later
 region's error): :meth:`AttemptLoop.run` names those regions, in the order
 tried, so that read-your-writes and the cache can count the write as one
 that may be there (see :mod:`regionproxy._routing.router`).
+
+What it costs: every call of the app's comes through :meth:`AttemptLoop.run`,
+so the common path (unhedged, the first region admits the call and answers
+at the first attempt) is made inline there, with no per-call object of the
+loop's own and its two events delivered together (``Hooks.emit_each``).
+Anything else is handed to the general path (:meth:`AttemptLoop._attempt`)
+with the attempt already made, which judges it as any attempt's error: one
+set of rules, two ways in. Counted with ``sys.setprofile`` and
+``valgrind --tool=callgrind`` (steady on a loaded machine, unlike a clock):
+a GetItem served at once makes 17 Python calls beyond those of a raw boto3
+client configured as the regional clients are (was 29), and 29k more
+instructions (was 58k; ``benchmarks/bench_overhead.py --target floor``).
 """
 
 from __future__ import annotations
@@ -68,6 +80,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from time import perf_counter
 from typing import Any
 
 from regionproxy._config.policies import Timeouts
@@ -167,93 +180,147 @@ class AttemptLoop:
             regions where a write met a fault that may have applied it; read
             it when the call raises: the write may have landed there.
         """
-        tally = _Tally(maybe_applied)
-        started = time.perf_counter()
+        # Every call comes through here: the common path (unhedged, the
+        # first region admits it and answers at the first attempt) is made
+        # inline, with as few Python calls as it can, and emits its events
+        # built the quicker way (``CallFinished.build``: the same records).
+        # Anything else goes the general way (``_attempt``), which takes over
+        # the first attempt where the common path leaves it.
+        started = perf_counter()
+        tally: _Tally | _Run | None = None  # None: served at once, by the common path
+        attempt_started: float | None = None  # the common path's attempt, once made
         try:
-            if self.hedger is not None and call.kind == READ and hedge:
-                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(c, p, tally, side))
+            if hedge and self.hedger is not None and call.kind == READ:
+                tally = _Tally(maybe_applied)  # both sides' attempts
+                result, region = self.hedger.run(call, plan, lambda c, p, side: self._attempt(_Run(c, p, tally, side)))
+                # A region answered the read: the table exists. A hedge's
+                # missing replicas held until now are missing replicas (not
+                # the one that answered: it has the table). Set before the
+                # copy is taken: a losing side that holds one later sees it
+                # (``_replica_missing``).
+                tally.served = region
+                for missing, tables in tally.missing.copy().items():  # one C call: the other side may still add
+                    if missing != region:
+                        self._report_missing(tally, missing, tables)
             else:
-                result, region = self._attempt(call, plan, tally)
-            tally.region = region  # the one that served (with a hedge, not the last one started)
+                region = plan[0]
+                replica = self.replicas[region]
+                breaker = replica.breaker
+                ticket = breaker.admit()
+                if ticket is not None:
+                    attempt_started = perf_counter()
+                    try:
+                        result = replica.call(call.operation, call.params)
+                    except BaseException as error:  # noqa: BLE001 - judged by _try_region, as every attempt's error
+                        tally = _Run(call, plan, None, None, maybe_applied)
+                        tally.sent = (ticket, error, attempt_started)
+                    else:
+                        breaker.succeeded(ticket)
+                        if region in self._streaks.failing:  # read without the lock (see _Streaks.answered)
+                            self._streaks.answered(region)
+                # Refused (the general way asks again), or failed: the call's
+                # only pass, its own tally. Out of the except block: what it
+                # raises is not raised while handling the first error.
+                if tally is None and ticket is None:
+                    tally = _Run(call, plan, None, None, maybe_applied)
+                if tally is not None:
+                    result, region = self._attempt(tally)
         except BaseException as error:
             outcome = FAILED if isinstance(error, RegionProxyError) else CALLER_ERROR
-            self._finished(call, outcome, tally, started)
+            if tally is not None:
+                region, attempts = tally.region, tally.attempts
+            else:  # the common path's bookkeeping failed
+                region, attempts = (plan[0], 1) if attempt_started is not None else (None, 0)
+            self.hooks.emit(OperationFinished.build(call.operation, call.kind, outcome, region, perf_counter() - started, attempts))
             raise
-        # A region answered the read: the table exists. A hedge's missing
-        # replicas held until now are missing replicas (not the one that
-        # answered: it has the table). Set before the copy is taken: a
-        # losing side that holds one later sees it (``_replica_missing``).
-        tally.served = region
-        for missing, tables in tally.missing.copy().items():  # one C call: the other side may still add
-            if missing != region:
-                self._report_missing(tally, missing, tables)
-        self._finished(call, OK, tally, started)
+        if tally is None:  # served at once: the attempt and the call, announced together
+            assert attempt_started is not None
+            ended = perf_counter()
+            self.hooks.emit_each(
+                CallFinished.build(region, call.operation, call.kind, ended - attempt_started, OK, None),
+                OperationFinished.build(call.operation, call.kind, OK, region, ended - started, 1),
+            )
+            return result, region
+        # The region that served (with a hedge, not the last one started).
+        self.hooks.emit(OperationFinished.build(call.operation, call.kind, OK, region, perf_counter() - started, tally.attempts))
         return result, region
 
-    def _attempt(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None = None) -> tuple[dict[str, Any], str]:
-        """Every region of ``plan`` in turn, until one serves (or, on one
-        side of a hedged read, until the other side has answered)."""
-        run = _Run(call, plan, tally, side)
+    def _attempt(self, run: _Run) -> tuple[dict[str, Any], str]:
+        """Every region of the run's plan in turn, until one serves (or, on
+        one side of a hedged read, until the other side has answered)."""
+        call, plan, side = run.call, run.plan, run.side
         try:
-            return self._attempt_plan(run)
-        except BaseException:
-            self._withhold_server_errors(run)
-            raise
-
-    def _attempt_plan(self, run: _Run) -> tuple[dict[str, Any], str]:
-        call, plan = run.call, run.plan
-        for region in plan:
-            if run.abandoned() or (region != plan[0] and run.rest_answered()):
-                # The other side of the hedge answered (perhaps before this
-                # side even started, in a busy pool): trying a region, even
-                # the first, would only send the read again. Or it has
-                # DynamoDB's own error from the regions after this one.
-                break
-            result = self._try_region(run, region)
-            if result is not None:
-                self._charge_server_errors(run, region)
-                return result, region
-        if run.abandoned() or run.rest_answered():
-            # The other side answered this very request: the 5xx this side
-            # met were its regions'. Nobody awaits this error, or the
-            # other side's error is the answer.
-            self._charge_server_errors(run, None)
+            for region in plan:
+                if side is not None and (side.abandoned or (region != plan[0] and side.rest_answered)):
+                    # The other side of the hedge answered (perhaps before this
+                    # side even started, in a busy pool): trying a region, even
+                    # the first, would only send the read again. Or it has
+                    # DynamoDB's own error from the regions after this one.
+                    break
+                result = self._try_region(run, region)
+                if result is not None:
+                    if run.server_errors:
+                        self._charge_server_errors(run, region)
+                    return result, region
+            if run.abandoned() or run.rest_answered():
+                # The other side answered this very request: the 5xx this side
+                # met were its regions'. Nobody awaits this error, or the
+                # other side's error is the answer.
+                self._charge_server_errors(run, None)
+                raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+            server_regions = run.server_regions or ()
+            if run.server_errors and not run.hedge() and all(region in server_regions for region in run.errors):
+                # Every region failed this request with a server error (or an
+                # error nobody knows): blame the request, not the regions (none
+                # was charged for it).
+                first_error = run.server_errors[0][1]
+                regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
+                self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
+                raise first_error
             raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
-        if run.server_errors and not run.hedge() and all(region in run.server_regions for region in run.errors):
-            # Every region failed this request with a server error (or an
-            # error nobody knows): blame the request, not the regions (none
-            # was charged for it).
-            first_error = run.server_errors[0][1]
-            regions = tuple(dict.fromkeys(region for region, _ in run.server_errors))
-            self.hooks.emit(PoisonRequest(call.operation, regions, error_code(first_error), self._clock()))
-            raise first_error
-        raise AllRegionsFailed(call.operation, run.errors) from _last(run.errors)
+        except BaseException:
+            if run.server_errors:
+                self._withhold_server_errors(run)
+            raise
 
     # -- one region ----------------------------------------------------------------
 
     def _try_region(self, run: _Run, region: str) -> dict[str, Any] | None:
-        call, replica = run.call, self.replicas[region]
+        """Up to ``attempts`` attempts in ``region``; the first may have been
+        made already, and failed (``run.sent``, by :meth:`run`'s common path):
+        it is judged here as any attempt is."""
+        call, replica, tally = run.call, self.replicas[region], run.tally
+        breaker = replica.breaker
         failover = region != run.plan[0]
         if run.side is not None:
             run.side.region = region
         for attempt in range(self.attempts):
-            ticket = replica.breaker.admit()
-            if ticket is None:
-                run.errors.setdefault(region, RegionUnavailable(region, replica.breaker.state))
-                return None
-            run.tally.attempts += 1
-            run.tally.region = region
-            started = time.perf_counter()
+            failure: BaseException | None = None
+            if run.sent is None:
+                ticket = breaker.admit()
+                if ticket is None:
+                    run.errors.setdefault(region, RegionUnavailable(region, breaker.state))
+                    return None
+                started = perf_counter()
+            else:
+                (ticket, failure, started), run.sent = run.sent, None
+            tally.attempts += 1
+            tally.region = region
             try:
+                if failure is not None:
+                    # Raised again here, so that the handlers below judge it
+                    # as they judge the error of an attempt made here.
+                    raise failure
                 result = replica.call(call.operation, call.params)
             except Exception as error:
-                duration = time.perf_counter() - started
+                failure = None  # no cycle through this frame (as ``error`` is deleted after the block)
+                duration = perf_counter() - started
                 verdict = classify(error, throttling_is_fault=self.throttling_is_fault)
                 if not verdict.sent:
-                    replica.breaker.released(ticket)  # the region said nothing
+                    breaker.released(ticket)  # the region said nothing
                     raise
                 if not verdict.fault:
-                    replica.breaker.succeeded(ticket)  # the region answered
+                    breaker.succeeded(ticket)  # the region answered
                     self._streaks.answered(region)
                     self._emit_attempt(region, call, duration, CALLER_ERROR, error_code(error))
                     # issue 20 (r20-routing): a write conflict on an MRSC table is
@@ -273,16 +340,23 @@ class AttemptLoop:
                 if verdict.poison_suspect:
                     # A 5xx, or an error the classifier does not know: charged
                     # at the end, if another region answers the same request.
-                    replica.breaker.released(ticket)
+                    breaker.released(ticket)
+                    if not run.server_errors:
+                        run.server_errors = []
                     run.server_errors.append((region, error))
+                    if run.server_regions is None:
+                        run.server_regions = set()
                     run.server_regions.add(region)
                 else:
-                    replica.breaker.failed(ticket)
-                    run.server_regions.discard(region)
+                    breaker.failed(ticket)
+                    if run.server_regions:
+                        run.server_regions.discard(region)
                 self._emit_attempt(region, call, duration, FAULT, verdict.reason)
                 run.errors[region] = error
-                if call.kind == WRITE and verdict.maybe_applied and region not in run.tally.maybe_applied:
-                    run.tally.maybe_applied.append(region)
+                if call.kind == WRITE and verdict.maybe_applied and region not in (tally.maybe_applied or ()):
+                    if tally.maybe_applied is None:
+                        tally.maybe_applied = []
+                    tally.maybe_applied.append(region)
                 if region == run.plan[0]:
                     run.reason = verdict.reason
                 if call.kind == WRITE and verdict.maybe_applied and not call.repeatable:
@@ -295,11 +369,14 @@ class AttemptLoop:
                         continue
                 break
             except BaseException:
-                replica.breaker.released(ticket)
+                failure = None
+                breaker.released(ticket)
                 raise
-            replica.breaker.succeeded(ticket)
-            self._streaks.answered(region)
-            self._emit_attempt(region, call, time.perf_counter() - started, OK, None)
+            # The common path, inline: one Python call fewer each.
+            breaker.succeeded(ticket)
+            if region in self._streaks.failing:  # read without the lock (see _Streaks.answered)
+                self._streaks.answered(region)
+            self.hooks.emit(CallFinished.build(region, call.operation, call.kind, perf_counter() - started, OK, None))
             if failover:
                 self._failed_over(run, region, OK)
             return result
@@ -319,6 +396,8 @@ class AttemptLoop:
             served = run.tally.served
             if served is not None and served != region:
                 self._report_missing(run.tally, region, tables)
+        elif run.tally is run:
+            self._emit_missing(region, tables)  # one pass meets each region once: nothing to deduplicate
         else:
             self._report_missing(run.tally, region, tables)
         run.errors[region] = ReplicaMissingError(region, tables, error)
@@ -332,13 +411,16 @@ class AttemptLoop:
         claim = object()
         if tally.reported.setdefault(region, claim) is not claim:
             return  # reported already, by this side or the other
+        self._emit_missing(region, tables)
+
+    def _emit_missing(self, region: str, tables: list[str]) -> None:
         for table in tables:
             self.hooks.emit(ReplicaMissing(region, table, self._clock()))
 
     def _charge_server_errors(self, run: _Run, served_by: str | None) -> None:
         # Another region answered this very request: the 5xx (or the unknown
         # error) was the region's.
-        errors, run.server_errors = run.server_errors, []
+        errors, run.server_errors = run.server_errors, ()
         for region, _ in errors:
             if region != served_by:
                 self.replicas[region].breaker.failed(NORMAL)
@@ -348,7 +430,7 @@ class AttemptLoop:
         unknown error) in the region writes go to first: it joins that
         region's streak, which charges the region once it holds two
         different requests."""
-        errors, run.server_errors = run.server_errors, []
+        errors, run.server_errors = run.server_errors, ()
         regions = {region for region, _ in errors}
         if run.call.kind != WRITE or regions != {run.plan[0]}:
             return  # a read; none; a poison request (failed in two regions); or not where writes go first
@@ -364,11 +446,6 @@ class AttemptLoop:
     def _failed_over(self, run: _Run, region: str, outcome: str) -> None:
         self.hooks.emit(FailedOver(run.call.operation, run.plan[0], region, run.reason, self._clock(), outcome))
 
-    def _finished(self, call: Call, outcome: str, tally: _Tally, started: float) -> None:
-        self.hooks.emit(
-            OperationFinished(call.operation, call.kind, outcome, tally.region, time.perf_counter() - started, tally.attempts)
-        )
-
 
 class _Tally:
     """Attempts of one call, over both sides of a hedge; the region that
@@ -381,7 +458,7 @@ class _Tally:
     def __init__(self, maybe_applied: list[str] | None = None) -> None:
         self.attempts = 0
         self.region: str | None = None
-        self.maybe_applied: list[str] = maybe_applied if maybe_applied is not None else []
+        self.maybe_applied = maybe_applied  # a list once a region is added (the caller's, if it passed one)
         # Updated from both sides' threads: each update is one dict
         # operation on str keys, atomic under the GIL.
         self.missing: dict[str, list[str]] = {}
@@ -390,19 +467,41 @@ class _Tally:
 
 
 class _Run:
-    """What one pass over a plan has met so far."""
+    """What one pass over a plan has met so far. Unhedged, the call's only
+    pass: it is its own tally (``attempts``, ``region``, ``maybe_applied``,
+    as :class:`_Tally` has them; missing replicas are reported as met)."""
 
-    __slots__ = ("call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason")
+    __slots__ = (
+        "call", "plan", "tally", "side", "errors", "server_errors", "server_regions", "reason", "sent",
+        "attempts", "region", "maybe_applied",
+    )
 
-    def __init__(self, call: Call, plan: tuple[str, ...], tally: _Tally, side: Side | None) -> None:
+    def __init__(
+        self,
+        call: Call,
+        plan: tuple[str, ...],
+        tally: _Tally | None,
+        side: Side | None,
+        maybe_applied: list[str] | None = None,
+    ) -> None:
         self.call = call
         self.plan = plan
-        self.tally = tally
+        self.tally: _Tally | _Run = self if tally is None else tally
         self.side = side
+        if tally is None:
+            self.attempts = 0
+            self.region: str | None = None
+            self.maybe_applied = maybe_applied  # a list once a region is added (the caller's, if it passed one)
         self.errors: dict[str, BaseException] = {}
-        self.server_errors: list[tuple[str, BaseException]] = []
-        self.server_regions: set[str] = set()  # regions whose last answer was a 5xx
+        # The 5xx (or unknown) errors met, a list from the first (most calls meet none).
+        self.server_errors: list[tuple[str, BaseException]] | tuple[()] = ()
+        # The regions whose last answer was a 5xx (made at the first: most
+        # calls meet none).
+        self.server_regions: set[str] | None = None
         self.reason = "breaker_open"  # why the preferred region did not serve
+        # The first region's first attempt, made and failed before this run
+        # began (AttemptLoop.run's common path): its ticket, error and start.
+        self.sent: tuple[str, BaseException, float] | None = None
 
     def abandoned(self) -> bool:
         """Whether the other side of a hedged read has answered it."""
@@ -426,7 +525,10 @@ class _Streaks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._first: dict[str, int] = {}
+        # The regions with a streak, and its first request's print. Changed
+        # under the lock; read without it by the attempt loop on every answer
+        # (a dict lookup is atomic), which calls answered() only for these.
+        self.failing: dict[str, int] = {}
         self._proven: set[str] = set()
         reset_after_fork(self)
 
@@ -438,9 +540,9 @@ class _Streaks:
         # Every answer comes here: read without the lock while there is no
         # streak (a dict lookup is atomic). A failure withheld concurrently
         # may then outlive this answer: it raced it, and proves no less.
-        if region in self._first:
+        if region in self.failing:
             with self._lock:
-                self._first.pop(region, None)
+                self.failing.pop(region, None)
                 self._proven.discard(region)
 
     def withheld(self, region: str, request: int) -> int:
@@ -449,7 +551,7 @@ class _Streaks:
         with self._lock:
             if region in self._proven:
                 return 1
-            if self._first.setdefault(region, request) == request:
+            if self.failing.setdefault(region, request) == request:
                 return 0  # the streak's first request, or the same one again
             self._proven.add(region)
             return 2  # the first request's failure, withheld until now, and this one

@@ -181,6 +181,10 @@ class StickyWrites:
         # Both oldest write first, so expiry takes from the front.
         self._keys: OrderedDict[tuple[str, Hashable], _Write] = OrderedDict()
         self._tables: OrderedDict[str | None, _TableWrites] = OrderedDict()
+        # Whether any write is remembered: set under the lock whenever the
+        # tables change, read without it on every call (the common path:
+        # nothing remembered, and no call made to find that out).
+        self.remembering = False
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -191,8 +195,8 @@ class StickyWrites:
         self._lock = threading.Lock()
 
     def remembers_any(self) -> bool:
-        """Whether any write is remembered (no lock: a dict's size is one C call)."""
-        return bool(self._tables)
+        """Whether any write is remembered (no lock: :attr:`remembering`)."""
+        return self.remembering
 
     def remembers(self, tables: Iterable[str]) -> bool:
         """Whether a write of ``tables`` may change what reads follow (an
@@ -341,3 +345,4 @@ class StickyWrites:
             self._forget(next(iter(self._keys)))
         while self._tables and next(iter(self._tables.values())).last <= now:
             self._tables.popitem(last=False)
+        self.remembering = bool(self._tables)

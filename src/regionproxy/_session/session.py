@@ -56,7 +56,7 @@ from regionproxy._regions.replica import Replica
 from regionproxy._routing.attempts import AttemptLoop, longest_call
 from regionproxy._routing.hedging import Hedger
 from regionproxy._routing.nearest import LatencyEstimates, nearest_first
-from regionproxy._routing.router import Router, StickyWrites
+from regionproxy._routing.router import NOTHING_SEEN, Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
 from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, ConsistencyDowngraded, Hooks, Listener
@@ -191,7 +191,7 @@ class RegionSession:
         self.local_region = settings.regions[0]
         self.hooks = Hooks(listeners)
         self.stats = SessionStats(settings.regions)
-        self.hooks.add(self.stats)
+        self.hooks.add(self.stats.record)  # a bound method: cheaper to call than the instance
         self.router = Router(settings.regions, settings.write_mode, settings.primary, settings.write_failover)
         self._boto3_session = boto3_session
         self.replicas = {
@@ -554,11 +554,13 @@ class RegionSession:
                 result = reads.hit(params)
                 if result is not MISS:
                     return result
-            call = Call(operation, params, marked_idempotent=_IDEMPOTENT.get())
+            # No keyword to pass unless it is marked: a keyword costs a dict per call.
+            call = Call(operation, params, marked_idempotent=True) if _IDEMPOTENT.get() else Call(operation, params)
         elif reads is not None and (operation == "GetItem" or operation == "Query"):
             return self._read_values(operation, params, values)
         else:
-            call = Call(operation, values.to_wire(params), marked_idempotent=_IDEMPOTENT.get())
+            params = values.to_wire(params)
+            call = Call(operation, params, marked_idempotent=True) if _IDEMPOTENT.get() else Call(operation, params)
         if call.kind == READ:
             if reads is not None and reads.applies(operation):
                 result = reads.read(call)
@@ -599,7 +601,8 @@ class RegionSession:
         return self.reads.read_values(operation, call.params, lambda: values.to_python(self._read(call)))
 
     def _read(self, call: Call) -> dict[str, Any]:
-        seen = self._sticky.seen_by(call)
+        sticky = self._sticky
+        seen = sticky.seen_by(call) if sticky.remembering else NOTHING_SEEN  # the common path: no call
         hedger = self._hedger
         if self._kinds.misconfigured():
             self._kinds.check(call.tables)
@@ -674,7 +677,7 @@ class RegionSession:
             if (
                 region != plan[0]
                 or cache is not None
-                or (self._sticky.remembers_any() and self._sticky.remembers(call.tables))  # the tables only if it may matter
+                or (self._sticky.remembering and self._sticky.remembers(call.tables))  # the tables only if it may matter
             ):
                 key_names = key_names or _KeyNamesOnce(self.key_schemas.names)
                 remembered = self._remember(region, call, key_names, failed_over=region != plan[0])
