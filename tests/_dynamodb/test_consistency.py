@@ -75,7 +75,7 @@ def test_a_witness_listed_as_a_region_is_a_config_error_once_the_table_says_so()
     with pytest.raises(rp.ConfigError) as caught:
         kinds.kind("Orders")
     assert caught.value.setting == "regions" and "us-west-2" in str(caught.value)
-    assert kinds.misconfigured()
+    assert kinds.misconfigured
     with pytest.raises(rp.ConfigError):
         kinds.check(["Orders"])  # every later call of the table
     kinds.check(["Other"])
@@ -84,4 +84,4 @@ def test_a_witness_listed_as_a_region_is_a_config_error_once_the_table_says_so()
 def test_a_witness_not_among_the_regions_is_fine():
     kinds = TableKinds({}, (LOCAL, REMOTE), Describer(WITNESSED))
     assert kinds.kind("Orders") == STRONG
-    assert not kinds.misconfigured()
+    assert not kinds.misconfigured

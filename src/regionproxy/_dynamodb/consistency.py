@@ -81,7 +81,9 @@ class TableKinds:
         self.retry_after = retry_after
         self._failed: dict[str, float] = {}  # table -> ask again at
         self._asking: set[str] = set()
-        self._misconfigured: dict[str, str] = {}  # table -> why (a witness listed as a region)
+        # table -> why (a witness listed as a region); read on every call, so
+        # an attribute (its truth is one C check), not a method
+        self.misconfigured: dict[str, str] = {}
         self._lock = threading.Lock()
         reset_after_fork(self)
 
@@ -106,24 +108,20 @@ class TableKinds:
             self._failed.pop(table, None)
             kind = self._kinds.setdefault(table, kind)
             if listed:
-                self._misconfigured[table] = (
+                self.misconfigured[table] = (
                     f"table {table!r} has {listed[0]} as its witness region (it holds no readable data); "
                     "remove it from the session's regions"
                 )
         self.check([table])
         return kind
 
-    def misconfigured(self) -> bool:
-        """Whether any table is known to have a witness among the regions."""
-        return bool(self._misconfigured)  # a dict's size is one C call: no lock
-
     def check(self, tables: Iterable[str]) -> None:
         """Raise ``ConfigError`` if one of ``tables`` has a witness among
         the session's regions (known once a description said so)."""
-        if not self._misconfigured:  # the common path: a dict's size is one C call
+        if not self.misconfigured:  # the common path: a dict's size is one C call
             return
         for table in tables:
-            why = self._misconfigured.get(table)
+            why = self.misconfigured.get(table)
             if why is not None:
                 raise ConfigError(why, setting="regions")
 

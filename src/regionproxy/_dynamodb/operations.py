@@ -117,8 +117,9 @@ def is_strongly_consistent(operation: str, params: Mapping[str, Any]) -> bool:
     counts too (botocore refuses it anyway)."""
     if operation in ("TransactGetItems", "ExecuteTransaction"):
         return True
-    if operation in ("GetItem", "Query", "Scan", "ExecuteStatement"):
-        return _consistent(params)
+    if operation in ("GetItem", "Query", "Scan", "ExecuteStatement"):  # every read: _consistent inline
+        value = params.get("ConsistentRead")
+        return value is not None and value is not False
     if operation == "BatchGetItem":
         request = params.get("RequestItems")
         return isinstance(request, Mapping) and any(_consistent(spec) for spec in request.values())

@@ -56,8 +56,17 @@ class LatencyEstimates:
         return f"LatencyEstimates({ {region: round(value * 1000, 1) for region, value in self._estimates.items()} })"
 
     def __call__(self, event: Event) -> None:
+        self.record(event)
+
+    def record(self, event: Event) -> None:
+        """The listener the session registers (a bound method: one call
+        per event, two per DynamoDB call, so :meth:`add` is inline)."""
         if isinstance(event, CallFinished) and event.outcome == OK:
-            self.add(event.region, event.duration)
+            region, seconds = event.region, event.duration
+            previous = self._estimates.get(region)
+            self._estimates[region] = seconds if previous is None else previous + self.alpha * (seconds - previous)
+            self._latest[region] = seconds
+            self._counts[region] = self._counts.get(region, 0) + 1
 
     def add(self, region: str, seconds: float) -> None:
         """Count one successful attempt or probe of ``region``."""

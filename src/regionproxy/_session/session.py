@@ -222,7 +222,7 @@ class RegionSession:
         self._fleet_due = self.fleet is not None
         # -- end of the fleet
         self._latency = LatencyEstimates()  # issue 20: nearest healthy region
-        self.hooks.add(self._latency)
+        self.hooks.add(self._latency.record)
         self._hedger = (
             Hedger(
                 settings.hedge,
@@ -604,7 +604,7 @@ class RegionSession:
         sticky = self._sticky
         seen = sticky.seen_by(call) if sticky.remembering else NOTHING_SEEN  # the common path: no call
         hedger = self._hedger
-        if self._kinds.misconfigured():
+        if self._kinds.misconfigured:
             self._kinds.check(call.tables)
         plan = self._read_plan if seen.follow is None else self.router.plan(READ, seen.follow)
         if len(plan) > 2:  # remote regions nearest first (issue 20); with two, nothing to reorder
@@ -657,7 +657,7 @@ class RegionSession:
     # -- end issue 20 -------------------------------------------------------------
 
     def _write(self, call: Call) -> dict[str, Any]:
-        if self._kinds.misconfigured():
+        if self._kinds.misconfigured:
             self._kinds.check(call.tables)
         plan = self._write_plan
         cache = self.cache
