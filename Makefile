@@ -1,6 +1,7 @@
 # On a fresh machine with Python 3.11+ and make:
 #   make demo [PORT=8000]  - the main job: the Flask blog over a local two-region lab
 #   make test              - the test suite (installs Debian's chromium when root, else says how)
+#   make docs              - the documentation site into site/ (make docs-serve: on 127.0.0.1:8001)
 #   make example-flask | example-django | example-gunicorn [PORT=8000]
 #                          - one example app over a lab with its tables created, seeded and replicated
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PORT   ?= 8000
 RUN    := $(abspath $(BIN))
 LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test test-loaded test-slow chromium redis-server node-deps awscli bench lint clean example-flask example-django example-gunicorn
+.PHONY: demo docs docs-serve test test-loaded test-slow chromium redis-server node-deps awscli bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +79,14 @@ example-gunicorn: $(BIN)/regionproxy
 	cd examples/gunicorn && $(LAB) --example gunicorn -- \
 	  $(RUN)/gunicorn --config gunicorn.conf.py --preload --workers 2 --bind 127.0.0.1:$(PORT) app:application
 
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link
+# or a name the API reference cannot find.
+docs: $(BIN)/regionproxy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(BIN)/regionproxy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
 # The slow tests: the soak (about 70 s) and the 3-minute benchmark run.
 test-slow: $(BIN)/regionproxy
 	$(BIN)/python -m pytest -m slow
@@ -95,4 +104,4 @@ bench: $(BIN)/regionproxy
 	$(BIN)/regionproxy bench --quick --out benchmarks/results
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build site src/*.egg-info
