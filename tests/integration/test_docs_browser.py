@@ -1,5 +1,6 @@
-"""The documentation site in headless Chromium (Debian's ``chromium``): a
-concept page draws its Mermaid diagram (mkdocs-material renders it into a
+"""The documentation site in headless Chromium (Debian's ``chromium``):
+every page with a Mermaid diagram draws it without a script error (a
+diagram Mermaid cannot parse stays source), a concept page draws its diagram (mkdocs-material renders it into a
 closed shadow root, so the test sees the source block replaced by a drawn
 one of some size), and the API reference shows the session's entry. Both
 screenshots are kept in ``test-artifacts/`` (``docs-concept-failover.png``,
@@ -12,9 +13,12 @@ which ``make test`` runs), never from the network.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.integration.test_status_page_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
 from tests.test_docs import DOCS, ROOT, _build
@@ -32,6 +36,35 @@ def _serve(directory):
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def test_every_diagram_is_drawn(tmp_path, browser):  # noqa: F811
+    assert MERMAID.is_file(), "Mermaid is not fetched: make docs-mermaid (make test runs it)"
+    done = _build(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert done.returncode == 0, done.stderr
+    pages = sorted(
+        str(html.parent.relative_to(tmp_path / "site")) for html in (tmp_path / "site").rglob("index.html")
+        if 'class="mermaid"' in html.read_text()
+    )  # fmt: skip
+    assert "concepts/failover" in pages
+    server = _serve(tmp_path / "site")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route("http*://**", lambda route: route.abort() if "127.0.0.1" not in route.request.url else route.continue_())
+    try:
+        for path in pages:
+            page.goto(f"{url}/{path}/")
+            drawn = "() => !document.querySelector('pre.mermaid') && document.querySelector('div.mermaid')"
+            with contextlib.suppress(PlaywrightTimeout):  # reported below, with the page's errors
+                page.wait_for_function(drawn, timeout=DRAWN_TIMEOUT_MS // 4)
+            assert page.evaluate(drawn), f"{path}: a diagram is not drawn: {errors}"
+        assert not errors, errors
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_concept_page_draws_its_diagram_and_the_reference_shows_the_api(tmp_path, browser):  # noqa: F811
