@@ -18,6 +18,7 @@ import functools
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.integration.test_status_page_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
@@ -38,16 +39,22 @@ def _serve(directory):
     return server
 
 
-def test_every_diagram_is_drawn(tmp_path, browser):  # noqa: F811
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site, built once for this module's tests."""
     assert MERMAID.is_file(), "Mermaid is not fetched: make docs-mermaid (make test runs it)"
-    done = _build(ROOT / "mkdocs.yml", tmp_path / "site")
+    site = tmp_path_factory.mktemp("docs") / "site"
+    done = _build(ROOT / "mkdocs.yml", site)
     assert done.returncode == 0, done.stderr
+    return site
+
+
+def test_every_diagram_is_drawn(site, browser):  # noqa: F811
     pages = sorted(
-        str(html.parent.relative_to(tmp_path / "site")) for html in (tmp_path / "site").rglob("index.html")
-        if 'class="mermaid"' in html.read_text()
-    )  # fmt: skip
+        str(html.parent.relative_to(site)) for html in site.rglob("index.html") if 'class="mermaid"' in html.read_text()
+    )
     assert "concepts/failover" in pages
-    server = _serve(tmp_path / "site")
+    server = _serve(site)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     page = browser.new_page()
     errors = []
@@ -67,11 +74,8 @@ def test_every_diagram_is_drawn(tmp_path, browser):  # noqa: F811
         server.server_close()
 
 
-def test_a_concept_page_draws_its_diagram_and_the_reference_shows_the_api(tmp_path, browser):  # noqa: F811
-    assert MERMAID.is_file(), "Mermaid is not fetched: make docs-mermaid (make test runs it)"
-    done = _build(ROOT / "mkdocs.yml", tmp_path / "site")
-    assert done.returncode == 0, done.stderr
-    server = _serve(tmp_path / "site")
+def test_a_concept_page_draws_its_diagram_and_the_reference_shows_the_api(site, browser):  # noqa: F811
+    server = _serve(site)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.route("http*://**", lambda route: route.abort() if "127.0.0.1" not in route.request.url else route.continue_())
