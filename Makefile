@@ -1,6 +1,7 @@
 # On a fresh machine with Python 3.11+ and make:
 #   make demo [PORT=8000]  - the main job: the Flask blog over a local two-region lab
 #   make test              - the test suite, in 3 processes (installs Debian's chromium when root, else says how)
+#   make docs              - the documentation site into site/ (make docs-serve: on 127.0.0.1:8001)
 #   make example-flask | example-django | example-gunicorn [PORT=8000]
 #                          - one example app over a lab with its tables created, seeded and replicated
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PORT   ?= 8000
 RUN    := $(abspath $(BIN))
 LAB    := $(RUN)/regionproxy lab
 
-.PHONY: demo test test-loaded test-slow chromium redis-server node-deps awscli bench lint clean example-flask example-django example-gunicorn
+.PHONY: demo docs docs-serve docs-mermaid test test-loaded test-slow chromium redis-server node-deps awscli bench lint clean example-flask example-django example-gunicorn
 
 $(BIN)/regionproxy: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +66,7 @@ $(AWSCLI)/bin/aws:
 	$(AWSCLI)/bin/python -m pip install --quiet --upgrade pip
 	$(AWSCLI)/bin/python -m pip install --quiet "awscli>=1.32"
 
-test: $(BIN)/regionproxy chromium redis-server node-deps awscli
+test: $(BIN)/regionproxy chromium redis-server node-deps awscli docs-mermaid
 	$(BIN)/python -m pytest
 
 example-flask: $(BIN)/regionproxy
@@ -78,6 +79,29 @@ example-gunicorn: $(BIN)/regionproxy
 	cd examples/gunicorn && $(LAB) --example gunicorn -- \
 	  $(RUN)/gunicorn --config gunicorn.conf.py --preload --workers 2 --bind 127.0.0.1:$(PORT) app:application
 
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link
+# or a name the API reference cannot find.
+docs: $(BIN)/regionproxy docs-mermaid
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(BIN)/regionproxy docs-mermaid
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+# The site's diagrams without the CDN (offline, and the docs' browser test):
+# Mermaid's one file from npm, kept out of git. Without it the site loads it
+# from unpkg.com, as mkdocs-material does by default.
+MERMAID_VERSION := 11.17.2
+MERMAID := docs/assets/javascripts/mermaid.min.js
+docs-mermaid: $(MERMAID)
+$(MERMAID):
+	@if command -v npm >/dev/null 2>&1; then \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent mermaid@$(MERMAID_VERSION) >/dev/null \
+	    && tar xzf mermaid-$(MERMAID_VERSION).tgz package/dist/mermaid.min.js) \
+	  && mkdir -p $(dir $@) && mv $$tmp/package/dist/mermaid.min.js $@; rm -rf $$tmp; \
+	else \
+	  echo "the docs' diagrams offline need npm (Mermaid): sudo apt-get install npm" >&2; \
+	fi
+
 # The slow tests: the soak (about 70 s) and the 3-minute benchmark run, one
 # after the other in one process (-n 0): run side by side, each would load
 # the other's figures.
@@ -85,7 +109,7 @@ test-slow: $(BIN)/regionproxy
 	$(BIN)/python -m pytest -m slow -n 0
 
 # The suite 5 times in a row while two busy loops hold both cores (flakiness check).
-test-loaded: $(BIN)/regionproxy chromium redis-server node-deps awscli
+test-loaded: $(BIN)/regionproxy chromium redis-server node-deps awscli docs-mermaid
 	.ci/loaded-check 5
 
 lint: $(BIN)/regionproxy
@@ -97,4 +121,4 @@ bench: $(BIN)/regionproxy
 	$(BIN)/regionproxy bench --quick --out benchmarks/results
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build site src/*.egg-info

@@ -1,5 +1,6 @@
 """The public face: every name in ``regionproxy.__all__`` and every import
-the README shows resolves; ``import regionproxy`` stays light (no boto3)."""
+the README and the documentation site (``docs/``) show resolves;
+``import regionproxy`` stays light (no boto3)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 import regionproxy as rp
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = "\n".join(page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
 
 
 @pytest.mark.parametrize("name", rp.__all__)

@@ -1,5 +1,5 @@
 """gunicorn settings for an app wrapped by regionproxy, with Prometheus
-multiprocess metrics (the README's recipe).
+multiprocess metrics (the recipe in docs/reference/metrics.md).
 
     PROMETHEUS_MULTIPROC_DIR=/run/app-metrics gunicorn -c gunicorn.conf.py --preload app:application
 

@@ -33,6 +33,9 @@ class AllRegionsFailed(RegionProxyError):
     :param errors: the error seen in each region tried, in the order tried;
         a region skipped because its breaker was open maps to the
         :class:`RegionUnavailable` that says so.
+
+    A web app answers it with ``503 Service Unavailable`` and
+    ``Retry-After`` (docs/getting-started/flask.md shows the handler).
     """
 
     def __init__(self, operation: str, errors: Mapping[str, BaseException]) -> None:
@@ -86,6 +89,13 @@ class AmbiguousWriteError(RegionProxyError):
     :param region: where the write was sent.
     :param operation: the DynamoDB operation name.
     :param error: the original error; also the ``__cause__``.
+
+    Example::
+
+        try:
+            table.update_item(Key=key, UpdateExpression="ADD views :one", ExpressionAttributeValues={":one": 1})
+        except rp.AmbiguousWriteError:
+            current = table.get_item(Key=key, ConsistentRead=True).get("Item")   # applied or not?
     """
 
     def __init__(self, region: str, operation: str, error: BaseException) -> None:

@@ -64,7 +64,7 @@ def test_from_env_builds_every_setting():
 
 
 def test_every_variable_is_read():
-    """The README's table and ENVIRONMENT agree with what the test above sets."""
+    """docs/reference/configuration.md's table and ENVIRONMENT agree with what the test above sets."""
     assert set(ENVIRONMENT) == {
         "REGIONS", "ENDPOINTS", "WRITE_MODE", "PRIMARY_REGION", "WRITE_FAILOVER", "BREAKER_FAIL_MAX",
         "BREAKER_RESET_TIMEOUT", "BREAKER_SUCCESS_THRESHOLD", "CONNECT_TIMEOUT", "READ_TIMEOUT", "ATTEMPTS",

@@ -24,7 +24,7 @@ one), and read-your-writes after flapping (a write that failed over, then a
 later write of the same item that landed locally: reads return the later
 one, with the cache off and on).
 
-The README's tables of outcomes are this module's EXPECTED and
+The tables of outcomes in docs/reference/faults.md are this module's EXPECTED and
 READ_EXPECTED tables.
 """
 

@@ -1,5 +1,5 @@
 """Under gunicorn: a session built before the fork serves in every worker,
-multiprocess metrics (the README's recipe) sum over the workers, and a
+multiprocess metrics (the recipe in docs/reference/metrics.md) sum over the workers, and a
 killed worker's breaker state leaves the scrape."""
 
 from __future__ import annotations

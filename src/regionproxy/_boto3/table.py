@@ -54,6 +54,21 @@ class RegionTable:
     :param client: the session's :class:`~regionproxy._boto3.client.ResourceClient`.
     :param attributes: description attribute names (``item_count``) to
         ``DescribeTable`` member names (``ItemCount``).
+
+    Made by ``session.table(name)`` (or ``session.resource.Table(name)``),
+    never directly. Its methods are boto3's Table's (``get_item``,
+    ``put_item``, ``update_item``, ``delete_item``, ``query``, ``scan``,
+    ``batch_writer``, ...), with its arguments, answers and exceptions;
+    each call is routed over the session's regions (breakers, failover,
+    hedging, the cache).
+
+    Example::
+
+        table = session.table("Blog")
+        table.put_item(Item={"PK": "POST#1", "SK": "METADATA", "title": "Hello"})
+        table.get_item(Key={"PK": "POST#1", "SK": "METADATA"})["Item"]
+        with table.batch_writer() as batch:
+            batch.put_item(Item={"PK": "POST#2", "SK": "METADATA"})
     """
 
     def __init__(self, name: str, client: ResourceClient, attributes: dict[str, str]) -> None:

@@ -52,6 +52,8 @@ class BreakerPolicy:
     :param reset_timeout: seconds open before one trial call is let through
         (0 < x <= 86400).
     :param success_threshold: successful trials that close it again (1-1000).
+    :raises ConfigError: a value of the wrong type or out of its range
+        (``.setting`` names the field), when the policy is made.
     """
 
     fail_max: int = 3
@@ -79,6 +81,8 @@ class Timeouts:
         connection, a 5xx, throttling); a timeout or a refusal fails over
         at once, and a write that may have been applied is never sent again
         unless it is idempotent.
+    :raises ConfigError: a value of the wrong type or out of its range
+        (``.setting`` names the field), when the policy is made.
     """
 
     connect: float = 0.5
@@ -104,6 +108,8 @@ class CachePolicy:
         another region or process shows up this soon.
     :param tables: the table names to cache (a list, tuple or set), or None
         for every table.
+    :raises ConfigError: a value of the wrong type or out of its range
+        (``.setting`` names the field), when the policy is made.
     """
 
     maxsize: int = 10_000
@@ -160,6 +166,8 @@ class HedgePolicy:
         breaker, then costs one remote round trip instead of the hedge
         delay for every read. 0: never (0-1000).
     :param demote_for: seconds a slow region is tried last for reads (0-3600).
+    :raises ConfigError: a value of the wrong type or out of its range
+        (``.setting`` names the field), when the policy is made.
     """
 
     delay: float | str = 0.05

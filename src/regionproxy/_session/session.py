@@ -126,6 +126,30 @@ class RegionSession:
     :param clock: wall-clock seconds for breakers and event times; tests pass a fake one.
     :param monotonic: monotonic seconds for the cache and read-your-writes.
     :param sleep: how to wait before an in-region retry; tests pass a fake one.
+    :raises ConfigError: a setting is wrong (a region that is not an AWS region name, a
+        ``primary_region`` without ``write_mode="primary"``, a bad policy,
+        ...); ``.setting`` names it. Nothing is sent before the first call:
+        clients are made lazily, per process.
+
+    Calls through :attr:`client`, :attr:`resource` and :meth:`table` take
+    boto3's arguments and return boto3's answers. A caller's DynamoDB error
+    (``ConditionalCheckFailedException``, ``ValidationException``, ...)
+    reaches the caller unchanged; when no region serves a call it raises
+    ``AllRegionsFailed``; a non-idempotent write that may have been applied
+    raises ``AmbiguousWriteError``.
+
+    Example::
+
+        import regionproxy as rp
+
+        session = rp.RegionSession(
+            regions=["eu-west-3", "us-east-1"],         # order = preference; first is local
+            timeouts=rp.Timeouts(connect=0.5, read=1.0, attempts=2),
+            cache=rp.CachePolicy(maxsize=10_000, ttl=5.0),
+        )
+        table = session.table("Blog")                   # boto3.resource("dynamodb").Table("Blog")
+        table.get_item(Key={"PK": "POST#1", "SK": "METADATA"})
+        session.close()
     """
 
     def __init__(
@@ -276,10 +300,22 @@ class RegionSession:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> RegionSession:
-        """Build a session from ``REGIONPROXY_*`` variables (see the README).
+        """Build a session from ``REGIONPROXY_*`` variables (every one is in
+        docs/reference/configuration.md).
 
-        Keyword arguments that are not settings (``boto3_session``,
-        ``listeners``, ...) go to the constructor as they are.
+        :param environ: where to read them; ``os.environ`` by default.
+        :param kwargs: a setting given here (``regions=``, ``timeouts=``, ...)
+            replaces the variables of that field; keyword arguments that are
+            not settings (``boto3_session``, ``listeners``, ...) go to the
+            constructor as they are.
+        :raises ConfigError: a variable's value is wrong (``.setting`` names
+            the variable), or a keyword is neither a setting nor the
+            constructor's.
+
+        Example::
+
+            # REGIONPROXY_REGIONS=eu-west-3,us-east-1 REGIONPROXY_CACHE_TTL=5
+            session = rp.RegionSession.from_env(listeners=[print])
         """
         if "config" in kwargs:  # the constructor's name for the client_config setting
             kwargs["client_config"] = kwargs.pop("config")
@@ -316,7 +352,10 @@ class RegionSession:
         return self._resource
 
     def table(self, name: str) -> RegionTable:
-        """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``."""
+        """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``.
+
+        Nothing is sent until the first call; a table that does not exist is
+        the caller's ``ResourceNotFoundException`` on that call, as in boto3."""
         return self.resource.Table(name)
 
     def new_client(self) -> RegionClient:
@@ -465,7 +504,12 @@ class RegionSession:
         return answer
 
     def status(self) -> dict[str, Any]:
-        """A JSON-ready picture: regions, breakers, latency, failovers, cache."""
+        """A JSON-ready picture: regions, breakers, latency, failovers, cache
+        (what the status page and ``/_regionproxy/status.json`` show).
+
+        ``status()["regions"][region]`` holds ``local``, ``breaker``
+        (``closed``, ``half-open``, ``open``, ``evacuated``), ``calls``,
+        ``errors``, ``last_error`` and ``latency_ms`` (p50, p99)."""
         regions = {}
         for region, replica in self.replicas.items():
             regions[region] = {
@@ -498,6 +542,9 @@ class RegionSession:
         }
 
     def close(self) -> None:
+        """Close what the session holds in this process: its fleet link,
+        hedging threads and every region's connections. Calls after it are
+        not supported; a lab closes the sessions it made when it stops."""
         if self.fleet is not None:
             self.fleet.close()
         if self._hedger is not None:

@@ -17,7 +17,7 @@ anything else ``other``.
 Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an
 empty directory before the workers start and call
 ``multiprocess.mark_process_dead(pid)`` when a worker exits (see the
-README's recipe): every worker writes its samples there, and a scrape of any
+recipe in docs/reference/metrics.md): every worker writes its samples there, and a scrape of any
 worker returns the sum over all of them. The breaker gauge is ``livemax``:
 the worst state any *live* worker sees. ``mark_process_dead`` deletes only
 ``live*`` gauge files, so under plain ``max`` a killed worker's open

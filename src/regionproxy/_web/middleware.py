@@ -125,10 +125,26 @@ class RegionProxyMiddleware:
     :param server_timing: add a ``Server-Timing`` header to every response.
     :param probe_interval: seconds between background probes of a region.
     :param probe_table: a table to probe with ``GetItem`` (data plane).
+    :param monitor: the :class:`~regionproxy.HealthMonitor` to use
+        (one is made from ``probe_interval`` and ``probe_table`` by default).
     :param lab: demo mode only: a LocalRegions whose outages the page controls.
+    :raises ConfigError: ``app`` is not callable, ``session`` is not a
+        ``RegionSession``, or an option is wrong; ``.setting`` names it.
 
     Every option is checked here (:func:`check_options`): a wrong one raises
-    :class:`ConfigError` naming it, before anything is hooked up.
+    :class:`ConfigError` naming it, before anything is hooked up. Each option
+    is also a ``REGIONPROXY_*`` variable for the Flask and Django
+    integrations (docs/reference/middleware.md).
+
+    Example::
+
+        import regionproxy as rp
+
+        session = rp.RegionSession.from_env()
+        app.wsgi_app = rp.RegionProxyMiddleware(
+            app.wsgi_app, session,
+            admin_allow=["10.0.0.0/8"], admin_token="s3cret",   # the status page and /metrics
+        )
     """
 
     def __init__(

@@ -61,6 +61,20 @@ class LocalRegions:
     :param tls: serve each region's endpoint over https, with a certificate
         of the lab's own CA (:attr:`ca_bundle`); moto behind the proxies
         still speaks plain HTTP, and :attr:`direct_endpoints` reach it so.
+
+    Needs the ``testing`` extra. A context manager (``start()`` and
+    ``stop()`` otherwise); in pytest, the ``local_regions`` fixture yields a
+    started one (docs/how-to/failover-drills.md).
+
+    Example::
+
+        from regionproxy.testing import LocalRegions
+
+        with LocalRegions(["eu-west-3", "us-east-1"]) as lab:
+            lab.create_table(TableName="Blog", KeySchema=[...], AttributeDefinitions=[...])
+            session = lab.session()              # a RegionSession wired to the lab
+            lab.fault("eu-west-3", "blackhole")  # refuse | reset | blackhole | latency | error | ...
+            lab.heal("eu-west-3")
     """
 
     def __init__(
@@ -322,7 +336,7 @@ class LocalRegions:
         regions but ``witness``) and ``witness`` as its witness region.
         moto knows nothing of MRSC: this changes what the table says, not
         how it behaves (the replicator still replicates asynchronously; see
-        the README's lab section for what the stand-in covers)."""
+        the lab's page, docs/how-to/failover-drills.md, for what the stand-in covers)."""
         fields: dict[str, Any] = {"MultiRegionConsistency": "STRONG"}
         if witness is not None:
             fields["GlobalTableWitnesses"] = [{"RegionName": witness, "WitnessStatus": "ACTIVE"}]
