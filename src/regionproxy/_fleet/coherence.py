@@ -154,6 +154,7 @@ class SharedWrites:
             "invalidations_applied": self.invalidations_applied,
             "reconnect_flushes": self.reconnect_flushes,
             "sent": self.sent,
+            "unsendable": self.unsendable,  # publishes Redis did not take (kept, sent later)
             "unsent": len(self._unsent),
         }
 

@@ -18,8 +18,10 @@ def app(environ, start_response):
     parts = environ["PATH_INFO"].strip("/").split("/")
     client = session.client
     if environ["REQUEST_METHOD"] == "PUT" and len(parts) == 3:
+        # (a sync worker serves one request at a time: the difference is this write's)
+        before = session.status()["fleet"]["cache"]["unsendable"]
         client.put_item(TableName=TABLE, Item={"pk": {"S": parts[1]}, "v": {"S": parts[2]}})
-        body = {"pid": os.getpid()}
+        body = {"pid": os.getpid(), "delivered": session.status()["fleet"]["cache"]["unsendable"] == before}
     elif parts == ["fleet"]:
         fleet = session.prepare().status()["fleet"]  # (prepare: the worker joins the fleet)
         body = {"pid": os.getpid(), "connected": fleet["connected"], "flushes": fleet["cache"]["reconnect_flushes"]}
