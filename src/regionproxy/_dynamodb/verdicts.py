@@ -70,7 +70,7 @@ its class alone. Then, in the order :func:`classify` applies them:
    them (its DynamoDB retry config retries a CRC32 mismatch and
    ``GENERAL_CONNECTION_ERROR``).
    A name that does not resolve (``EndpointConnectionError`` wrapping a
-   ``socket.gaierror``: an empty DNS record, a resolver that is down) is
+   ``socket.gaierror`` or urllib3's ``NameResolutionError``: an empty DNS record, a resolver that is down) is
    the region's fault with reason ``dns``, and not applied: no connection
    was opened, so no byte of the request left the process. It fails over
    at once, even a write that is not idempotent, and is not retried in the
@@ -106,7 +106,6 @@ real client, and fail when a name moves.
 from __future__ import annotations
 
 import re
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -253,6 +252,7 @@ TRANSPORT: tuple[tuple[type[BaseException], Verdict], ...] = (
 TLS_HANDSHAKE = Verdict(True, False, "tls_handshake")
 # A name that did not resolve: no connection, nothing sent (rule 6).
 DNS = Verdict(True, False, "dns")
+_RESOLUTION_ERRORS = frozenset({("socket", "gaierror"), ("urllib3.exceptions", "NameResolutionError")})
 
 # DynamoDB error codes that are the region's fault. Throttling is refused
 # before anything is applied; an InternalServerError may have been applied.
@@ -437,9 +437,10 @@ def _raised_in_handshake(error: BaseException) -> bool:
 
 
 def _unresolved(error: BaseException) -> bool:
-    """``error`` wraps a failed name resolution (urllib3's
-    ``NameResolutionError`` is caused by the resolver's ``gaierror``)."""
-    return any(isinstance(cause, socket.gaierror) for cause in _causes(error))
+    """``error`` wraps a failed name resolution: urllib3's
+    ``NameResolutionError``, or the resolver's ``socket.gaierror`` it is
+    caused by (known by module and name: this package imports no socket)."""
+    return any((type(cause).__module__, type(cause).__name__) in _RESOLUTION_ERRORS for cause in _causes(error))
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:

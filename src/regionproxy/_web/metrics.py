@@ -48,9 +48,11 @@ from regionproxy.events import (
     FleetDropsApplied,
     FleetTraffic,
     Hedged,
+    NameResolved,
     OperationFinished,
     PoisonRequest,
     RegionDemoted,
+    RegionProbed,
     ReplicaMissing,
     SidecarRequest,
 )
@@ -128,6 +130,23 @@ class PrometheusListener:
             ["region"],
             registry=target,
             multiprocess_mode="livemax",
+        )
+        self.probe_failures = counter(
+            "regionproxy_probe_failures",
+            "Health probes of this process that failed, per region and reason (dns: the endpoint's name did not resolve).",
+            ["region", "reason"],
+        )
+        self.dns_duration = Histogram(
+            "regionproxy_dns_resolution_seconds",
+            "Time to resolve a region's endpoint host name, once per probe interval, in seconds.",
+            ["region"],
+            buckets=LATENCY_BUCKETS,
+            registry=target,
+        )
+        self.dns_failures = counter(
+            "regionproxy_dns_failures",
+            "Resolutions of a region's endpoint host name that failed (no address: an empty record, a resolver down).",
+            ["region"],
         )
         self.poison = counter(
             "regionproxy_poison_requests",
@@ -224,6 +243,16 @@ class PrometheusListener:
         self.calls.labels(region, operation, event.outcome).inc()
         self.latency.labels(region, operation).observe(event.duration)
 
+    def _region_probed(self, event: RegionProbed) -> None:
+        if not event.ok:
+            self.probe_failures.labels(self._region(event.region), event.reason or "unknown").inc()
+
+    def _name_resolved(self, event: NameResolved) -> None:
+        region = self._region(event.region)
+        self.dns_duration.labels(region).observe(event.duration)
+        if not event.ok:
+            self.dns_failures.labels(region).inc()
+
     def _operation_finished(self, event: OperationFinished) -> None:
         self.operations.labels(self._operation(event.operation), event.outcome).inc()
 
@@ -290,6 +319,8 @@ class PrometheusListener:
 
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
+        RegionProbed: _region_probed,
+        NameResolved: _name_resolved,
         OperationFinished: _operation_finished,
         FailedOver: _failed_over,
         BreakerChanged: _breaker_changed,
