@@ -168,6 +168,19 @@ class RegionProbed:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicationLag:
+    """The replication canary's figure for heartbeats written in ``source``
+    and read in ``replica``: ``lag`` seconds (None: not measured yet) and
+    ``state`` (ok, lagging, stalled, source_down, replica_down, unknown)."""
+
+    source: str
+    replica: str
+    lag: float | None
+    state: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RegionDemoted:
     """Hedges kept winning against ``region`` (slow, not down): reads try it
     last for ``seconds``."""

@@ -186,6 +186,10 @@ class HealthMonitor:
         of a key no item has (string key attributes), which tests the data plane.
     :param probe_table: a table to probe with ``GetItem``.
     :param stale_after: seconds after which a probe no longer proves a region.
+    :param canary: a :class:`~regionproxy._regions.canary.ReplicationCanary`
+        (anything with ``warning() -> str | None``): readiness that would
+        pass warns while it reports lag past ``lag_warn`` or a stall into or
+        out of the local region. Started and stopped with the monitor.
     """
 
     def __init__(
@@ -198,6 +202,7 @@ class HealthMonitor:
         probe_table: str | None = None,
         stale_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        canary: Any = None,
     ) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"readiness policy must be one of {POLICIES}, got {policy!r}", setting="readiness")
@@ -209,6 +214,7 @@ class HealthMonitor:
         self._probe = probe or _probe_with(session, probe_table)
         self._stale_after = stale_after if stale_after is not None else 3 * interval + session.settings.timeouts.read
         self._clock = clock
+        self.canary = canary
         self._probes: dict[str, Probe] = {}
         self._resolutions: dict[str, Resolution] = {}
         self._stop = threading.Event()
@@ -254,10 +260,14 @@ class HealthMonitor:
             ]
             for thread in self._threads:
                 thread.start()
+            if self.canary is not None:
+                self.canary.start()
             self._pid = os.getpid()
 
     def stop(self) -> None:
         self._stop.set()
+        if self.canary is not None:
+            self.canary.stop()
         self.session.remove_listener(self._on_event)
         for wake in self._wake.values():
             wake.set()
@@ -368,6 +378,10 @@ class HealthMonitor:
                 )
             )
         overall, output = assess(self.policy, self.session.local_region, {r.region: r.status for r in regions})
+        if overall == PASS and self.canary is not None:
+            lagging = self.canary.warning()
+            if lagging:
+                overall, output = WARN, lagging
         return Readiness(overall, tuple(regions), output)
 
     def _run(self, region: str) -> None:

@@ -186,6 +186,8 @@ class AdminApp:
     def status(self) -> dict[str, Any]:
         status = self.session.status()
         status["readiness"] = health_json(self.monitor.readiness())
+        canary = getattr(self.monitor, "canary", None)  # a stand-in monitor may have none
+        status["replication"] = canary.status() if canary is not None else {"enabled": False}
         if self.lab is not None:
             status["demo"] = {region: self.lab.outage(region) is not None for region in self.session.regions}
         return status

@@ -54,6 +54,7 @@ from regionproxy.events import (
     RegionDemoted,
     RegionProbed,
     ReplicaMissing,
+    ReplicationLag,
     SidecarRequest,
 )
 
@@ -147,6 +148,20 @@ class PrometheusListener:
             "regionproxy_dns_failures",
             "Resolutions of a region's endpoint host name that failed (no address: an empty record, a resolver down).",
             ["region"],
+        )
+        self.replication_lag = Gauge(
+            "regionproxy_replication_lag_seconds",
+            "The replication canary's lag from source to replica region, in seconds (grows while heartbeats do not arrive).",
+            ["source", "replica"],
+            registry=target,
+            multiprocess_mode="livemax",
+        )
+        self.replication_stalled = Gauge(
+            "regionproxy_replication_stalled",
+            "1 while the canary's heartbeats from source stop arriving in replica (replication stopped), else 0.",
+            ["source", "replica"],
+            registry=target,
+            multiprocess_mode="livemax",
         )
         self.poison = counter(
             "regionproxy_poison_requests",
@@ -243,6 +258,12 @@ class PrometheusListener:
         self.calls.labels(region, operation, event.outcome).inc()
         self.latency.labels(region, operation).observe(event.duration)
 
+    def _replication_lag(self, event: ReplicationLag) -> None:
+        source, replica = self._region(event.source), self._region(event.replica)
+        if event.lag is not None:
+            self.replication_lag.labels(source, replica).set(event.lag)
+        self.replication_stalled.labels(source, replica).set(1 if event.state == "stalled" else 0)
+
     def _region_probed(self, event: RegionProbed) -> None:
         if not event.ok:
             self.probe_failures.labels(self._region(event.region), event.reason or "unknown").inc()
@@ -320,6 +341,7 @@ class PrometheusListener:
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
         RegionProbed: _region_probed,
+        ReplicationLag: _replication_lag,
         NameResolved: _name_resolved,
         OperationFinished: _operation_finished,
         FailedOver: _failed_over,

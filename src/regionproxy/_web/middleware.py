@@ -32,6 +32,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from regionproxy._regions.canary import ReplicationCanary
 from regionproxy._regions.health import FAIL, HealthMonitor, health_json
 from regionproxy._web.access import LOOPBACK, LOOPBACK_HOSTS, AdminAccess
 from regionproxy._web.admin import AdminApp, StartResponse, WSGIApp, answer, native_environ
@@ -125,6 +126,10 @@ class RegionProxyMiddleware:
     :param server_timing: add a ``Server-Timing`` header to every response.
     :param probe_interval: seconds between background probes of a region.
     :param probe_table: a table to probe with ``GetItem`` (data plane).
+    :param canary_table: a Global Table for the replication-lag canary's
+        heartbeats (``REGIONPROXY_CANARY_TABLE``); None: no canary.
+    :param canary_interval: seconds between heartbeats (5).
+    :param lag_warn: seconds of replication lag past which readiness warns (10).
     :param lab: demo mode only: a LocalRegions whose outages the page controls.
 
     Every option is checked here (:func:`check_options`): a wrong one raises
@@ -147,6 +152,9 @@ class RegionProxyMiddleware:
         server_timing: bool = False,
         probe_interval: float = 2.0,
         probe_table: str | None = None,
+        canary_table: str | None = None,
+        canary_interval: float = 5.0,
+        lag_warn: float = 10.0,
         monitor: HealthMonitor | None = None,
         lab: Any = None,
     ) -> None:
@@ -171,12 +179,20 @@ class RegionProxyMiddleware:
                 "server_timing": server_timing,
                 "probe_interval": probe_interval,
                 "probe_table": probe_table,
+                "canary_table": canary_table,
+                "canary_interval": canary_interval,
+                "lag_warn": lag_warn,
             }
         )
         self.app = app
         self.session = session
+        canary = (
+            ReplicationCanary(session, canary_table, interval=options["canary_interval"], lag_warn=options["lag_warn"])
+            if canary_table
+            else None
+        )
         self.monitor = monitor or HealthMonitor(
-            session, interval=options["probe_interval"], policy=readiness, probe_table=probe_table
+            session, interval=options["probe_interval"], policy=readiness, probe_table=probe_table, canary=canary
         )
         access = AdminAccess(options["admin_allow"], admin_token, options["admin_hosts"])
         self.metrics = _metrics_listener(session) if metrics_path else None
