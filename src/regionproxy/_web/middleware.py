@@ -37,6 +37,7 @@ from regionproxy._regions.health import FAIL, HealthMonitor, health_json
 from regionproxy._web.access import LOOPBACK, LOOPBACK_HOSTS, AdminAccess
 from regionproxy._web.admin import AdminApp, StartResponse, WSGIApp, answer, native_environ
 from regionproxy._web.options import ADMIN_PREFIX, LIVE_PATHS, METRICS_PATH, READY_PATHS, check_options
+from regionproxy._web.timeline import Timeline
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheLookup, CallFinished, Event
 
@@ -196,7 +197,12 @@ class RegionProxyMiddleware:
         )
         access = AdminAccess(options["admin_allow"], admin_token, options["admin_hosts"])
         self.metrics = _metrics_listener(session) if metrics_path else None
-        self.admin = AdminApp(session, self.monitor, access, metrics=_metrics_app(self.metrics), lab=lab)
+        # Latency and errors over time, drawn by the status page.
+        self.timeline = Timeline(session.regions)
+        session.add_listener(self.timeline)
+        self.admin = AdminApp(
+            session, self.monitor, access, metrics=_metrics_app(self.metrics), lab=lab, timeline=self.timeline
+        )
         self.server_timing = server_timing
         if server_timing:
             session.add_listener(_record_timing)
@@ -265,6 +271,7 @@ class RegionProxyMiddleware:
     def close(self) -> None:
         """Stop the background probes and metrics (the session is the caller's to close)."""
         self.monitor.stop()
+        self.session.remove_listener(self.timeline)
         if self.metrics is not None:
             self.session.remove_listener(self.metrics)
 
