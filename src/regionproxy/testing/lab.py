@@ -30,6 +30,7 @@ in milliseconds, which is how the pytest plugin shares one lab between tests.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 import time
@@ -103,6 +104,7 @@ class LocalRegions:
         lab_id = uuid.uuid4().hex[:10]
         self._names = {region: f"{region}.{lab_id}.{resolver.SUFFIX}" for region in self.regions}
         self._unresolvable: set[str] = set()
+        self._resolver_file: str | None = None
         self._certificates: LabCertificates | None = None
         self._servers: dict[str, MotoServer] = {}
         self._proxies: dict[str, FaultProxy] = {}
@@ -159,6 +161,8 @@ class LocalRegions:
         self._reset_moto()
         self._tables.clear()
         self._unresolvable.clear()
+        self._write_resolver_file()
+        self._resolver_file = None
         self._start_replicator()
         return self
 
@@ -353,6 +357,7 @@ class LocalRegions:
         fault = Fault(mode, **params)
         if mode in RESOLVER_MODES:
             self._unresolvable.add(self._known(region))
+            self._write_resolver_file()
             return
         self._proxies[self._known(region)].set_fault(fault)
 
@@ -386,6 +391,26 @@ class LocalRegions:
                 self._unresolvable.discard(name)
             if mode not in RESOLVER_MODES:
                 self._proxies[name].heal(mode)
+        self._write_resolver_file()
+
+    def resolver_environment(self, path: str) -> dict[str, str]:
+        """Variables for a Python subprocess that should resolve the lab's
+        host names (it calls :func:`regionproxy.testing.resolver.install_from_env`
+        at import): the names, and ``path``, a file the lab keeps listing the
+        names that do not resolve now (``unresolvable``)."""
+        self._resolver_file = str(path)
+        self._write_resolver_file()
+        hosts = ",".join(f"{name}={self._host}" for name in self._names.values())
+        return {resolver.HOSTS_VARIABLE: hosts, resolver.UNRESOLVABLE_VARIABLE: self._resolver_file}
+
+    def _write_resolver_file(self) -> None:
+        if self._resolver_file is None:
+            return
+        listed = "".join(self._names[region] + "\n" for region in sorted(self._unresolvable))
+        temporary = self._resolver_file + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as out:
+            out.write(listed)
+        os.replace(temporary, self._resolver_file)  # readers see the old list or the new, whole
 
     def wait_replicated(self, timeout: float = 10.0) -> None:
         """Block until every change so far reached every region not cut off."""

@@ -13,12 +13,18 @@ the region itself (and replication to and from it) is fine.
 
 The hook is installed once per process, the first time a name is
 registered, and chains to whatever ``socket.getaddrinfo`` was before it. It
-only affects this process: a subprocess (gunicorn, the AWS CLI) must be
-given the lab's address endpoints.
+only affects this process. A Python subprocess (gunicorn workers) gets the
+names through the environment the lab gives it
+(:meth:`~regionproxy.testing.LocalRegions.resolver_environment`:
+``LOCALREGIONS_HOSTS`` and ``LOCALREGIONS_UNRESOLVABLE``, a file
+listing the names that do not resolve now, read at each lookup) and calls
+:func:`install_from_env` at import; other clients (the AWS CLI, Node) must
+be given the lab's address endpoints.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections.abc import Callable
@@ -60,6 +66,34 @@ def register(name: str, address: str, unresolvable: Callable[[], bool]) -> None:
             _real_getaddrinfo = socket.getaddrinfo
             socket.getaddrinfo = _getaddrinfo
         _names[name.lower()] = (address, unresolvable)
+
+
+# Not REGIONPROXY_*: the Flask and Django integrations refuse names they do not know there.
+HOSTS_VARIABLE, UNRESOLVABLE_VARIABLE = "LOCALREGIONS_HOSTS", "LOCALREGIONS_UNRESOLVABLE"
+
+
+def _listed(path: str, name: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as listing:
+            return name in listing.read().split()
+    except OSError:
+        return False
+
+
+def install_from_env(environ: Any = None) -> int:
+    """In a subprocess of a lab's test: resolve the names the lab passed
+    (``name=address,...``), failing those its state file lists. Returns how
+    many names were registered (0: not under a lab, nothing changed)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    hosts, path = environ.get(HOSTS_VARIABLE, ""), environ.get(UNRESOLVABLE_VARIABLE, "")
+    count = 0
+    for pair in filter(None, hosts.split(",")):
+        name, _, address = pair.partition("=")
+        register(name, address, functools.partial(_listed, path, name.lower()) if path else (lambda: False))
+        count += 1
+    return count
 
 
 def unregister(name: str) -> None:
