@@ -27,7 +27,7 @@ Rules:
   (:data:`TTL_ATTRIBUTE`, epoch seconds) so they expire once the canary
   stops (name it as the table's TTL attribute). There is one item per
   source region, overwritten each time.
-- They go straight to each region's replica (``replica.call``): never
+- They go straight to each region's replica (``session.call_region``): never
   through the read cache, the router or a breaker (a canary write must
   not open a breaker, nor be failed over to another region).
 - One process per fleet measures: each cycle takes the fleet's lease
@@ -77,7 +77,7 @@ class Canaried(Protocol):
     @property
     def local_region(self) -> str: ...
 
-    replicas: dict[str, Any]
+    def call_region(self, region: str, operation: str, params: dict[str, Any]) -> dict[str, Any]: ...
 
     def key_names(self, table: str) -> tuple[str, ...] | None: ...
 
@@ -197,13 +197,12 @@ class ReplicationCanary:
         return True
 
     def _region_cycle(self, region: str, deadline: float) -> None:
-        replica = self.session.replicas[region]
-        names = self._key_names(replica)
+        names = self._key_names(region)
         written = self._clock()
         try:
             item = {**self._key(names, region), WRITTEN_AT: {"N": repr(written)}}
             item[TTL_ATTRIBUTE] = {"N": str(int(written + max(3600.0, 10 * self.interval)))}
-            replica.call("PutItem", {"TableName": self.table, "Item": item})
+            self.session.call_region(region, "PutItem", {"TableName": self.table, "Item": item})
             error = None
         except Exception as caught:  # noqa: BLE001 - the region's failure is the figure
             error = type(caught).__name__
@@ -220,7 +219,8 @@ class ReplicationCanary:
         while waiting and time.monotonic() < deadline:
             for source in list(waiting):
                 try:
-                    answer = replica.call(
+                    answer = self.session.call_region(
+                        region,
                         "GetItem", {"TableName": self.table, "Key": self._key(names, source), "ConsistentRead": True}
                     )
                 except Exception as caught:  # noqa: BLE001
@@ -250,10 +250,10 @@ class ReplicationCanary:
                     pair.pending = newest if newest is not None and newest > written else None
             return pair.pending is None
 
-    def _key_names(self, replica: Any) -> tuple[str, ...]:
+    def _key_names(self, region: str) -> tuple[str, ...]:
         names = self.session.key_names(self.table)
         if names is None:
-            description = replica.call("DescribeTable", {"TableName": self.table})["Table"]
+            description = self.session.call_region(region, "DescribeTable", {"TableName": self.table})["Table"]
             self.session.learn_table(self.table, description)
             names = self.session.key_names(self.table)
             if names is None:

@@ -428,6 +428,12 @@ class RegionSession:
         and name resolutions)."""
         self.hooks.emit(event)
 
+    def call_region(self, region: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send one wire-format call straight to ``region``'s replica: no
+        cache, no router, no breaker, no failover (the replication canary's
+        heartbeats, which measure the region itself)."""
+        return self._replica(region).call(operation, params)
+
     def endpoint_url(self, region: str) -> str:
         """The URL ``region``'s requests go to in this process (an override,
         or the one botocore resolved for the region)."""
