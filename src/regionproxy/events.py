@@ -143,6 +143,44 @@ class ConsistencyDowngraded:
 
 
 @dataclass(frozen=True, slots=True)
+class NameResolved:
+    """A health probe resolved ``region``'s endpoint host name (every probe
+    interval, in every process): ``ok`` False when it did not resolve (an
+    empty DNS record, a resolver that is down); ``duration`` in seconds."""
+
+    region: str
+    ok: bool
+    duration: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RegionProbed:
+    """A health probe of ``region`` by this process ended: ``ok``, or the
+    ``reason`` it failed (``dns``, ``connection_refused``, ``read_timeout``,
+    ``credentials_rejected``, ...)."""
+
+    region: str
+    ok: bool
+    duration: float
+    reason: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationLag:
+    """The replication canary's figure for heartbeats written in ``source``
+    and read in ``replica``: ``lag`` seconds (None: not measured yet) and
+    ``state`` (ok, lagging, stalled, source_down, replica_down, unknown)."""
+
+    source: str
+    replica: str
+    lag: float | None
+    state: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RegionDemoted:
     """Hedges kept winning against ``region`` (slow, not down): reads try it
     last for ``seconds``."""

@@ -11,6 +11,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import uuid
 import zlib
 
 import boto3
@@ -155,6 +156,7 @@ def _client():
 def _answered_with(crc32_header, body=b"{}"):
     """A client whose requests never leave the process: a ``before-send``
     handler (botocore's own hook for that) answers each with ``body``."""
+
     class Raw:
         def stream(self, **_):
             yield body
@@ -552,6 +554,31 @@ def test_a_refused_connection_through_the_real_send_is_a_fault_not_applied():
         _sending_client().get_item(TableName="t", Key=KEY)
     verdict = classify(caught.value)
     assert (verdict.sent, verdict.fault, verdict.maybe_applied) == (True, True, False)
+
+
+def test_a_name_that_does_not_resolve_is_a_dns_fault_not_applied_nor_retried_here():
+    # The lab's resolver hook answers gaierror for this name (an empty DNS
+    # record): urllib3's NameResolutionError, wrapped by botocore as
+    # EndpointConnectionError, as a refused connection is.
+    from regionproxy.testing import resolver
+
+    name = f"nowhere.{uuid.uuid4().hex[:8]}.{resolver.SUFFIX}"
+    resolver.register(name, "127.0.0.1", lambda: True)
+    try:
+        with pytest.raises(EndpointConnectionError) as caught:
+            _sending_client(f"http://{name}:9").update_item(
+                TableName="t", Key=KEY, UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}}
+            )
+    finally:
+        resolver.unregister(name)
+    verdict = classify(caught.value)
+    assert (verdict.sent, verdict.fault, verdict.maybe_applied, verdict.retry_here, verdict.reason) == (
+        True,
+        True,
+        False,
+        False,
+        "dns",
+    )
 
 
 def test_a_handshake_failing_through_the_real_send_is_a_fault_not_applied():

@@ -166,6 +166,7 @@ class WatchedStandIn:
         self.answers = answers  # region -> ProbeAnswer, or None: kept out
         self.breakers = {region: "closed" for region in self.regions}
         self.probed = []
+        self.announced = []
 
     def breaker_state(self, region):
         return self.breakers[region]
@@ -173,6 +174,12 @@ class WatchedStandIn:
     def probe(self, region, send):
         self.probed.append(region)
         return self.answers[region]
+
+    def endpoint_url(self, region):
+        return f"https://dynamodb.{region}.amazonaws.com"
+
+    def announce(self, event):
+        self.announced.append(event)
 
 
 def test_the_monitor_judges_probes_and_breakers_it_asks_the_session_for():

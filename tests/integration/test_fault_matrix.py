@@ -13,7 +13,11 @@ applied exactly once.
 Most rows fault the local region; the ``refuse / ...`` rows refuse the local
 region and fault the failover region too, so what the session does after a
 failover is under test as well. The ``tls-handshake`` row runs on a lab of
-its own with https endpoints (``LocalRegions(tls=True)``).
+its own with https endpoints (``LocalRegions(tls=True)``). The
+``unresolvable`` row gives the session the lab's host names
+(``lab.named_endpoints``) and makes the local one stop resolving, as an
+empty DNS record does: no connection, nothing sent, every kind fails over
+at once and nothing is retried in the region.
 
 A second matrix, on the same harness, puts reads under the faults that test
 what a read means rather than whether it is served: a slow local region
@@ -38,7 +42,7 @@ from botocore.exceptions import ClientError
 import regionproxy as rp
 from regionproxy._regions.breaker import OPEN
 from regionproxy.errors import ReplicaMissingError
-from regionproxy.events import CallFinished, Hedged, OperationFinished, RegionDemoted
+from regionproxy.events import CallFinished, FailedOver, Hedged, OperationFinished, RegionDemoted
 from regionproxy.testing import LocalRegions
 from regionproxy.testing.lab import wait_for
 from tests.support import KEY_SCHEMA, LOCAL, REMOTE
@@ -61,10 +65,13 @@ FAULTS = {
     "flapping": {LOCAL: ("flap", {"delay": 0.5})},
     "corrupt": {LOCAL: ("corrupt", {})},
     "tls-handshake": {LOCAL: ("handshake", {})},
+    "unresolvable": {LOCAL: ("unresolvable", {})},
     "refuse/drop": {LOCAL: ("refuse", {}), REMOTE: ("drop", {})},
     "refuse/reset": {LOCAL: ("refuse", {}), REMOTE: ("reset", {})},
 }
 TLS_FAULTS = frozenset({"tls-handshake", "tls-blackhole"})
+# Cases whose session reaches the lab by its host names.
+NAMED_FAULTS = frozenset({"unresolvable"})
 # Cases with no healthy region left: nothing can serve.
 NO_HEALTHY_REGION = frozenset({"replica-missing", "refuse/drop", "refuse/reset"})
 
@@ -124,6 +131,11 @@ EXPECTED = {
     ("tls-handshake", "non-idempotent-write"): (REMOTE_OK, (0, 1)),
     ("tls-handshake", "transaction"): (REMOTE_OK, (0, 1)),
     ("tls-handshake", "partiql-write"): (REMOTE_OK, (0, 1)),
+    ("unresolvable", "read"): (REMOTE_OK, (0, 1)),
+    ("unresolvable", "idempotent-write"): (REMOTE_OK, (0, 1)),
+    ("unresolvable", "non-idempotent-write"): (REMOTE_OK, (0, 1)),
+    ("unresolvable", "transaction"): (REMOTE_OK, (0, 1)),
+    ("unresolvable", "partiql-write"): (REMOTE_OK, (0, 1)),
     ("refuse/drop", "read"): (ALL_FAILED, (0, 2)),
     ("refuse/drop", "idempotent-write"): (ALL_FAILED, (0, 2)),
     ("refuse/drop", "non-idempotent-write"): (AMBIGUOUS, (0, 1)),
@@ -202,11 +214,15 @@ def test_fault_matrix(matrix_lab, matrix_table, fault, kind):
     lab, table = matrix_lab, matrix_table
     if fault == "replica-missing":
         lab.client(REMOTE, direct=True).delete_table(TableName=table)
-    finished = []
+    finished, attempts = [], []
     session = lab.session(
         timeouts=TIMEOUTS,
         breaker=rp.BreakerPolicy(fail_max=50, reset_timeout=60),
-        listeners=[lambda event: finished.append(event) if isinstance(event, OperationFinished) else None],
+        listeners=[
+            lambda event: finished.append(event) if isinstance(event, OperationFinished) else None,
+            lambda event: attempts.append(event) if isinstance(event, (CallFinished, FailedOver)) else None,
+        ],
+        **({"endpoints": lab.named_endpoints} if fault in NAMED_FAULTS else {}),
     )
     session.prepare()  # clients built before the fault: only the fault is timed
     for region, (mode, params) in FAULTS[fault].items():
@@ -231,6 +247,12 @@ def test_fault_matrix(matrix_lab, matrix_table, fault, kind):
         assert seen[0] == "served", f"{kind} under {fault} failed: {seen}"
     if fault in TLS_FAULTS:
         assert applied[0] == 0, "a request crossed a failed TLS handshake"
+    if fault in NAMED_FAULTS:
+        # one attempt in the region whose name does not resolve, judged so:
+        # no retry there, straight to the next region
+        local = [e.outcome for e in attempts if isinstance(e, CallFinished) and e.region == LOCAL]
+        assert local == ["fault"], local
+        assert [(e.from_region, e.reason) for e in attempts if isinstance(e, FailedOver)] == [(LOCAL, "dns")]
     moto_500 = (fault, kind) == ("replica-missing", "partiql-write")
     if seen == AMBIGUOUS and not moto_500:
         assert caught.region == AMBIGUOUS_REGION.get(fault, LOCAL)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from regionproxy._cli.lag import add_parser as add_lag_parser
 from regionproxy.errors import ConfigError
 
 DEMO_REGIONS = ["eu-west-3", "us-east-1"]
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(commands)
     _add_fleet_actions(commands)
     _add_serve(commands)
+    add_lag_parser(commands)
     return parser
 
 
@@ -194,12 +196,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from regionproxy._sidecar.serve import main as serve
 
             return serve(args)
+        if args.command == "lag":
+            from regionproxy._cli.lag import main as lag
+
+            return lag(args)
         return run_lab(args.regions, args.duration, example=args.example, command=command)
     except ConfigError as error:
         parser.exit(2, f"regionproxy: error: {error}\n")
     except ModuleNotFoundError as error:
         if (error.name or "regionproxy").startswith("regionproxy"):
             raise  # our own module missing is a bug, not a missing extra
+        if args.command not in EXTRAS:
+            raise  # needs nothing beyond the core: a missing module is a bug
         extra = EXTRAS[args.command]
         parser.exit(2, f"regionproxy: error: {args.command} needs {error.name}: pip install 'regionproxy[{extra}]'\n")
     return 2  # unreachable: parser.exit raises

@@ -69,6 +69,14 @@ its class alone. Then, in the order :func:`classify` applies them:
    transient ones are retried in the region first, as plain boto3 retries
    them (its DynamoDB retry config retries a CRC32 mismatch and
    ``GENERAL_CONNECTION_ERROR``).
+   A name that does not resolve (``EndpointConnectionError`` wrapping a
+   ``socket.gaierror`` or urllib3's ``NameResolutionError``: an empty DNS record, a resolver that is down) is
+   the region's fault with reason ``dns``, and not applied: no connection
+   was opened, so no byte of the request left the process. It fails over
+   at once, even a write that is not idempotent, and is not retried in the
+   region (the resolver would answer the same). It is not "not sent" in the
+   sense of rule 4: the region is unreachable from here, the next region
+   may well not be, so it counts against the breaker.
 7. **Anything else** is a fault too, and a write that met it may have been
    applied (a parser choking on a corrupted body, a socket error botocore
    never wraps, ...). It is judged like a 5xx (``poison_suspect``, see
@@ -242,6 +250,9 @@ TRANSPORT: tuple[tuple[type[BaseException], Verdict], ...] = (
     (RegionUnavailable, Verdict(True, False, "breaker_open")),
 )
 TLS_HANDSHAKE = Verdict(True, False, "tls_handshake")
+# A name that did not resolve: no connection, nothing sent (rule 6).
+DNS = Verdict(True, False, "dns")
+_RESOLUTION_ERRORS = frozenset({("socket", "gaierror"), ("urllib3.exceptions", "NameResolutionError")})
 
 # DynamoDB error codes that are the region's fault. Throttling is refused
 # before anything is applied; an InternalServerError may have been applied.
@@ -328,6 +339,8 @@ def classify(error: BaseException, *, throttling_is_fault: bool = True) -> Verdi
         return Verdict(False, False, _snake_name(cause), sent=False)
     for kind, verdict in TRANSPORT:
         if isinstance(error, kind):
+            if kind is EndpointConnectionError and _unresolved(error):
+                return DNS
             if verdict.maybe_applied and _raised_in_handshake(error):
                 return TLS_HANDSHAKE
             return verdict
@@ -421,6 +434,13 @@ def _raised_in_handshake(error: BaseException) -> bool:
         if any(frame.f_code.co_name == _HANDSHAKE_FRAME for frame in _frames(cause.__traceback__)):
             return True
     return False
+
+
+def _unresolved(error: BaseException) -> bool:
+    """``error`` wraps a failed name resolution: urllib3's
+    ``NameResolutionError``, or the resolver's ``socket.gaierror`` it is
+    caused by (known by module and name: this package imports no socket)."""
+    return any((type(cause).__module__, type(cause).__name__) in _RESOLUTION_ERRORS for cause in _causes(error))
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:

@@ -18,6 +18,16 @@ the monitor takes the region's lease, and probes only if it got it; the
 result goes to every process of the fleet, whose monitors record it as
 their own. So every worker answers ``/readyz`` from the same probes.
 
+Name resolution: every interval, in every process (a resolver is per
+host), each region's probe thread first resolves the region's endpoint
+host name (``socket.getaddrinfo``, as urllib3 does) and keeps how long it
+took and whether it failed (:class:`NameResolved`). A name that does not
+resolve fails the region with reason ``dns``, whatever another process of
+the fleet probed: this process cannot open a connection to it. An endpoint
+given by address resolves nothing. The probe that follows goes through the
+region's own client, so against a server that keeps connections alive it
+also keeps one warm in that client's pool.
+
 Readiness policies:
 
 - ``evacuate`` (default): fail while the local region is unusable, so the
@@ -29,23 +39,26 @@ Readiness policies:
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from regionproxy._config.settings import Settings
 from regionproxy._dynamodb.verdicts import CREDENTIAL_CODES, Verdict, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN
 from regionproxy.errors import ConfigError
-from regionproxy.events import FAULT, PROBE, CallFinished, Event, Listener
+from regionproxy.events import FAULT, PROBE, CallFinished, Event, Listener, NameResolved, RegionProbed
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 POLICIES = ("evacuate", "any")
 PROBE_KEY = "__regionproxy_probe__"
+DNS = "dns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +106,10 @@ class Watched(Protocol):
 
     def probe_sharing(self) -> ProbeSharing | None: ...
 
+    def endpoint_url(self, region: str) -> str: ...
+
+    def announce(self, event: Event) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Probe:
@@ -105,6 +122,15 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolution:
+    """The last resolution of one region's endpoint host name."""
+
+    ok: bool
+    at: float  # monotonic seconds
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class RegionHealth:
     region: str
     status: str
@@ -112,6 +138,8 @@ class RegionHealth:
     latency_ms: float | None
     reason: str | None
     probed_at: float | None  # wall-clock seconds, for the health+json "time"
+    dns_ms: float | None = None  # the last resolution's time; None: not resolved (an address)
+    dns_ok: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +186,10 @@ class HealthMonitor:
         of a key no item has (string key attributes), which tests the data plane.
     :param probe_table: a table to probe with ``GetItem``.
     :param stale_after: seconds after which a probe no longer proves a region.
+    :param canary: a :class:`~regionproxy._regions.canary.ReplicationCanary`
+        (anything with ``warning() -> str | None``): readiness that would
+        pass warns while it reports lag past ``lag_warn`` or a stall into or
+        out of the local region. Started and stopped with the monitor.
     """
 
     def __init__(
@@ -170,6 +202,7 @@ class HealthMonitor:
         probe_table: str | None = None,
         stale_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        canary: Any = None,
     ) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"readiness policy must be one of {POLICIES}, got {policy!r}", setting="readiness")
@@ -181,7 +214,9 @@ class HealthMonitor:
         self._probe = probe or _probe_with(session, probe_table)
         self._stale_after = stale_after if stale_after is not None else 3 * interval + session.settings.timeouts.read
         self._clock = clock
+        self.canary = canary
         self._probes: dict[str, Probe] = {}
+        self._resolutions: dict[str, Resolution] = {}
         self._stop = threading.Event()
         # Set when live traffic meets a fault in a region: probe it now
         # rather than at the next interval, so readiness follows within
@@ -225,10 +260,14 @@ class HealthMonitor:
             ]
             for thread in self._threads:
                 thread.start()
+            if self.canary is not None:
+                self.canary.start()
             self._pid = os.getpid()
 
     def stop(self) -> None:
         self._stop.set()
+        if self.canary is not None:
+            self.canary.stop()
         self.session.remove_listener(self._on_event)
         for wake in self._wake.values():
             wake.set()
@@ -256,6 +295,24 @@ class HealthMonitor:
             return None
         result = self._judge(answer, self._clock() - started)
         self._probes[region] = result
+        self.session.announce(RegionProbed(region, result.ok, result.latency, result.reason, time.time()))
+        return result
+
+    def resolve_now(self, region: str) -> Resolution | None:
+        """Resolve ``region``'s endpoint host name once; None for an
+        endpoint given by address (nothing to resolve)."""
+        host, port = _host_port(self.session.endpoint_url(region))
+        if host is None:
+            return None
+        started = self._clock()
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            ok = True
+        except (OSError, UnicodeError):  # gaierror is an OSError; UnicodeError: a name IDNA refuses
+            ok = False
+        now = self._clock()
+        result = self._resolutions[region] = Resolution(ok, now, now - started)
+        self.session.announce(NameResolved(region, ok, result.seconds, time.time()))
         return result
 
     def _heard(self, region: str, ok: bool, latency: float, reason: str | None, at: float) -> None:
@@ -298,7 +355,11 @@ class HealthMonitor:
             probe = self._probes.get(region)
             breaker = self.session.breaker_state(region)
             status = region_health(region, breaker, probe, stale_after=self._stale_after, now=now)
-            if probe is not None and not probe.ok:
+            resolved = self._resolutions.get(region)
+            unresolved = resolved is not None and not resolved.ok and now - resolved.at <= self._stale_after
+            if unresolved:
+                status, reason = FAIL, DNS  # this process cannot connect, whatever the fleet probed
+            elif probe is not None and not probe.ok:
                 reason = probe.reason  # what the last probe met
             elif breaker not in (CLOSED, HALF_OPEN):
                 reason = breaker  # kept out by its breaker (open, evacuated)
@@ -312,15 +373,25 @@ class HealthMonitor:
                     round(probe.latency * 1000, 3) if probe else None,
                     reason,
                     wall - (now - probe.at) if probe else None,
+                    round(resolved.seconds * 1000, 3) if resolved else None,
+                    resolved.ok if resolved else None,
                 )
             )
         overall, output = assess(self.policy, self.session.local_region, {r.region: r.status for r in regions})
+        if overall == PASS and self.canary is not None:
+            lagging = self.canary.warning()
+            if lagging:
+                overall, output = WARN, lagging
         return Readiness(overall, tuple(regions), output)
 
     def _run(self, region: str) -> None:
         stop, wake = self._stop, self._wake[region]
         while not stop.is_set():
             wake.clear()
+            try:
+                self.resolve_now(region)
+            except Exception:  # noqa: BLE001 - as a bad probe: the thread outlives it
+                pass
             try:
                 sharing = self._sharing
                 if sharing is None:
@@ -333,6 +404,26 @@ class HealthMonitor:
                 pass
             if wake.wait(self.interval):
                 stop.wait(0.05)  # a burst of faults wakes one probe, not one per fault
+
+
+def _host_port(url: str | None) -> tuple[str | None, int]:
+    """The host name to resolve in an endpoint URL, and its port; None for
+    an address (IPv4 or IPv6 literal) or a URL without a host."""
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None, 0
+    if not host:
+        return None, 0
+    try:
+        import ipaddress
+
+        ipaddress.ip_address(host)
+        return None, 0
+    except ValueError:
+        pass
+    return host, port or (443 if parts.scheme == "https" else 80)
 
 
 def _probe_with(session: Watched, table: str | None) -> Callable[[Any], None]:
@@ -371,6 +462,10 @@ def health_json(readiness: Readiness, *, service: str = "regionproxy") -> dict[s
             check["time"] = datetime.fromtimestamp(region.probed_at, UTC).isoformat(timespec="milliseconds")
         if region.reason:
             check["output"] = region.reason
+        if region.dns_ok is not None:
+            # how long this process took to resolve the region's endpoint
+            # name, and whether it did: never the name itself
+            check["dns"] = {"status": PASS if region.dns_ok else FAIL, "observedValue": region.dns_ms, "observedUnit": "ms"}
         checks[f"dynamodb:{region.region}"] = [check]
     body: dict[str, Any] = {"status": readiness.status, "serviceId": service, "checks": checks}
     if readiness.output:

@@ -23,6 +23,7 @@ from botocore import xform_name
 from botocore.config import Config
 
 from regionproxy._config.policies import Timeouts
+from regionproxy._regions import redaction
 from regionproxy._regions.breaker import RegionBreaker
 from regionproxy._regions.wire import JsonRequest, WireSender
 
@@ -64,6 +65,9 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# botocore's DEBUG wire trace carries session tokens: redact them (see redaction.py).
+redaction.install()
 
 
 class Replica:

@@ -59,7 +59,18 @@ from regionproxy._routing.nearest import LatencyEstimates, nearest_first
 from regionproxy._routing.router import NOTHING_SEEN, Router, StickyWrites
 from regionproxy._session.stats import SessionStats
 from regionproxy.errors import ConfigError
-from regionproxy.events import CALLER_ERROR, FAULT, OK, PROBE, PROBE_KIND, CallFinished, ConsistencyDowngraded, Hooks, Listener
+from regionproxy.events import (
+    CALLER_ERROR,
+    FAULT,
+    OK,
+    PROBE,
+    PROBE_KIND,
+    CallFinished,
+    ConsistencyDowngraded,
+    Event,
+    Hooks,
+    Listener,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -450,6 +461,23 @@ class RegionSession:
 
     def remove_listener(self, listener: Listener) -> None:
         self.hooks.remove(listener)
+
+    def announce(self, event: Event) -> None:
+        """Deliver ``event`` to every listener (the health monitor's probes
+        and name resolutions)."""
+        self.hooks.emit(event)
+
+    def call_region(self, region: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send one wire-format call straight to ``region``'s replica: no
+        cache, no router, no breaker, no failover (the replication canary's
+        heartbeats, which measure the region itself)."""
+        return self._replica(region).call(operation, params)
+
+    def endpoint_url(self, region: str) -> str:
+        """The URL ``region``'s requests go to in this process (an override,
+        or the one botocore resolved for the region)."""
+        replica = self._replica(region)
+        return replica.endpoint or replica.client.meta.endpoint_url
 
     def key_names(self, table: str) -> tuple[str, ...] | None:
         """``table``'s key attribute names if known now (declared, or

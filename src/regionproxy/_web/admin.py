@@ -136,6 +136,8 @@ class AdminApp:
     :param access: who may use it.
     :param metrics: the metrics endpoint (a WSGI app such as
         :class:`~regionproxy._web.metrics.MetricsApp`), or None.
+    :param timeline: a :class:`~regionproxy._web.timeline.Timeline` the
+        status page draws (latency and errors over time), or None.
     :param lab: a :class:`~regionproxy.testing.LocalRegions` in demo mode:
         adds buttons that cause and heal a region's outage. Never in production.
 
@@ -152,12 +154,14 @@ class AdminApp:
         *,
         metrics: WSGIApp | None = None,
         lab: Any = None,
+        timeline: Any = None,
     ) -> None:
         self.session = session
         self.monitor = monitor
         self.access = access
         self.metrics = metrics
         self.lab = lab
+        self.timeline = timeline
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.access.allows(environ):
@@ -186,6 +190,10 @@ class AdminApp:
     def status(self) -> dict[str, Any]:
         status = self.session.status()
         status["readiness"] = health_json(self.monitor.readiness())
+        canary = getattr(self.monitor, "canary", None)  # a stand-in monitor may have none
+        status["replication"] = canary.status() if canary is not None else {"enabled": False}
+        if self.timeline is not None:
+            status["timeline"] = self.timeline.snapshot()
         if self.lab is not None:
             status["demo"] = {region: self.lab.outage(region) is not None for region in self.session.regions}
         return status

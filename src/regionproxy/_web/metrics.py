@@ -48,10 +48,13 @@ from regionproxy.events import (
     FleetDropsApplied,
     FleetTraffic,
     Hedged,
+    NameResolved,
     OperationFinished,
     PoisonRequest,
     RegionDemoted,
+    RegionProbed,
     ReplicaMissing,
+    ReplicationLag,
     SidecarRequest,
 )
 
@@ -126,6 +129,37 @@ class PrometheusListener:
             "regionproxy_breaker_state",
             "Breaker state per region: 0 closed, 1 half-open, 2 open, 3 evacuated (worst live worker).",
             ["region"],
+            registry=target,
+            multiprocess_mode="livemax",
+        )
+        self.probe_failures = counter(
+            "regionproxy_probe_failures",
+            "Health probes of this process that failed, per region and reason (dns: the endpoint's name did not resolve).",
+            ["region", "reason"],
+        )
+        self.dns_duration = Histogram(
+            "regionproxy_dns_resolution_seconds",
+            "Time to resolve a region's endpoint host name, once per probe interval, in seconds.",
+            ["region"],
+            buckets=LATENCY_BUCKETS,
+            registry=target,
+        )
+        self.dns_failures = counter(
+            "regionproxy_dns_failures",
+            "Resolutions of a region's endpoint host name that failed (no address: an empty record, a resolver down).",
+            ["region"],
+        )
+        self.replication_lag = Gauge(
+            "regionproxy_replication_lag_seconds",
+            "The replication canary's lag from source to replica region, in seconds (grows while heartbeats do not arrive).",
+            ["source", "replica"],
+            registry=target,
+            multiprocess_mode="livemax",
+        )
+        self.replication_stalled = Gauge(
+            "regionproxy_replication_stalled",
+            "1 while the canary's heartbeats from source stop arriving in replica (replication stopped), else 0.",
+            ["source", "replica"],
             registry=target,
             multiprocess_mode="livemax",
         )
@@ -224,6 +258,22 @@ class PrometheusListener:
         self.calls.labels(region, operation, event.outcome).inc()
         self.latency.labels(region, operation).observe(event.duration)
 
+    def _replication_lag(self, event: ReplicationLag) -> None:
+        source, replica = self._region(event.source), self._region(event.replica)
+        if event.lag is not None:
+            self.replication_lag.labels(source, replica).set(event.lag)
+        self.replication_stalled.labels(source, replica).set(1 if event.state == "stalled" else 0)
+
+    def _region_probed(self, event: RegionProbed) -> None:
+        if not event.ok:
+            self.probe_failures.labels(self._region(event.region), event.reason or "unknown").inc()
+
+    def _name_resolved(self, event: NameResolved) -> None:
+        region = self._region(event.region)
+        self.dns_duration.labels(region).observe(event.duration)
+        if not event.ok:
+            self.dns_failures.labels(region).inc()
+
     def _operation_finished(self, event: OperationFinished) -> None:
         self.operations.labels(self._operation(event.operation), event.outcome).inc()
 
@@ -290,6 +340,9 @@ class PrometheusListener:
 
     _HANDLERS: ClassVar[dict[type, Callable[[PrometheusListener, Any], None]]] = {
         CallFinished: _call_finished,
+        RegionProbed: _region_probed,
+        ReplicationLag: _replication_lag,
+        NameResolved: _name_resolved,
         OperationFinished: _operation_finished,
         FailedOver: _failed_over,
         BreakerChanged: _breaker_changed,

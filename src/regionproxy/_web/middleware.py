@@ -32,10 +32,12 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from regionproxy._regions.canary import ReplicationCanary
 from regionproxy._regions.health import FAIL, HealthMonitor, health_json
 from regionproxy._web.access import LOOPBACK, LOOPBACK_HOSTS, AdminAccess
 from regionproxy._web.admin import AdminApp, StartResponse, WSGIApp, answer, native_environ
 from regionproxy._web.options import ADMIN_PREFIX, LIVE_PATHS, METRICS_PATH, READY_PATHS, check_options
+from regionproxy._web.timeline import Timeline
 from regionproxy.errors import ConfigError
 from regionproxy.events import CacheLookup, CallFinished, Event
 
@@ -127,6 +129,10 @@ class RegionProxyMiddleware:
     :param probe_table: a table to probe with ``GetItem`` (data plane).
     :param monitor: the :class:`~regionproxy.HealthMonitor` to use
         (one is made from ``probe_interval`` and ``probe_table`` by default).
+    :param canary_table: a Global Table for the replication-lag canary's
+        heartbeats (``REGIONPROXY_CANARY_TABLE``); None: no canary.
+    :param canary_interval: seconds between heartbeats (5).
+    :param lag_warn: seconds of replication lag past which readiness warns (10).
     :param lab: demo mode only: a LocalRegions whose outages the page controls.
     :raises ConfigError: ``app`` is not callable, ``session`` is not a
         ``RegionSession``, or an option is wrong; ``.setting`` names it.
@@ -163,6 +169,9 @@ class RegionProxyMiddleware:
         server_timing: bool = False,
         probe_interval: float = 2.0,
         probe_table: str | None = None,
+        canary_table: str | None = None,
+        canary_interval: float = 5.0,
+        lag_warn: float = 10.0,
         monitor: HealthMonitor | None = None,
         lab: Any = None,
     ) -> None:
@@ -187,16 +196,29 @@ class RegionProxyMiddleware:
                 "server_timing": server_timing,
                 "probe_interval": probe_interval,
                 "probe_table": probe_table,
+                "canary_table": canary_table,
+                "canary_interval": canary_interval,
+                "lag_warn": lag_warn,
             }
         )
         self.app = app
         self.session = session
+        canary = (
+            ReplicationCanary(session, canary_table, interval=options["canary_interval"], lag_warn=options["lag_warn"])
+            if canary_table
+            else None
+        )
         self.monitor = monitor or HealthMonitor(
-            session, interval=options["probe_interval"], policy=readiness, probe_table=probe_table
+            session, interval=options["probe_interval"], policy=readiness, probe_table=probe_table, canary=canary
         )
         access = AdminAccess(options["admin_allow"], admin_token, options["admin_hosts"])
         self.metrics = _metrics_listener(session) if metrics_path else None
-        self.admin = AdminApp(session, self.monitor, access, metrics=_metrics_app(self.metrics), lab=lab)
+        # Latency and errors over time, drawn by the status page.
+        self.timeline = Timeline(session.regions)
+        session.add_listener(self.timeline)
+        self.admin = AdminApp(
+            session, self.monitor, access, metrics=_metrics_app(self.metrics), lab=lab, timeline=self.timeline
+        )
         self.server_timing = server_timing
         if server_timing:
             session.add_listener(_record_timing)
@@ -265,6 +287,7 @@ class RegionProxyMiddleware:
     def close(self) -> None:
         """Stop the background probes and metrics (the session is the caller's to close)."""
         self.monitor.stop()
+        self.session.remove_listener(self.timeline)
         if self.metrics is not None:
             self.session.remove_listener(self.metrics)
 

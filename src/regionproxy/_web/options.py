@@ -80,6 +80,12 @@ def _probe_table(name: str, value: Any) -> str | None:
     return value
 
 
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value < 86400:
+        raise _fail(name, "must be a number of seconds > 0", value)
+    return float(value)
+
+
 def _admin_allow(name: str, value: Any) -> tuple[str, ...]:
     allowed_networks(value, name)
     return tuple(value)
@@ -105,6 +111,9 @@ OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "server_timing": _flag,
     "probe_interval": _probe_interval,
     "probe_table": _probe_table,
+    "canary_table": _probe_table,
+    "canary_interval": _seconds,
+    "lag_warn": _seconds,
 }
 OPTIONS = frozenset(OPTION_CHECKS) | {"monitor", "lab"}  # every keyword the middleware takes
 
@@ -163,6 +172,9 @@ MIDDLEWARE_SETTINGS: dict[str, tuple[str, Any]] = {
     "SERVER_TIMING": ("server_timing", _parse_bool),
     "PROBE_INTERVAL": ("probe_interval", float),
     "PROBE_TABLE": ("probe_table", str.strip),
+    "CANARY_TABLE": ("canary_table", str.strip),
+    "CANARY_INTERVAL": ("canary_interval", float),
+    "LAG_WARN": ("lag_warn", float),
 }
 
 

@@ -15,7 +15,9 @@ every connection during alternate ``delay``-second periods, ``latency``
 delays each request (or a ``rate`` fraction of them, and adds ``spike``
 seconds to a ``spike_rate`` fraction: tail spikes), ``error`` answers a
 fraction of requests with a DynamoDB-format JSON error without forwarding
-them. Latency combines with the other modes.
+them. Latency combines with the other modes. ``unresolvable`` is not the
+proxy's: the lab's resolver (:mod:`regionproxy.testing.resolver`) stops
+answering the region's host name, and the proxy stays as it was.
 
 Hand one to :meth:`regionproxy.testing.fault_proxy.FaultProxy.set_fault`, which
 applies it to real sockets.
@@ -32,6 +34,9 @@ from regionproxy.errors import ConfigError
 
 OUTAGES = frozenset({"refuse", "reset", "blackhole", "error", "late", "flap", "drop", "corrupt", "handshake"})
 MODES = OUTAGES | {"latency"}
+# Faults of the lab's resolver, not of the proxy's sockets.
+RESOLVER_MODES = frozenset({"unresolvable"})
+MODES = MODES | RESOLVER_MODES
 
 # The error code DynamoDB sends with each status, when the caller names none.
 _DEFAULT_CODES = {
@@ -50,7 +55,8 @@ class Fault:
     """One fault to inject.
 
     :param mode: ``refuse``, ``reset``, ``blackhole``, ``error``, ``late``,
-        ``drop``, ``corrupt``, ``handshake``, ``flap`` or ``latency``.
+        ``drop``, ``corrupt``, ``handshake``, ``flap``, ``latency`` or
+        ``unresolvable``.
     :param delay: seconds added to each request (``latency``); seconds an
         applied request's answer is held back (``late``); the length of each
         up and down period (``flap``).

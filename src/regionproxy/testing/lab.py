@@ -16,6 +16,12 @@ sessions it makes trust that CA; other clients are pointed at
 :attr:`LocalRegions.ca_bundle` (``AWS_CA_BUNDLE``, or botocore's
 ``ca_bundle`` setting).
 
+Each region also has a host name of its own (:attr:`LocalRegions.named_endpoints`,
+resolved in this process by :mod:`regionproxy.testing.resolver`; with
+``hostnames=True`` they are :attr:`LocalRegions.endpoints`): the
+``unresolvable`` fault makes a region's name stop resolving, as an empty
+DNS record does, while its server and replication carry on.
+
 Starting a lab costs about a second (servers, clients, the replicator);
 :meth:`LocalRegions.reset` returns a started lab to its just-started state
 in milliseconds, which is how the pytest plugin shares one lab between tests.
@@ -24,14 +30,17 @@ in milliseconds, which is how the pytest plugin shares one lab between tests.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from regionproxy.errors import ConfigError
-from regionproxy.testing.fault_modes import Fault
+from regionproxy.testing import resolver
+from regionproxy.testing.fault_modes import RESOLVER_MODES, Fault
 from regionproxy.testing.fault_proxy import FaultProxy, ProxiedRequest
 from regionproxy.testing.replication import Replicator
 from regionproxy.testing.servers import MotoServer
@@ -61,6 +70,9 @@ class LocalRegions:
     :param tls: serve each region's endpoint over https, with a certificate
         of the lab's own CA (:attr:`ca_bundle`); moto behind the proxies
         still speaks plain HTTP, and :attr:`direct_endpoints` reach it so.
+    :param hostnames: give :attr:`endpoints` by the lab's host names
+        (:attr:`named_endpoints`) rather than by address; they resolve in
+        this process only.
 
     Needs the ``testing`` extra. A context manager (``start()`` and
     ``stop()`` otherwise); in pytest, the ``local_regions`` fixture yields a
@@ -88,6 +100,7 @@ class LocalRegions:
         host: str = "127.0.0.1",
         poll_interval: float = 0.02,
         tls: bool = False,
+        hostnames: bool = False,
     ) -> None:
         self.regions = list(regions)
         if not self.regions or len(set(self.regions)) != len(self.regions):
@@ -101,6 +114,11 @@ class LocalRegions:
         self._host = host
         self._poll_interval = poll_interval
         self._tls = tls
+        self._hostnames = hostnames
+        lab_id = uuid.uuid4().hex[:10]
+        self._names = {region: f"{region}.{lab_id}.{resolver.SUFFIX}" for region in self.regions}
+        self._unresolvable: set[str] = set()
+        self._resolver_file: str | None = None
         self._certificates: LabCertificates | None = None
         self._servers: dict[str, MotoServer] = {}
         self._proxies: dict[str, FaultProxy] = {}
@@ -124,6 +142,8 @@ class LocalRegions:
             for region in self.regions:
                 self._servers[region] = MotoServer(self._mode, self._host).start()
             self._proxies = self._new_proxies()
+            for region, name in self._names.items():
+                resolver.register(name, self._host, lambda region=region: region in self._unresolvable)
             if self._mode == "thread":
                 # In-process backends outlive a lab: start from nothing.
                 self._reset_moto()
@@ -154,6 +174,9 @@ class LocalRegions:
         _stop_all(old.values())
         self._reset_moto()
         self._tables.clear()
+        self._unresolvable.clear()
+        self._write_resolver_file()
+        self._resolver_file = None
         self._start_replicator()
         return self
 
@@ -170,6 +193,9 @@ class LocalRegions:
             server.stop()
         self._proxies = {}
         self._servers.clear()
+        self._unresolvable.clear()
+        for name in self._names.values():
+            resolver.unregister(name)
         self._replication_clients = None
         if self._certificates is not None:
             self._certificates.remove()
@@ -222,8 +248,22 @@ class LocalRegions:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        """Each region's endpoint as clients should use it: through its proxy."""
+        """Each region's endpoint as clients should use it: through its proxy
+        (by host name with ``hostnames=True``)."""
+        if self._hostnames:
+            return self.named_endpoints
         return {region: proxy.endpoint for region, proxy in self._proxies.items()}
+
+    @property
+    def named_endpoints(self) -> dict[str, str]:
+        """Each region's proxy by the lab's host name for it, which resolves
+        in this process only (and fails under the ``unresolvable`` fault)."""
+        named = {}
+        for region, proxy in self._proxies.items():
+            scheme, _, rest = proxy.endpoint.partition("://")
+            port = rest.rstrip("/").rpartition(":")[2]
+            named[region] = f"{scheme}://{self._names[region]}:{port}"
+        return named
 
     @property
     def ca_bundle(self) -> str | None:
@@ -325,9 +365,15 @@ class LocalRegions:
         """Inject a fault: ``refuse``, ``reset``, ``blackhole``, ``latency``
         (``delay``, ``jitter``), ``error`` (``status``, ``code``, ``rate``),
         ``late`` and ``flap`` (``delay``), ``drop``, ``corrupt`` (``rate``) or
-        ``handshake`` (``tls=True`` labs); see
+        ``handshake`` (``tls=True`` labs), or ``unresolvable`` (the region's
+        host name stops resolving: :attr:`named_endpoints`); see
         :mod:`regionproxy.testing.fault_modes`."""
-        self._proxies[self._known(region)].set_fault(Fault(mode, **params))
+        fault = Fault(mode, **params)
+        if mode in RESOLVER_MODES:
+            self._unresolvable.add(self._known(region))
+            self._write_resolver_file()
+            return
+        self._proxies[self._known(region)].set_fault(fault)
 
     def strongly_consistent(self, table: str, *, witness: str | None = None) -> None:
         """Describe ``table`` as a multi-region strong consistency (MRSC)
@@ -355,7 +401,30 @@ class LocalRegions:
         """Remove faults from ``region`` (every region if None); ``mode``
         ``latency`` removes only the latency, an outage mode only the outage."""
         for name in [self._known(region)] if region else self.regions:
-            self._proxies[name].heal(mode)
+            if mode is None or mode in RESOLVER_MODES:
+                self._unresolvable.discard(name)
+            if mode not in RESOLVER_MODES:
+                self._proxies[name].heal(mode)
+        self._write_resolver_file()
+
+    def resolver_environment(self, path: str) -> dict[str, str]:
+        """Variables for a Python subprocess that should resolve the lab's
+        host names (it calls :func:`regionproxy.testing.resolver.install_from_env`
+        at import): the names, and ``path``, a file the lab keeps listing the
+        names that do not resolve now (``unresolvable``)."""
+        self._resolver_file = str(path)
+        self._write_resolver_file()
+        hosts = ",".join(f"{name}={self._host}" for name in self._names.values())
+        return {resolver.HOSTS_VARIABLE: hosts, resolver.UNRESOLVABLE_VARIABLE: self._resolver_file}
+
+    def _write_resolver_file(self) -> None:
+        if self._resolver_file is None:
+            return
+        listed = "".join(self._names[region] + "\n" for region in sorted(self._unresolvable))
+        temporary = self._resolver_file + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as out:
+            out.write(listed)
+        os.replace(temporary, self._resolver_file)  # readers see the old list or the new, whole
 
     def wait_replicated(self, timeout: float = 10.0) -> None:
         """Block until every change so far reached every region not cut off."""
@@ -370,7 +439,10 @@ class LocalRegions:
 
     def outage(self, region: str) -> str | None:
         """The outage mode injected in ``region`` now, if any."""
-        return self._proxies[self._known(region)].outage
+        outage = self._proxies[self._known(region)].outage
+        if outage is None and region in self._unresolvable:
+            return "unresolvable"
+        return outage
 
     def _is_cut(self, region: str) -> bool:
         return self._proxies[region].outage in _CUT
