@@ -189,10 +189,14 @@ def test_every_public_name_is_in_the_reference():
 
 def test_every_variable_is_in_the_configuration_reference():
     from regionproxy._config.environment import ENVIRONMENT
+    from regionproxy._web.options import MIDDLEWARE_SETTINGS as OPTIONS
 
     reference = (DOCS / "reference" / "configuration.md").read_text()
     missing = [name for name in ENVIRONMENT if f"`REGIONPROXY_{name}`" not in reference]
     assert not missing, f"docs/reference/configuration.md does not name {missing}"
+    options = (DOCS / "reference" / "middleware.md").read_text()
+    missing = [name for name in OPTIONS if f"`REGIONPROXY_{name}`" not in options]
+    assert not missing, f"docs/reference/middleware.md does not name {missing}"
 
 
 def test_every_metric_is_in_the_metrics_reference():
