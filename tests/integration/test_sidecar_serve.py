@@ -58,7 +58,13 @@ def test_regionproxy_serve_under_gunicorn_serves_an_sdk_its_health_and_its_metri
         assert client.query(
             TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "serve"}}
         )["Count"] == 6
-        status, body = _get(url + "/readyz")
+        # Ready once the worker that answers has probed its regions (before
+        # its first probe a region is "warn": usable, not proven).
+        for _ in range(100):  # bounded: 10 s
+            status, body = _get(url + "/readyz")
+            if '"status": "pass"' in body:
+                break
+            time.sleep(0.1)
         assert status == 200 and '"status": "pass"' in body
         status, metrics = _get(url + "/metrics")
         assert status == 200
