@@ -223,3 +223,24 @@ def test_unknown_variables_are_listed_not_refused():
     assert unknown_variables(environ, {"READINESS"}) == ["REGIONPROXY_READ_TIMOUT"]
     assert unknown_variables(environ, {"REGIONPROXY_READINESS"}) == ["REGIONPROXY_READ_TIMOUT"]
     assert settings_from_env(environ).regions == TWO
+
+
+def test_an_empty_required_variable_does_not_suggest_unsetting_it():
+    with pytest.raises(rp.ConfigError) as caught:
+        settings_from_env({"REGIONPROXY_REGIONS": ""})
+    assert "unset" not in str(caught.value)
+    assert "required" in str(caught.value)
+
+
+def test_an_empty_variable_with_a_default_suggests_unsetting_it():
+    with pytest.raises(rp.ConfigError) as caught:
+        settings_from_env({**REGIONS, "REGIONPROXY_CACHE_TTL": " "})
+    assert "unset the variable for the default" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["p99", "P50", "fast"])
+def test_a_wrong_hedge_delay_word_names_p95(text):
+    with pytest.raises(rp.ConfigError) as caught:
+        settings_from_env({**REGIONS, "REGIONPROXY_HEDGE_DELAY": text})
+    assert caught.value.setting == "REGIONPROXY_HEDGE_DELAY"
+    assert "p95" in str(caught.value)

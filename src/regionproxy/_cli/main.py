@@ -2,6 +2,7 @@
 
 ::
 
+    regionproxy --version
     regionproxy demo [--port PORT] [--for SECONDS]
     regionproxy lab [--regions REGION ...] [--example NAME] [--for SECONDS] [-- COMMAND ...]
     regionproxy probe --region REGION [--region ...] [--endpoint [REGION=]URL] [--table T --key K=V] [--count N] [--json FILE]
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="regionproxy",
         description="A local multi-region DynamoDB lab, the demo that runs on it, a latency probe and the benchmarks.",
     )
+    from regionproxy import __version__
+
+    parser.add_argument("--version", action="version", version=f"regionproxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab,probe,bench,evacuate,restore}")
     demo = commands.add_parser(
         "demo", help="the main job: the Flask blog over a local two-region lab", description="The Flask blog over a local two-region lab."

@@ -9,7 +9,10 @@ this module only reads text into them.
 
 Rules, the same for every variable: surrounding whitespace is stripped;
 an empty value is an error (it is usually a template that expanded to
-nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; an
+nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; the
+error suggests unsetting the variable only where it has a default
+(:data:`REQUIRED` lists those without); a parser that accepts a word
+besides numbers (HEDGE_DELAY's ``p95``) names the word when it refuses; an
 empty entry in a list ("eu-west-3,,us-east-1", a trailing comma) is an
 error for the same reason; numbers are plain ASCII decimals; booleans
 are true/false, 1/0, yes/no, on/off in any case.
@@ -33,10 +36,15 @@ _DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
+class _Empty(ValueError):
+    """An empty value: the message's hint depends on whether the variable
+    has a default (see :data:`REQUIRED`)."""
+
+
 def _text(text: str) -> str:
     text = text.strip()
     if not text:
-        raise ValueError("is empty (unset the variable for the default)")
+        raise _Empty("is empty")
     return text
 
 
@@ -94,6 +102,17 @@ def _strong_tables(text: str) -> dict[str, str]:
     return dict.fromkeys(_table_list(text), "strong")
 
 
+def _hedge_delay(text: str) -> float | str:
+    # A parser that accepts a word as well as a number names the word in its
+    # error: "p99" must learn that "p95" is the one accepted.
+    if _text(text).lower() == "p95":
+        return "p95"
+    try:
+        return _decimal(text)
+    except ValueError:
+        raise ValueError("expected seconds such as 0.05, or the word p95 (the preferred region's p95 latency)") from None
+
+
 def _endpoint_pairs(text: str) -> dict[str, str]:
     return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
 
@@ -133,7 +152,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
     "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
     "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
-    "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
+    "HEDGE_DELAY": ("hedge.delay", _hedge_delay),
     "HEDGE_BUDGET": ("hedge.budget", _decimal),
     "FLEET_URL": ("fleet", _text),
     "FLEET_NAME": ("fleet_name", _text),
@@ -143,6 +162,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "STRONG_TABLES": ("consistency", _strong_tables),
     "CONSISTENT_READ_FAILOVER": ("consistent_read_failover", _text),
 }
+# Variables without a default (name without prefix -> an example value):
+# an empty one is an error that must not suggest unsetting it.
+REQUIRED = {"REGIONS": "eu-west-3,us-east-1"}
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
 
 
@@ -178,6 +200,9 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
         raw = environ[variable]
         try:
             values[target] = parse(raw) if isinstance(raw, str) else raw
+        except _Empty as error:
+            hint = f"it is required, e.g. {REQUIRED[suffix]!r}" if suffix in REQUIRED else "unset the variable for the default"
+            raise ConfigError(f"{variable}={shown(raw)}: {error} ({hint})", setting=variable) from error
         except ValueError as error:
             raise ConfigError(f"{variable}={shown(raw)}: {error}", setting=variable) from error
         variables[target] = variable
