@@ -7,6 +7,13 @@ The values it builds are checked where they are defined
 (:mod:`regionproxy._config.settings` and :mod:`regionproxy._config.policies`);
 this module only reads text into them.
 
+A misspelled name fails, it is never ignored: every reader of the
+environment (:meth:`RegionSession.from_env`, so the sidecar and the
+command line; the Flask and Django integrations, for the environment and
+their own settings) refuses a ``REGIONPROXY_*`` name that no part of
+regionproxy reads, with a :class:`ConfigError` naming the nearest known
+name (:func:`check_variables`).
+
 Rules, the same for every variable: surrounding whitespace is stripped;
 an empty value is an error (it is usually a template that expanded to
 nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; the
@@ -162,6 +169,17 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "STRONG_TABLES": ("consistency", _strong_tables),
     "CONSISTENT_READ_FAILOVER": ("consistent_read_failover", _text),
 }
+# REGIONPROXY_* variables other parts read (without the prefix): the
+# middleware's options (regionproxy._web.options.MIDDLEWARE_SETTINGS, which a
+# test keeps in step), the sidecar's client keys, the lab's control address,
+# the test Redis binary and the soak test's length. Not typos.
+OTHER_VARIABLES = frozenset(
+    {
+        "READINESS", "LIVE_PATHS", "READY_PATHS", "ADMIN_PREFIX", "METRICS_PATH", "ADMIN_ALLOW", "ADMIN_HOSTS",
+        "ADMIN_TOKEN", "SERVER_TIMING", "PROBE_INTERVAL", "PROBE_TABLE",
+        "SERVE_KEYS", "LAB_CONTROL", "REDIS_SERVER", "SOAK_SECONDS",
+    }
+)  # fmt: skip
 # Variables without a default (name without prefix -> an example value):
 # an empty one is an error that must not suggest unsetting it.
 REQUIRED = {"REGIONS": "eu-west-3,us-east-1"}
@@ -180,8 +198,9 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
 
     A variable that does not parse, or a value the settings reject, raises
     :class:`ConfigError` naming the variable; a bad override, naming the
-    override. Variables this function does not read are ignored (see
-    :func:`unknown_variables`).
+    override. A ``REGIONPROXY_*`` name that no part of regionproxy reads
+    (a typo) raises :class:`ConfigError` naming the nearest known name
+    (:func:`check_variables`); those other parts read are left to them.
     """
     unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
     if unknown:
@@ -190,6 +209,7 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
         )
     if not isinstance(environ, Mapping):
         raise ConfigError(f"environ must be a mapping of variables, got {shown(environ)}", setting="environ")
+    check_variables(environ)
     values: dict[str, Any] = {}  # field or owner.field -> value
     variables: dict[str, str] = {}  # field or owner.field -> the variable it came from
     for suffix, (target, parse) in ENVIRONMENT.items():
@@ -247,14 +267,37 @@ def _pool_config(pool: Any, variable: str, override: Any) -> Config:
 
 
 def unknown_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
-    """The ``REGIONPROXY_*`` names in ``environ`` that neither the session
-    reads nor ``known`` lists (other readers' names, with or without the
-    prefix, e.g. ``middleware_options.MIDDLEWARE_SETTINGS``): likely typos, worth a
-    warning. Reading the environment never fails on them, since other parts
-    read variables of their own."""
-    names = set(ENVIRONMENT) | {name.removeprefix(ENV_PREFIX) for name in known}
+    """The ``REGIONPROXY_*`` names in ``environ`` that no part of regionproxy
+    reads (:data:`ENVIRONMENT`, :data:`OTHER_VARIABLES`) and ``known`` does
+    not list (with or without the prefix): typos, which
+    :func:`check_variables` refuses."""
+    names = set(ENVIRONMENT) | OTHER_VARIABLES | {name.removeprefix(ENV_PREFIX) for name in known}
     return sorted(
         name
         for name in environ
         if isinstance(name, str) and name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in names
     )
+
+
+def nearest_name(name: str, names: Iterable[str], prefix: str = ENV_PREFIX) -> str:
+    """``"; did you mean X?"`` for the known name closest to ``name``
+    (difflib), or a pointer to the reference when none is close."""
+    import difflib
+
+    stem = name.removeprefix(prefix)
+    close = difflib.get_close_matches(stem, sorted(names), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {prefix}{close[0]}?"
+    return "; every variable is in docs/reference/configuration.md"
+
+
+def check_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> None:
+    """Raise :class:`ConfigError` for a ``REGIONPROXY_*`` name in ``environ``
+    that nothing reads (a typo such as ``REGIONPROXY_REGION``), naming the
+    nearest known one. Every reader of the environment calls it (see the
+    module docstring)."""
+    unknown = unknown_variables(environ, known)
+    if unknown:
+        name = unknown[0]
+        names = set(ENVIRONMENT) | OTHER_VARIABLES | {other.removeprefix(ENV_PREFIX) for other in known}
+        raise ConfigError(f"{name} is not a regionproxy variable{nearest_name(name, names)}", setting=name)
