@@ -47,6 +47,26 @@ _CUT = frozenset({"refuse", "reset", "blackhole"})
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 
 
+def _replica_spec(description: dict[str, Any]) -> dict[str, Any]:
+    """``CreateTable`` arguments for a replica of the table ``description``
+    describes: its keys, indexes and billing, streams on."""
+    spec: dict[str, Any] = {
+        "TableName": description["TableName"],
+        "KeySchema": description["KeySchema"],
+        "AttributeDefinitions": description["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        indexes = [
+            {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+            for index in description.get(kind, [])
+        ]
+        if indexes:
+            spec[kind] = indexes
+    return spec
+
+
 class LocalRegions:
     """One moto server per region on loopback, with faults and replication.
 
@@ -318,6 +338,43 @@ class LocalRegions:
         if self.replicator is not None:
             self.replicator.add_table(kwargs["TableName"])
         return descriptions[0]["TableDescription"]
+
+    def adopt_tables(self) -> list[str]:
+        """Make every table created through the lab's endpoints (by a user,
+        in one region or more) a Global Table as :meth:`create_table` does:
+        create it in the regions that lack it with the same keys and
+        indexes, turn its streams on, copy the items it already holds, and
+        replicate it from now on. Returns the tables adopted. The
+        ``regionproxy lab`` command calls it every half second."""
+        if self.replicator is None:
+            return []
+        clients = {region: self.client(region, direct=True) for region in self.regions}
+        found: dict[str, list[str]] = {}  # table -> the regions that have it
+        for region, client in clients.items():
+            for table in client.get_paginator("list_tables").paginate().build_full_result().get("TableNames", []):
+                found.setdefault(table, []).append(region)
+        adopted = []
+        for table, holders in sorted(found.items()):
+            if table in self._tables:
+                continue
+            description = clients[holders[0]].describe_table(TableName=table)["Table"]
+            spec = _replica_spec(description)
+            for region in self.regions:
+                if region not in holders:
+                    clients[region].create_table(**spec)
+                elif not description.get("StreamSpecification", {}).get("StreamEnabled") or region != holders[0]:
+                    with contextlib.suppress(Exception):  # already on: moto refuses to turn it on twice
+                        clients[region].update_table(TableName=table, StreamSpecification=spec["StreamSpecification"])
+            for holder in holders:  # items written before the stream was on
+                for page in clients[holder].get_paginator("scan").paginate(TableName=table):
+                    for item in page.get("Items", []):
+                        for region in self.regions:
+                            if region not in holders:
+                                clients[region].put_item(TableName=table, Item=item)
+            self._tables.append(table)
+            self.replicator.add_table(table)
+            adopted.append(table)
+        return adopted
 
     # -- faults and replication ---------------------------------------------
 
