@@ -166,3 +166,26 @@ def test_the_control_refuses_parameters_a_fault_does_not_take():
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(request, timeout=5)
     assert lab.faults == []
+
+
+def test_adoption_copies_earlier_items_and_leaves_a_stream_without_new_images_alone():
+    from regionproxy.testing import LocalRegions
+
+    spec = {
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    with LocalRegions([LOCAL, REMOTE], mode="process") as lab:
+        local, remote = lab.client(LOCAL), lab.client(REMOTE)
+        local.create_table(TableName="Plain", **spec)
+        local.put_item(TableName="Plain", Item={"id": {"S": "before"}})  # no stream yet
+        for client in (local, remote):  # a stream whose writes would ship as deletes
+            client.create_table(TableName="Keys", StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}, **spec)
+        remote.put_item(TableName="Keys", Item={"id": {"S": "kept"}})
+        assert lab.adopt_tables() == ["Plain"]
+        local.put_item(TableName="Keys", Item={"id": {"S": "kept"}, "more": {"S": "x"}})
+        lab.wait_replicated()
+        assert remote.get_item(TableName="Plain", Key={"id": {"S": "before"}})["Item"] == {"id": {"S": "before"}}
+        assert remote.get_item(TableName="Keys", Key={"id": {"S": "kept"}})["Item"] == {"id": {"S": "kept"}}
+        assert lab.adopt_tables() == []

@@ -72,11 +72,10 @@ class ControlServer:
                 if len(parts) != 5 or parts[1] != token or parts[2] != "regions" or parts[4] not in ("fault", "heal"):
                     self._answer(404, {"error": "not found"})
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 <= length <= MAX_BODY:
-                    self._answer(400, {"error": "body too large"})
-                    return
                 try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if not 0 <= length <= MAX_BODY:
+                        raise ValueError(f"the body must be 0 to {MAX_BODY} bytes")
                     body = json.loads(self.rfile.read(length) or b"{}")
                     if not isinstance(body, dict):
                         raise ValueError("the body must be a JSON object")

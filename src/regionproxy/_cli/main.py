@@ -258,7 +258,7 @@ def _serve_lab(
         tempfile.TemporaryDirectory(prefix="regionproxy-lab-") as scratch,
         ControlServer(lab) as control,
         published(control.url),
-        _adopting(lab),
+        contextlib.ExitStack() as later,
     ):
         print("regionproxy lab: one moto server per region behind a fault proxy")
         for region, endpoint in lab.endpoints.items():
@@ -267,6 +267,8 @@ def _serve_lab(
         chosen = prepare(lab, example) if example else None
         if chosen is not None:
             print(f"  example {chosen.name}: {chosen.summary} (created, seeded, replicated)")
+        # After the example's tables exist everywhere: adopting one half-created would race create_table.
+        later.enter_context(_adopting(lab))
         env = environment(lab, chosen, os.environ)
         env[VARIABLE] = control.url
         for name in chosen.temp_dirs if chosen else ():

@@ -45,6 +45,7 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 _CUT = frozenset({"refuse", "reset", "blackhole"})
 # The single-item writes a write conflict answers by default (lab.write_conflict).
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+_NEW_IMAGES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")  # stream views the replicator can ship
 
 
 def _replica_spec(description: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +345,9 @@ class LocalRegions:
         in one region or more) a Global Table as :meth:`create_table` does:
         create it in the regions that lack it with the same keys and
         indexes, turn its streams on, copy the items it already holds, and
-        replicate it from now on. Returns the tables adopted. The
+        replicate it from now on. Returns the tables adopted. A table whose
+        stream carries no new images (``KEYS_ONLY``, ``OLD_IMAGE``) is left
+        unreplicated: its changes cannot be shipped. The
         ``regionproxy lab`` command calls it every half second."""
         if self.replicator is None:
             return []
@@ -357,14 +360,19 @@ class LocalRegions:
         for table, holders in sorted(found.items()):
             if table in self._tables:
                 continue
+            streams = {region: clients[region].describe_table(TableName=table)["Table"].get("StreamSpecification", {}) for region in holders}
+            if any(stream.get("StreamEnabled") and stream.get("StreamViewType") not in _NEW_IMAGES for stream in streams.values()):
+                # A stream without new images would replicate every write as a
+                # delete, and moto cannot change a stream's view: left alone.
+                self._tables.append(table)
+                continue
             description = clients[holders[0]].describe_table(TableName=table)["Table"]
             spec = _replica_spec(description)
             for region in self.regions:
                 if region not in holders:
                     clients[region].create_table(**spec)
-                elif not description.get("StreamSpecification", {}).get("StreamEnabled") or region != holders[0]:
-                    with contextlib.suppress(Exception):  # already on: moto refuses to turn it on twice
-                        clients[region].update_table(TableName=table, StreamSpecification=spec["StreamSpecification"])
+                elif not streams[region].get("StreamEnabled"):
+                    clients[region].update_table(TableName=table, StreamSpecification=spec["StreamSpecification"])
             for holder in holders:  # items written before the stream was on
                 for page in clients[holder].get_paginator("scan").paginate(TableName=table):
                     for item in page.get("Items", []):
