@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         usage="regionproxy lab [-h] [--regions REGION [REGION ...]] [--example NAME] [--for SECONDS] [-- COMMAND ...]",
         description="One moto server per region on loopback behind a fault proxy, replicated like a Global Table.",
         epilog="Everything after -- is a command run with REGIONPROXY_REGIONS, REGIONPROXY_ENDPOINTS, fake AWS "
-        "credentials and AWS_DEFAULT_REGION set; the lab stops when it exits.",
+        "credentials and AWS_DEFAULT_REGION set; the lab stops when it exits. From another shell, "
+        "'regionproxy lab fault REGION MODE', 'regionproxy lab heal [REGION]' and 'regionproxy lab status' "
+        "act on the running lab (see 'regionproxy lab fault -h').",
     )
     lab.add_argument("--regions", nargs="+", default=DEMO_REGIONS, metavar="REGION", help="region names, local first")
     lab.add_argument(

@@ -284,6 +284,8 @@ def nearest_name(name: str, names: Iterable[str], prefix: str = ENV_PREFIX) -> s
     (difflib), or a pointer to the reference when none is close."""
     import difflib
 
+    if not isinstance(name, str):
+        return "; every variable is in docs/reference/configuration.md"
     stem = name.removeprefix(prefix)
     close = difflib.get_close_matches(stem, sorted(names), n=1, cutoff=0.6)
     if close:
