@@ -206,3 +206,14 @@ def test_every_metric_is_in_the_metrics_reference():
     reference = (DOCS / "reference" / "metrics.md").read_text()
     missing = [name for name in names if not re.search(rf"`{name}(_total)?`", reference)]
     assert not missing, f"docs/reference/metrics.md does not name {missing}"
+
+
+def test_every_pip_install_of_an_extra_is_quoted_for_zsh():
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+    unquoted = [
+        f"{page.relative_to(ROOT)}: {match.group(0)}"
+        for page in pages
+        for match in re.finditer(r"pip install [^\n`]*?(?<![\"'])regionproxy\[", page.read_text())
+    ]
+    assert not unquoted, "zsh reads [] as a pattern: quote these:\n" + "\n".join(unquoted)
+    assert 'pip install "regionproxy[flask]"' in (DOCS / "getting-started" / "demo.md").read_text()

@@ -30,5 +30,23 @@ def test_demo_serves_the_blog_and_keeps_reads_working():
     finally:
         process.kill()
     assert process.returncode == 0, err
-    served = re.findall(r"served (\d+) reads, (\d+) failed", out)
+    served = re.findall(r"(\d+) page reads answered, (\d+) failed; their DynamoDB calls: (\d+) served by a region .*?, (\d+) cache hits", out)
     assert served and int(served[-1][0]) > 0 and served[-1][1] == "0"
+    # Every page read made a DynamoDB call, answered by a region or by the cache.
+    assert int(served[-1][2]) + int(served[-1][3]) >= int(served[-1][0])
+
+
+def test_the_terminal_counts_cache_hits_apart_as_the_status_page_does():
+    from regionproxy._cli.demo import progress
+
+    status = {"operations": {"read": {"served": 22}, "write": {"served": 0}}, "cache": {"hits": 109}}
+    line = progress(131, 0, status, "pass")
+    assert "131 page reads answered" in line
+    assert "22 served by a region (the status page's 'served')" in line and "109 cache hits" in line
+
+
+def test_the_status_page_shows_cache_hits_next_to_served():
+    from importlib.resources import files
+
+    page = files("regionproxy._web").joinpath("static/status.html").read_text()
+    assert 'id="cache-hits"' in page and "data.cache.hits" in page

@@ -46,3 +46,13 @@ def test_a_command_without_its_extra_names_the_extra_to_install(monkeypatch, cap
         main(argv)
     assert exited.value.code == 2
     assert f"pip install 'regionproxy[{extra}]'" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version(capsys):
+    import regionproxy as rp
+    from regionproxy._cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"regionproxy {rp.__version__}"

@@ -218,8 +218,53 @@ def test_endpoint_credentials_are_not_echoed():
     assert "hunter2" not in str(caught.value) and "credentials" in str(caught.value)
 
 
-def test_unknown_variables_are_listed_not_refused():
+def test_unknown_variables_lists_the_typos():
     environ = {**REGIONS, "REGIONPROXY_READ_TIMOUT": "1", "REGIONPROXY_READINESS": "any", "PATH": "/bin"}
-    assert unknown_variables(environ, {"READINESS"}) == ["REGIONPROXY_READ_TIMOUT"]
-    assert unknown_variables(environ, {"REGIONPROXY_READINESS"}) == ["REGIONPROXY_READ_TIMOUT"]
+    assert unknown_variables(environ) == ["REGIONPROXY_READ_TIMOUT"]
+    assert unknown_variables(environ, {"REGIONPROXY_READ_TIMOUT"}) == []
+
+
+def test_an_empty_required_variable_does_not_suggest_unsetting_it():
+    with pytest.raises(rp.ConfigError) as caught:
+        settings_from_env({"REGIONPROXY_REGIONS": ""})
+    assert "unset" not in str(caught.value)
+    assert "required" in str(caught.value)
+
+
+def test_an_empty_variable_with_a_default_suggests_unsetting_it():
+    with pytest.raises(rp.ConfigError) as caught:
+        settings_from_env({**REGIONS, "REGIONPROXY_CACHE_TTL": " "})
+    assert "unset the variable for the default" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["p99", "P50", "fast"])
+def test_a_wrong_hedge_delay_word_names_p95(text):
+    with pytest.raises(rp.ConfigError) as caught:
+        settings_from_env({**REGIONS, "REGIONPROXY_HEDGE_DELAY": text})
+    assert caught.value.setting == "REGIONPROXY_HEDGE_DELAY"
+    assert "p95" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("typo", "nearest"),
+    [
+        pytest.param("REGIONPROXY_REGION", "REGIONPROXY_REGIONS", id="region"),
+        pytest.param("REGIONPROXY_CACHE_TTLS", "REGIONPROXY_CACHE_TTL", id="cache-ttls"),
+        pytest.param("REGIONPROXY_READINES", "REGIONPROXY_READINESS", id="a-middleware-name"),
+    ],
+)
+def test_a_misspelled_variable_fails_naming_the_nearest_known_name(typo, nearest):
+    with pytest.raises(rp.ConfigError) as caught:
+        rp.RegionSession.from_env({**REGIONS, typo: "5"})
+    assert caught.value.setting == typo
+    assert f"did you mean {nearest}?" in str(caught.value)
+
+
+def test_variables_other_parts_read_are_not_typos():
+    from regionproxy._web.options import MIDDLEWARE_SETTINGS
+
+    environ = {**REGIONS, "REGIONPROXY_SERVE_KEYS": "a:b", "REGIONPROXY_READINESS": "any", "REGIONPROXY_LAB_CONTROL": "x"}
     assert settings_from_env(environ).regions == TWO
+    from regionproxy._config.environment import OTHER_VARIABLES
+
+    assert set(MIDDLEWARE_SETTINGS) <= OTHER_VARIABLES

@@ -199,3 +199,14 @@ def test_the_monitor_judges_probes_and_breakers_it_asks_the_session_for():
         ("us-east-1", FAIL, "open", "open"),
     ]
     assert watched.probed == ["eu-west-3", "us-east-1"]
+
+
+@pytest.mark.parametrize("policy", ["evacuate", "any"])
+def test_every_region_failing_is_not_said_to_serve_from_remote_replicas(policy):
+    status, reason = assess(policy, "local", {"local": FAIL, "remote": FAIL})
+    assert status == FAIL
+    assert reason == "no region available"
+
+
+def test_local_failing_with_a_remote_up_says_it_serves_from_remote_replicas():
+    assert "serving from remote replicas" in assess("evacuate", "local", {"local": FAIL, "remote": PASS})[1]

@@ -74,3 +74,11 @@ def test_a_region_endpoint_that_is_the_sidecar_itself_is_refused_at_start(endpoi
     env = {"REGIONPROXY_REGIONS": "eu-west-3,us-east-1", "REGIONPROXY_ENDPOINTS": f"eu-west-3={endpoint}"}
     with pytest.raises(ConfigError, match="itself"):
         build_app(env, listen=("127.0.0.1", 8000))
+
+
+def test_the_sidecar_refuses_a_misspelled_variable_naming_the_nearest():
+    import regionproxy as rp
+    from regionproxy._sidecar.serve import build_app
+
+    with pytest.raises(rp.ConfigError, match="did you mean REGIONPROXY_CACHE_TTL"):
+        build_app({"REGIONPROXY_REGIONS": "eu-west-3", "REGIONPROXY_CACHE_TTLS": "5"})

@@ -646,3 +646,28 @@ def test_the_admin_app_acts_through_the_sessions_methods():
     status = client.get("/status.json", environ_base=LOOPBACK_PEER, headers=auth)
     assert status.status_code == 200, (status.status_code, status.get_data())
     assert status.json["regions"][LOCAL] == "evacuated"
+
+
+class RecordingLab:
+    """The demo's lab as the outage buttons see it: what they asked for."""
+
+    def __init__(self):
+        self.calls = []
+
+    def fault(self, region, mode, **params):
+        self.calls.append(("fault", region, mode))
+
+    def heal(self, region=None, mode=None):
+        self.calls.append(("heal", region, mode))
+
+    def outage(self, region):
+        return None
+
+
+def test_the_demo_buttons_blackhole_a_region_and_heal_only_that_outage(make):
+    lab = RecordingLab()
+    client = Client(make(lab=lab))
+    assert post(client, f"/_regionproxy/regions/{LOCAL}/outage").status_code == 303
+    assert post(client, f"/_regionproxy/regions/{LOCAL}/heal").status_code == 303
+    # Healing removes the blackhole, never the demo's latency profile.
+    assert lab.calls == [("fault", LOCAL, "blackhole"), ("heal", LOCAL, "blackhole")]

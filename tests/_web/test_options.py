@@ -219,3 +219,26 @@ def test_flask_config_passes_admin_hosts_through(session):
         assert client.get("/_regionproxy/status.json", environ_base=peer).status_code == 404, "localhost is not listed"
     finally:
         app.extensions["regionproxy"].middleware.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "blamed", "named"),
+    [
+        pytest.param({"live_paths": ["/readyz"]}, "live_paths", "ready_paths", id="live-takes-a-default-ready-path"),
+        pytest.param({"ready_paths": ["/livez"]}, "ready_paths", "live_paths", id="ready-takes-the-default-live-path"),
+        pytest.param({"metrics_path": "/livez"}, "metrics_path", "live_paths", id="metrics-takes-the-default-live-path"),
+        pytest.param({"live_paths": ["/metrics"]}, "live_paths", "metrics_path", id="live-takes-the-default-metrics-path"),
+    ],
+)
+def test_a_path_clash_blames_the_option_given_not_a_default(options, blamed, named):
+    with pytest.raises(rp.ConfigError) as caught:
+        check_options(options)
+    assert caught.value.setting == blamed
+    assert named in str(caught.value)
+
+
+def test_live_paths_variable_taking_readyz_blames_live_paths(session):
+    options = middleware_options({"LIVE_PATHS": "/readyz"})
+    with pytest.raises(rp.ConfigError) as caught:
+        rp.RegionProxyMiddleware(hello, session, **options)
+    assert caught.value.setting == "live_paths"

@@ -247,3 +247,59 @@ def test_flask_extension_can_be_initialised_later(lab):
     assert state.middleware.monitor.policy == "any"
     assert app.test_client().get("/livez").status_code == 200
     state.middleware.close()
+
+
+# -- the environment and its typos, in both integrations --------------------------
+
+
+def test_flask_extension_refuses_a_misspelled_environment_variable(monkeypatch):
+    from flask import Flask
+
+    from regionproxy.contrib.flask import RegionProxy
+
+    monkeypatch.setenv("REGIONPROXY_CACHE_TTLS", "5")
+    app = Flask("typo")
+    app.config.update(REGIONPROXY_REGIONS="eu-west-3")
+    with pytest.raises(rp.ConfigError, match="did you mean REGIONPROXY_CACHE_TTL"):
+        RegionProxy(app)
+
+
+def test_flask_config_typo_names_the_nearest_setting():
+    from flask import Flask
+
+    from regionproxy.contrib.flask import RegionProxy
+
+    app = Flask("typo")
+    app.config.update(REGIONPROXY_REGIONS="eu-west-3", REGIONPROXY_REGION="eu-west-3")
+    with pytest.raises(rp.ConfigError, match="did you mean REGIONS"):
+        RegionProxy(app)
+
+
+def test_django_reads_the_environment_under_its_settings(django_setup, monkeypatch):
+    from django.test import override_settings
+
+    from regionproxy.contrib import django as rp_django
+
+    # What `regionproxy lab -- python manage.py runserver` exports, and a setting that wins over its variable.
+    monkeypatch.setenv("REGIONPROXY_ENDPOINTS", f"{LOCAL}=http://127.0.0.1:9,{REMOTE}=http://127.0.0.1:10")
+    monkeypatch.setenv("REGIONPROXY_CACHE_TTL", "5")
+    monkeypatch.setenv("REGIONPROXY_READINESS", "any")
+    with override_settings(REGIONPROXY={"REGIONS": [LOCAL, REMOTE], "CACHE_TTL": 7}):
+        try:
+            session = rp_django.get_session()
+            assert session.settings.endpoints == {LOCAL: "http://127.0.0.1:9", REMOTE: "http://127.0.0.1:10"}
+            assert session.settings.cache.ttl == 7
+            assert rp_django.RegionProxyMiddleware(lambda request: None).wsgi.monitor.policy == "any"
+        finally:
+            rp_django.reset()
+
+
+def test_django_check_refuses_a_misspelled_environment_variable(django_setup, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+    from django.test import override_settings
+
+    monkeypatch.setenv("REGIONPROXY_REGION", "eu-west-3")
+    with override_settings(REGIONPROXY={"REGIONS": "eu-west-3"}), pytest.raises(SystemCheckError) as caught:
+        call_command("check")
+    assert "did you mean REGIONPROXY_REGIONS" in str(caught.value)

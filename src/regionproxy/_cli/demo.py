@@ -4,7 +4,10 @@ Starts :class:`~regionproxy.testing.LocalRegions` with an OVHcloud-to-AWS
 latency profile (an app server in Gravelines: ~5 ms to eu-west-3 Paris,
 ~80 ms to us-east-1 Virginia), seeds the example blog, serves it wrapped by
 the middleware on 127.0.0.1, and sends it a light, bounded stream of reads
-so that the status page shows traffic. From the status page a person can
+so that the status page shows traffic. The terminal counts in the status
+page's terms (:func:`progress`): page reads, then the DynamoDB calls a
+region served and those the cache answered (which the page's "served"
+leaves out). From the status page a person can
 cause and heal an outage of a region (demo mode only) and watch requests
 keep working while readiness turns to fail and back.
 
@@ -95,6 +98,19 @@ class Traffic:
                 self.failed += 1
 
 
+def progress(ok: int, failed: int, status: dict[str, Any], readiness: str) -> str:
+    """The terminal's line, in the status page's terms: page reads are the
+    demo's HTTP requests; each makes DynamoDB calls that the page counts as
+    "served" when a region answered, and under "cache hits" when the cache
+    did (the page's "served" leaves those out), so the two agree."""
+    served = sum(counts["served"] for counts in status["operations"].values())
+    hits = status["cache"]["hits"]
+    return (
+        f"  {ok} page reads answered, {failed} failed; their DynamoDB calls: {served} served by a region "
+        f"(the status page's 'served'), {hits} cache hits; readiness {readiness}"
+    )
+
+
 def run(port: int = 8000, duration: float | None = None) -> int:
     from regionproxy.testing import LocalRegions
 
@@ -117,8 +133,9 @@ def run(port: int = 8000, duration: float | None = None) -> int:
         try:
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(min(5.0, max(0.0, deadline - time.monotonic())) if deadline else 5.0)
-                ready = app.extensions["regionproxy"].middleware.monitor.readiness().status
-                print(f"  served {traffic.ok} reads, {traffic.failed} failed; readiness {ready}", flush=True)
+                middleware = app.extensions["regionproxy"].middleware
+                ready = middleware.monitor.readiness().status
+                print(progress(traffic.ok, traffic.failed, middleware.session.status(), ready), flush=True)
         except KeyboardInterrupt:
             pass
         finally:

@@ -2,8 +2,10 @@
 
 ::
 
+    regionproxy --version
     regionproxy demo [--port PORT] [--for SECONDS]
     regionproxy lab [--regions REGION ...] [--example NAME] [--for SECONDS] [-- COMMAND ...]
+    regionproxy lab fault REGION MODE [...] | lab heal [REGION] | lab status   (a running lab: _cli.lab_control)
     regionproxy probe --region REGION [--region ...] [--endpoint [REGION=]URL] [--table T --key K=V] [--count N] [--json FILE]
     regionproxy bench [SCENARIO ...] [--profile P] [--quick | --smoke] [--out DIR]
     regionproxy evacuate|restore REGION [--fleet URL] [--fleet-name NAME] [--by WHO]
@@ -18,6 +20,7 @@ stops when the command exits (or on Ctrl-C, or after ``--for`` seconds).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -27,7 +30,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from regionproxy._cli.lag import add_parser as add_lag_parser
@@ -48,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="regionproxy",
         description="A local multi-region DynamoDB lab, the demo that runs on it, a latency probe and the benchmarks.",
     )
+    from regionproxy import __version__
+
+    parser.add_argument("--version", action="version", version=f"regionproxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,lab,probe,bench,evacuate,restore}")
     demo = commands.add_parser(
         "demo", help="the main job: the Flask blog over a local two-region lab", description="The Flask blog over a local two-region lab."
@@ -59,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         usage="regionproxy lab [-h] [--regions REGION [REGION ...]] [--example NAME] [--for SECONDS] [-- COMMAND ...]",
         description="One moto server per region on loopback behind a fault proxy, replicated like a Global Table.",
         epilog="Everything after -- is a command run with REGIONPROXY_REGIONS, REGIONPROXY_ENDPOINTS, fake AWS "
-        "credentials and AWS_DEFAULT_REGION set; the lab stops when it exits.",
+        "credentials and AWS_DEFAULT_REGION set; the lab stops when it exits. From another shell, "
+        "'regionproxy lab fault REGION MODE', 'regionproxy lab heal [REGION]' and 'regionproxy lab status' "
+        "act on the running lab (see 'regionproxy lab fault -h').",
     )
     lab.add_argument("--regions", nargs="+", default=DEMO_REGIONS, metavar="REGION", help="region names, local first")
     lab.add_argument(
@@ -163,6 +171,10 @@ def _add_bench(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from regionproxy._cli import lab_control
+
+    if argv[:1] == ["lab"] and len(argv) > 1 and argv[1] in lab_control.ACTIONS:
+        return lab_control.main(argv[1:])  # a running lab, from another shell
     # argparse cannot tell a command's own options from ours: split at "--".
     command: list[str] = []
     dashes = "--" in argv
@@ -247,17 +259,28 @@ def _serve_lab(
     stop: threading.Event,
     interrupted: threading.Event,
 ) -> int:
+    from regionproxy._cli.lab_control import VARIABLE, ControlServer, published
     from regionproxy.testing import LocalRegions
     from regionproxy.testing.examples import environment, exports, prepare
 
-    with LocalRegions(regions) as lab, tempfile.TemporaryDirectory(prefix="regionproxy-lab-") as scratch:
+    with (
+        LocalRegions(regions) as lab,
+        tempfile.TemporaryDirectory(prefix="regionproxy-lab-") as scratch,
+        ControlServer(lab) as control,
+        published(control.url),
+        contextlib.ExitStack() as later,
+    ):
         print("regionproxy lab: one moto server per region behind a fault proxy")
         for region, endpoint in lab.endpoints.items():
             print(f"  {region:<16} {endpoint}")
+        print(f"  control          {control.url}  (regionproxy lab fault REGION MODE / heal REGION, from another shell)")
         chosen = prepare(lab, example) if example else None
         if chosen is not None:
             print(f"  example {chosen.name}: {chosen.summary} (created, seeded, replicated)")
+        # After the example's tables exist everywhere: adopting one half-created would race create_table.
+        later.enter_context(_adopting(lab))
         env = environment(lab, chosen, os.environ)
+        env[VARIABLE] = control.url
         for name in chosen.temp_dirs if chosen else ():
             env.setdefault(name, os.path.join(scratch, name.lower()))
         # This Python's scripts (flask, gunicorn, ...) first, as if its venv were active.
@@ -266,11 +289,38 @@ def _serve_lab(
             print(f"Running: {shlex.join(command)}", flush=True)
             return run_command(command, env, duration, stop, interrupted)
         print("To point an app at it, in another shell:")
-        for line in exports(env, [*EXPORTED, *(chosen.env if chosen else ())]):
+        for line in exports(env, [*EXPORTED, VARIABLE, *(chosen.env if chosen else ())]):
             print(f"  {line}")
         print("Stop with Ctrl-C." if duration is None else f"Stopping in {duration:g} s.", flush=True)
         stop.wait(duration)
     return 0
+
+
+ADOPT_INTERVAL = 0.5  # seconds between looks for tables a user created through the lab's endpoints
+
+
+@contextlib.contextmanager
+def _adopting(lab: Any) -> Iterator[None]:
+    """Replicate the tables a user creates through the lab's endpoints
+    (:meth:`LocalRegions.adopt_tables`), every ``ADOPT_INTERVAL`` seconds,
+    while the lab runs: every table of ``regionproxy lab`` is replicated
+    like a Global Table, not only the example's."""
+    done = threading.Event()
+
+    def adopt() -> None:
+        while not done.wait(ADOPT_INTERVAL):
+            try:
+                lab.adopt_tables()
+            except Exception:  # noqa: BLE001 - a table being created, a lab stopping: try again next time
+                continue
+
+    thread = threading.Thread(target=adopt, name="lab-adopt", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=10)
 
 
 def run_command(

@@ -7,9 +7,19 @@ The values it builds are checked where they are defined
 (:mod:`regionproxy._config.settings` and :mod:`regionproxy._config.policies`);
 this module only reads text into them.
 
+A misspelled name fails, it is never ignored: every reader of the
+environment (:meth:`RegionSession.from_env`, so the sidecar and the
+command line; the Flask and Django integrations, for the environment and
+their own settings) refuses a ``REGIONPROXY_*`` name that no part of
+regionproxy reads, with a :class:`ConfigError` naming the nearest known
+name (:func:`check_variables`).
+
 Rules, the same for every variable: surrounding whitespace is stripped;
 an empty value is an error (it is usually a template that expanded to
-nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; an
+nothing), except ENDPOINTS and KEY_SCHEMAS, where it means none; the
+error suggests unsetting the variable only where it has a default
+(:data:`REQUIRED` lists those without); a parser that accepts a word
+besides numbers (HEDGE_DELAY's ``p95``) names the word when it refuses; an
 empty entry in a list ("eu-west-3,,us-east-1", a trailing comma) is an
 error for the same reason; numbers are plain ASCII decimals; booleans
 are true/false, 1/0, yes/no, on/off in any case.
@@ -33,10 +43,15 @@ _DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
+class _Empty(ValueError):
+    """An empty value: the message's hint depends on whether the variable
+    has a default (see :data:`REQUIRED`)."""
+
+
 def _text(text: str) -> str:
     text = text.strip()
     if not text:
-        raise ValueError("is empty (unset the variable for the default)")
+        raise _Empty("is empty")
     return text
 
 
@@ -94,6 +109,17 @@ def _strong_tables(text: str) -> dict[str, str]:
     return dict.fromkeys(_table_list(text), "strong")
 
 
+def _hedge_delay(text: str) -> float | str:
+    # A parser that accepts a word as well as a number names the word in its
+    # error: "p99" must learn that "p95" is the one accepted.
+    if _text(text).lower() == "p95":
+        return "p95"
+    try:
+        return _decimal(text)
+    except ValueError:
+        raise ValueError("expected seconds such as 0.05, or the word p95 (the preferred region's p95 latency)") from None
+
+
 def _endpoint_pairs(text: str) -> dict[str, str]:
     return _pairs(text, "eu-west-3=http://127.0.0.1:4501")
 
@@ -133,7 +159,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "THROTTLING_IS_FAULT": ("throttling_is_fault", _boolean),
     "KEY_SCHEMAS": ("key_schemas", _key_schema_pairs),
     "MAX_POOL_CONNECTIONS": ("client_config.max_pool_connections", _integer),
-    "HEDGE_DELAY": ("hedge.delay", lambda text: "p95" if _text(text).lower() == "p95" else _decimal(text)),
+    "HEDGE_DELAY": ("hedge.delay", _hedge_delay),
     "HEDGE_BUDGET": ("hedge.budget", _decimal),
     "FLEET_URL": ("fleet", _text),
     "FLEET_NAME": ("fleet_name", _text),
@@ -143,6 +169,20 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "STRONG_TABLES": ("consistency", _strong_tables),
     "CONSISTENT_READ_FAILOVER": ("consistent_read_failover", _text),
 }
+# REGIONPROXY_* variables other parts read (without the prefix): the
+# middleware's options (regionproxy._web.options.MIDDLEWARE_SETTINGS, which a
+# test keeps in step), the sidecar's client keys, the lab's control address,
+# the test Redis binary and the soak test's length. Not typos.
+OTHER_VARIABLES = frozenset(
+    {
+        "READINESS", "LIVE_PATHS", "READY_PATHS", "ADMIN_PREFIX", "METRICS_PATH", "ADMIN_ALLOW", "ADMIN_HOSTS",
+        "ADMIN_TOKEN", "SERVER_TIMING", "PROBE_INTERVAL", "PROBE_TABLE",
+        "SERVE_KEYS", "LAB_CONTROL", "REDIS_SERVER", "SOAK_SECONDS",
+    }
+)  # fmt: skip
+# Variables without a default (name without prefix -> an example value):
+# an empty one is an error that must not suggest unsetting it.
+REQUIRED = {"REGIONS": "eu-west-3,us-east-1"}
 _POLICIES = {"breaker": BreakerPolicy, "timeouts": Timeouts, "cache": CachePolicy, "hedge": HedgePolicy}
 
 
@@ -158,8 +198,9 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
 
     A variable that does not parse, or a value the settings reject, raises
     :class:`ConfigError` naming the variable; a bad override, naming the
-    override. Variables this function does not read are ignored (see
-    :func:`unknown_variables`).
+    override. A ``REGIONPROXY_*`` name that no part of regionproxy reads
+    (a typo) raises :class:`ConfigError` naming the nearest known name
+    (:func:`check_variables`); those other parts read are left to them.
     """
     unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
     if unknown:
@@ -168,6 +209,7 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
         )
     if not isinstance(environ, Mapping):
         raise ConfigError(f"environ must be a mapping of variables, got {shown(environ)}", setting="environ")
+    check_variables(environ)
     values: dict[str, Any] = {}  # field or owner.field -> value
     variables: dict[str, str] = {}  # field or owner.field -> the variable it came from
     for suffix, (target, parse) in ENVIRONMENT.items():
@@ -178,6 +220,9 @@ def settings_from_env(environ: Mapping[str, Any], **overrides: Any) -> Settings:
         raw = environ[variable]
         try:
             values[target] = parse(raw) if isinstance(raw, str) else raw
+        except _Empty as error:
+            hint = f"it is required, e.g. {REQUIRED[suffix]!r}" if suffix in REQUIRED else "unset the variable for the default"
+            raise ConfigError(f"{variable}={shown(raw)}: {error} ({hint})", setting=variable) from error
         except ValueError as error:
             raise ConfigError(f"{variable}={shown(raw)}: {error}", setting=variable) from error
         variables[target] = variable
@@ -222,14 +267,39 @@ def _pool_config(pool: Any, variable: str, override: Any) -> Config:
 
 
 def unknown_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
-    """The ``REGIONPROXY_*`` names in ``environ`` that neither the session
-    reads nor ``known`` lists (other readers' names, with or without the
-    prefix, e.g. ``middleware_options.MIDDLEWARE_SETTINGS``): likely typos, worth a
-    warning. Reading the environment never fails on them, since other parts
-    read variables of their own."""
-    names = set(ENVIRONMENT) | {name.removeprefix(ENV_PREFIX) for name in known}
+    """The ``REGIONPROXY_*`` names in ``environ`` that no part of regionproxy
+    reads (:data:`ENVIRONMENT`, :data:`OTHER_VARIABLES`) and ``known`` does
+    not list (with or without the prefix): typos, which
+    :func:`check_variables` refuses."""
+    names = set(ENVIRONMENT) | OTHER_VARIABLES | {name.removeprefix(ENV_PREFIX) for name in known}
     return sorted(
         name
         for name in environ
         if isinstance(name, str) and name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in names
     )
+
+
+def nearest_name(name: str, names: Iterable[str], prefix: str = ENV_PREFIX) -> str:
+    """``"; did you mean X?"`` for the known name closest to ``name``
+    (difflib), or a pointer to the reference when none is close."""
+    import difflib
+
+    if not isinstance(name, str):
+        return "; every variable is in docs/reference/configuration.md"
+    stem = name.removeprefix(prefix)
+    close = difflib.get_close_matches(stem, sorted(names), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {prefix}{close[0]}?"
+    return "; every variable is in docs/reference/configuration.md"
+
+
+def check_variables(environ: Mapping[str, Any], known: Iterable[str] = ()) -> None:
+    """Raise :class:`ConfigError` for a ``REGIONPROXY_*`` name in ``environ``
+    that nothing reads (a typo such as ``REGIONPROXY_REGION``), naming the
+    nearest known one. Every reader of the environment calls it (see the
+    module docstring)."""
+    unknown = unknown_variables(environ, known)
+    if unknown:
+        name = unknown[0]
+        names = set(ENVIRONMENT) | OTHER_VARIABLES | {other.removeprefix(ENV_PREFIX) for other in known}
+        raise ConfigError(f"{name} is not a regionproxy variable{nearest_name(name, names)}", setting=name)

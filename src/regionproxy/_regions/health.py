@@ -164,6 +164,10 @@ def assess(policy: str, local: str, regions: dict[str, str]) -> tuple[str, str |
     """Overall status from each region's, under ``policy``. Pure."""
     if policy == "evacuate":
         if regions[local] == FAIL:
+            # The reason must be true of the other regions too: with none
+            # left, nothing is served from remote replicas.
+            if all(status == FAIL for status in regions.values()):
+                return FAIL, "no region available"
             return FAIL, "local region unavailable: serving from remote replicas, move users away"
         return regions[local], None
     statuses = set(regions.values())

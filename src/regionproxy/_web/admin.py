@@ -218,7 +218,7 @@ class AdminApp:
         elif action == "outage":
             self.lab.fault(region, "blackhole")
         else:
-            self.lab.heal(region)
+            self.lab.heal(region, "blackhole")  # the outage only: the demo's latency profile stays
         # JSON for a client that prefers it to HTML (on a tie, and for '*/*'
         # as curl sends, the redirect back to the page).
         if request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json":

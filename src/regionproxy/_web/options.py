@@ -133,12 +133,27 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     ready = checked.get("ready_paths", READY_PATHS)
     prefix = checked.get("admin_prefix", ADMIN_PREFIX)
     metrics = checked.get("metrics_path", METRICS_PATH)
-    seen: set[str] = set()
+    # A clash is blamed on an option the caller gave, never on a default
+    # they did not write: ``live_paths=['/readyz']`` clashes with the
+    # default ready_paths, and the error names live_paths.
+    defaults = {"live_paths": LIVE_PATHS, "ready_paths": READY_PATHS, "metrics_path": METRICS_PATH, "admin_prefix": ADMIN_PREFIX}
+    # The middleware passes every keyword, defaults included: "given" means a value other than the default.
+    given = {name for name in defaults if name in checked and checked[name] != defaults[name]}
+    seen: dict[str, str] = {}  # path -> the option that holds it
     for name, paths in (("live_paths", live), ("ready_paths", ready)):
         for path in paths:
-            if path in seen or path == metrics or path == prefix or path.startswith(prefix + "/"):
-                raise _fail(name, "must not repeat a path, nor overlap metrics_path or admin_prefix", path)
-            seen.add(path)
+            if path in seen:
+                other = seen[path]
+                culprit = name if name in given or other not in given else other
+                also = other if culprit == name else name
+                where = "twice" if other == name else f"also in {also}" + ("" if also in given else " (its default)")
+                raise _fail(culprit, f"must not repeat a path: {path!r} is {where}", path)
+            if path == metrics or path == prefix or path.startswith(prefix + "/"):
+                owner = "metrics_path" if path == metrics else "admin_prefix"
+                if name in given or owner not in given:
+                    raise _fail(name, f"must not overlap metrics_path ({metrics!r}) or admin_prefix ({prefix!r})", path)
+                raise _fail(owner, f"must not overlap {name} ({list(paths)!r})", checked[owner])
+            seen[path] = name
     if metrics == prefix:
         raise _fail("metrics_path", "must differ from admin_prefix", metrics)
     return checked

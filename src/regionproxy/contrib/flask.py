@@ -20,7 +20,7 @@ from flask import current_app
 
 from regionproxy._web.middleware import RegionProxyMiddleware
 from regionproxy._web.options import OPTION_CHECKS, OPTIONS
-from regionproxy.contrib import configure
+from regionproxy.contrib import configure, environment_settings
 from regionproxy.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,10 +63,8 @@ class RegionProxy:
     def init_app(self, app: Flask) -> RegionProxyState:
         # The environment's REGIONPROXY_* variables, overridden by app.config.
         settings = {
-            key.removeprefix(PREFIX): value
-            for source in (os.environ, app.config)
-            for key, value in source.items()
-            if key.startswith(PREFIX)
+            **environment_settings(os.environ),
+            **{key.removeprefix(PREFIX): value for key, value in app.config.items() if key.startswith(PREFIX)},
         }
         session, options = configure(settings, self._session)
         middleware = RegionProxyMiddleware(app.wsgi_app, session, **{**options, **self._options})

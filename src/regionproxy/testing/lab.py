@@ -54,6 +54,27 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 _CUT = frozenset({"refuse", "reset", "blackhole"})
 # The single-item writes a write conflict answers by default (lab.write_conflict).
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+_NEW_IMAGES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")  # stream views the replicator can ship
+
+
+def _replica_spec(description: dict[str, Any]) -> dict[str, Any]:
+    """``CreateTable`` arguments for a replica of the table ``description``
+    describes: its keys, indexes and billing, streams on."""
+    spec: dict[str, Any] = {
+        "TableName": description["TableName"],
+        "KeySchema": description["KeySchema"],
+        "AttributeDefinitions": description["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        indexes = [
+            {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+            for index in description.get(kind, [])
+        ]
+        if indexes:
+            spec[kind] = indexes
+    return spec
 
 
 class LocalRegions:
@@ -358,6 +379,50 @@ class LocalRegions:
         if self.replicator is not None:
             self.replicator.add_table(kwargs["TableName"])
         return descriptions[0]["TableDescription"]
+
+    def adopt_tables(self) -> list[str]:
+        """Make every table created through the lab's endpoints (by a user,
+        in one region or more) a Global Table as :meth:`create_table` does:
+        create it in the regions that lack it with the same keys and
+        indexes, turn its streams on, copy the items it already holds, and
+        replicate it from now on. Returns the tables adopted. A table whose
+        stream carries no new images (``KEYS_ONLY``, ``OLD_IMAGE``) is left
+        unreplicated: its changes cannot be shipped. The
+        ``regionproxy lab`` command calls it every half second."""
+        if self.replicator is None:
+            return []
+        clients = {region: self.client(region, direct=True) for region in self.regions}
+        found: dict[str, list[str]] = {}  # table -> the regions that have it
+        for region, client in clients.items():
+            for table in client.get_paginator("list_tables").paginate().build_full_result().get("TableNames", []):
+                found.setdefault(table, []).append(region)
+        adopted = []
+        for table, holders in sorted(found.items()):
+            if table in self._tables:
+                continue
+            streams = {region: clients[region].describe_table(TableName=table)["Table"].get("StreamSpecification", {}) for region in holders}
+            if any(stream.get("StreamEnabled") and stream.get("StreamViewType") not in _NEW_IMAGES for stream in streams.values()):
+                # A stream without new images would replicate every write as a
+                # delete, and moto cannot change a stream's view: left alone.
+                self._tables.append(table)
+                continue
+            description = clients[holders[0]].describe_table(TableName=table)["Table"]
+            spec = _replica_spec(description)
+            for region in self.regions:
+                if region not in holders:
+                    clients[region].create_table(**spec)
+                elif not streams[region].get("StreamEnabled"):
+                    clients[region].update_table(TableName=table, StreamSpecification=spec["StreamSpecification"])
+            for holder in holders:  # items written before the stream was on
+                for page in clients[holder].get_paginator("scan").paginate(TableName=table):
+                    for item in page.get("Items", []):
+                        for region in self.regions:
+                            if region not in holders:
+                                clients[region].put_item(TableName=table, Item=item)
+            self._tables.append(table)
+            self.replicator.add_table(table)
+            adopted.append(table)
+        return adopted
 
     # -- faults and replication ---------------------------------------------
 

@@ -12,17 +12,22 @@ middleware (sessions, auth, CSRF) runs. In views::
     from regionproxy.contrib.django import table
     post = table("Blog").get_item(Key={...})
 
-The session is built once per process, on first use (after gunicorn forks).
+The ``REGIONPROXY_*`` environment variables are read too, under the
+settings (a setting wins over its variable), as the Flask extension does;
+a misspelled variable or setting is a :class:`~regionproxy.ConfigError`
+naming the nearest known name. The session is built once per process, on
+first use (after gunicorn forks).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from regionproxy._web.middleware import RegionProxyMiddleware as WSGIMiddleware
-from regionproxy.contrib import configure
+from regionproxy.contrib import configure, environment_settings
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -40,8 +45,15 @@ def _configured() -> tuple[RegionSession, dict[str, Any]]:
 
         with _lock:
             if "session" not in _state:
-                _state["session"], _state["options"] = configure(getattr(settings, "REGIONPROXY", {}))
+                _state["session"], _state["options"] = configure(merged_settings(getattr(settings, "REGIONPROXY", {})))
     return _state["session"], _state["options"]
+
+
+def merged_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``REGIONPROXY_*`` environment (``regionproxy lab -- python
+    manage.py runserver`` exports it), with ``settings.REGIONPROXY`` over
+    it: the settings win, as ``app.config`` does in the Flask extension."""
+    return {**environment_settings(os.environ), **config}
 
 
 def get_session() -> RegionSession:

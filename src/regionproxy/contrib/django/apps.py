@@ -27,6 +27,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     from regionproxy._config.environment import ENV_PREFIX, settings_from_env
     from regionproxy._web.options import check_options, middleware_options
     from regionproxy.contrib import check_settings as known
+    from regionproxy.contrib.django import merged_settings
     from regionproxy.errors import ConfigError
 
     config = getattr(settings, "REGIONPROXY", None)
@@ -34,8 +35,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         return [checks.Error("settings.REGIONPROXY must be a dict", hint="REGIONPROXY = {'REGIONS': [...]}", id="regionproxy.E001")]
     try:
         known(config)
-        settings_from_env({ENV_PREFIX + name: value for name, value in config.items()})
-        check_options(middleware_options(config))  # each value, then paths against each other
+        merged = merged_settings(config)  # the environment under the settings, as the middleware reads them
+        settings_from_env({ENV_PREFIX + name: value for name, value in merged.items()})
+        check_options(middleware_options(merged))  # each value, then paths against each other
     except ConfigError as error:
         return [checks.Error(f"settings.REGIONPROXY: {error}", id="regionproxy.E001")]
     return []
