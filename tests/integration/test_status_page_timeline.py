@@ -120,8 +120,17 @@ def test_the_charts_draw_latency_errors_and_marks_per_region(browser, lab, sessi
             # every mark is inside the plot, on the same time axis as the lines
             xs = local.locator("line.mark").evaluate_all("lines => lines.map(l => Number(l.getAttribute('x1')))")
             assert all(46 <= x <= 582 for x in xs), xs
+            # The pair's state is the latest cycle's: with the lag (1.5 s) past
+            # the interval (1 s), a cycle may end before its heartbeat arrives
+            # and say the previous one's. The page shows what the canary says:
+            # reloaded until a cycle says the pair lags (bounded).
             row = page.locator(f'#replication-pairs tr[data-source="{LOCAL}"][data-replica="{REMOTE}"]')
-            assert row.locator("td.state").inner_text() in ("lagging", "stalled")
+
+            def pair_lags() -> bool:
+                page.reload()
+                return row.locator("td.state").inner_text() in ("lagging", "stalled")
+
+            assert wait_for(pair_lags, timeout=20, interval=0.5)
 
             ARTIFACTS.mkdir(exist_ok=True)
             page.locator("#timeline").screenshot(path=str(ARTIFACTS / "status-page-timeline.png"))
