@@ -94,7 +94,10 @@ def test_a_browned_out_region_is_demoted_and_reads_go_to_the_next_one_directly(l
     )
     session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
     lab.wait_replicated()
-    lab.fault(LOCAL, "latency", delay=0.6)  # slow, not down: no breaker opens
+    # Slow, not down: no breaker opens. Slow enough (2 s) that the hedge to
+    # the remote region wins on a loaded machine too (at 0.6 s, under two
+    # busy loops, a remote answer could take longer and no hedge was won).
+    lab.fault(LOCAL, "latency", delay=2.0)
     for _ in range(3):
         session.client.get_item(TableName=TABLE, Key=KEY)
     assert [e.region for e in events if isinstance(e, RegionDemoted)] == [LOCAL]
