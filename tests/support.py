@@ -314,3 +314,23 @@ def gunicorn_master(lab: Any, fleet_url: str | None, *, workers: int = 2, env: d
             process.kill()
             output, _ = process.communicate(timeout=10)
     assert "Traceback" not in output, output
+
+
+@contextlib.contextmanager
+def moto_table(table: str, credentials: dict[str, str]) -> Iterator[Any]:
+    """In-process DynamoDB (moto's ``mock_aws``) with ``table`` (hash key
+    ``p``, a string) in LOCAL and REMOTE, for pure-logic tests; yields
+    the boto3 session that made it."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        boto = boto3.session.Session(**credentials)
+        for region in (LOCAL, REMOTE):
+            boto.client("dynamodb", region_name=region).create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        yield boto

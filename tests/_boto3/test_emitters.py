@@ -16,11 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.handlers import BUILTIN_HANDLERS
-from moto import mock_aws
 
 import regionproxy as rp
 from regionproxy._boto3.emitters import PER_CALL_EVENTS, Registration, caller_registrations
-from tests.support import LOCAL, REMOTE, closed_port_url
+from tests.support import LOCAL, REMOTE, closed_port_url, moto_table
 
 TABLE = "T"
 REFUSED = closed_port_url()
@@ -30,15 +29,7 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 @pytest.fixture
 def backend() -> Iterator[None]:
     """A fresh in-process DynamoDB (moto) with table ``T`` in both regions."""
-    with mock_aws():
-        boto = boto3.session.Session(**CREDENTIALS)
-        for region in (LOCAL, REMOTE):
-            boto.client("dynamodb", region_name=region).create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    with moto_table(TABLE, CREDENTIALS):
         yield
 
 

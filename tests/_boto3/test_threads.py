@@ -15,13 +15,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from botocore.hooks import HierarchicalEmitter
-from moto import mock_aws
 
 import regionproxy as rp
-from tests.support import LOCAL, REMOTE
+from tests.support import LOCAL, REMOTE, moto_table
 
 TABLE = "T"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -31,15 +29,7 @@ ITEM = {"p": "a", "name": "x"}
 @pytest.fixture
 def session() -> Iterator[rp.RegionSession]:
     """A session over an in-process DynamoDB (moto) with table ``T`` holding ``ITEM``."""
-    with mock_aws():
-        boto = boto3.session.Session(**CREDENTIALS)
-        for region in (LOCAL, REMOTE):
-            boto.client("dynamodb", region_name=region).create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    with moto_table(TABLE, CREDENTIALS) as boto:
         session = rp.RegionSession([LOCAL, REMOTE], boto3_session=boto)
         session.table(TABLE).put_item(Item=ITEM)
         yield session

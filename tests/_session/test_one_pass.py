@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
-from moto import mock_aws
 
 import regionproxy as rp
 from regionproxy._dynamodb.calls import Call
-from tests.support import LOCAL, REMOTE
+from tests.support import LOCAL, REMOTE, moto_table
 
 TABLE = "Items"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -45,15 +43,7 @@ def counted(monkeypatch) -> Iterator[tuple[rp.RegionSession, list[str], list[str
         described.append(operation)
         init(self, operation, *args, **kwargs)
 
-    with mock_aws():
-        boto = boto3.session.Session(**CREDENTIALS)
-        for region in (LOCAL, REMOTE):
-            boto.client("dynamodb", region_name=region).create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    with moto_table(TABLE, CREDENTIALS) as boto:
         for name, member in vars(rp.RegionSession).items():
             if callable(member) and not name.startswith("_") and not isinstance(member, staticmethod | classmethod):
                 monkeypatch.setattr(rp.RegionSession, name, counting(member))
