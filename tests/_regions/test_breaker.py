@@ -83,6 +83,18 @@ def test_failed_trial_reopens_for_another_reset_timeout(breaker, clock):
     assert breaker.admit() == TRIAL
 
 
+def test_a_late_fault_of_a_call_admitted_before_the_breaker_opened_does_not_end_the_trial(breaker, clock):
+    slow = breaker.admit()  # admitted while closed; its answer comes late
+    _fail(breaker, 3)
+    clock.now += 10
+    trial = breaker.admit()
+    assert trial == TRIAL
+    breaker.failed(slow)  # e.g. a read timeout that began before the breaker opened
+    assert breaker.state == HALF_OPEN, "only the trial may decide half-open"
+    breaker.succeeded(trial)
+    assert breaker.state == CLOSED
+
+
 def test_success_threshold_needs_that_many_trials(clock):
     breaker = RegionBreaker("r", BreakerPolicy(fail_max=1, reset_timeout=1, success_threshold=2), Hooks(), clock=clock)
     _fail(breaker, 1)

@@ -272,7 +272,11 @@ class RegionBreaker:
                 shared_trial = self._end_trial(ticket)
                 state = self._cb.current_state
                 count = max(self._storage.counter, fleet_count or 0)
-                if state == HALF_OPEN or (state == CLOSED and count >= self.policy.fail_max):
+                # Only the trial's verdict ends half-open: a NORMAL call that
+                # fails now was admitted before the breaker opened (half-open
+                # admits nothing but the trial), and its late fault says
+                # nothing about the region since then.
+                if (state == HALF_OPEN and ticket == TRIAL) or (state == CLOSED and count >= self.policy.fail_max):
                     self._open()
         finally:
             self._announce()
