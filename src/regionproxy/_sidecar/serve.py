@@ -40,6 +40,7 @@ from typing import Any
 
 from regionproxy._sidecar.protocol import sidecar_app
 from regionproxy._sidecar.signatures import ClientKeys
+from regionproxy._sidecar.worker import worker_class
 from regionproxy._web.options import middleware_options
 from regionproxy.errors import ConfigError
 
@@ -191,7 +192,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int, app: Any) -> 
     settings = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": worker_class(),
         "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,
