@@ -120,7 +120,7 @@ def _refusal(status: int, error_type: str, message: str) -> bytes:
 
 
 class _Connection:
-    __slots__ = ("sock", "fd", "address", "buffer", "deadline", "idle", "parked_bytes", "body_started", "closed")
+    __slots__ = ("sock", "fd", "address", "buffer", "deadline", "idle", "parked_bytes", "body_started", "closed", "answered")
 
     def __init__(self, sock: socket.socket, address: Any, deadline: float) -> None:
         self.sock = sock
@@ -132,6 +132,7 @@ class _Connection:
         self.parked_bytes = 0  # of this connection's buffer, counted in the front's budget
         self.body_started = False  # the head of the request in the buffer is complete (its body deadline set)
         self.closed = False
+        self.answered = False  # at least one request answered
 
 
 class _Head:
@@ -215,7 +216,9 @@ class HttpFront:
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
         }
+        self._probe = select.poll()  # listeners with a connection waiting (:meth:`_evict`)
         for sock in listeners:
+            self._probe.register(sock.fileno(), select.POLLIN)
             sock.setblocking(False)
             name = sock.getsockname()
             if isinstance(name, tuple):
@@ -331,7 +334,7 @@ class HttpFront:
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(64):  # bounded: the rest at the next poll
             if self._open >= self.max_connections and not self._evict():
-                self._set_accepting(False)
+                self._set_accepting(False)  # until a connection closes
                 return
             try:
                 sock, address = listener.accept()
@@ -352,14 +355,22 @@ class HttpFront:
             self._epoll.register(connection.fd, _EVENTS)
 
     def _evict(self) -> bool:
-        """Close the longest-idle kept-alive connection; False if none is idle."""
+        """Make room for a connection waiting to be accepted: close the
+        longest-idle kept-alive connection (one that has been answered
+        before one that has not sent yet); False if none is idle."""
+        if not self._pending():
+            return True  # nobody waits: nothing to close
         idle = [connection for connection in self._parked.values() if connection.idle]
         if not idle:
             return False
-        oldest = min(idle, key=lambda connection: connection.deadline)
+        oldest = min(idle, key=lambda connection: (not connection.answered, connection.deadline))
         self._parked.pop(oldest.fd, None)
         self._close(oldest)
         return True
+
+    def _pending(self) -> bool:
+        """True if a listener has a connection waiting."""
+        return bool(self._probe.poll(0))
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -414,6 +425,7 @@ class HttpFront:
                 keep = self._respond(connection, head)
                 if not keep:
                     raise _Close()
+                connection.answered = True
                 if not connection.buffer:
                     connection.idle = True
                     connection.deadline = time.monotonic() + (self.keepalive if self.alive else STOP_LINGER)
@@ -636,7 +648,7 @@ class HttpFront:
             log.exception("regionproxy serve: the app failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             return _refusal(500, "InternalServerError", "The sidecar could not serve the request."), False
         body = b"".join(written)
-        keep = keep and app_keep
+        keep = keep and app_keep and self.alive  # stopping meanwhile: this answer closes
         lines.append(f"Content-Length: {len(body)}\r\nDate: {self._http_date()}\r\n")
         lines.append("\r\n" if keep else "Connection: close\r\n\r\n")
         head = "".join(lines).encode("latin-1")
