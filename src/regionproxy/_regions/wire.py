@@ -24,9 +24,12 @@ region's bytes unchanged, and re-serialises only what the session built
 itself (a cache hit, a merged BatchGetItem). Error answers are raised as
 botocore's ``ClientError`` (parsed by botocore's own JSON parser, so the
 verdicts judge them as they judge any), with the raw answer kept on the
-error (:func:`raw_error`). Transport errors are botocore's own (the send is
-botocore's ``URLLib3Session``), judged by class
-(:mod:`regionproxy._dynamodb.verdicts`); a body that is not JSON, or whose
+error (:func:`raw_error`). Transport errors are botocore's own classes,
+judged by class (:mod:`regionproxy._dynamodb.verdicts`): the send is
+:class:`~regionproxy._regions.transport.Transport` (a lean keep-alive
+client that raises what botocore's ``URLLib3Session`` raises for the same
+failure) for ``http(s)`` endpoints without a proxy or client certificate,
+and ``URLLib3Session`` itself otherwise; a body that is not JSON, or whose
 ``x-amz-crc32`` does not match, is a fault that may have been applied
 (``ResponseParserError``, ``ChecksumError``), never a ``ValueError``,
 which the verdicts read as "not sent".
@@ -60,6 +63,8 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ChecksumError, ClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
 from botocore.parsers import JSONParser, ResponseParserError
+
+from regionproxy._regions import transport
 
 TARGET_PREFIX = "DynamoDB_20120810."
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -217,20 +222,29 @@ class WireSender:
         self.host = host_of(self.url)
         self._credentials = credentials
         self._user_agent = user_agent
-        self._http = URLLib3Session(
-            timeout=(config.connect_timeout, config.read_timeout),
-            proxies=config.proxies,
-            max_pool_connections=config.max_pool_connections,
-            client_cert=config.client_cert,
-            proxies_config=config.proxies_config,
-        )
+        self._path = urlsplit(self.url).path or "/"
+        self._http: URLLib3Session | None = None
+        self._lean: transport.Transport | None = None
+        if transport.usable(self.url, config):
+            self._lean = transport.Transport(self.url, config.connect_timeout, config.read_timeout, config.max_pool_connections)
+        else:
+            self._http = URLLib3Session(
+                timeout=(config.connect_timeout, config.read_timeout),
+                proxies=config.proxies,
+                max_pool_connections=config.max_pool_connections,
+                client_cert=config.client_cert,
+                proxies_config=config.proxies_config,
+            )
         self._parser = JSONParser()
 
     def __repr__(self) -> str:
         return f"WireSender({self.region!r}, {self.url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._lean is not None:
+            self._lean.close()
+        if self._http is not None:
+            self._http.close()
 
     def send(self, operation: str, request: JsonRequest) -> dict[str, Any]:
         """DynamoDB ``operation`` with ``request``'s body; the parsed answer
@@ -249,23 +263,35 @@ class WireSender:
             headers["User-Agent"] = self._user_agent
         outgoing = LightRequest("POST", self.url, headers, body)
         SigV4(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(outgoing)
-        response = self._http.send(AWSPreparedRequest("POST", self.url, headers, body, stream_output=False))
-        body = response.content
-        raw = RawAnswer(response.status_code, tuple(response.headers.items()), body)
-        expected = response.headers.get("x-amz-crc32")
+        if self._lean is not None:
+            lines = [f"POST {self._path} HTTP/1.1\r\n"]
+            for name, value in headers.items():
+                if "\r" in value or "\n" in value:  # as http.client refuses it, before sending: not sent
+                    raise ValueError(f"Invalid header value {value!r} for {name}")
+                lines.append(f"{name}: {value}\r\n")
+            lines.append("\r\n")
+            answer = self._lean.post("".join(lines).encode("latin-1"), body)
+            status, items, lowered, body = answer.status_code, answer.items, answer.headers, answer.content
+        else:
+            assert self._http is not None
+            response = self._http.send(AWSPreparedRequest("POST", self.url, headers, body, stream_output=False))
+            status, items, body = response.status_code, tuple(response.headers.items()), response.content
+            lowered = {name.lower(): value for name, value in items}
+        raw = RawAnswer(status, items, body)
+        expected = lowered.get("x-amz-crc32")
         if expected is not None and expected.isdigit() and int(expected) != zlib.crc32(body) & 0xFFFFFFFF:
             raise ChecksumError(checksum_type="crc32", expected_checksum=int(expected), actual_checksum=zlib.crc32(body))
         metadata = {
-            "RequestId": response.headers.get("x-amzn-RequestId", ""),
-            "HTTPStatusCode": response.status_code,
-            "HTTPHeaders": {name.lower(): value for name, value in response.headers.items()},
+            "RequestId": lowered.get("x-amzn-requestid", ""),
+            "HTTPStatusCode": status,
+            "HTTPHeaders": lowered,
             "RetryAttempts": 0,
         }
-        if response.status_code >= 300:
+        if status >= 300:
             try:
-                parsed = self._parser.parse({"status_code": response.status_code, "headers": response.headers, "body": body}, None)
+                parsed = self._parser.parse({"status_code": status, "headers": lowered, "body": body}, None)
             except Exception as parse_error:  # noqa: BLE001 - a corrupt answer: the region's fault, never "not sent"
-                raise ResponseParserError(f"unreadable error answer ({response.status_code})") from parse_error
+                raise ResponseParserError(f"unreadable error answer ({status})") from parse_error
             parsed["ResponseMetadata"] = metadata
             raise region_error(parsed, operation, raw)
         if request.parse or not body:
