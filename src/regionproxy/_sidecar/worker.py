@@ -11,16 +11,19 @@ cached GetItem. The app is called as any WSGI server calls it, so
 
 The rules, for every connection:
 
-- **A thread is never held by a client, only by the app.** Connections
-  wait in one ``epoll`` (one-shot: a connection is in the poller or in
-  one thread, never both) until bytes arrive; a thread then reads what
-  is there without waiting (non-blocking sockets). A request is handed to
-  the app only once its head and its whole body are in memory; a partial
-  request goes back to the poller with its bytes, so a client sending one
-  byte at a time costs a thread a few microseconds per byte, never a
-  wait. (Past ``park_budget`` bytes of partial requests in the poller, a
-  thread waits for the rest itself, within the request's deadline: memory
-  stays bounded.) Threads are ``--threads`` per worker.
+- **A thread is never held by a client, only by the app.** Parked
+  connections wait in one ``epoll`` (one-shot: a connection is parked or
+  in one thread, never both), which the threads wait on themselves (no
+  hand-off between threads: the thread that is woken serves); a thread
+  reads what has arrived without waiting (non-blocking sockets). A
+  request is handed to the app only once its head and its whole body are
+  in memory; a partial request is parked again with its bytes, so a
+  client sending one byte at a time costs a thread a few microseconds per
+  byte, never a wait. (Past ``park_budget`` bytes of partial requests
+  parked, a thread waits for the rest itself, within the request's
+  deadline: memory stays bounded.) Threads are ``--threads`` per worker;
+  the worker's main thread accepts, enforces the deadlines below, and
+  sends gunicorn's heartbeat.
 - **Deadlines, not per-read timeouts:** a request's head must be complete
   ``header_timeout`` seconds after its first byte (or after the
   connection was accepted), its body ``body_timeout`` seconds after its
@@ -70,7 +73,6 @@ import errno
 import io
 import logging
 import os
-import queue
 import re
 import select
 import socket
@@ -90,7 +92,7 @@ SEND_TIMEOUT = 10.0  # seconds to write an answer
 STOP_LINGER = 1.0  # seconds a kept-alive connection may still bring a request while stopping
 MAX_BODY = 16 * 1024 * 1024  # DynamoDB's request size limit
 PARK_BUDGET = 64 * 1024 * 1024  # bytes of partial requests kept in the poller, per worker
-PIPELINED = 64  # requests answered per visit of a thread before the connection is handed back
+_THREAD_WAIT = 0.5  # seconds a thread waits for events before it looks whether the front is closing
 
 _READ = 256 * 1024
 _EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
@@ -192,17 +194,19 @@ class HttpFront:
         self.limit_field = limit_request_field_size or 65536
         self.on_request = on_request
         self.alive = True
-        self._epoll = select.epoll()
-        self._queue: queue.SimpleQueue[_Connection | None] = queue.SimpleQueue()
+        self._epoll = select.epoll()  # the connections: waited on by the threads
+        self._listening = select.epoll()  # the listeners and the wake-up pipe: the poller's
+        self._closing = False
         self._parked: dict[int, _Connection] = {}
         self._open = 0
         self._lock = threading.Lock()  # _open, _parked_bytes
         self._parked_bytes = 0
         self._accepting = False
         self._stopping_since: float | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r, self._wake_w = os.pipe()  # wakes the poller
+        self._stop_r, self._stop_w = os.pipe()  # wakes every thread, for good (level-triggered)
+        for fd in (self._wake_r, self._wake_w, self._stop_r, self._stop_w):
+            os.set_blocking(fd, False)
         self._workers: list[threading.Thread] = []
         self._date = (0, "")
         self._base = {
@@ -230,7 +234,8 @@ class HttpFront:
 
     def start(self) -> None:
         """Start the threads and accepting (call :meth:`poll` in a loop after)."""
-        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._listening.register(self._wake_r, select.EPOLLIN)
+        self._epoll.register(self._stop_r, select.EPOLLIN)
         self._set_accepting(True)
         for number in range(self.threads):
             thread = threading.Thread(target=self._work, name=f"regionproxy-serve-{number}", daemon=True)
@@ -250,9 +255,11 @@ class HttpFront:
         return self._open - len(self._parked)
 
     def poll(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for events and hand them out; close what is past its deadline."""
+        """Wait up to ``timeout`` seconds for new connections and accept
+        them; close what is past its deadline. (The threads wait for
+        the connections' bytes themselves.)"""
         try:
-            events = self._epoll.poll(timeout)
+            events = self._listening.poll(timeout)
         except InterruptedError:
             events = []
         for fd, _ in events:
@@ -264,10 +271,6 @@ class HttpFront:
                         pass
                 except OSError:
                     pass
-            else:
-                connection = self._parked.pop(fd, None)
-                if connection is not None:
-                    self._queue.put(connection)
         self._sweep()
         if not self._accepting and self.alive and self._open < self.max_connections:
             self._set_accepting(True)
@@ -287,14 +290,15 @@ class HttpFront:
         """Close every connection and stop the threads (after :meth:`stop`)."""
         self.stop()
         for connection in list(self._parked.values()):
-            self._parked.pop(connection.fd, None)
-            self._close(connection)
-        for _ in self._workers:
-            self._queue.put(None)
+            if self._parked.pop(connection.fd, None) is not None:
+                self._close(connection)
+        self._closing = True
+        os.write(self._stop_w, b"!")
         for thread in self._workers:
-            thread.join(timeout=1.0)
+            thread.join(timeout=2 * _THREAD_WAIT)
         self._epoll.close()
-        for fd in (self._wake_r, self._wake_w):
+        self._listening.close()
+        for fd in (self._wake_r, self._wake_w, self._stop_r, self._stop_w):
             try:
                 os.close(fd)
             except OSError:
@@ -324,9 +328,9 @@ class HttpFront:
         for fd in self.listeners:
             try:
                 if accepting:
-                    self._epoll.register(fd, select.EPOLLIN)
+                    self._listening.register(fd, select.EPOLLIN)
                 else:
-                    self._epoll.unregister(fd)
+                    self._listening.unregister(fd)
             except (OSError, ValueError):
                 pass
         self._accepting = accepting
@@ -382,15 +386,28 @@ class HttpFront:
     # -- the threads -------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
-            connection = self._queue.get()
-            if connection is None:
-                return
+        """Wait for a parked connection's bytes (one event at a time: one
+        thread per connection, epoll's one-shot), then serve it."""
+        while not self._closing:
             try:
-                self._visit(connection)
-            except Exception:  # noqa: BLE001 - a bug here must not end the thread
-                log.exception("regionproxy serve: a connection failed")
-                self._close(connection)
+                events = self._epoll.poll(_THREAD_WAIT, 1)
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):  # closed under us: the front is closing
+                return
+            for fd, _ in events:
+                if fd == self._stop_r:
+                    return
+                # Popped by one side only: this thread, or the poller's sweep
+                # that closes it (an event for a closed fd finds nothing).
+                connection = self._parked.pop(fd, None)
+                if connection is None:
+                    continue
+                try:
+                    self._visit(connection)
+                except Exception:  # noqa: BLE001 - a bug here must not end the thread
+                    log.exception("regionproxy serve: a connection failed")
+                    self._close(connection)
 
     def _park(self, connection: _Connection) -> None:
         """Back to the poller (one-shot re-armed), or closed past its deadline."""
@@ -410,13 +427,19 @@ class HttpFront:
             connection.parked_bytes = 0
 
     def _visit(self, connection: _Connection) -> None:
-        """Read what has arrived; answer every complete request; hand the connection back."""
-        if connection.idle:  # a new request begins: its head's deadline
-            connection.idle = False
-            connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
+        """Read what has arrived; answer every complete request; hand the
+        connection back (or, past the budget, wait for the rest here)."""
+        while not self._serve(connection):
+            self._wait_readable(connection)  # within the request's deadline
+
+    def _serve(self, connection: _Connection) -> bool:
+        """One visit; False if the partial request left does not fit the budget."""
         try:
             closed = self._receive(connection)
-            for _ in range(PIPELINED):
+            if connection.idle and connection.buffer:  # a new request begins: its head's deadline
+                connection.idle = False
+                connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
+            while True:  # every complete request read (pipelined ones): bounded by the bytes received
                 head = self._head(connection, closed)
                 if head is None:
                     break
@@ -431,26 +454,23 @@ class HttpFront:
                     connection.deadline = time.monotonic() + (self.keepalive if self.alive else STOP_LINGER)
                     break
                 connection.deadline = time.monotonic() + self.header_timeout  # a pipelined request begins
-            else:
-                self._queue.put(connection)  # more pipelined requests: behind the others
-                return
             if closed:
                 raise _Close()
         except _Close as close:
-            self._release_parked_bytes(connection)
             if close.answer:
                 self._send(connection, close.answer, quiet=True)
             self._close(connection)
-            return
+            return True
         except OSError:
-            self._release_parked_bytes(connection)
             self._close(connection)
-            return
+            return True
         if not self._budget(connection):
-            self._wait_readable(connection)  # within the request's deadline
-            self._queue.put(connection)  # visited again with what arrived
-            return
+            if connection.deadline <= time.monotonic():
+                self._close(connection)
+                return True
+            return False
         self._park(connection)
+        return True
 
     def _budget(self, connection: _Connection) -> bool:
         """Count a partial request's bytes against the budget; False if past it."""
