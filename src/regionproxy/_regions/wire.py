@@ -44,10 +44,21 @@ canonical request, string to sign and signature) over a
 cost about 150 us per signature, half of what the sidecar spends on a
 cached GetItem. The sidecar checks its clients' signatures with the same
 class.
+
+For the one request shape every DynamoDB SDK sends (``POST /``, no query
+string), :func:`root_signature` computes the same SigV4 signature in a
+dozen steps instead of botocore's hundred (about 25 us less per
+signature, on each side of the sidecar): the canonical request and the
+string to sign exactly as ``SigV4Auth`` builds them (header values
+trimmed as its ``_header_value`` trims them, names sorted and lower-case,
+the hex SHA-256 of the body). Any other path or a query string goes to
+botocore's signer. Tests compare the two over many header sets
+(``tests/_regions/test_wire.py``).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hmac
 import json
@@ -58,7 +69,7 @@ from hashlib import sha256
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth
+from botocore.auth import SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ChecksumError, ClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
@@ -118,6 +129,40 @@ def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
     for part in (region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), sha256).digest()
     return key
+
+
+def root_signature(secret: str, region: str, service: str, amz_date: str, method: str, headers: dict[str, str], body_hash: str) -> str:
+    """SigV4's signature of a request to ``/`` with no query string, as
+    botocore's ``SigV4Auth`` computes it: ``headers`` are the signed ones,
+    lower-case names; ``amz_date`` the ``X-Amz-Date`` (``20261206T120000Z``)."""
+    names = sorted(headers)
+    canonical = "\n".join(
+        (
+            method.upper(),
+            "/",
+            "",
+            "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
+            ";".join(sorted(name.lower().strip() for name in names)),  # as botocore's signed_headers
+            body_hash,
+        )
+    )
+    string_to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{amz_date[:8]}/{region}/{service}/aws4_request\n{sha256(canonical.encode()).hexdigest()}"
+    return hmac.new(_signing_key(secret, amz_date[:8], region, service), string_to_sign.encode(), sha256).hexdigest()
+
+
+def sign_root(credentials: Any, region: str, service: str, headers: dict[str, str], body: bytes, amz_date: str) -> None:
+    """botocore's ``SigV4Auth.add_auth`` for a ``POST /`` with ``headers``
+    (no ``Authorization`` yet): adds ``X-Amz-Date``, the session token if
+    any, and ``Authorization``, signing every header botocore signs."""
+    headers["X-Amz-Date"] = amz_date
+    if credentials.token:
+        headers["X-Amz-Security-Token"] = credentials.token
+    signed = {name.lower(): value for name, value in headers.items() if name.lower() not in _UNSIGNED}
+    signature = root_signature(credentials.secret_key, region, service, amz_date, "POST", signed, sha256(body).hexdigest())
+    headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{amz_date[:8]}/{region}/{service}/aws4_request, "
+        f"SignedHeaders={';'.join(sorted(signed))}, Signature={signature}"
+    )
 
 
 class SigV4(SigV4Auth):
@@ -261,8 +306,11 @@ class WireSender:
         }
         if self._user_agent:
             headers["User-Agent"] = self._user_agent
-        outgoing = LightRequest("POST", self.url, headers, body)
-        SigV4(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(outgoing)
+        credentials = self._credentials.get_frozen_credentials()
+        if self._path == "/":
+            sign_root(credentials, self.region, "dynamodb", headers, body, datetime.datetime.now(datetime.UTC).strftime(SIGV4_TIMESTAMP))
+        else:
+            SigV4(credentials, "dynamodb", self.region).add_auth(LightRequest("POST", self.url, headers, body))
         if self._lean is not None:
             lines = [f"POST {self._path} HTTP/1.1\r\n"]
             for name, value in headers.items():
