@@ -25,8 +25,13 @@ here too):
 - no answer byte within the read timeout (per read, as urllib3 applies
   it): ``ReadTimeoutError``;
 - the connection closed or reset while sending or before the whole
-  answer was read, or an answer that is not HTTP: ``ConnectionClosedError``
-  (may have been applied);
+  answer was read (its head, or the ``Content-Length`` it states), or an
+  answer that is not HTTP: ``ConnectionClosedError`` (may have been
+  applied). Here this client is stricter than ``URLLib3Session``, which
+  returns an answer cut by the close as a success (a head cut short
+  reads as complete with an empty body, a body shorter than its
+  ``Content-Length`` as the bytes that came: a GetItem cut after its head
+  would read as "no such item");
 - TLS failing after the handshake: ``SSLError``.
 
 Nothing is retried here (``URLLib3Session`` is called without retries
@@ -52,6 +57,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, SSLError
 
 _MAX_HEAD = 64 * 1024  # bytes of an answer's status line and headers
+MAX_ANSWER = 64 * 1024 * 1024  # bytes of an answer's body (DynamoDB's are at most 16 MB): past it, not read
 _READ = 64 * 1024
 
 
@@ -215,8 +221,10 @@ class Transport:
             if not length.isdigit():
                 raise _Unreadable("a Content-Length that is not a number")
             wanted = int(length)
+            if wanted > MAX_ANSWER:
+                raise _Unreadable(f"an answer of {wanted} bytes")
             while len(buffer) < wanted:
-                data = sock.recv(max(_READ, wanted - len(buffer)))
+                data = sock.recv(min(1 << 20, max(_READ, wanted - len(buffer))))
                 if not data:
                     raise ConnectionResetError("the region closed the connection mid-answer")
                 buffer += data
@@ -224,8 +232,10 @@ class Transport:
             return answer, keep and len(buffer) == wanted
         if status in (204, 304):
             return answer, keep
-        while data := sock.recv(_READ):  # to the close (bounded by the read timeout per read)
+        while len(buffer) <= MAX_ANSWER and (data := sock.recv(_READ)):  # to the close (the read timeout per read)
             buffer += data
+        if len(buffer) > MAX_ANSWER:
+            raise _Unreadable("an answer past the size limit")
         answer.content = bytes(buffer)
         return answer, False
 
@@ -251,6 +261,8 @@ def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
             size = int(size_text, 16)
         except ValueError:
             raise _Unreadable("a chunk size that is not a number") from None
+        if size < 0 or len(body) + size > MAX_ANSWER:
+            raise _Unreadable("an answer past the size limit")
         if size == 0:
             while line():  # trailers, up to the empty line
                 pass
