@@ -376,3 +376,14 @@ def test_bytes_of_any_kind_never_get_a_500_and_the_front_keeps_serving():
         with connect(port) as sock:
             sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
             assert Reader(sock).answer()[0] == 400  # the protocol's answer to a GET: served
+
+
+def test_a_request_waiting_for_a_busy_thread_is_served_not_cut_off(app):
+    with running(app, threads=1, header_timeout=0.3) as (_, port), connect(port) as busy, connect(port) as waiting:
+        busy.sendall(request(path="/slow", body=b"first"))
+        assert app.entered.wait(WAIT)
+        waiting.sendall(request(body=b"second"))  # complete, but the only thread is in the app
+        time.sleep(1.0)  # the fault under test: the app holds the thread past the header deadline
+        app.release.set()
+        assert Reader(busy).answer()[2] == b"echo:first"
+        assert Reader(waiting).answer()[2] == b"echo:second"

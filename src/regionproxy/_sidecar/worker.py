@@ -28,7 +28,9 @@ The rules, for every connection:
   ``header_timeout`` seconds after its first byte (or after the
   connection was accepted), its body ``body_timeout`` seconds after its
   head; a connection idle between requests is closed after gunicorn's
-  ``--keep-alive`` seconds. Past a deadline the connection is closed
+  ``--keep-alive`` seconds. A deadline measures the client: a
+  connection with bytes waiting that no thread has read yet (every
+  thread busy in the app) is not closed for it. Past a deadline the connection is closed
   (nothing half-read is ever handed to the app). An answer that cannot
   be written within ``send_timeout`` seconds (a client that does not
   read) closes the connection.
@@ -380,6 +382,8 @@ class HttpFront:
         now = time.monotonic()
         expired = [connection for connection in self._parked.values() if connection.deadline <= now]
         for connection in expired:
+            if _readable(connection.sock):
+                continue  # the client has sent; no thread has read it yet (all busy): not the client's delay
             if self._parked.pop(connection.fd, None) is not None:
                 self._close(connection)
 
@@ -719,6 +723,15 @@ class HttpFront:
             pass
         with self._lock:
             self._open -= 1
+
+
+def _readable(sock: socket.socket) -> bool:
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def worker_class() -> str:
