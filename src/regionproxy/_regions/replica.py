@@ -146,12 +146,14 @@ class Replica:
                 if wire is None:
                     session = self._boto3_session or _process_session()
                     meta = self._client.meta
+                    http_session = getattr(getattr(self._client, "_endpoint", None), "http_session", None)
                     wire = self._wire = WireSender(
                         self.region,
                         meta.endpoint_url,
                         meta.config,
                         session.get_credentials(),
                         user_agent=meta.config.user_agent or "",
+                        verify=getattr(http_session, "_verify", True),  # AWS_CA_BUNDLE, verify=: as the client verifies
                     )
         return wire
 

@@ -40,13 +40,15 @@ is used again, as urllib3 checks it: one that the region closed (or sent
 anything unasked on) is dropped, never written to.
 
 Used where it is equivalent: ``http`` and ``https`` endpoints with no
-proxy and no client certificate configured; TLS verifies against the
-same CA bundle botocore's default uses (``botocore.httpsession.get_cert_path``).
+proxy and no client certificate configured; TLS verifies as the region's
+botocore client does (its ``verify``: botocore's CA bundle, the one
+``AWS_CA_BUNDLE`` names, or none), the host name checked.
 Otherwise :class:`~regionproxy._regions.wire.WireSender` keeps ``URLLib3Session``.
 """
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
@@ -85,9 +87,13 @@ class Transport:
     :param connect_timeout: seconds to connect (and for the TLS handshake).
     :param read_timeout: seconds any one read of the answer may wait.
     :param max_connections: idle connections kept at most.
+    :param verify: botocore's ``verify``: True (botocore's CA bundle), a CA
+        bundle's path (a file, or a directory of certificates), or False (no verification).
     """
 
-    def __init__(self, url: str, connect_timeout: float | None, read_timeout: float | None, max_connections: int = 10) -> None:
+    def __init__(
+        self, url: str, connect_timeout: float | None, read_timeout: float | None, max_connections: int = 10, *, verify: Any = True
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) endpoint: {url!r}")
@@ -99,9 +105,7 @@ class Transport:
         self.max_connections = max(1, max_connections)
         self._tls: ssl.SSLContext | None = None
         if parts.scheme == "https":
-            from botocore.httpsession import get_cert_path
-
-            self._tls = ssl.create_default_context(cafile=get_cert_path(True))
+            self._tls = _tls_context(verify)
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -274,6 +278,19 @@ def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
             buffer.extend(data)
         body += buffer[:size]
         del buffer[: size + 2]
+
+
+def _tls_context(verify: Any) -> ssl.SSLContext:
+    """The TLS context for botocore's ``verify`` (as ``URLLib3Session`` reads it)."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    from botocore.httpsession import get_cert_path
+
+    path = get_cert_path(verify)
+    return ssl.create_default_context(capath=path) if os.path.isdir(path) else ssl.create_default_context(cafile=path)
 
 
 def _dropped(sock: socket.socket) -> bool:

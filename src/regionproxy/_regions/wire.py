@@ -1,5 +1,5 @@
 """One region's raw JSON-protocol send: a client's DynamoDB request body
-passed through as it came, signed anew for the region.
+passed through as it came, signed anew for the region, verified (TLS) as the region's own client verifies.
 
 The sidecar (:mod:`regionproxy._sidecar`) receives DynamoDB requests as
 JSON bodies. It routes them through the session like any call, with the
@@ -259,9 +259,12 @@ class WireSender:
     :param config: the region's botocore ``Config`` (timeouts, pool, proxies).
     :param credentials: botocore credentials (refreshable or not).
     :param user_agent: sent as ``User-Agent``.
+    :param verify: TLS verification as the region's botocore client has it
+        (its endpoint's ``verify``: True for botocore's CA bundle, a bundle's
+        path from ``AWS_CA_BUNDLE`` or ``verify=``, or False).
     """
 
-    def __init__(self, region: str, endpoint_url: str, config: Any, credentials: Any, user_agent: str = "") -> None:
+    def __init__(self, region: str, endpoint_url: str, config: Any, credentials: Any, user_agent: str = "", verify: Any = True) -> None:
         self.region = region
         self.url = endpoint_url.rstrip("/") + "/"
         self.host = host_of(self.url)
@@ -271,9 +274,12 @@ class WireSender:
         self._http: URLLib3Session | None = None
         self._lean: transport.Transport | None = None
         if transport.usable(self.url, config):
-            self._lean = transport.Transport(self.url, config.connect_timeout, config.read_timeout, config.max_pool_connections)
+            self._lean = transport.Transport(
+                self.url, config.connect_timeout, config.read_timeout, config.max_pool_connections, verify=verify
+            )
         else:
             self._http = URLLib3Session(
+                verify=verify,
                 timeout=(config.connect_timeout, config.read_timeout),
                 proxies=config.proxies,
                 max_pool_connections=config.max_pool_connections,
