@@ -192,3 +192,26 @@ def test_the_signature_of_a_post_to_root_is_botocores_own(monkeypatch, headers, 
     sign_root(credentials, "eu-west-3", "dynamodb", ours, body, when.strftime("%Y%m%dT%H%M%SZ"))
     assert ours["Authorization"] == expected.headers["Authorization"]
     assert ours.get("X-Amz-Security-Token") == expected.headers.get("X-Amz-Security-Token")
+
+
+def test_the_pass_through_goes_through_the_proxy_the_regions_client_uses(monkeypatch, region):
+    """``HTTP_PROXY`` (botocore reads it for its clients): the sidecar's sends
+    go through it too, not around it. The stand-in region plays the proxy:
+    it sees the request for the region's URL, in absolute form."""
+    import regionproxy as rp
+    from tests.support import closed_port_url
+
+    endpoint = closed_port_url()  # reachable only through the proxy
+    monkeypatch.setenv("HTTP_PROXY", region.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "SIDECAR")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sidecar-secret")
+    region.answer = (200, {}, b'{"Item": {"pk": {"S": "via-proxy"}}}')
+    session = rp.RegionSession(["eu-west-3"], endpoints={"eu-west-3": endpoint})
+    try:
+        answer = session.execute("GetItem", JsonRequest(json.loads(BODY), BODY))
+    finally:
+        session.close()
+    assert answer["Item"] == {"pk": {"S": "via-proxy"}}
+    assert region.seen and region.seen[-1][1] == BODY

@@ -262,9 +262,13 @@ class WireSender:
     :param verify: TLS verification as the region's botocore client has it
         (its endpoint's ``verify``: True for botocore's CA bundle, a bundle's
         path from ``AWS_CA_BUNDLE`` or ``verify=``, or False).
+    :param proxies: the proxies the region's client uses (``config.proxies``,
+        or the ``HTTPS_PROXY``/``NO_PROXY`` environment botocore reads); None: ``config.proxies``.
     """
 
-    def __init__(self, region: str, endpoint_url: str, config: Any, credentials: Any, user_agent: str = "", verify: Any = True) -> None:
+    def __init__(
+        self, region: str, endpoint_url: str, config: Any, credentials: Any, user_agent: str = "", verify: Any = True, proxies: Any = None
+    ) -> None:
         self.region = region
         self.url = endpoint_url.rstrip("/") + "/"
         self.host = host_of(self.url)
@@ -273,7 +277,8 @@ class WireSender:
         self._path = urlsplit(self.url).path or "/"
         self._http: URLLib3Session | None = None
         self._lean: transport.Transport | None = None
-        if transport.usable(self.url, config):
+        proxies = config.proxies if proxies is None else proxies
+        if transport.usable(self.url, config) and not proxies:
             self._lean = transport.Transport(
                 self.url, config.connect_timeout, config.read_timeout, config.max_pool_connections, verify=verify
             )
@@ -281,7 +286,7 @@ class WireSender:
             self._http = URLLib3Session(
                 verify=verify,
                 timeout=(config.connect_timeout, config.read_timeout),
-                proxies=config.proxies,
+                proxies=proxies,
                 max_pool_connections=config.max_pool_connections,
                 client_cert=config.client_cert,
                 proxies_config=config.proxies_config,
