@@ -217,3 +217,16 @@ def test_an_answer_past_the_size_limit_is_not_read(stubs, monkeypatch):
     stub = _stub(stubs, lambda connection, _: connection.sendall(unbounded) and False)
     with pytest.raises(ConnectionClosedError):
         _lean(stub.url).post(HEAD, b"{}")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"X-Injected: a\nSet-Cookie: b", b"Bad Name: x", b"X-Nul: a\x00b", b"no colon"],
+    ids=["bare-line-feed", "space-in-name", "nul", "no-colon"],
+)
+def test_a_malformed_header_from_the_region_is_a_closed_connection_never_passed_on(stubs, line):
+    answer = b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 2\r\n\r\n{}"
+    stub = _stub(stubs, lambda connection, _: connection.sendall(answer) or True)
+    with pytest.raises(ConnectionClosedError) as raised:
+        _lean(stub.url).post(HEAD, b"{}")
+    assert classify(raised.value).maybe_applied

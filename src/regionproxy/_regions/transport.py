@@ -26,8 +26,10 @@ here too):
   it): ``ReadTimeoutError``;
 - the connection closed or reset while sending or before the whole
   answer was read (its head, or the ``Content-Length`` it states), or an
-  answer that is not HTTP: ``ConnectionClosedError`` (may have been
-  applied). Here this client is stricter than ``URLLib3Session``, which
+  answer that is not HTTP (or a header line that is not ``name: value``
+  with a token name and no control character: the sidecar passes the
+  region's headers on to its client): ``ConnectionClosedError`` (may
+  have been applied). Here this client is stricter than ``URLLib3Session``, which
   returns an answer cut by the close as a success (a head cut short
   reads as complete with an empty body, a body shorter than its
   ``Content-Length`` as the bytes that came: a GetItem cut after its head
@@ -49,6 +51,7 @@ Otherwise :class:`~regionproxy._regions.wire.WireSender` keeps ``URLLib3Session`
 from __future__ import annotations
 
 import os
+import re
 import select
 import socket
 import ssl
@@ -58,6 +61,8 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, SSLError
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _MAX_HEAD = 64 * 1024  # bytes of an answer's status line and headers
 MAX_ANSWER = 64 * 1024 * 1024  # bytes of an answer's body (DynamoDB's are at most 16 MB): past it, not read
 _READ = 64 * 1024
@@ -209,9 +214,10 @@ class Transport:
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, colon, value = line.partition(":")
-            if not colon:
-                raise _Unreadable("a header line without a colon")
-            name, value = name.strip(), value.strip()
+            value = value.strip(" \t")
+            if not colon or not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+                # Never passed on: the sidecar hands the region's headers to its client.
+                raise _Unreadable("a malformed header line")
             items.append((name, value))
             lowered = name.lower()
             headers[lowered] = f"{headers[lowered]}, {value}" if lowered in headers else value
