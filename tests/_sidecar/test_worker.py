@@ -387,3 +387,27 @@ def test_a_request_waiting_for_a_busy_thread_is_served_not_cut_off(app):
         app.release.set()
         assert Reader(busy).answer()[2] == b"echo:first"
         assert Reader(waiting).answer()[2] == b"echo:second"
+
+
+def test_many_idle_connections_hold_no_thread(app):
+    with running(app, threads=2) as (_, port):
+        idle = [connect(port) for _ in range(50)]
+        try:
+            for sock in idle[:25]:
+                sock.sendall(request(body=b"once"))  # answered, then kept alive and idle
+                Reader(sock).answer()
+            with connect(port) as newcomer:  # 25 idle after a request, 25 that never sent: both threads free
+                newcomer.sendall(request(body=b"served"))
+                assert Reader(newcomer).answer()[2] == b"echo:served"
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_http_1_0_is_answered_and_the_connection_closed(app):
+    with running(app) as (_, port), connect(port) as sock:
+        sock.sendall(b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nold")
+        reader = Reader(sock)
+        status, headers, body = reader.answer()
+        assert (status, body, headers["connection"]) == (200, b"echo:old", "close")
+        assert reader.closed()
