@@ -103,7 +103,6 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"/[\x21-\x7e]*|\*")
 _VERSIONS = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
 _COAL = "com.amazon.coral.service#"
-_REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 500: "Internal Server Error"}
 
 
 class _Close(Exception):
@@ -284,14 +283,14 @@ class HttpFront:
             self._stopping_since = time.monotonic()
             self._set_accepting(False)
             linger = self._stopping_since + STOP_LINGER
-            for connection in list(self._parked.values()):
+            for connection in _snapshot(self._parked):
                 connection.deadline = min(connection.deadline, linger)
             self.wake()
 
     def close(self) -> None:
         """Close every connection and stop the threads (after :meth:`stop`)."""
         self.stop()
-        for connection in list(self._parked.values()):
+        for connection in _snapshot(self._parked):
             if self._parked.pop(connection.fd, None) is not None:
                 self._close(connection)
         self._closing = True
@@ -366,7 +365,7 @@ class HttpFront:
         before one that has not sent yet); False if none is idle."""
         if not self._pending():
             return True  # nobody waits: nothing to close
-        idle = [connection for connection in self._parked.values() if connection.idle]
+        idle = [connection for connection in _snapshot(self._parked) if connection.idle]
         if not idle:
             return False
         oldest = min(idle, key=lambda connection: (not connection.answered, connection.deadline))
@@ -380,7 +379,7 @@ class HttpFront:
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        expired = [connection for connection in self._parked.values() if connection.deadline <= now]
+        expired = [connection for connection in _snapshot(self._parked) if connection.deadline <= now]
         for connection in expired:
             if _readable(connection.sock):
                 continue  # the client has sent; no thread has read it yet (all busy): not the client's delay
@@ -656,6 +655,8 @@ class HttpFront:
             if not started:
                 raise RuntimeError("the app returned without calling start_response")
             status, headers = started
+            if "\r" in status or "\n" in status:
+                raise ValueError("the app's status has a line break")
             lines = [f"HTTP/1.1 {status}\r\n"]
             app_keep = True
             for name, value in headers:
@@ -668,14 +669,14 @@ class HttpFront:
                 if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
                     raise ValueError(f"the app's header {name!r} has a line break")
                 lines.append(f"{name}: {value}\r\n")
-        except Exception:  # noqa: BLE001 - the app's own failure: a 500, logged
+            body = b"".join(written)
+            keep = keep and app_keep and self.alive  # stopping meanwhile: this answer closes
+            lines.append(f"Content-Length: {len(body)}\r\nDate: {self._http_date()}\r\n")
+            lines.append("\r\n" if keep else "Connection: close\r\n\r\n")
+            head = "".join(lines).encode("latin-1")
+        except Exception:  # noqa: BLE001 - the app's own failure (or a header that is not latin-1): a 500, logged
             log.exception("regionproxy serve: the app failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             return _refusal(500, "InternalServerError", "The sidecar could not serve the request."), False
-        body = b"".join(written)
-        keep = keep and app_keep and self.alive  # stopping meanwhile: this answer closes
-        lines.append(f"Content-Length: {len(body)}\r\nDate: {self._http_date()}\r\n")
-        lines.append("\r\n" if keep else "Connection: close\r\n\r\n")
-        head = "".join(lines).encode("latin-1")
         return (head if head_only else head + body), keep
 
     def _http_date(self) -> str:
@@ -723,6 +724,13 @@ class HttpFront:
             pass
         with self._lock:
             self._open -= 1
+
+
+def _snapshot(parked: dict[int, _Connection]) -> list[_Connection]:
+    """The parked connections now: ``list()`` copies the dict in one C call,
+    which no other thread interrupts (iterating it in Python, a thread
+    parking a connection meanwhile would change its size under the loop)."""
+    return list(parked.values())
 
 
 def _readable(sock: socket.socket) -> bool:
