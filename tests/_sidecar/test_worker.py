@@ -411,3 +411,43 @@ def test_http_1_0_is_answered_and_the_connection_closed(app):
         status, headers, body = reader.answer()
         assert (status, body, headers["connection"]) == (200, b"echo:old", "close")
         assert reader.closed()
+
+
+def test_concurrent_clients_with_connections_cut_while_idle_get_every_answer_right(app, caplog):
+    """Eight clients, their kept-alive connections closed after 20 ms idle
+    (the poller's sweep racing the threads that park them): every request
+    is answered with its own body, and the front logs no failure of its own."""
+    failures: list[str] = []
+
+    def client(number: int, port: int) -> None:
+        sock = connect(port)
+        try:
+            for count in range(150):
+                body = b"%d-%d" % (number, count)
+                for _ in range(5):  # a connection cut while idle: a new one, the request again
+                    try:
+                        sock.sendall(request(body=body))
+                        answer = Reader(sock).answer()[2]
+                        break
+                    except OSError:
+                        sock.close()
+                        sock = connect(port)
+                else:
+                    failures.append(f"{body!r}: no answer in five connections")
+                    return
+                if answer != b"echo:" + body:
+                    failures.append(f"{body!r} answered {answer!r}")
+                if count % 7 == 0:
+                    time.sleep(0.03)  # idle past the keep-alive now and then
+        finally:
+            sock.close()
+
+    with running(app, threads=3, keepalive=0.02) as (_, port):
+        threads = [threading.Thread(target=client, args=(number, port)) for number in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert "a connection failed" not in caplog.text
