@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, SSLError
 from botocore.httpsession import URLLib3Session
 
 from regionproxy._dynamodb.verdicts import classify
@@ -230,3 +230,26 @@ def test_a_malformed_header_from_the_region_is_a_closed_connection_never_passed_
     with pytest.raises(ConnectionClosedError) as raised:
         _lean(stub.url).post(HEAD, b"{}")
     assert classify(raised.value).maybe_applied
+
+
+def test_a_certificate_the_client_does_not_trust_is_a_handshake_fault_as_botocore_reports_it():
+    """An https region whose CA is not in the bundle: ``SSLError`` from the
+    handshake (not applied, failed over at once), as ``URLLib3Session`` reports
+    it; with the lab's CA bundle (what ``AWS_CA_BUNDLE`` names) the same region answers."""
+    from regionproxy.testing import LocalRegions
+
+    with LocalRegions(["eu-west-3"], tls=True, replicate=False) as lab:
+        url = lab.endpoints["eu-west-3"] + "/"
+        with pytest.raises(SSLError) as raised:
+            Transport(url, 1.0, 2.0).post(HEAD, b"{}")
+        verdict = classify(raised.value)
+        assert (verdict.fault, verdict.maybe_applied, verdict.reason) == (True, False, "tls_handshake")
+        theirs = _urllib3(url)
+        assert type(theirs) is SSLError and classify(theirs) == verdict
+        answer = Transport(url, 1.0, 2.0, verify=lab.ca_bundle).post(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"Authorization: AWS4-HMAC-SHA256 Credential=testing/20261206/eu-west-3/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n"
+            b"Content-Length: 2\r\n\r\n",
+            b"{}",
+        )
+        assert answer.status_code == 200 and b"TableNames" in answer.content  # moto, through TLS verified by the lab's CA
