@@ -158,3 +158,60 @@ def test_the_light_signer_signs_exactly_as_botocore_signs():
         SigV4(credentials, "dynamodb", "eu-west-3").add_auth(ours)
     assert ours.headers["Authorization"] == theirs.headers["Authorization"]
     assert ours.headers["X-Amz-Security-Token"] == "session-token"
+
+
+# -- the signature for POST / is botocore's ---------------------------------------------
+
+_HEADER_SETS = [
+    {"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"},
+    {"X-Amz-Target": "DynamoDB_20120810.PutItem", "Content-Type": "application/x-amz-json-1.0", "User-Agent": "Boto3/1 md/x"},
+    {"x-amz-target": "DynamoDB_20120810.Query", "CONTENT-TYPE": "  application/x-amz-json-1.0  ", "X-Custom": "a   b\tc"},
+    {"X-Amz-Target": "DynamoDB_20120810.Scan", "Expect": "100-continue", "X-Amzn-Trace-Id": "Root=1", "Content-Length": "12"},
+    {"X-Amz-Target": "DynamoDB_20120810.BatchGetItem", "amz-sdk-invocation-id": "6c0c", "amz-sdk-request": "attempt=1; max=3"},
+]
+
+
+@pytest.mark.parametrize("headers", _HEADER_SETS, ids=[str(i) for i in range(len(_HEADER_SETS))])
+@pytest.mark.parametrize("token", [None, "session/token+=="], ids=["keys", "session-token"])
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "dynamodb.eu-west-3.amazonaws.com"])
+def test_the_signature_of_a_post_to_root_is_botocores_own(monkeypatch, headers, token, host):
+    import datetime
+
+    from botocore import auth as botocore_auth
+    from botocore.awsrequest import AWSRequest
+
+    from regionproxy._regions.wire import sign_root
+
+    when = datetime.datetime(2026, 12, 6, 12, 34, 56)
+    monkeypatch.setattr(botocore_auth, "get_current_datetime", lambda: when)
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    body = b'{"TableName": "T"}'
+    expected = AWSRequest(method="POST", url=f"https://{host}/", data=body, headers={"Host": host, **headers})
+    botocore_auth.SigV4Auth(credentials, "dynamodb", "eu-west-3").add_auth(expected)
+    ours = {"Host": host, **headers}
+    sign_root(credentials, "eu-west-3", "dynamodb", ours, body, when.strftime("%Y%m%dT%H%M%SZ"))
+    assert ours["Authorization"] == expected.headers["Authorization"]
+    assert ours.get("X-Amz-Security-Token") == expected.headers.get("X-Amz-Security-Token")
+
+
+def test_the_pass_through_goes_through_the_proxy_the_regions_client_uses(monkeypatch, region):
+    """``HTTP_PROXY`` (botocore reads it for its clients): the sidecar's sends
+    go through it too, not around it. The stand-in region plays the proxy:
+    it sees the request for the region's URL, in absolute form."""
+    import regionproxy as rp
+    from tests.support import closed_port_url
+
+    endpoint = closed_port_url()  # reachable only through the proxy
+    monkeypatch.setenv("HTTP_PROXY", region.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "SIDECAR")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sidecar-secret")
+    region.answer = (200, {}, b'{"Item": {"pk": {"S": "via-proxy"}}}')
+    session = rp.RegionSession(["eu-west-3"], endpoints={"eu-west-3": endpoint})
+    try:
+        answer = session.execute("GetItem", JsonRequest(json.loads(BODY), BODY))
+    finally:
+        session.close()
+    assert answer["Item"] == {"pk": {"S": "via-proxy"}}
+    assert region.seen and region.seen[-1][1] == BODY

@@ -109,3 +109,40 @@ def test_no_keys_is_empty():
     assert not ClientKeys.load({}) and not ClientKeys.parse("")
 
 
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"X-Custom": "  spaced   out\tvalue "}, {"amz-sdk-request": "attempt=1; max=3", "User-Agent": "aws-sdk-js/3"}],
+    ids=["plain", "spaces", "sdk-headers"],
+)
+def test_the_short_path_for_post_to_root_checks_what_botocores_signer_checks(extra):
+    """The signature checked for ``POST /`` (``root_signature``) equals
+    botocore's ``SigV4Auth`` over the same request, and a request to any
+    other path goes through botocore's signer itself."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from regionproxy._regions.wire import root_signature
+
+    headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.GetItem", "Host": "127.0.0.1:8000", **extra}
+    request = AWSRequest(method="POST", url="http://127.0.0.1:8000/", data=BODY, headers=headers)
+    request.context["timestamp"] = NOW.strftime("%Y%m%dT%H%M%SZ")
+    auth = SigV4Auth(Credentials("app", "s3cret"), "dynamodb", "us-east-1")
+    auth._modify_request_before_signing(request)
+    botocores = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    signed = {name.lower(): value for name, value in request.headers.items() if name.lower() not in ("user-agent",)}
+    import hashlib
+
+    ours = root_signature("s3cret", "us-east-1", "dynamodb", signed["x-amz-date"], "POST", signed, hashlib.sha256(BODY).hexdigest())
+    assert ours == botocores
+    signed_for_sdk = signed_headers(BODY)
+    assert verify(environ(BODY, signed_for_sdk), BODY, KEYS, _clock()) == "app"
+
+
+def test_a_request_to_another_path_is_checked_by_botocores_signer_itself():
+    request = environ(BODY, signed_headers(BODY))
+    request["PATH_INFO"] = "/other"  # signed for "/": the signature no longer matches
+    with pytest.raises(SignatureRefused, match="does not match"):
+        verify(request, BODY, KEYS, _clock())

@@ -54,3 +54,21 @@ def test_a_call_no_region_can_serve_is_service_unavailable_which_sdks_retry(lab)
     assert raised.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert raised.value.response["ResponseMetadata"]["RetryAttempts"] >= 1  # retried: nothing was applied
+
+
+def test_https_regions_are_verified_against_the_ca_bundle_the_regions_clients_use():
+    """A region behind https whose certificate only ``AWS_CA_BUNDLE`` (botocore's
+    ``ca_bundle``) trusts: the sidecar's pass-through sends verify it as the
+    region's boto3 client does, and reach it."""
+    from regionproxy.testing import LocalRegions
+    from tests.support import KEY_SCHEMA
+
+    with LocalRegions([LOCAL, REMOTE], tls=True, replicate=False) as lab:
+        lab.create_table(TableName=TABLE, **KEY_SCHEMA)
+        lab.client(LOCAL).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "over-tls"}})
+        session = lab.session(timeouts=rp.Timeouts(connect=1.0, read=2.0))
+        with serving(lab, session) as sidecar:
+            client = sidecar.client()
+            assert client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "over-tls"}
+            client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "written"}})
+        assert lab.client(LOCAL).get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "written"}

@@ -15,16 +15,17 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.integration.sidecar_lab import KEY_ID, SECRET, Sidecar, running_sidecar
+from tests.integration.sidecar_lab import FRONTS, KEY_ID, SECRET, Sidecar, running_sidecar
 from tests.support import LOCAL, REMOTE, TABLE
 
 TARGET = "DynamoDB_20120810."
-SOCKET_TIMEOUT = 1.0  # the sidecar's per-read timeout in this module (slow clients)
+SOCKET_TIMEOUT = 1.0  # the sidecar's header and body deadlines (werkzeug: per read) in this module (slow clients)
 
 
-@pytest.fixture(scope="module")
-def sidecar(local_regions_shared):
-    with running_sidecar(local_regions_shared, socket_timeout=SOCKET_TIMEOUT) as running:
+@pytest.fixture(scope="module", params=FRONTS)
+def sidecar(local_regions_shared, request):
+    """The sidecar on regionproxy serve's gunicorn worker front, and on --dev's werkzeug."""
+    with running_sidecar(local_regions_shared, socket_timeout=SOCKET_TIMEOUT, front=request.param) as running:
         yield running
 
 
@@ -132,6 +133,7 @@ def _unchanged(headers: dict[str, str], body: bytes) -> tuple[dict[str, str], by
 def test_a_request_not_signed_with_a_client_key_is_refused_and_reaches_no_region(sidecar: Sidecar, signing, change, code, message):
     pk = f"refused-{code}-{len(message)}"
     body = _put_body(pk)
+    signing = dict(signing)  # the parameter's own dict serves every front
     when = signing.pop("when", None)
     if when is not None:
         minutes = -10 if "ago" in when else 10

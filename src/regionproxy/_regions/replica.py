@@ -8,7 +8,8 @@ a forked worker gets a client of its own.
 A call whose parameters are a :class:`~regionproxy._regions.wire.JsonRequest`
 (the sidecar's: a client's DynamoDB JSON body) goes out as its raw body,
 through the region's :class:`~regionproxy._regions.wire.WireSender`, built
-per process beside the client from its endpoint, config and credentials.
+per process beside the client from its endpoint, config and credentials,
+and the TLS verification and proxies the client uses.
 """
 
 from __future__ import annotations
@@ -146,12 +147,16 @@ class Replica:
                 if wire is None:
                     session = self._boto3_session or _process_session()
                     meta = self._client.meta
+                    http_session = getattr(getattr(self._client, "_endpoint", None), "http_session", None)
                     wire = self._wire = WireSender(
                         self.region,
                         meta.endpoint_url,
                         meta.config,
                         session.get_credentials(),
                         user_agent=meta.config.user_agent or "",
+                        verify=getattr(http_session, "_verify", True),  # AWS_CA_BUNDLE, verify=: as the client verifies
+                        # config.proxies, or HTTPS_PROXY/NO_PROXY: where the client's requests go through a proxy, so do these
+                        proxies=getattr(getattr(http_session, "_proxy_config", None), "_proxies", None),
                     )
         return wire
 

@@ -314,6 +314,12 @@ def _built(result: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes
     return 200, _headers(body, request_id), body
 
 
+def error_answer(status: int, error_type: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """A DynamoDB-shaped error answer: the status line (``"400 Bad Request"``), headers and body."""
+    code, headers, body = _error(status, error_type, message)
+    return f"{code} {_REASONS.get(code, 'Error')}", headers, body
+
+
 def _error(status: int, error_type: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
     body = json.dumps({"__type": error_type, "message": message}).encode()
     headers = _headers(body, None)

@@ -12,12 +12,15 @@ It listens on loopback unless told otherwise, and refuses to start on any
 other address without client keys (:func:`check_listen`): whoever reaches
 it would use the sidecar's AWS credentials.
 
-Production: gunicorn's ``gthread`` workers (the app is built in the
-master, so a wrong setting stops the start; each worker's clients,
-connection pools and probes are its own, made after the fork; ``--threads``
-per worker), gunicorn's ``--timeout``
-for stuck workers, ``--keep-alive`` for SDK connection reuse, request-line
-and header limits. With more than one worker, Prometheus's multiprocess
+Production: gunicorn as the process manager (master, worker restarts,
+``--timeout`` for stuck workers, signals, graceful stop), with the
+sidecar's own worker class, :class:`~regionproxy._sidecar.worker.SidecarWorker`
+(a lean HTTP/1.1 keep-alive front: the rules are in
+:mod:`regionproxy._sidecar.worker`; gunicorn's ``gthread`` where there is
+no ``epoll``). The app is built in the master, so a wrong setting stops
+the start; each worker's clients, connection pools and probes are its
+own, made after the fork; ``--threads`` per worker; keep-alive 75 s for
+SDK connection reuse; gunicorn's request-line and header limits. With more than one worker, Prometheus's multiprocess
 mode is set up in a temporary directory (unless
 ``PROMETHEUS_MULTIPROC_DIR`` is set), so ``/metrics`` of any worker is the
 sum over all. Development (``--dev``): werkzeug's threaded server, HTTP/1.1
@@ -40,6 +43,7 @@ from typing import Any
 
 from regionproxy._sidecar.protocol import sidecar_app
 from regionproxy._sidecar.signatures import ClientKeys
+from regionproxy._sidecar.worker import worker_class
 from regionproxy._web.options import middleware_options
 from regionproxy.errors import ConfigError
 
@@ -174,8 +178,8 @@ def run_development(host: str, port: int, app: Any) -> int:
 
 
 def run_gunicorn(host: str, port: int, workers: int, threads: int, app: Any) -> int:
-    """gunicorn (``gthread`` workers) serving ``app``, built in this process
-    (the master) and forked into each worker."""
+    """gunicorn (the sidecar's worker class, :func:`~regionproxy._sidecar.worker.worker_class`)
+    serving ``app``, built in this process (the master) and forked into each worker."""
     try:
         from gunicorn.app.base import BaseApplication
     except ImportError as error:
@@ -191,7 +195,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int, app: Any) -> 
     settings = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": worker_class(),
         "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,

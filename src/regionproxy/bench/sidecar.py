@@ -3,7 +3,7 @@ boto3 straight to the region.
 
 The lab's local region on loopback (no injected latency: what is left is
 the sidecar's own cost), and ``regionproxy serve`` under gunicorn (one
-``gthread`` worker per core) in front of it, as a PHP or Node app would
+worker per core, the sidecar's own worker class) in front of it, as a PHP or Node app would
 run it. Two tables: ``Plain`` (not cached: every call reaches the region)
 and ``Hot`` (cached by the sidecar's session, ``REGIONPROXY_CACHE_TABLES``).
 
@@ -248,7 +248,7 @@ def run(size: Any, profile: Any, out: Any, progress: Any) -> dict[str, Any]:
                     load[surface]["sidecar_cpu_us"] = round((after - before) * 1e6 / (len(merged) + 20 * processes), 1)
     result = {
         "scenario": "sidecar",
-        "endpoint": f"the lab's {REGIONS[0]} on loopback (no injected latency); regionproxy serve, gunicorn, {workers} gthread workers",
+        "endpoint": f"the lab's {REGIONS[0]} on loopback (no injected latency); regionproxy serve, gunicorn, {workers} workers (regionproxy's worker class)",
         "calls": calls,
         "per_call": per_call,
         "load": load,

@@ -1,0 +1,316 @@
+"""A lean HTTP/1.1 client for the sidecar's pass-through sends
+(:class:`~regionproxy._regions.wire.WireSender`): keep-alive connections to
+one region's endpoint, a request written in one piece, an answer read by
+``Content-Length`` (or chunks, or to the close).
+
+Why: botocore's ``URLLib3Session`` (urllib3, ``http.client``, the email
+package's header parser) runs about 1,500 Python calls per request, some
+400 us of CPU, more than the sidecar spends on everything else of an
+uncached call. This client does what that one does for a JSON POST in a
+few dozen.
+
+The rule: **a transport error is raised as the botocore exception that
+``URLLib3Session`` raises for the same failure**, because
+:mod:`regionproxy._dynamodb.verdicts` judges failover by class (and, for
+TLS, by the ``do_handshake`` frame, which ``ssl`` puts in the traceback
+here too):
+
+- the name does not resolve: ``EndpointConnectionError`` wrapping the
+  ``socket.gaierror`` (reason ``dns``, not applied);
+- refused, unreachable, any other error while connecting:
+  ``EndpointConnectionError`` (not applied);
+- no connection within the connect timeout: ``ConnectTimeoutError``;
+- the TLS handshake failed: ``SSLError`` (timed out in it:
+  ``ReadTimeoutError``; cut during it: ``ConnectionClosedError``);
+- no answer byte within the read timeout (per read, as urllib3 applies
+  it): ``ReadTimeoutError``;
+- the connection closed or reset while sending or before the whole
+  answer was read (its head, or the ``Content-Length`` it states), or an
+  answer that is not HTTP (or a header line that is not ``name: value``
+  with a token name and no control character: the sidecar passes the
+  region's headers on to its client): ``ConnectionClosedError`` (may
+  have been applied). Here this client is stricter than ``URLLib3Session``, which
+  returns an answer cut by the close as a success (a head cut short
+  reads as complete with an empty body, a body shorter than its
+  ``Content-Length`` as the bytes that came: a GetItem cut after its head
+  would read as "no such item");
+- TLS failing after the handshake: ``SSLError``.
+
+Nothing is retried here (``URLLib3Session`` is called without retries
+too; the session decides). A kept-alive connection is checked before it
+is used again, as urllib3 checks it: one that the region closed (or sent
+anything unasked on) is dropped, never written to.
+
+Used where it is equivalent: ``http`` and ``https`` endpoints with no
+proxy and no client certificate configured; TLS verifies as the region's
+botocore client does (its ``verify``: botocore's CA bundle, the one
+``AWS_CA_BUNDLE`` names, or none), the host name checked.
+Otherwise :class:`~regionproxy._regions.wire.WireSender` keeps ``URLLib3Session``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import socket
+import ssl
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, SSLError
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_MAX_HEAD = 64 * 1024  # bytes of an answer's status line and headers
+MAX_ANSWER = 64 * 1024 * 1024  # bytes of an answer's body (DynamoDB's are at most 16 MB): past it, not read
+_READ = 64 * 1024
+
+
+class Answer:
+    """An HTTP answer: ``status_code``, ``items`` (the headers as they came),
+    ``headers`` (lower-case names to values, repeated ones joined with ``, ``), ``content``."""
+
+    __slots__ = ("status_code", "items", "headers", "content")
+
+    def __init__(self, status_code: int, items: tuple[tuple[str, str], ...], headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.items = items
+        self.headers = headers
+        self.content = content
+
+
+class _Unreadable(Exception):
+    """The answer is not HTTP/1.x (raised as ``ConnectionClosedError``, as ``http.client``'s ``BadStatusLine`` is)."""
+
+
+class Transport:
+    """Keep-alive connections to the endpoint of ``url``.
+
+    :param url: ``http://`` or ``https://`` endpoint.
+    :param connect_timeout: seconds to connect (and for the TLS handshake).
+    :param read_timeout: seconds any one read of the answer may wait.
+    :param max_connections: idle connections kept at most.
+    :param verify: botocore's ``verify``: True (botocore's CA bundle), a CA
+        bundle's path (a file, or a directory of certificates), or False (no verification).
+    """
+
+    def __init__(
+        self, url: str, connect_timeout: float | None, read_timeout: float | None, max_connections: int = 10, *, verify: Any = True
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint: {url!r}")
+        self.url = url
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max(1, max_connections)
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._tls = _tls_context(verify)
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Transport({self.url!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
+
+    def post(self, head: bytes, body: bytes) -> Answer:
+        """Write ``head`` (request line and headers, ending in an empty line)
+        and ``body``; the answer, or a botocore transport error (module docstring)."""
+        sock = self._take()
+        keep = False
+        try:
+            try:
+                sock.sendall(head + body if len(body) < 65536 else head)
+                if len(body) >= 65536:
+                    sock.sendall(body)
+                answer, keep = self._read(sock)
+            except TimeoutError as error:
+                raise ReadTimeoutError(endpoint_url=self.url, error=error) from error
+            except ssl.SSLError as error:
+                raise SSLError(endpoint_url=self.url, error=error) from error
+            except (OSError, _Unreadable) as error:
+                raise ConnectionClosedError(endpoint_url=self.url, error=error) from error
+        finally:
+            self._give(sock, keep)
+        return answer
+
+    def _take(self) -> socket.socket:
+        while True:
+            with self._lock:
+                sock = self._idle.pop() if self._idle else None
+            if sock is None:
+                return self._connect()
+            if not _dropped(sock):
+                return sock
+            sock.close()
+
+    def _give(self, sock: socket.socket, keep: bool) -> None:
+        if keep:
+            with self._lock:
+                if len(self._idle) < self.max_connections:
+                    self._idle.append(sock)
+                    return
+        sock.close()
+
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except socket.gaierror as error:
+            raise EndpointConnectionError(endpoint_url=self.url, error=error) from error
+        except TimeoutError as error:
+            raise ConnectTimeoutError(endpoint_url=self.url, error=error) from error
+        except OSError as error:
+            raise EndpointConnectionError(endpoint_url=self.url, error=error) from error
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            except TimeoutError as error:
+                sock.close()
+                raise ReadTimeoutError(endpoint_url=self.url, error=error) from error
+            except ssl.SSLError as error:
+                sock.close()
+                raise SSLError(endpoint_url=self.url, error=error) from error
+            except OSError as error:
+                sock.close()
+                raise ConnectionClosedError(endpoint_url=self.url, error=error) from error
+        sock.settimeout(self.read_timeout)
+        return sock
+
+    def _read(self, sock: socket.socket) -> tuple[Answer, bool]:
+        """The answer; and whether the connection may be used again."""
+        buffer = bytearray()
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            while end < 0:
+                if len(buffer) > _MAX_HEAD:
+                    raise _Unreadable("the answer's head is too large")
+                data = sock.recv(_READ)
+                if not data:
+                    raise ConnectionResetError("the region closed the connection before answering")
+                buffer += data
+                end = buffer.find(b"\r\n\r\n")
+            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+            del buffer[: end + 4]
+            version, _, rest = lines[0].partition(" ")
+            code = rest[:3]
+            if not version.startswith("HTTP/1.") or not code.isdigit():
+                raise _Unreadable(f"not an HTTP answer: {lines[0][:80]!r}")
+            status = int(code)
+            if 100 <= status < 200:
+                continue  # an interim answer (never asked for): the real one follows
+            break
+        items = []
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            value = value.strip(" \t")
+            if not colon or not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+                # Never passed on: the sidecar hands the region's headers to its client.
+                raise _Unreadable("a malformed header line")
+            items.append((name, value))
+            lowered = name.lower()
+            headers[lowered] = f"{headers[lowered]}, {value}" if lowered in headers else value
+        answer = Answer(status, tuple(items), headers, b"")
+        keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            answer.content = _chunked(sock, buffer)
+            return answer, keep
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise _Unreadable("a Content-Length that is not a number")
+            wanted = int(length)
+            if wanted > MAX_ANSWER:
+                raise _Unreadable(f"an answer of {wanted} bytes")
+            while len(buffer) < wanted:
+                data = sock.recv(min(1 << 20, max(_READ, wanted - len(buffer))))
+                if not data:
+                    raise ConnectionResetError("the region closed the connection mid-answer")
+                buffer += data
+            answer.content = bytes(buffer[:wanted])
+            return answer, keep and len(buffer) == wanted
+        if status in (204, 304):
+            return answer, keep
+        while len(buffer) <= MAX_ANSWER and (data := sock.recv(_READ)):  # to the close (the read timeout per read)
+            buffer += data
+        if len(buffer) > MAX_ANSWER:
+            raise _Unreadable("an answer past the size limit")
+        answer.content = bytes(buffer)
+        return answer, False
+
+
+def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
+    body = bytearray()
+
+    def line() -> bytes:
+        while (end := buffer.find(b"\r\n")) < 0:
+            if len(buffer) > _MAX_HEAD:
+                raise _Unreadable("a chunk line is too long")
+            data = sock.recv(_READ)
+            if not data:
+                raise ConnectionResetError("the region closed the connection mid-answer")
+            buffer.extend(data)
+        text = bytes(buffer[:end])
+        del buffer[: end + 2]
+        return text
+
+    while True:
+        size_text = line().split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise _Unreadable("a chunk size that is not a number") from None
+        if size < 0 or len(body) + size > MAX_ANSWER:
+            raise _Unreadable("an answer past the size limit")
+        if size == 0:
+            while line():  # trailers, up to the empty line
+                pass
+            return bytes(body)
+        while len(buffer) < size + 2:
+            data = sock.recv(_READ)
+            if not data:
+                raise ConnectionResetError("the region closed the connection mid-answer")
+            buffer.extend(data)
+        body += buffer[:size]
+        del buffer[: size + 2]
+
+
+def _tls_context(verify: Any) -> ssl.SSLContext:
+    """The TLS context for botocore's ``verify`` (as ``URLLib3Session`` reads it)."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    from botocore.httpsession import get_cert_path
+
+    path = get_cert_path(verify)
+    return ssl.create_default_context(capath=path) if os.path.isdir(path) else ssl.create_default_context(cafile=path)
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """True if a kept-alive connection has been closed by the region (or
+    has bytes nobody asked for): not to be written to."""
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+def usable(url: str, config: Any) -> bool:
+    """True where :class:`Transport` is equivalent to ``URLLib3Session`` for
+    this endpoint and config: ``http(s)``, no proxy, no client certificate."""
+    return urlsplit(url).scheme in ("http", "https") and not config.proxies and not config.client_cert and not (config.proxies_config or {})

@@ -1,0 +1,255 @@
+"""The sidecar's lean transport (:mod:`regionproxy._regions.transport`)
+against regions that misbehave on loopback: each failure is raised as the
+botocore class ``URLLib3Session`` raises for it (the verdicts judge by
+class), checked side by side with ``URLLib3Session`` itself; kept-alive
+connections are reused, and one the region closed is never written to."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, SSLError
+from botocore.httpsession import URLLib3Session
+
+from regionproxy._dynamodb.verdicts import classify
+from regionproxy._regions.transport import Transport
+from regionproxy.testing import resolver
+from tests.support import closed_port_url
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class Stub:
+    """A region on loopback that reads each request and answers with ``behaviour(connection, number)``
+    (the request's number on its connection, from 0); it counts connections."""
+
+    def __init__(self, behaviour: Callable[[socket.socket, int], bool]) -> None:
+        self.behaviour = behaviour
+        self.connections = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.done = threading.Event()
+        self.closed = threading.Semaphore(0)  # released once per connection the stub has closed
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            self._exchange(connection)
+        finally:
+            connection.close()
+            self.closed.release()
+
+    def _exchange(self, connection: socket.socket) -> None:
+        buffer = b""
+        number = 0
+        connection.settimeout(10)
+        while True:
+            try:
+                while b"\r\n\r\n" not in buffer:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:]).get(b"Content-Length", b"0"))
+                while len(buffer) < length:
+                    buffer += connection.recv(65536)
+                buffer = buffer[length:]
+                if not self.behaviour(connection, number):
+                    return
+                number += 1
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.done.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def stubs() -> Iterator[list[Stub]]:
+    made: list[Stub] = []
+    yield made
+    for stub in made:
+        stub.close()
+
+
+def _stub(stubs: list[Stub], behaviour: Callable[[socket.socket, int], bool]) -> Stub:
+    stub = Stub(behaviour)
+    stubs.append(stub)
+    return stub
+
+
+HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
+
+
+def _lean(url: str) -> Transport:
+    return Transport(url, 1.0, 0.5)
+
+
+def _urllib3(url: str) -> BaseException | None:
+    """What botocore's own session raises for the same exchange."""
+    session = URLLib3Session(timeout=(1.0, 0.5))
+    try:
+        session.send(AWSPreparedRequest("POST", url, {"Content-Length": "2"}, b"{}", stream_output=False))
+    except Exception as error:  # noqa: BLE001 - the error is the result
+        return error
+    finally:
+        session.close()
+    return None
+
+
+def test_kept_alive_connections_are_reused(stubs):
+    stub = _stub(stubs, lambda connection, _: connection.sendall(OK) or True)
+    transport = _lean(stub.url)
+    for _ in range(5):
+        answer = transport.post(HEAD, b"{}")
+        assert (answer.status_code, answer.content) == (200, b"{}")
+        assert answer.headers["content-type"] == "application/x-amz-json-1.0"
+    assert stub.connections == 1
+
+
+def test_a_connection_the_region_closed_is_never_written_to(stubs):
+    def answer_then_close(connection: socket.socket, _: int) -> bool:
+        connection.sendall(OK.replace(b"Content-Length: 2", b"Content-Length: 2\r\nConnection: keep-alive"))
+        return False  # closes without saying so
+
+    stub = _stub(stubs, answer_then_close)
+    transport = _lean(stub.url)
+    for _ in range(3):
+        assert transport.post(HEAD, b"{}").status_code == 200
+        assert stub.closed.acquire(timeout=10)  # closed by the region before the next request
+    assert stub.connections == 3
+
+
+def test_a_chunked_answer_is_read_whole(stubs):
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4;x=y\r\n\": 1\r\n1\r\n}\r\n0\r\n\r\n"
+    stub = _stub(stubs, lambda connection, _: connection.sendall(chunked) or True)
+    transport = _lean(stub.url)
+    assert transport.post(HEAD, b"{}").content == b'{"a": 1}'
+    assert transport.post(HEAD, b"{}").content == b'{"a": 1}'  # the connection is still in step
+    assert stub.connections == 1
+
+
+def _silent(connection: socket.socket, _: int) -> bool:
+    threading.Event().wait(3)  # never answers within the read timeout
+    return False
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind", "reason"),
+    [
+        pytest.param(lambda connection, _: False, ConnectionClosedError, "connection_closed", id="closed-without-answer"),
+        pytest.param(lambda connection, _: connection.sendall(b"HELLO THERE\r\n\r\n") and False, ConnectionClosedError, "connection_closed", id="not-http"),
+        pytest.param(_silent, ReadTimeoutError, "read_timeout", id="no-answer"),
+    ],
+)
+def test_a_failure_after_connecting_is_botocores_class_and_may_have_been_applied(stubs, behaviour, kind, reason):
+    stub = _stub(stubs, behaviour)
+    with pytest.raises(kind) as raised:
+        _lean(stub.url).post(HEAD, b"{}")
+    verdict = classify(raised.value)
+    assert verdict.fault and verdict.maybe_applied and verdict.reason == reason
+    theirs = _urllib3(stub.url)
+    assert type(theirs) is type(raised.value) and classify(theirs) == verdict  # botocore's session: the same
+
+
+@pytest.mark.parametrize("cut", [60, len(OK) - 1], ids=["head-cut", "body-cut"])
+def test_an_answer_cut_by_the_close_is_a_closed_connection_never_a_success(stubs, cut):
+    # Stricter than botocore's session, which returns these as a 200 with
+    # what came (an empty body for a cut head: a GetItem would read as "no item").
+    stub = _stub(stubs, lambda connection, _: connection.sendall(OK[:cut]) and False)
+    with pytest.raises(ConnectionClosedError) as raised:
+        _lean(stub.url).post(HEAD, b"{}")
+    verdict = classify(raised.value)
+    assert verdict.fault and verdict.maybe_applied
+    assert _urllib3(stub.url) is None  # botocore's session took it as an answer
+
+
+def test_a_refused_connection_is_botocores_class_and_was_not_applied():
+    url = closed_port_url()
+    with pytest.raises(EndpointConnectionError) as raised:
+        _lean(url).post(HEAD, b"{}")
+    verdict = classify(raised.value)
+    assert verdict.fault and not verdict.maybe_applied
+    theirs = _urllib3(url)
+    assert type(theirs) is type(raised.value) and classify(theirs) == verdict
+
+
+def test_a_name_that_does_not_resolve_is_the_dns_fault_as_botocore_reports_it():
+    name = "gone.transport.lab.regionproxy.test"
+    resolver.register(name, "127.0.0.1", lambda: True)  # the lab's hook: EAI_NONAME for it
+    try:
+        url = f"http://{name}:4567/"
+        with pytest.raises(EndpointConnectionError) as raised:
+            _lean(url).post(HEAD, b"{}")
+        verdict = classify(raised.value)
+        assert verdict.reason == "dns" and not verdict.maybe_applied
+        assert classify(_urllib3(url)) == verdict
+    finally:
+        resolver.unregister(name)
+
+
+def test_an_answer_past_the_size_limit_is_not_read(stubs, monkeypatch):
+    from regionproxy._regions import transport
+
+    monkeypatch.setattr(transport, "MAX_ANSWER", 1000)
+    huge = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000
+    stub = _stub(stubs, lambda connection, _: connection.sendall(huge) or True)
+    with pytest.raises(ConnectionClosedError):
+        _lean(stub.url).post(HEAD, b"{}")
+    unbounded = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 5000
+    stub = _stub(stubs, lambda connection, _: connection.sendall(unbounded) and False)
+    with pytest.raises(ConnectionClosedError):
+        _lean(stub.url).post(HEAD, b"{}")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"X-Injected: a\nSet-Cookie: b", b"Bad Name: x", b"X-Nul: a\x00b", b"no colon"],
+    ids=["bare-line-feed", "space-in-name", "nul", "no-colon"],
+)
+def test_a_malformed_header_from_the_region_is_a_closed_connection_never_passed_on(stubs, line):
+    answer = b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 2\r\n\r\n{}"
+    stub = _stub(stubs, lambda connection, _: connection.sendall(answer) or True)
+    with pytest.raises(ConnectionClosedError) as raised:
+        _lean(stub.url).post(HEAD, b"{}")
+    assert classify(raised.value).maybe_applied
+
+
+def test_a_certificate_the_client_does_not_trust_is_a_handshake_fault_as_botocore_reports_it():
+    """An https region whose CA is not in the bundle: ``SSLError`` from the
+    handshake (not applied, failed over at once), as ``URLLib3Session`` reports
+    it; with the lab's CA bundle (what ``AWS_CA_BUNDLE`` names) the same region answers."""
+    from regionproxy.testing import LocalRegions
+
+    with LocalRegions(["eu-west-3"], tls=True, replicate=False) as lab:
+        url = lab.endpoints["eu-west-3"] + "/"
+        with pytest.raises(SSLError) as raised:
+            Transport(url, 1.0, 2.0).post(HEAD, b"{}")
+        verdict = classify(raised.value)
+        assert (verdict.fault, verdict.maybe_applied, verdict.reason) == (True, False, "tls_handshake")
+        theirs = _urllib3(url)
+        assert type(theirs) is SSLError and classify(theirs) == verdict
+        answer = Transport(url, 1.0, 2.0, verify=lab.ca_bundle).post(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"Authorization: AWS4-HMAC-SHA256 Credential=testing/20261206/eu-west-3/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n"
+            b"Content-Length: 2\r\n\r\n",
+            b"{}",
+        )
+        assert answer.status_code == 200 and b"TableNames" in answer.content  # moto, through TLS verified by the lab's CA
