@@ -412,6 +412,7 @@ def test_a_request_that_settles_while_the_listener_finds_the_subscription_gone_d
     a.link.subscribe("hold", lambda message: inside.set() or go_on.wait(10))  # the listener, inside a round
     assert b.link.publish("hold", {})
     assert inside.wait(10)
+    b.shared.wrote(((ITEM, "t", "other"),), None)  # in a's socket, just before the link drops
     seen = []
 
     def request():
@@ -426,6 +427,7 @@ def test_a_request_that_settles_while_the_listener_finds_the_subscription_gone_d
     requester.join(10)
     assert seen == [MISS], "a request read the cache of a worker whose subscription was gone"
     assert a.cache.bypassing
+    assert a.shared.invalidations_applied == 1  # the drop that had arrived was applied, not lost
 
 
 def test_an_unreadable_message_empties_the_cache(fleet):
