@@ -295,6 +295,7 @@ def test_link_changes_are_told_at_once_on_the_thread_that_found_them_and_numbere
     try:
         assert link.publish("t", {}) is False  # this thread's operation takes the link down ...
         assert changes[1][:3] == (False, 2, threading.current_thread().name)  # ... and says so before returning
+        assert wait_for(lambda: (link.last_error or "").startswith("connect"), timeout=10)  # (its next try is 5 s away)
     finally:
         redis.resume()
     link.close()  # nothing is heard from now on: said too
