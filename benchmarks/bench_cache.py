@@ -27,21 +27,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import sys
-import time
 import tracemalloc
 from decimal import Decimal
 
 import boto3
 
 import regionproxy as rp
+from regionproxy.bench.timing import median_us, per_call
 from regionproxy.testing import LocalRegions
 
 REGIONS = ("eu-west-3", "us-east-1")
 TABLE = "CacheBench"
 SIZES = (1, 10, 100)
-BATCH = 50  # calls per timed batch: the clock's own cost is spread over them
 
 
 def python_item(key: str, size: int) -> dict:
@@ -51,19 +49,6 @@ def python_item(key: str, size: int) -> dict:
         kind = n % 3
         item[f"a{n}"] = f"value {n}" if kind == 0 else Decimal(n) if kind == 1 else {f"x{n}", f"y{n}"}
     return item
-
-
-def median_us(call, count: int) -> float:
-    """Median seconds per call (over batches of BATCH calls), in microseconds."""
-    for _ in range(min(count, 200)):  # warm up
-        call()
-    samples = []
-    for _ in range(max(count // BATCH, 5)):
-        start = time.perf_counter_ns()
-        for _ in range(BATCH):
-            call()
-        samples.append((time.perf_counter_ns() - start) / BATCH / 1000)
-    return statistics.median(samples)
 
 
 def hit_rows(lab: LocalRegions, count: int) -> None:
@@ -76,6 +61,7 @@ def hit_rows(lab: LocalRegions, count: int) -> None:
     print(f"\nGetItem hits (median us per call; raw boto3 calls go to the lab region, {count} calls each)")
     print(
         f"{'attributes':>10} {'boto3 client':>13} {'session.client':>15} {'ratio':>7} {'boto3 Table':>12} {'session.table':>14} {'ratio':>7}"
+        f" {'client CPU':>11} {'Table CPU':>10}"
     )
     for size in SIZES:
         key = f"item-{size}"
@@ -84,10 +70,12 @@ def hit_rows(lab: LocalRegions, count: int) -> None:
         slow = max(count // 10, 50)
         raw_c = median_us(lambda k=wire_key: raw_client.get_item(TableName=TABLE, Key=k), slow)
         raw_t = median_us(lambda k=key: raw_table.get_item(Key={"pk": k}), slow)
-        hit_c = median_us(lambda k=wire_key: session.client.get_item(TableName=TABLE, Key=k), count)
-        hit_t = median_us(lambda k=key: table.get_item(Key={"pk": k}), count)
+        client_hit = per_call(lambda k=wire_key: session.client.get_item(TableName=TABLE, Key=k), count)
+        table_hit = per_call(lambda k=key: table.get_item(Key={"pk": k}), count)
+        hit_c, hit_t = client_hit.wall_us, table_hit.wall_us
         print(
             f"{size:>10} {raw_c:>13.1f} {hit_c:>15.2f} {raw_c / hit_c:>6.0f}x {raw_t:>12.1f} {hit_t:>14.2f} {raw_t / hit_t:>6.0f}x"
+            f" {client_hit.cpu_us:>11.2f} {table_hit.cpu_us:>10.2f}"
         )
 
     from boto3.dynamodb.conditions import Key
@@ -97,20 +85,20 @@ def hit_rows(lab: LocalRegions, count: int) -> None:
     keys = [{"pk": {"S": f"b-{n}"}} for n in range(10)]
     batch = {TABLE: {"Keys": keys}}
     raw_b = median_us(lambda: raw_client.batch_get_item(RequestItems=batch), max(count // 10, 50))
-    hit_b = median_us(lambda: session.client.batch_get_item(RequestItems=batch), count)
+    hit_b = per_call(lambda: session.client.batch_get_item(RequestItems=batch), count)
     query = {"TableName": TABLE, "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "item-10"}}}
     raw_q = median_us(lambda: raw_client.query(**query), max(count // 10, 50))
-    hit_q = median_us(lambda: session.client.query(**query), count)
+    hit_q = per_call(lambda: session.client.query(**query), count)
     raw_tq = median_us(lambda: raw_table.query(KeyConditionExpression=Key("pk").eq("item-10")), max(count // 10, 50))
-    hit_tq = median_us(lambda: table.query(KeyConditionExpression=Key("pk").eq("item-10")), count)
+    hit_tq = per_call(lambda: table.query(KeyConditionExpression=Key("pk").eq("item-10")), count)
     print("\nOther cached reads (median us per call)")
-    print(f"{'read':<34} {'raw boto3':>10} {'session hit':>12} {'ratio':>7}")
-    for name, slow_us, fast_us in (
+    print(f"{'read':<34} {'raw boto3':>10} {'session hit':>12} {'ratio':>7} {'hit CPU':>8}")
+    for name, slow_us, fast in (
         ("client BatchGetItem, 10 keys", raw_b, hit_b),
         ("client Query, 1 item", raw_q, hit_q),
         ("Table query, 1 item", raw_tq, hit_tq),
     ):
-        print(f"{name:<34} {slow_us:>10.1f} {fast_us:>12.2f} {slow_us / fast_us:>6.0f}x")
+        print(f"{name:<34} {slow_us:>10.1f} {fast.wall_us:>12.2f} {slow_us / fast.wall_us:>6.0f}x {fast.cpu_us:>8.2f}")
     status = session.status()["cache"]
     print(
         f"\nsession.status()['cache']: entries {status['entries']}, hit ratio {status['hit_ratio']}, evictions {status['evictions']}"

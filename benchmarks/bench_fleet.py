@@ -45,12 +45,12 @@ from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._fleet.coherence import SharedWrites
 from regionproxy._fleet.link import FleetLink
 from regionproxy._routing.router import StickyWrites
+from regionproxy.bench.timing import median_us
 from regionproxy.events import FleetDropsApplied, Hooks
 from regionproxy.testing import LocalRegions, RedisServer, wait_for
 
 REGIONS = ("eu-west-3", "us-east-1")
 TABLE = "FleetBench"
-BATCH = 50  # calls per timed batch: the clock's own cost is spread over them
 FLEET = "bench"
 PACE = 0.002  # seconds between two writes of the lag row
 
@@ -58,19 +58,6 @@ PACE = 0.002  # seconds between two writes of the lag row
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def median_us(call, count: int) -> float:
-    """Median seconds per call (over batches of BATCH calls), in microseconds."""
-    for _ in range(min(count, 200)):  # warm up
-        call()
-    samples = []
-    for _ in range(max(count // BATCH, 5)):
-        start = time.perf_counter_ns()
-        for _ in range(BATCH):
-            call()
-        samples.append((time.perf_counter_ns() - start) / BATCH / 1000)
-    return statistics.median(samples)
 
 
 def _commands(admin) -> dict[str, int]:
@@ -87,9 +74,10 @@ def session_rows(lab: LocalRegions, redis: RedisServer, hits: int) -> None:
     policy = rp.CachePolicy(maxsize=10_000, ttl=3600)
     off = lab.session(cache=policy, key_schemas={TABLE: ("pk",)})
     on = lab.session(cache=policy, key_schemas={TABLE: ("pk",)}, fleet=redis.url, fleet_name=FLEET)
+    on.prepare()  # joins the fleet: its cache is used once the subscription is live
+    assert wait_for(lambda: on.status()["cache"]["fleet_link"] == "live", timeout=10), "the fleet did not connect"
     for session in (off, on):
-        session.client.get_item(TableName=TABLE, Key=key)  # the miss that fills it (and joins the fleet)
-    assert wait_for(lambda: on.status()["fleet"]["connected"], timeout=10), "the fleet did not connect"
+        session.client.get_item(TableName=TABLE, Key=key)  # the miss that fills it
     print(f"\nGetItem hits, fleet off and on (median us per call, {hits} calls each)")
     admin = redis_py.Redis.from_url(redis.url)  # one connection, made before counting
     hit_off = median_us(lambda: off.client.get_item(TableName=TABLE, Key=key), hits)

@@ -240,6 +240,26 @@ class Master:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def metric(self, name: str) -> float:
+        """The sum of the counter ``name`` over every worker of the master
+        (``PROMETHEUS_MULTIPROC_DIR`` set for it: multiprocess metrics)."""
+        import requests
+        from prometheus_client.parser import text_string_to_metric_families
+
+        scraped = requests.get(
+            f"{self.base}/metrics",
+            timeout=HTTP_TIMEOUT,
+            headers={"Authorization": f"Bearer {FLEET_APP_TOKEN}", "Connection": "close"},
+        )
+        assert scraped.status_code == 200, scraped.text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            if family.name == name
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+
     def every_worker(self, check: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[int, dict[str, Any]]:
         """``/who`` of each worker, once every worker's latest answer passes
         ``check``; fails after ``timeout`` (the answers then in the message)."""

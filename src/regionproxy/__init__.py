@@ -16,6 +16,7 @@ from regionproxy.errors import (
 )
 from regionproxy.events import (
     BreakerChanged,
+    CacheBypassed,
     CacheDropped,
     CacheLookup,
     CallFinished,
@@ -75,6 +76,7 @@ __all__ = [
     "AmbiguousWriteError",
     "BreakerChanged",
     "BreakerPolicy",
+    "CacheBypassed",
     "CacheDropped",
     "CacheLookup",
     "CachePolicy",

@@ -200,6 +200,16 @@ class CacheLookup:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheBypassed:
+    """A read of ``table`` went past the cache, to DynamoDB, and its answer
+    was not kept: this worker's link to its fleet is down, so it cannot hear
+    the other workers' drops (see :doc:`/concepts/fleet`)."""
+
+    table: str
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
 class CacheDropped:
     """``count`` entries of ``table`` left the read cache for ``reason``:
     ``size`` (evicted, least recently used first) or ``expired``."""
@@ -269,6 +279,7 @@ Event = (
     | RegionDemoted
     | ConsistencyDowngraded
     | CacheLookup
+    | CacheBypassed
     | CacheDropped
     | FleetDropsApplied
     | FleetCacheFlushed
@@ -319,7 +330,7 @@ def _setting_slots(cls: type) -> None:
 
 for _record in (
     CallFinished, BreakerChanged, FailedOver, OperationFinished, PoisonRequest, ReplicaMissing, Hedged, RegionDemoted,
-    CacheLookup, CacheDropped, FleetDropsApplied, FleetCacheFlushed, FleetChanged, FleetTraffic, SidecarRequest,
+    CacheLookup, CacheBypassed, CacheDropped, FleetDropsApplied, FleetCacheFlushed, FleetChanged, FleetTraffic, SidecarRequest,
 ):  # fmt: skip
     _setting_slots(_record)
 

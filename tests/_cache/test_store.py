@@ -433,3 +433,56 @@ def test_a_cached_10_attribute_item_takes_at_most_1_kib(form):
         tracemalloc.stop()
     assert len(cache) == count
     assert used / count <= 1024, f"{used / count:.0f} bytes per item"
+
+
+# -- a fleet's cache: bypassed while its link is down (regionproxy._fleet.coherence) ----
+
+
+def test_a_cache_that_follows_a_link_is_bypassed_until_the_link_is_live(cache):
+    cache.follow_link()
+    assert cache.get_or_load(("t", "k"), lambda: {"v": 1}) == ({"v": 1}, None)
+    assert cache.lookup(("t", "k")) is MISS and cache.begin([("t", "j"), ("t", "i")]) == {}
+    assert cache.counts() == {"entries": 0, "evictions": 0, "expiries": 0, "fleet_link": "down", "bypassed": 3}
+    cache.link_changed(True, 1)
+    cache.get_or_load(("t", "k"), lambda: {"v": 2})
+    assert cache.lookup(("t", "k")) == {"v": 2}
+    cache.link_changed(False, 2)
+    assert cache.lookup(("t", "k")) is MISS  # emptied as the link went down
+
+
+def test_a_link_change_announced_late_does_not_undo_a_newer_one(cache):
+    cache.follow_link()
+    cache.link_changed(False, 2)  # one thread found the link down ...
+    cache.link_changed(True, 1)  # ... after the listener made it live, whose news came second
+    assert cache.bypassing
+    cache.link_changed(True, 3)
+    assert not cache.bypassing
+
+
+def test_a_cache_without_a_link_ignores_link_changes_and_says_nothing_of_one(cache):
+    cache.link_changed(False, 1)
+    cache.get_or_load(("t", "k"), lambda: {"v": 1})
+    assert cache.lookup(("t", "k")) == {"v": 1}
+    assert "fleet_link" not in cache.counts()
+
+
+def test_a_load_in_flight_when_the_link_goes_down_or_comes_back_stores_nothing(cache):
+    cache.follow_link()
+    cache.link_changed(True, 1)
+    for change in ((False, 2), (True, 3)):
+        flights = cache.begin([("t", "k")])
+        cache.link_changed(*change)
+        for key, flight in flights.items():
+            cache.answer(flight, {"v": "loaded before the change"}, negative=False)
+            cache.finish(key, flight)
+        assert cache.lookup(("t", "k")) is MISS
+
+
+def test_a_forked_child_of_a_cache_that_follows_a_link_is_bypassed_until_its_own_link_is_live(cache):
+    cache.follow_link()
+    cache.link_changed(True, 5)
+    cache.get_or_load(("t", "k"), lambda: {"v": 1})
+    cache._after_fork()  # noqa: SLF001 - what the fork hook runs in the child
+    assert cache.bypassing and cache.lookup(("t", "k")) is MISS
+    cache.link_changed(True, 1)  # the child's link numbers its changes from 1
+    assert not cache.bypassing

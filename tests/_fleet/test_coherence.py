@@ -6,6 +6,7 @@ as another worker's)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from types import SimpleNamespace
 
@@ -55,12 +56,14 @@ def fleet(redis):
     """Make workers on the test's Redis; each is listening when returned."""
     links = []
 
-    def make(**options):
-        link = FleetLink(redis.url, "coherence", **FAST)
+    def make(link_options=None, url=None, **options):
+        link = FleetLink(url or redis.url, "coherence", **{**FAST, **(link_options or {})})
         links.append(link)
         parts = worker(link, **options)
         parts.shared.start()
         assert wait_for(lambda: link.connected, timeout=10)
+        if parts.cache is not None:  # (used once the link says it is connected, a moment later)
+            assert wait_for(lambda: parts.cache.counts().get("fleet_link") != "down", timeout=10)
         return parts
 
     yield make
@@ -268,17 +271,163 @@ def test_a_paused_redis_found_by_the_ping_empties_the_cache_when_it_answers_agai
     assert b.cache.lookup(("t", FP)) is MISS
 
 
-def test_what_was_cached_before_the_first_subscription_is_dropped_when_it_is_live(redis):
+def test_before_its_first_subscription_is_live_a_worker_reads_past_its_cache(redis):
     link = FleetLink(redis.url, "coherence", **FAST)
     try:
         b = worker(link)
-        cached(b)  # cached before this worker could hear drops
+        for value in ("old", "new"):  # nothing kept: each read is loaded
+            assert b.cache.get_or_load(("t", FP), lambda value=value: {"v": value}) == ({"v": value}, None)
+        assert b.cache.counts()["fleet_link"] == "down"
         b.shared.start()
-        assert wait_for(lambda: link.connected, timeout=10)
-        assert wait_for(lambda: b.cache.lookup(("t", FP)) is MISS, timeout=10)
+        assert wait_for(lambda: link.connected and not b.cache.bypassing, timeout=10)
+        cached(b)
+        assert b.cache.counts() == {"entries": 1, "evictions": 0, "expiries": 0, "fleet_link": "live", "bypassed": 2}
         assert b.shared.reconnect_flushes == 0  # not a reconnect
     finally:
         link.close()
+
+
+# -- a worker whose own link is down reads past its cache ---------------------------
+
+
+class Table:
+    """One item in DynamoDB, read and written by workers (their caches in front)."""
+
+    def __init__(self):
+        self.value = "old"
+
+    def read(self, parts):
+        """A read through ``parts``' cache: the value it answered."""
+        answer, _ = parts.cache.get_or_load(("t", FP), lambda: {"Item": {"v": self.value}})
+        return answer["Item"]["v"]
+
+    def write(self, parts, value):
+        """A write through ``parts``: its own cache dropped, the drop sent to the fleet."""
+        self.value = value
+        drops = ((ITEM, "t", FP),)
+        parts.cache.drop(drops)
+        parts.shared.wrote(drops, None)
+
+
+def in_use(parts):
+    """The worker's link is up and its cache used again."""
+    return parts.link.connected and parts.cache.counts().get("fleet_link") != "down"
+
+
+@contextlib.contextmanager
+def admin(redis):
+    import redis as redis_py
+
+    with redis_py.Redis.from_url(redis.url) as client:
+        yield client
+
+
+@pytest.mark.parametrize("outage", ["redis-killed", "this-worker-cut-off"])
+def test_a_worker_whose_link_is_down_does_not_answer_a_write_made_elsewhere_from_its_cache(fleet, redis, outage):
+    table = Table()
+    if outage == "this-worker-cut-off":
+        with admin(redis) as client:  # worker a connects as a user of its own, to be cut off alone
+            client.acl_setuser("worker-a", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"], commands=["+@all"])
+        a = fleet(url=redis.url.replace("redis://", "redis://worker-a:secret@"))
+    else:
+        a = fleet()
+    b = fleet()
+    assert table.read(a) == "old" and table.read(a) == "old"  # cached
+    if outage == "redis-killed":
+        redis.kill()  # b's publish below fails (kept, sent later)
+    else:
+        # Worker a alone loses Redis (its connections closed, its reconnections
+        # refused): b's publish below is taken, and a does not hear it.
+        with admin(redis) as client:
+            client.acl_setuser("worker-a", enabled=False)
+            assert client.client_kill_filter(user="worker-a") >= 1
+    assert wait_for(lambda: not a.link.connected, timeout=10)
+    table.write(b, "new")
+    assert a.link.status()["connected"] is False
+    assert table.read(a) == "new", "a worker whose link is down answered from its cache"
+    assert table.read(a) == "new"
+    assert a.cache.counts() == {"entries": 0, "evictions": 0, "expiries": 0, "fleet_link": "down", "bypassed": 2}
+    table.write(a, "newer")  # its own writes still drop (and are kept to send)
+    assert table.read(a) == "newer"
+    if outage == "redis-killed":
+        redis.start()
+    else:
+        assert b.link.connected and b.link.sent == 1  # the write's drop went out; a missed it
+        with admin(redis) as client:
+            client.acl_setuser("worker-a", enabled=True)
+    assert wait_for(lambda: in_use(a), timeout=10)
+    assert a.shared.reconnect_flushes == 1
+    assert table.read(a) == "newer"
+    table.value = "only-in-dynamodb"  # (no write through a worker: the read below is a hit)
+    assert table.read(a) == "newer", "the cache is used again after the reconnection"
+
+
+def test_a_load_that_began_before_the_link_went_down_does_not_store_after(fleet, redis):
+    a = fleet()
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load():
+        loading.set()
+        assert release.wait(10)
+        return {"Item": {"v": "old"}}
+
+    reader = threading.Thread(target=lambda: a.cache.get_or_load(("t", FP), slow_load))
+    reader.start()
+    assert loading.wait(10)
+    redis.kill()
+    assert wait_for(lambda: not a.link.connected, timeout=10)
+    release.set()
+    reader.join(10)
+    assert a.cache.lookup(("t", FP)) is MISS, "a load from before the outage was stored, and answered during it"
+    redis.start()
+    assert wait_for(lambda: in_use(a), timeout=10)
+    assert a.cache.lookup(("t", FP)) is MISS
+
+
+def test_a_load_that_began_while_the_link_was_down_does_not_store_after_it_is_back(fleet, redis):
+    a = fleet()
+    redis.kill()
+    assert wait_for(lambda: not a.link.connected, timeout=10)
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load():
+        loading.set()
+        assert release.wait(10)
+        return {"Item": {"v": "old"}}  # read during the outage: a write elsewhere may follow, unheard
+
+    reader = threading.Thread(target=lambda: a.cache.get_or_load(("t", FP), slow_load))
+    reader.start()
+    assert loading.wait(10)
+    redis.start()
+    assert wait_for(lambda: in_use(a), timeout=10)
+    release.set()
+    reader.join(10)
+    assert a.cache.lookup(("t", FP)) is MISS, "a load made while the link was down was stored"
+
+
+def test_a_request_that_settles_while_the_listener_finds_the_subscription_gone_does_not_read_the_cache(fleet, redis):
+    a, b = fleet(), fleet()
+    cached(a)
+    inside, go_on = threading.Event(), threading.Event()
+    a.link.subscribe("hold", lambda message: inside.set() or go_on.wait(10))  # the listener, inside a round
+    assert b.link.publish("hold", {})
+    assert inside.wait(10)
+    b.shared.wrote(((ITEM, "t", "other"),), None)  # in a's socket, just before the link drops
+    seen = []
+
+    def request():
+        a.shared.settle()  # waits for the round running now
+        seen.append(a.cache.lookup(("t", FP)))
+
+    requester = threading.Thread(target=request)
+    requester.start()
+    assert wait_for(lambda: a.link.status()["settled"] == 1, timeout=10)  # it waits
+    redis.kill()  # the round's next read finds the socket closed
+    go_on.set()
+    requester.join(10)
+    assert seen == [MISS], "a request read the cache of a worker whose subscription was gone"
+    assert a.cache.bypassing
+    assert a.shared.invalidations_applied == 1  # the drop that had arrived was applied, not lost
 
 
 def test_an_unreadable_message_empties_the_cache(fleet):
@@ -328,6 +477,10 @@ class RefusingLink:
 
     def on_connect(self, callback):
         self.callbacks["connect"] = callback
+
+    def on_link(self, callback):
+        self.callbacks["link"] = callback
+        callback(True, 1)  # live
 
     def on_reconnect(self, callback):
         self.callbacks["reconnect"] = callback

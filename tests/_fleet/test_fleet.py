@@ -136,3 +136,29 @@ def test_metrics_say_whether_the_fleet_is_connected_and_count_its_messages(lab, 
     redis.kill()
     a.restore(REMOTE)  # the first operation that fails takes the link down
     assert wait_for(lambda: samples()[("regionproxy_fleet_connected", ())] == 0)
+
+
+def test_a_session_whose_fleet_link_is_down_reads_past_its_cache_and_says_so(lab, redis):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    cache = rp.CachePolicy(maxsize=100, ttl=60.0)
+    a, b = member(lab, redis, cache=cache), member(lab, redis, cache=cache)
+    metrics = rp.PrometheusListener(regions=a.regions, fleet=True)
+    a.add_listener(metrics)
+    a.table(TABLE).put_item(Item={**KEY, "v": "old"})
+    b.prepare()
+    assert wait_for(lambda: a.status()["cache"]["fleet_link"] == b.status()["cache"]["fleet_link"] == "live")
+    assert [a.table(TABLE).get_item(Key=KEY)["Item"]["v"] for _ in range(2)] == ["old", "old"]  # cached
+    redis.kill()
+    assert wait_for(lambda: a.status()["cache"]["fleet_link"] == "down", timeout=10)
+    b.table(TABLE).put_item(Item={**KEY, "v": "new"})  # its drop cannot reach a
+    assert a.table(TABLE).get_item(Key=KEY)["Item"]["v"] == "new"
+    assert a.status()["cache"]["bypassed"] == 1 and a.status()["fleet"]["connected"] is False
+    text = metrics.exposition()[0].decode()
+    bypassed = [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == "regionproxy_cache_bypassed_total"]
+    assert [(s.labels, s.value) for s in bypassed] == [({"table": TABLE}, 1.0)]
+    redis.start()
+    assert wait_for(lambda: a.status()["cache"]["fleet_link"] == "live", timeout=10)
+    assert a.status()["fleet"]["cache"]["reconnect_flushes"] == 1
+    assert [a.table(TABLE).get_item(Key=KEY)["Item"]["v"] for _ in range(2)] == ["new", "new"]
+    assert a.status()["cache"]["bypassed"] == 1  # cached again

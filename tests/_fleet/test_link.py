@@ -282,3 +282,22 @@ def test_a_tls_redis_without_its_ca_is_refused_and_said_so(links):
         link = links(server.url.partition("?")[0], retry=5.0)  # the CA not named: verification fails
         assert link.publish("t", {}) is False
         assert "SSL" in (link.last_error or "") or "certificate" in (link.last_error or "").lower()
+
+
+def test_link_changes_are_told_at_once_on_the_thread_that_found_them_and_numbered(redis, links):
+    link = links(redis.url, retry=5.0)  # no reconnection during the outage
+    changes = []
+    link.on_link(lambda connected, epoch: changes.append((connected, epoch, threading.current_thread().name, link.connected)))
+    started(link)
+    assert wait_for(lambda: len(changes) == 1, timeout=10)
+    assert changes[0][:2] == (True, 1) and changes[0][3] is True  # told once `connected` says so
+    redis.pause()
+    try:
+        assert link.publish("t", {}) is False  # this thread's operation takes the link down ...
+        assert changes[1][:3] == (False, 2, threading.current_thread().name)  # ... and says so before returning
+        assert wait_for(lambda: (link.last_error or "").startswith("connect"), timeout=10)  # (its next try is 5 s away)
+    finally:
+        redis.resume()
+    link.close()  # nothing is heard from now on: said too
+    assert [change[:2] for change in changes] == [(True, 1), (False, 2), (False, 3)]
+    assert [epoch for _, epoch, _, _ in changes] == sorted({epoch for _, epoch, _, _ in changes})  # each once, growing

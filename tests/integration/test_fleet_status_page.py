@@ -1,6 +1,7 @@
 """The status page's fleet section in headless Chromium: the link's state,
 who evacuated a region through another member of the fleet and when, and
-"disconnected" once Redis is gone; the page still fits 1280x800."""
+"disconnected" once Redis is gone, and the worker's cache bypassed; the
+page still fits 1280x800."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.support import LOCAL, hello
 def test_the_status_page_shows_the_fleet_who_evacuated_and_a_lost_link(browser, lab, redis):  # noqa: F811
     from playwright.sync_api import expect
 
-    session = lab.session(fleet=redis.url)
+    session = lab.session(fleet=redis.url, cache=rp.CachePolicy(maxsize=100, ttl=60))
     other = lab.session(fleet=redis.url)
     middleware = rp.RegionProxyMiddleware(hello, session, probe_interval=0.2)
     with serving(middleware) as url:
@@ -34,5 +35,6 @@ def test_the_status_page_shows_the_fleet_who_evacuated_and_a_lost_link(browser, 
         assert _fits(page), "the page fits 1280x800 without scrolling"
         redis.kill()
         expect(page.locator("#fleet-link")).to_have_text("disconnected", timeout=10_000)
+        expect(page.locator("#cache-bypassed")).to_contain_text("BYPASSED, fleet link down", timeout=10_000)
         assert errors == []
     middleware.close()

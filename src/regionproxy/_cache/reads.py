@@ -25,7 +25,7 @@ from regionproxy._cache.keys import CACHEABLE_GET, VALUES, get_item_cache_key, q
 from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.keys import key_fingerprint, values_key_fingerprint
-from regionproxy.events import CacheLookup, Hooks
+from regionproxy.events import CacheBypassed, CacheLookup, Hooks
 
 # Reads the cache may answer (read_cache_key says which requests of them).
 _CACHED_READS = frozenset({"GetItem", "Query", "BatchGetItem"})
@@ -180,8 +180,12 @@ class CachedReads:
         tags: tuple[Any, ...] = (),
     ) -> dict[str, Any]:
         """``load()``'s answer cached under ``key``, loaded once for every
-        concurrent miss (single flight); announced as a hit or a miss."""
+        concurrent miss (single flight); announced as a hit, a miss, or a
+        read that bypassed the cache (a fleet's link is down)."""
         result, hit = self.cache.get_or_load(key, load, negative=negative, tags=tags)
+        if hit is None:
+            self.hooks.emit(CacheBypassed(key[0], operation))
+            return result
         self.hooks.emit(_lookup(key[0], operation, hit))
         if not hit:
             self._emit_dropped()
@@ -234,10 +238,11 @@ class CachedReads:
                 send[table] = {**spec, "Keys": list(missing.values())}
         if not wanted:
             return self._load(call)  # no table of it is cached
+        bypassing = cache.bypassing  # (the keys' count is the cache's, in begin())
         for table, missing in wanted.items():
             hits = len(request[table]["Keys"]) - len(missing)
             for hit in (True,) * hits + (False,) * len(missing):
-                self.hooks.emit(_lookup(table, "BatchGetItem", hit))
+                self.hooks.emit(CacheBypassed(table, "BatchGetItem") if bypassing and not hit else _lookup(table, "BatchGetItem", hit))
         if not send:
             response: dict[str, Any] = {"Responses": found, "UnprocessedKeys": {}}
             if metadata is not None:

@@ -49,6 +49,19 @@ another region, or in another process outside a fleet, is not seen until
 the entry expires. A fleet's workers apply each other's drops
 (:meth:`ReadCache.drop`, by :mod:`regionproxy._fleet.coherence`), under
 the same rule as a local write's: a load in flight stores nothing after.
+
+A fleet's cache is **bypassed while its worker cannot hear the fleet's
+drops** (:meth:`ReadCache.follow_link`, :meth:`ReadCache.link_changed`):
+from the moment its link goes down (and, in each process, until its first
+subscription is live) the cache is empty and stays so, every read is
+loaded for its caller alone (no single flight: a read must not be given an
+answer loaded before a write it cannot hear of) and nothing is stored;
+once the link is live again it is emptied again and used. Each change is
+one step under the lock (the flag, and emptying, which ends every load in
+flight: a load that began before a change stores nothing after it), and
+the link's changes are numbered, so one announced late (another thread's)
+never undoes a newer one. A hit reads nothing more for this: an empty
+cache cannot answer; only a miss reads the flag.
 """
 
 from __future__ import annotations
@@ -230,6 +243,11 @@ class ReadCache:
         self.evictions = 0
         self.expiries = 0
         self._dropped: dict[tuple[str, str], int] = {}  # (table, reason) -> count, until taken
+        # A fleet's cache (follow_link): the link change last applied, and
+        # whether reads bypass the cache (the link is down).
+        self._link_epoch: int | None = None
+        self.bypassing = False
+        self.bypassed = 0  # reads loaded past the cache while bypassing
         reset_after_fork(self)
 
     def _new_entries(self) -> _Entries:
@@ -271,21 +289,28 @@ class ReadCache:
         *,
         negative: Callable[[Any], bool] | None = None,
         tags: tuple[Hashable, ...] = (),
-    ) -> tuple[Any, bool]:
+    ) -> tuple[Any, bool | None]:
         """The cached answer for ``key`` (``(table, ...)``), or ``load()``'s;
         and whether it was a hit. ``negative(answer)`` says it is a "no such
         item" answer (kept ``negative_ttl``); ``tags`` file it for query
-        invalidation."""
+        invalidation. ``hit`` is None for a read that bypassed the cache (a
+        fleet's link is down: see :meth:`link_changed`)."""
         result = self.lookup(key)
         if result is not MISS:
             return result, True
         with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = _Flight(tags)
-                self._file(key, tags)
-        assert flight is not None
+            # (Read under the lock: no flight is registered after a bypass began.)
+            if self.bypassing:
+                self.bypassed += 1
+                flight, leader = None, False
+            else:
+                flight = self._flights.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._flights[key] = _Flight(tags)
+                    self._file(key, tags)
+        if flight is None:  # bypassed: loaded for this caller alone, never stored
+            return load(), None
         if not leader:
             if flight.leader == threading.get_ident():
                 # A load that reads its own key: load for this caller alone.
@@ -345,6 +370,9 @@ class ReadCache:
         loading; :meth:`finish` each flight returned (only those may store)."""
         flights = {}
         with self._lock:
+            if self.bypassing:  # nothing stored: each key is loaded, and counted, as bypassed
+                self.bypassed += sum(1 for _ in keys)
+                return flights
             for key in keys:
                 if key not in self._flights:
                     flights[key] = self._flights[key] = _Flight()
@@ -370,7 +398,13 @@ class ReadCache:
             if self._flights.get(key) is flight:
                 del self._flights[key]
                 entry = flight.entry
-                if entry is not None and flight.error is None and not flight.stale and entry.expires > self._clock():
+                if (
+                    entry is not None
+                    and flight.error is None
+                    and not flight.stale
+                    and not self.bypassing  # (no flight outlives a bypass's start: a second guard)
+                    and entry.expires > self._clock()
+                ):
                     self._store(key, entry)
                 elif key not in self._entries:
                     self._unfile(key, flight.tags)
@@ -444,8 +478,38 @@ class ReadCache:
             dropped, self._dropped = self._dropped, {}
         return [CacheDropped(table, reason, count) for (table, reason), count in dropped.items()]
 
-    def counts(self) -> dict[str, int]:
-        return {"entries": len(self), "evictions": self.evictions, "expiries": self.expiries}
+    def counts(self) -> dict[str, Any]:
+        counts: dict[str, Any] = {"entries": len(self), "evictions": self.evictions, "expiries": self.expiries}
+        if self._link_epoch is not None:
+            counts["fleet_link"] = "down" if self.bypassing else "live"
+            counts["bypassed"] = self.bypassed
+        return counts
+
+    # -- a fleet's link (regionproxy._fleet.coherence) ---------------------------------
+
+    def follow_link(self) -> None:
+        """Use this cache only while a fleet's link says it hears the fleet's
+        drops: bypassed from now until :meth:`link_changed` says it is live."""
+        with self._lock:
+            self._link_epoch = -1
+            self._bypass(True)
+
+    def link_changed(self, connected: bool, epoch: int) -> None:
+        """The link went down (``connected`` False: bypass the cache) or is
+        live again (use it); ``epoch`` numbers the link's changes, and one
+        older than the last applied is ignored. Either way the cache is
+        emptied, in the same step: what it held, or what a load in flight
+        would store, may have missed drops."""
+        with self._lock:
+            if self._link_epoch is None or epoch <= self._link_epoch:
+                return
+            self._link_epoch = epoch
+            self._bypass(not connected)
+
+    def _bypass(self, bypassing: bool) -> None:
+        """Under the lock: empty the cache, and bypass it or not."""
+        self._clear()
+        self.bypassing = bypassing
 
     # -- invalidation -----------------------------------------------------------------
 
@@ -528,15 +592,21 @@ class ReadCache:
         entries are swapped for an empty store under the lock and freed
         after it."""
         with self._lock:
-            dropped = self._entries, self._by_tag
-            self._entries = self._new_entries()
-            self._by_tag = {}
-            self._generations = {}
-            self._ended = 0
-            for flight in self._flights.values():
-                flight.stale = True
-            self._flights = {}
+            dropped = self._clear()
         del dropped
+
+    def _clear(self) -> tuple[Any, ...]:
+        """Under the lock: swap the store for an empty one and end every
+        load in flight; returns what was dropped, to free after the lock."""
+        dropped = self._entries, self._by_tag
+        self._entries = self._new_entries()
+        self._by_tag = {}
+        self._generations = {}
+        self._ended = 0
+        for flight in self._flights.values():
+            flight.stale = True
+        self._flights = {}
+        return dropped
 
     def _after_fork(self) -> None:
         """In a forked child: the lock and the loads in flight belonged to the
@@ -552,3 +622,10 @@ class ReadCache:
             self._dropped = {}
         self._lock = threading.Lock()
         self._flights = {}
+        if self._link_epoch is not None:
+            # The child's link has heard nothing yet: bypassed until its own
+            # subscription is live (its changes are numbered from 1 again).
+            self._link_epoch = -1
+            self._clear()
+            self.bypassing = True
+            self.bypassed = 0

@@ -29,21 +29,42 @@ rules:
   loads after the drop reads from the region the write is remembered in.
 - The publishing worker ignores its own messages (it applied them before
   publishing; the link marks them ``mine``).
-- Whatever the cache held before the subscription was live may have missed
-  drops: a gap in the subscription (the link reconnected it) empties the
-  cache, counted in ``reconnect_flushes``; so does the first subscription
-  of a process (what a worker cached before it could hear drops), and a
-  message that cannot be read (it may have been a drop). The session
-  joins the fleet (the link starts listening) on a process's first call,
-  before it caches anything, so a worker that has cached anything is
-  listening, or will flush when it is.
+- **A worker that cannot hear the fleet's drops does not answer from its
+  cache.** The cache is used only while this worker's subscription is
+  live: from the moment its link goes down (an operation of any thread
+  failed, the listener lost the subscription or its ping went unanswered,
+  the link was closed), and in each process until its first subscription
+  is live, the cache is bypassed (:meth:`~regionproxy._cache.store.ReadCache.link_changed`):
+  emptied, every read loaded from DynamoDB for its caller alone, nothing
+  stored, counted (``status()["cache"]["bypassed"]``, ``fleet_link``:
+  ``down``, and :class:`~regionproxy.events.CacheBypassed`). This
+  worker's own writes still drop what they touch. Once the subscription is
+  live again it is emptied once more (the drops of the gap were missed;
+  ``reconnect_flushes`` counts gaps) and used. The races: a drop published
+  just before the link went down was either in the socket (applied in the
+  listener's last round, before it found the socket closed) or is missed
+  and covered by the bypass; a load that began before the link went down
+  or came back stores nothing after (each change empties the cache in one
+  step with the flag, which ends every load in flight, and no load is
+  registered while bypassed); changes announced out of order by two
+  threads are numbered by the link, and the older one is ignored; a
+  request that settles while the listener is finding the socket closed
+  waits for that round, and the bypass is in place before the round ends;
+  the cache is used again only after the link says ``connected``, from
+  when a request's settle waits for what arrived. What no worker can do:
+  know at once that a *paused* Redis stopped delivering. Its listener finds
+  out by a ping after a second of silence, answered or not within a
+  second more, so for about two seconds after a pause a write elsewhere
+  whose drop Redis could not take may be read stale here.
+- A message that cannot be read empties the cache (it may have been a drop).
 - A publish that fails (Redis down, slow or paused past the link's
   timeout; the link's breaker open) costs the caller nothing but that
   timeout: the write returns, and its message is kept (at most
   ``MAX_UNSENT``; past that they become one "drop everything") and sent
-  first with the next one, or when the link reconnects. Until then the other
-  workers' copies are stale for at most the cache's TTL, as without a fleet.
-  No Redis error reaches the caller.
+  first with the next one, or when the link reconnects. Until then the
+  workers whose links are up and did not hear it keep their copies, stale
+  for at most the cache's TTL; the writer's own link is down (its publish
+  failed), so its own cache is bypassed. No Redis error reaches the caller.
 - A cache hit never touches Redis: nothing here is on the read path. A
   drop is applied by the link's listener thread, shortly after the write
   returns (``benchmarks/bench_fleet.py`` measures how long). So that the
@@ -100,7 +121,7 @@ class Link(Protocol):
 
     def subscribe(self, topic: str, callback: Callable[[FleetMessage], None]) -> None: ...
 
-    def on_connect(self, callback: Callable[[], None]) -> None: ...
+    def on_link(self, callback: Callable[[bool, int], None]) -> None: ...
 
     def on_reconnect(self, callback: Callable[[], None]) -> None: ...
 
@@ -141,9 +162,11 @@ class SharedWrites:
         self.reconnect_flushes = 0
         self.sent = 0
         self.unsendable = 0  # messages Redis could not take when first sent
+        if cache is not None:
+            cache.follow_link()  # bypassed until the subscription is live
         link.subscribe(TOPIC, self._received)
-        link.on_connect(self._connected)
         link.on_reconnect(self._reconnected)
+        link.on_link(self._link_changed)
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -276,16 +299,16 @@ class SharedWrites:
         cache.drop(drops)
         return len(drops)
 
-    def _connected(self) -> None:
-        """The subscription is live (the first time, or again): what was
-        cached before it was, or is being loaded now, may have missed drops
-        (a load in flight stores nothing after this)."""
+    def _link_changed(self, connected: bool, epoch: int) -> None:
+        """The link went down (the cache is bypassed) or is live (it is used
+        again): in both cases emptied, see the module's rules."""
         if self._cache is not None:
-            self._cache.clear()
+            self._cache.link_changed(connected, epoch)
 
     def _reconnected(self) -> None:
         """The link's subscription had a gap: drops may have been missed, so
-        the cache is emptied; and what this worker could not send is sent."""
+        the cache is emptied (again, as it is used again); and what this
+        worker could not send is sent."""
         if self._cache is not None:
             self._cache.clear()
         self.reconnect_flushes += 1

@@ -9,7 +9,8 @@ joins the fleet in each process on first use (:meth:`Fleet.join`: the
 listener starts, and the fleet's evacuations and open breakers are read
 once, so the first call of a new worker already avoids what the fleet
 avoids); before that, and whenever Redis is away, each process keeps its
-own state, as without a fleet.
+own state, as without a fleet, but for its read cache, which it bypasses
+while it cannot hear the fleet's drops (:mod:`regionproxy._fleet.coherence`).
 """
 
 from __future__ import annotations

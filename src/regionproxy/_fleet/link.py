@@ -29,6 +29,22 @@ Redis. The rules it keeps, so that nothing above it has to:
   ``on_connect`` callbacks run every time the subscription becomes live,
   the first time included: what a subscriber reads from the keys after
   that moment, plus the messages that follow, is the whole story.
+- **Subscribers hear when they stop hearing.** The ``on_link`` callbacks run
+  with ``(False, epoch)`` the moment the link goes down (on the thread that
+  found it: a request whose operation failed, or the listener; before the
+  failure is logged or announced, and, when the listener found it in a
+  round, before that round ends, so a :meth:`FleetLink.settle` that waited
+  for the round returns after them), when a connection attempt fails while
+  the link was thought up, and on :meth:`FleetLink.close`; and with
+  ``(True, epoch)`` once the subscription is live again, after the
+  ``on_connect``/``on_reconnect`` callbacks and after ``connected`` says
+  so (from then on :meth:`FleetLink.settle` waits for what arrives). They
+  run outside the link's lock, so two threads' may arrive out of order:
+  ``epoch`` grows with every change, and a callback that gets an epoch
+  older than one it already had must ignore it (a worker's read cache
+  uses this, :mod:`regionproxy._fleet.coherence`). A worker cannot tell a
+  paused Redis from a quiet fleet until its ping goes unanswered: it learns
+  of that outage ``ping_after`` plus at most one second late.
 - **A subscriber can catch up.** :meth:`FleetLink.settle` returns once
   every message that had reached this process when it was called has been
   dispatched (its callbacks have run), waiting at most ``timeout``, and
@@ -166,6 +182,7 @@ class FleetLink:
         self._subscribers: dict[str, tuple[Callable[[FleetMessage], None], ...]] = {}
         self._reconnect_callbacks: tuple[Callable[[], None], ...] = ()
         self._connect_callbacks: tuple[Callable[[], None], ...] = ()
+        self._link_callbacks: tuple[Callable[[bool, int], None], ...] = ()
         self._closed = False
         self._fresh_process()
         reset_after_fork(self)
@@ -192,6 +209,7 @@ class FleetLink:
         self._stalled_at = -1
         self._round_done = threading.Condition(threading.Lock())
         self._gap = False  # down or failed since the subscription was last live
+        self._epoch = 0  # link changes (down, live) in this process, for the on_link callbacks
         self._down_since: float | None = None
         self.last_error: str | None = None
         self.last_message_at: float | None = None
@@ -274,6 +292,18 @@ class FleetLink:
         with self._lock:
             self._connect_callbacks = (*self._connect_callbacks, callback)
 
+    def on_link(self, callback: Callable[[bool, int], None]) -> None:
+        """Run ``callback(connected, epoch)`` each time the link goes down
+        (at once, on the thread that found it) and each time the
+        subscription is live again (see the module's rules: ignore an
+        ``epoch`` older than one already had)."""
+        with self._lock:
+            self._link_callbacks = (*self._link_callbacks, callback)
+
+    def _changed(self, connected: bool, epoch: int) -> None:
+        for callback in self._link_callbacks:
+            self._callback(callback, connected, epoch)
+
     def start(self) -> None:
         """Start this process's listener (once per process; a no-op after)."""
         if self._pid == os.getpid() or self._closed:
@@ -289,7 +319,12 @@ class FleetLink:
     def close(self) -> None:
         """Stop the listener and drop the connections; every operation
         returns its default from now on."""
-        self._closed = True
+        with self._lock:
+            was_closed, self._closed = self._closed, True
+            self._epoch += 1
+            epoch = self._epoch
+        if not was_closed:
+            self._changed(False, epoch)  # nothing is heard from now on
         self._stop.set()
         self._wake.set()
         listener = self._listener
@@ -451,8 +486,11 @@ class FleetLink:
             self.last_error = f"{what}: {text}"
             if first:
                 self._down_since = self._clock()
+                self._epoch += 1
+            epoch = self._epoch
         self._wake.set()
         if first:
+            self._changed(False, epoch)  # before anyone is told: the cache is bypassed first
             log.warning(
                 "regionproxy fleet: redis %s unreachable (%s: %s); each worker on its own until it answers",
                 self.safe_url, what, text,
@@ -528,7 +566,10 @@ class FleetLink:
                 self.last_error = f"connect: {self._scrub(error)}"
                 if was_up:
                     self._down_since = self._clock()
+                    self._epoch += 1
+                epoch = self._epoch
             if was_up:
+                self._changed(False, epoch)
                 log.warning("regionproxy fleet: redis %s unreachable (%s)", self.safe_url, self.last_error)
                 self._emit(FleetChanged(self.name, False, self._clock(), self.last_error))
             return None
@@ -542,6 +583,8 @@ class FleetLink:
             self._beat_at = 0.0
             if gap:
                 self.reconnects += 1
+            self._epoch += 1
+            epoch = self._epoch
         if was_down:
             log.warning("regionproxy fleet: redis %s answers again; state shared again", self.safe_url)
         # The callbacks run before the link says it is connected: whoever
@@ -552,6 +595,10 @@ class FleetLink:
             self._callback(callback)
         self._subscription = _socket_of(pubsub)
         self._live = True
+        # Last: a worker's cache is used again only once settle() waits for
+        # what arrives (a drop that reached the socket meanwhile is applied
+        # before a request that settles reads the cache).
+        self._changed(True, epoch)
         self._emit(FleetChanged(self.name, True, self._clock()))
         return pubsub
 
@@ -627,6 +674,13 @@ class FleetLink:
             while message is not None:
                 self._heard(message)
                 message = pubsub.get_message(timeout=0)
+        except Exception as error:  # noqa: BLE001 - the subscription is gone
+            # Taken down inside the round: a settle() that waits for this
+            # round (the socket was readable: closed) returns after the
+            # on_link callbacks, so its request does not read a cache that
+            # stopped hearing drops.
+            if not self._stop.is_set():
+                self._trip("subscription", error)
         finally:
             with self._round_done:
                 self._dispatching = False
@@ -674,6 +728,8 @@ class FleetLink:
     def _drop(self, pubsub: Any) -> None:
         self._live = False
         self._subscription = None
+        with self._round_done:  # a settle() waiting for a round that will not come returns now
+            self._round_done.notify_all()
         if pubsub is not None:
             try:
                 pubsub.close()

@@ -37,6 +37,7 @@ from regionproxy._web.admin import READ_METHODS, StartResponse, answer
 from regionproxy.events import (
     PROBE,
     BreakerChanged,
+    CacheBypassed,
     CacheDropped,
     CacheLookup,
     CallFinished,
@@ -193,6 +194,11 @@ class PrometheusListener:
             "Read cache lookups per table and result (hit, miss).",
             ["table", "result"],
         )
+        self.cache_bypassed = counter(
+            "regionproxy_cache_bypassed",
+            "Reads that went past the read cache, per table, while the worker's fleet link was down.",
+            ["table"],
+        )
         self.cache_evictions = counter(
             "regionproxy_cache_evictions",
             "Read cache entries dropped per table and reason (size: least recently used, past maxsize; expired).",
@@ -314,6 +320,9 @@ class PrometheusListener:
     def _cache_lookup(self, event: CacheLookup) -> None:
         self.cache.labels(event.table, "hit" if event.hit else "miss").inc()
 
+    def _cache_bypassed(self, event: CacheBypassed) -> None:
+        self.cache_bypassed.labels(event.table).inc()
+
     def _cache_dropped(self, event: CacheDropped) -> None:
         self.cache_evictions.labels(event.table, event.reason).inc(event.count)
 
@@ -352,6 +361,7 @@ class PrometheusListener:
         RegionDemoted: _region_demoted,
         ConsistencyDowngraded: _consistency_downgraded,
         CacheLookup: _cache_lookup,
+        CacheBypassed: _cache_bypassed,
         CacheDropped: _cache_dropped,
         FleetDropsApplied: _fleet_drops_applied,
         FleetCacheFlushed: _fleet_cache_flushed,
