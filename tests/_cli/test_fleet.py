@@ -8,7 +8,7 @@ import pytest
 from regionproxy._cli.main import main
 from regionproxy._regions.breaker import CLOSED, EVACUATED
 from regionproxy.testing import wait_for
-from tests.support import LOCAL, REGIONS, TABLE
+from tests.support import FLEET_TIMEOUT, LOCAL, REGIONS, TABLE
 
 
 @pytest.fixture
@@ -19,13 +19,13 @@ def fleet_env(monkeypatch, redis):
 
 
 def test_evacuate_and_restore_from_the_command_line_reach_the_apps_sessions(lab, redis, fleet_env, capsys):
-    session = lab.session(fleet=redis.url)  # the name derived the same way from the same settings
+    session = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT)  # the name derived the same way from the same settings
     session.table(TABLE).get_item(Key={"pk": "a", "sk": "s"})
     assert main(["evacuate", LOCAL, "--by", "oncall"]) == 0
     assert wait_for(lambda: session.breaker_state(LOCAL) == EVACUATED)
     assert session.status()["fleet"]["actions"][LOCAL]["by"] == "oncall"
     assert "evacuated in fleet" in capsys.readouterr().out
-    later = lab.session(fleet=redis.url)
+    later = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT)
     later.prepare()
     assert later.breaker_state(LOCAL) == EVACUATED  # kept in Redis until restored
     assert main(["restore", LOCAL]) == 0

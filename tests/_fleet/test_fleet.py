@@ -9,14 +9,14 @@ import regionproxy as rp
 from regionproxy._regions.breaker import CLOSED, EVACUATED, OPEN
 from regionproxy._regions.health import FAIL, HealthMonitor
 from regionproxy.testing import wait_for
-from tests.support import LOCAL, REMOTE, TABLE
+from tests.support import FLEET_TIMEOUT, LOCAL, REMOTE, TABLE
 
 KEY = {"pk": "a", "sk": "s"}
 QUICK = rp.Timeouts(connect=0.5, read=0.5, attempts=1)
 
 
 def member(lab, redis, **options):
-    return lab.session(fleet=redis.url, timeouts=QUICK, **options)
+    return lab.session(fleet=redis.url, timeouts=QUICK, fleet_timeout=FLEET_TIMEOUT, **options)
 
 
 def test_an_evacuation_through_one_session_holds_in_every_session_of_the_fleet(lab, redis):

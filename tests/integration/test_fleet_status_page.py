@@ -8,14 +8,14 @@ from __future__ import annotations
 import regionproxy as rp
 from regionproxy.testing import serving
 from tests.integration.test_status_page_browser import ARTIFACTS, _fits, browser  # noqa: F401 - the fixture
-from tests.support import LOCAL, hello
+from tests.support import FLEET_TIMEOUT, LOCAL, hello
 
 
 def test_the_status_page_shows_the_fleet_who_evacuated_and_a_lost_link(browser, lab, redis):  # noqa: F811
     from playwright.sync_api import expect
 
-    session = lab.session(fleet=redis.url, cache=rp.CachePolicy(maxsize=100, ttl=60))
-    other = lab.session(fleet=redis.url)
+    session = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT, cache=rp.CachePolicy(maxsize=100, ttl=60))
+    other = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT)
     middleware = rp.RegionProxyMiddleware(hello, session, probe_interval=0.2)
     with serving(middleware) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 800})

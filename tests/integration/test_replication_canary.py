@@ -11,7 +11,7 @@ from regionproxy._regions.canary import KEY_PREFIX, TTL_ATTRIBUTE, WRITTEN_AT, R
 from regionproxy._regions.health import PASS, WARN, HealthMonitor
 from regionproxy._web.metrics import PrometheusListener
 from regionproxy.testing import LocalRegions
-from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE
+from tests.support import FLEET_TIMEOUT, KEY_SCHEMA, LOCAL, REMOTE, TABLE
 
 THIRD = "ap-southeast-2"
 TIMEOUTS = rp.Timeouts(connect=1.0, read=5.0, attempts=1)
@@ -100,8 +100,8 @@ def test_a_region_down_says_so_and_the_others_carry_on():
 
 
 def test_one_process_of_a_fleet_measures(lab, redis):
-    one = lab.session(timeouts=TIMEOUTS, fleet=redis.url)
-    two = lab.session(timeouts=TIMEOUTS, fleet=redis.url)
+    one = lab.session(timeouts=TIMEOUTS, fleet=redis.url, fleet_timeout=FLEET_TIMEOUT)
+    two = lab.session(timeouts=TIMEOUTS, fleet=redis.url, fleet_timeout=FLEET_TIMEOUT)
     first = ReplicationCanary(one, TABLE, interval=30.0)
     second = ReplicationCanary(two, TABLE, interval=30.0)
     assert first.run_cycle() is True
