@@ -155,6 +155,19 @@ class NameResolved:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionWarmed:
+    """A probe thread kept a connection to ``region`` open in this process's
+    pool for it (every probe interval, in every process): ``result`` is
+    ``opened``, ``kept``, ``failed``, ``busy`` or ``skipped``
+    (:mod:`regionproxy._regions.warming`); ``duration`` in seconds."""
+
+    region: str
+    result: str
+    duration: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RegionProbed:
     """A health probe of ``region`` by this process ended: ``ok``, or the
     ``reason`` it failed (``dns``, ``connection_refused``, ``read_timeout``,
@@ -275,6 +288,7 @@ Event = (
     | FleetChanged
     | FleetTraffic
     | SidecarRequest
+    | ConnectionWarmed
 )
 
 
