@@ -44,13 +44,18 @@ WRITE_EVERY = 5  # one request in five is a write
 PHASE = 15.0  # seconds each fault is held, then healed
 WARM_UP, COOL_DOWN = 20.0, 25.0
 WORKERS, THREADS = 3, 4
-FAULTS = [
-    ("refuse", {}),
-    ("blackhole", {}),
-    ("error", {"status": 500}),
-    ("latency", {"delay": 0.3}),
-    ("unresolvable", {}),
-]
+ALL_FAULTS = {
+    "refuse": {},
+    "blackhole": {},
+    "error": {"status": 500},
+    "latency": {"delay": 0.3},
+    "unresolvable": {},
+}
+# REGIONPROXY_SOAK_FAULTS: the modes to cycle through (a comma list, in
+# order), e.g. "blackhole" to repeat one phase; all five by default.
+FAULTS = [(mode, ALL_FAULTS[mode]) for mode in os.environ.get("REGIONPROXY_SOAK_FAULTS", ",".join(ALL_FAULTS)).split(",")]
+READ_TIMEOUT = os.environ.get("REGIONPROXY_SOAK_READ_TIMEOUT", "2.0")
+EVENTS = os.environ.get("REGIONPROXY_SOAK_EVENTS")  # a directory: every worker's events (soak_app.py)
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE.parents[1] / "test-artifacts"
 REQUEST_TIMEOUT = 15.0
@@ -91,11 +96,12 @@ def blog(lab, tmp_path):
         "REGIONPROXY_CONNECT_TIMEOUT": "1.0",
         # The healthy region answers from an in-process moto on a loaded
         # machine: a generous read timeout (MOTO.md); a blackhole costs it.
-        "REGIONPROXY_READ_TIMEOUT": "2.0",
+        "REGIONPROXY_READ_TIMEOUT": READ_TIMEOUT,
         "REGIONPROXY_BREAKER_FAIL_MAX": "3",
         "REGIONPROXY_BREAKER_RESET_TIMEOUT": "3",
         "REGIONPROXY_PROBE_INTERVAL": "0.5",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+        **({"REGIONPROXY_SOAK_EVENTS": EVENTS} if EVENTS else {}),
     }
     command = [
         sys.executable, "-m", "gunicorn", "--preload", "--workers", str(WORKERS), "--threads", str(THREADS),
@@ -157,14 +163,15 @@ def test_soak_under_gunicorn_with_the_local_region_failing_and_healing(lab, blog
                 writes[token] = status
                 outcomes[("write", status)] += 1
             return
+        sent = time.time()
         try:
             status = http().get(f"{base}/posts/post-{n % 5 + 1}", timeout=REQUEST_TIMEOUT).status_code
         except requests.RequestException as error:
             status = type(error).__name__
         with lock:
             outcomes[("read", status)] += 1
-            if status != 200:
-                read_failures.append(f"{n}: {status}")
+            if status != 200:  # wall-clock times, to find it among the workers' events
+                read_failures.append(f"{n}: {status}, sent {sent:.3f}, answered {time.time():.3f}")
 
     stop = threading.Event()
     schedule: list[tuple[float, str]] = []
