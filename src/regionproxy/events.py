@@ -184,7 +184,9 @@ class RegionProbed:
 class ReplicationLag:
     """The replication canary's figure for heartbeats written in ``source``
     and read in ``replica``: ``lag`` seconds (None: not measured yet) and
-    ``state`` (ok, lagging, stalled, source_down, replica_down, unknown)."""
+    ``state`` (ok, lagging, stalled, source_down, replica_down, unknown; or
+    not_measured, once, from a process that lost the canary lease to another:
+    it reports no figure now)."""
 
     source: str
     replica: str

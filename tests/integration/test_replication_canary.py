@@ -146,3 +146,33 @@ def test_heartbeat_keys_are_reserved_per_region_for_every_key_type():
     number = keys["N"][LOCAL]["N"]
     assert -1e126 < float(number) <= -9e125  # DynamoDB's range ends at 9.99...E+125: far from any app's keys
     assert len(number.split("E")[0].replace("-", "").replace(".", "")) <= 38  # its precision
+
+
+def test_a_process_that_loses_the_lease_stops_reporting_its_figures(lab, redis):
+    import redis as redis_py
+
+    registries = [prometheus_client.CollectorRegistry() for _ in range(2)]
+    sessions = [
+        lab.session(timeouts=TIMEOUTS, fleet=redis.url, listeners=[PrometheusListener(registry, (LOCAL, REMOTE))])
+        for registry in registries
+    ]
+    lab.replicator.lag = 1.0
+    first, second = (ReplicationCanary(session, TABLE, interval=30.0, lag_warn=0.5) for session in sessions)
+
+    def lag(registry):
+        return registry.get_sample_value("regionproxy_replication_lag_seconds", {"source": LOCAL, "replica": REMOTE})
+
+    assert first.run_cycle() is True
+    assert lag(registries[0]) >= 1.0 and first.warning()  # lagging past lag_warn
+    # The lease moves (it expired while the first was away, say): the second measures.
+    leases = redis_py.Redis.from_url(redis.url)
+    [key] = [k for k in leases.scan_iter("*probe-lease:canary*")]
+    leases.delete(key)
+    assert second.run_cycle() is True
+    assert first.run_cycle() is False
+    # The first reports nothing now: no series, no figures, no warning.
+    assert lag(registries[0]) is None
+    assert registries[0].get_sample_value("regionproxy_replication_stalled", {"source": LOCAL, "replica": REMOTE}) is None
+    assert set(_states(first).values()) == {"unknown"} and first.warning() is None
+    assert first.status()["measured_here"] is False
+    assert lag(registries[1]) >= 1.0  # the second's stand

@@ -39,7 +39,11 @@ Rules:
 - One process per fleet measures: each cycle takes the fleet's lease
   ``canary`` for one interval (the health probes' lease mechanism); without
   a fleet, every process measures. Other processes report
-  ``measured_here: False``.
+  ``measured_here: False``. A process that loses the lease (another one
+  took it) stops reporting what it measured: its figures are forgotten
+  (its pairs are ``unknown``, so its readiness no longer warns on them), and
+  it announces each pair as ``not_measured`` (lag None), on which the
+  metrics drop the series it set.
 - Figures are announced as :class:`~regionproxy.events.ReplicationLag`
   events after the cycle, outside the lock.
 """
@@ -63,13 +67,14 @@ KEY_PREFIX = "__regionproxy_canary__#"
 WRITTEN_AT = "regionproxy_written_at"
 TTL_ATTRIBUTE = "regionproxy_expires"
 LEASE = "canary"
-OK, LAGGING, STALLED, SOURCE_DOWN, REPLICA_DOWN, UNKNOWN = (
+OK, LAGGING, STALLED, SOURCE_DOWN, REPLICA_DOWN, UNKNOWN, NOT_MEASURED = (
     "ok",
     "lagging",
     "stalled",
     "source_down",
     "replica_down",
     "unknown",
+    "not_measured",  # announced once by a process that lost the lease: it reports nothing now
 )
 WARN_STATES = frozenset({LAGGING, STALLED})
 FIRST_POLL, LONGEST_POLL = 0.05, 1.0
@@ -203,7 +208,15 @@ class ReplicationCanary:
         sharing = self.session.probe_sharing()
         if sharing is not None and not sharing.lease(LEASE, self.interval):
             with self._lock:
-                self._measured_here = False
+                lost, self._measured_here = self._measured_here, False
+                if lost:  # another process measures now: forget what this one measured
+                    self._written.clear()
+                    self._write_error.clear()
+                    self._pairs = {pair: _Pair() for pair in self._pairs}
+            if lost:
+                at = self._clock()
+                for source, replica in self._pairs:
+                    self.session.announce(ReplicationLag(source, replica, None, NOT_MEASURED, at))
             return False
         deadline = time.monotonic() + self.interval
         regions = self.session.regions
