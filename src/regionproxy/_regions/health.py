@@ -35,7 +35,10 @@ call that fails over to a region finds a connection ready, in a worker
 that never probes as in the lease holder. It comes after the probe
 because a probe takes the pool's most recent connection, and a server that
 closes after each answer would leave nothing open for the calls. A name
-that just failed to resolve is not warmed (nothing to connect to).
+that just failed to resolve is not warmed (nothing to connect to), nor a
+region its breaker keeps calls from (open, evacuated): no call goes there
+until a trial, and a dead region would cost a connect timeout per
+interval for nothing.
 
 Readiness policies:
 
@@ -426,7 +429,7 @@ class HealthMonitor:
                         sharing.publish(region, probe.ok, probe.latency, probe.reason, time.time() - (self._clock() - probe.at))
             except Exception:  # noqa: BLE001 - a probe thread must outlive a bad probe
                 pass
-            if resolved is None or resolved.ok:
+            if (resolved is None or resolved.ok) and self.session.breaker_state(region) in (CLOSED, HALF_OPEN):
                 try:
                     self.warm_now(region)
                 except Exception:  # noqa: BLE001 - warming is an optimisation: the thread outlives it

@@ -78,6 +78,15 @@ def warm(client: Any) -> str:
     try:
         url = client.meta.endpoint_url
         http = client._endpoint.http_session  # the URLLib3Session every send of this client goes through
+    except Exception:  # noqa: BLE001 - another botocore: warming is an optimisation, never a failure
+        return SKIPPED
+    return warm_session(http, url)
+
+
+def warm_session(http: Any, url: str) -> str:
+    """:func:`warm` for a botocore ``URLLib3Session`` that sends to ``url``
+    (a raw sender's, such as the sidecar's)."""
+    try:
         if http._proxy_config.proxy_url_for(url):
             return SKIPPED
         pool = http._get_connection_manager(url, None).connection_from_url(url)

@@ -319,8 +319,11 @@ class FaultProxy:
         if outage is not None and outage.mode == "flap" and self._flapping_down(outage):
             self._refuse_connection(conn, "reset", operation=None, number=number)
             return
-        if outage is not None and outage.mode in ("reset", "blackhole"):
+        if outage is not None and outage.mode == "reset":
             self._refuse_connection(conn, outage.mode, operation=None, number=number)
+            return
+        if outage is not None and outage.mode == "blackhole":
+            self._blackhole(conn, number)
             return
         conn.settimeout(self._timeout)
         if outage is not None and outage.mode == "handshake":
@@ -407,6 +410,29 @@ class FaultProxy:
                 conn.close()
             else:
                 self._state.held.append(conn)
+
+    def _blackhole(self, conn: socket.socket, number: int) -> None:
+        # Held, never answered. Recorded when the client sends its request
+        # (or, over TLS, its handshake), not when the connection is accepted:
+        # a client may open a connection and send nothing yet (a warmed one),
+        # and that is no request. Heal or stop closes it (held), which ends
+        # the wait; so does the client closing it.
+        with self._lock:
+            if self._stopping.is_set() or self._state.outage is None:
+                conn.close()
+                return
+            self._state.held.append(conn)
+        while not self._stopping.is_set():
+            try:
+                ready, _, _ = select.select([conn], [], [], 0.05)
+                if not ready:
+                    continue
+                sent = conn.recv(_MAX_HEADER, socket.MSG_PEEK)
+            except (OSError, ValueError):  # closed by heal or stop
+                return
+            if sent:
+                self._record(None if self._tls else _operation(sent), "blackholed", number=number)
+            return
 
     def _forward(
         self,
