@@ -131,7 +131,7 @@ def test_tables_keyed_by_numbers_or_bytes_are_measured(lab, attributes, hash_typ
     assert set(_states(canary).values()) == {"ok"}, canary.pairs()
     # Both heartbeats replicated, each under a key of the table's types.
     items = lab.client(REMOTE, direct=True).scan(TableName="Typed")["Items"]
-    assert len(items) == 2
+    assert len(items) == 2, items
     for item in items:
         assert set(item["id"]) == {hash_type} and (range_type is None or set(item["at"]) == {range_type})
         assert float(item[TTL_ATTRIBUTE]["N"]) > float(item[WRITTEN_AT]["N"])
