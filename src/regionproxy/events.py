@@ -155,6 +155,19 @@ class NameResolved:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionWarmed:
+    """A probe thread kept a connection to ``region`` open in this process's
+    pool for it (every probe interval, in every process): ``result`` is
+    ``opened``, ``kept``, ``failed``, ``busy`` or ``skipped``
+    (:mod:`regionproxy._regions.warming`); ``duration`` in seconds."""
+
+    region: str
+    result: str
+    duration: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RegionProbed:
     """A health probe of ``region`` by this process ended: ``ok``, or the
     ``reason`` it failed (``dns``, ``connection_refused``, ``read_timeout``,
@@ -171,7 +184,9 @@ class RegionProbed:
 class ReplicationLag:
     """The replication canary's figure for heartbeats written in ``source``
     and read in ``replica``: ``lag`` seconds (None: not measured yet) and
-    ``state`` (ok, lagging, stalled, source_down, replica_down, unknown)."""
+    ``state`` (ok, lagging, stalled, source_down, replica_down, unknown; or
+    not_measured, once, from a process that lost the canary lease to another:
+    it reports no figure now)."""
 
     source: str
     replica: str
@@ -286,6 +301,7 @@ Event = (
     | FleetChanged
     | FleetTraffic
     | SidecarRequest
+    | ConnectionWarmed
 )
 
 

@@ -178,6 +178,9 @@ class WatchedStandIn:
     def endpoint_url(self, region):
         return f"https://dynamodb.{region}.amazonaws.com"
 
+    def warm(self, region):
+        return "skipped"
+
     def announce(self, event):
         self.announced.append(event)
 

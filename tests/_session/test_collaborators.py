@@ -34,6 +34,15 @@ LIBRARY_PRIVATES = {
     # botocore's ParamValidator: its per-type steps, overridden for attribute values (the sidecar's model check)
     ("_sidecar/protocol.py", "_validate_map"),
     ("_sidecar/protocol.py", "_validate_structure"),
+    # botocore's client and URLLib3Session, urllib3's pool: connection warming opens a
+    # connection into the pool a client sends through, without a request (no public way in)
+    ("_regions/warming.py", "_endpoint"),
+    ("_regions/warming.py", "_proxy_config"),
+    ("_regions/warming.py", "_get_connection_manager"),
+    ("_regions/warming.py", "_setup_ssl_cert"),
+    ("_regions/warming.py", "_verify"),
+    ("_regions/warming.py", "_new_conn"),
+    ("_regions/warming.py", "_put_conn"),
     # the fork-safety protocol (regionproxy._forks.ForkAware), called on each owner
     ("_forks.py", "_after_fork"),
 }

@@ -167,3 +167,34 @@ def test_strongly_consistent_reads_served_by_another_region_are_counted(metrics)
 
     metrics(ConsistencyDowngraded("GetItem", ("Orders",), LOCAL, REMOTE, 0.0))
     assert value(metrics, "regionproxy_consistency_downgraded_total", from_region=LOCAL, to_region=REMOTE) == 1
+
+
+LAG_WORKER = """
+import sys, time
+from regionproxy.events import ReplicationLag
+from regionproxy._web.metrics import PrometheusListener
+metrics = PrometheusListener(regions=("eu-west-3", "us-east-1"))
+for state, lag in [tuple(step.split(":")) for step in sys.argv[1:]]:
+    metrics(ReplicationLag("eu-west-3", "us-east-1", float(lag) if lag else None, state, time.time()))
+    time.sleep(0.01)  # livemostrecent orders by wall-clock time
+"""
+
+
+def test_a_worker_that_stopped_measuring_leaves_the_multiprocess_lag_to_the_measuring_one(tmp_path):
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def worker(*steps):
+        subprocess.run([sys.executable, "-c", LAG_WORKER, *steps], env=env, capture_output=True, text=True, timeout=60, check=True)
+
+    def lag():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+        return [s.value for m in registry.collect() if m.name == "regionproxy_replication_lag_seconds" for s in m.samples]
+
+    worker("lagging:30.0", "not_measured:")  # measured 30 s, then lost the lease
+    [value] = lag()
+    assert value != value, "NaN: no figure from a worker that stopped measuring"
+    worker("ok:0.5")  # the worker that holds the lease now
+    assert lag() == [0.5]  # not the stale 30 s, as livemax would keep

@@ -132,3 +132,27 @@ def test_corrupt_rate_corrupts_only_that_fraction_of_answers(proxy):
     _send(proxy)
     corrupted = [request.action for request in proxy.requests()].count("corrupted")
     assert 0.10 * REQUESTS < corrupted < 0.40 * REQUESTS  # binomial(200, 0.25): mean 50, sd 6
+
+
+def test_a_blackholed_connection_is_a_request_only_once_one_is_sent(proxy):
+    import socket
+
+    from regionproxy.testing.lab import wait_for
+
+    proxy.set_fault(Fault("blackhole"))
+    idle = socket.create_connection(proxy.address, timeout=5)  # opened, nothing sent: a warmed connection
+    sending = socket.create_connection(proxy.address, timeout=5)
+    try:
+        sending.sendall(b"POST / HTTP/1.1\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\nContent-Length: 2\r\n\r\n{}")
+        assert wait_for(lambda: len(proxy.connections()) == 2 and proxy.requests())
+        [request] = proxy.requests()
+        assert (request.operation, request.action) == ("GetItem", "blackholed")
+        assert request.connection == 2, "the idle connection sent nothing: no request of it"
+        sending.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sending.recv(1)  # held, never answered
+        proxy.heal()
+        assert idle.recv(1) == b"", "healing closes the held connections"
+    finally:
+        idle.close()
+        sending.close()

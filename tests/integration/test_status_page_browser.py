@@ -8,6 +8,7 @@ in ``test-artifacts/``."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from pathlib import Path
 
@@ -117,3 +118,33 @@ def test_status_page_shows_the_outage_then_the_healed_region(browser, status_url
     assert errors == []
     for name in ("status-page-outage.png", "status-page-healed.png"):
         assert (ARTIFACTS / name).stat().st_size > 0
+
+
+def test_the_dns_column_shows_each_resolution_and_an_unresolvable_name(browser, lab):
+    from playwright.sync_api import expect
+
+    # Endpoints by the lab's host names: each probe interval resolves them.
+    session = lab.session(endpoints=lab.named_endpoints, timeouts=rp.Timeouts(connect=1, read=2, attempts=1))
+    middleware = rp.RegionProxyMiddleware(hello, session, probe_interval=0.2)
+    try:
+        with serving(middleware) as url:
+            middleware.monitor.start()
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors = []
+            page.on("pageerror", lambda error: errors.append(error))
+            page.goto(f"{url}/_regionproxy/")
+            local, remote = (page.locator(f'tr[data-region="{region}"] td.dns') for region in (LOCAL, REMOTE))
+            for cell in (local, remote):  # a resolution time in ms, a number (the page refreshes itself)
+                expect(cell).to_have_text(re.compile(r"^\d+(\.\d+)?$"), timeout=10_000)
+                assert "bad" not in (cell.get_attribute("class") or "")
+            lab.fault(LOCAL, "unresolvable")
+            expect(local).to_have_text("unresolvable", timeout=10_000)
+            expect(local).to_have_class(re.compile(r"\bbad\b"))
+            expect(page.locator(f'tr[data-region="{LOCAL}"] td.health')).to_have_text("fail")
+            expect(remote).to_have_text(re.compile(r"^\d+(\.\d+)?$"))  # the other region's name still resolves
+            assert "regionproxy.test" not in page.content(), "the page never names an endpoint's host"
+            lab.heal(LOCAL)
+            expect(local).to_have_text(re.compile(r"^\d+(\.\d+)?$"), timeout=10_000)
+            assert errors == []
+    finally:
+        middleware.close()

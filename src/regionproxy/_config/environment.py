@@ -172,12 +172,13 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
 # REGIONPROXY_* variables other parts read (without the prefix): the
 # middleware's options (regionproxy._web.options.MIDDLEWARE_SETTINGS, which a
 # test keeps in step), the sidecar's client keys, the lab's control address,
-# the test Redis binary and the soak test's length. Not typos.
+# the test Redis binary and the soak tests' length, faults, read timeout and
+# event log. Not typos.
 OTHER_VARIABLES = frozenset(
     {
         "READINESS", "LIVE_PATHS", "READY_PATHS", "ADMIN_PREFIX", "METRICS_PATH", "ADMIN_ALLOW", "ADMIN_HOSTS",
         "ADMIN_TOKEN", "SERVER_TIMING", "PROBE_INTERVAL", "PROBE_TABLE", "CANARY_TABLE", "CANARY_INTERVAL", "LAG_WARN",
-        "SERVE_KEYS", "LAB_CONTROL", "REDIS_SERVER", "SOAK_SECONDS",
+        "SERVE_KEYS", "LAB_CONTROL", "REDIS_SERVER", "SOAK_SECONDS", "SOAK_FAULTS", "SOAK_READ_TIMEOUT", "SOAK_EVENTS",
     }
 )  # fmt: skip
 # Variables without a default (name without prefix -> an example value):

@@ -21,9 +21,15 @@ the interval) until the new one has arrived. Per (source, replica):
 
 Rules:
 
-- Heartbeats live under one reserved key prefix (:data:`KEY_PREFIX` and
-  the source region, in every key attribute: string key attributes), so
-  they never collide with an app's items; they carry a TTL attribute
+- Heartbeats live under one reserved key (:func:`heartbeat_key`: in every
+  key attribute, :data:`KEY_PREFIX` and the source region, as a string
+  for an ``S`` attribute and as its UTF-8 bytes for a ``B`` one; for an
+  ``N`` attribute a reserved number, ``-9.<crc32 of the region, 10
+  digits>1E+125``, near the most negative number DynamoDB stores), so
+  they never collide with an app's items. The key attributes' types come
+  from the table's ``DescribeTable`` (asked once per process; while it
+  fails, e.g. denied by IAM with the key names declared, the attributes
+  are taken for strings and it is asked again a minute later). They carry a TTL attribute
   (:data:`TTL_ATTRIBUTE`, epoch seconds) so they expire once the canary
   stops (name it as the table's TTL attribute). There is one item per
   source region, overwritten each time.
@@ -33,7 +39,11 @@ Rules:
 - One process per fleet measures: each cycle takes the fleet's lease
   ``canary`` for one interval (the health probes' lease mechanism); without
   a fleet, every process measures. Other processes report
-  ``measured_here: False``.
+  ``measured_here: False``. A process that loses the lease (another one
+  took it) stops reporting what it measured: its figures are forgotten
+  (its pairs are ``unknown``, so its readiness no longer warns on them), and
+  it announces each pair as ``not_measured`` (lag None), on which the
+  metrics drop the series it set.
 - Figures are announced as :class:`~regionproxy.events.ReplicationLag`
   events after the cycle, outside the lock.
 """
@@ -43,6 +53,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,16 +67,29 @@ KEY_PREFIX = "__regionproxy_canary__#"
 WRITTEN_AT = "regionproxy_written_at"
 TTL_ATTRIBUTE = "regionproxy_expires"
 LEASE = "canary"
-OK, LAGGING, STALLED, SOURCE_DOWN, REPLICA_DOWN, UNKNOWN = (
+OK, LAGGING, STALLED, SOURCE_DOWN, REPLICA_DOWN, UNKNOWN, NOT_MEASURED = (
     "ok",
     "lagging",
     "stalled",
     "source_down",
     "replica_down",
     "unknown",
+    "not_measured",  # announced once by a process that lost the lease: it reports nothing now
 )
 WARN_STATES = frozenset({LAGGING, STALLED})
 FIRST_POLL, LONGEST_POLL = 0.05, 1.0
+DESCRIBE_AGAIN = 60.0  # seconds before a failed DescribeTable (for key types) is asked again
+
+
+def heartbeat_key(attributes: tuple[tuple[str, str], ...], source: str) -> dict[str, Any]:
+    """The key of ``source``'s heartbeat: ``attributes`` are the table's key
+    attributes, ``(name, type)`` with type ``S``, ``N`` or ``B``."""
+    values = {
+        "S": {"S": KEY_PREFIX + source},
+        "B": {"B": (KEY_PREFIX + source).encode()},
+        "N": {"N": f"-9.{zlib.crc32(source.encode()):010d}1E+125"},
+    }
+    return {name: values.get(kind, values["S"]) for name, kind in attributes}
 
 
 class Canaried(Protocol):
@@ -135,6 +159,8 @@ class ReplicationCanary:
         self._pairs = {(s, q): _Pair() for s in session.regions for q in session.regions if s != q}
         self._measured_here = False
         self._cycles = 0
+        self._key_types: dict[str, str] | None = None  # key attribute -> S, N or B, from DescribeTable
+        self._describe_failed_at = float("-inf")  # monotonic time a DescribeTable for key types last failed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = -1
@@ -182,7 +208,15 @@ class ReplicationCanary:
         sharing = self.session.probe_sharing()
         if sharing is not None and not sharing.lease(LEASE, self.interval):
             with self._lock:
-                self._measured_here = False
+                lost, self._measured_here = self._measured_here, False
+                if lost:  # another process measures now: forget what this one measured
+                    self._written.clear()
+                    self._write_error.clear()
+                    self._pairs = {pair: _Pair() for pair in self._pairs}
+            if lost:
+                at = self._clock()
+                for source, replica in self._pairs:
+                    self.session.announce(ReplicationLag(source, replica, None, NOT_MEASURED, at))
             return False
         deadline = time.monotonic() + self.interval
         regions = self.session.regions
@@ -197,7 +231,7 @@ class ReplicationCanary:
         return True
 
     def _region_cycle(self, region: str, deadline: float) -> None:
-        names = self._key_names(region)
+        names = self._key_attributes(region)
         written = self._clock()
         try:
             item = {**self._key(names, region), WRITTEN_AT: {"N": repr(written)}}
@@ -250,19 +284,33 @@ class ReplicationCanary:
                     pair.pending = newest if newest is not None and newest > written else None
             return pair.pending is None
 
-    def _key_names(self, region: str) -> tuple[str, ...]:
+    def _key_attributes(self, region: str) -> tuple[tuple[str, str], ...]:
+        """The table's key attributes with their types, ``(name, type)``."""
         names = self.session.key_names(self.table)
-        if names is None:
-            description = self.session.call_region(region, "DescribeTable", {"TableName": self.table})["Table"]
-            self.session.learn_table(self.table, description)
-            names = self.session.key_names(self.table)
+        with self._lock:
+            types, failed_at = self._key_types, self._describe_failed_at
+        if types is None and (names is None or time.monotonic() - failed_at >= DESCRIBE_AGAIN):
+            try:
+                description = self.session.call_region(region, "DescribeTable", {"TableName": self.table})["Table"]
+            except Exception:
+                if names is None:
+                    raise  # nothing to build a key from: the region's cycle fails
+                with self._lock:
+                    self._describe_failed_at = time.monotonic()  # strings meanwhile; asked again later
+            else:
+                self.session.learn_table(self.table, description)
+                names = self.session.key_names(self.table)
+                defined = {d.get("AttributeName"): d.get("AttributeType") for d in description.get("AttributeDefinitions", ())}
+                types = {name: defined[name] for name in names or () if defined.get(name) in ("S", "N", "B")}
+                with self._lock:
+                    self._key_types = types
             if names is None:
                 raise ConfigError(f"no key schema for canary table {self.table!r}", setting="canary_table")
-        return names
+        return tuple((name, (types or {}).get(name, "S")) for name in names)
 
     @staticmethod
-    def _key(names: tuple[str, ...], source: str) -> dict[str, Any]:
-        return {name: {"S": KEY_PREFIX + source} for name in names}
+    def _key(attributes: tuple[tuple[str, str], ...], source: str) -> dict[str, Any]:
+        return heartbeat_key(attributes, source)
 
     # -- figures -----------------------------------------------------------------
 

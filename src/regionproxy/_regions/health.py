@@ -24,9 +24,21 @@ host name (``socket.getaddrinfo``, as urllib3 does) and keeps how long it
 took and whether it failed (:class:`NameResolved`). A name that does not
 resolve fails the region with reason ``dns``, whatever another process of
 the fleet probed: this process cannot open a connection to it. An endpoint
-given by address resolves nothing. The probe that follows goes through the
-region's own client, so against a server that keeps connections alive it
-also keeps one warm in that client's pool.
+given by address resolves nothing.
+
+Connection warming: every interval, in every process, after its probe (if
+it holds the lease) each region's probe thread keeps a connection to the
+region open in the pool the region's client sends through, re-opened when
+the server closed it, TLS handshake included, without a request
+(:meth:`~Watched.warm`, :mod:`regionproxy._regions.warming`): the first
+call that fails over to a region finds a connection ready, in a worker
+that never probes as in the lease holder. It comes after the probe
+because a probe takes the pool's most recent connection, and a server that
+closes after each answer would leave nothing open for the calls. A name
+that just failed to resolve is not warmed (nothing to connect to), nor a
+region its breaker keeps calls from (open, evacuated): no call goes there
+until a trial, and a dead region would cost a connect timeout per
+interval for nothing.
 
 Readiness policies:
 
@@ -53,7 +65,7 @@ from regionproxy._dynamodb.verdicts import CREDENTIAL_CODES, Verdict, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN
 from regionproxy.errors import ConfigError
-from regionproxy.events import FAULT, PROBE, CallFinished, Event, Listener, NameResolved, RegionProbed
+from regionproxy.events import FAULT, PROBE, CallFinished, ConnectionWarmed, Event, Listener, NameResolved, RegionProbed
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 POLICIES = ("evacuate", "any")
@@ -107,6 +119,8 @@ class Watched(Protocol):
     def probe_sharing(self) -> ProbeSharing | None: ...
 
     def endpoint_url(self, region: str) -> str: ...
+
+    def warm(self, region: str) -> str: ...
 
     def announce(self, event: Event) -> None: ...
 
@@ -319,6 +333,14 @@ class HealthMonitor:
         self.session.announce(NameResolved(region, ok, result.seconds, time.time()))
         return result
 
+    def warm_now(self, region: str) -> str:
+        """Keep a connection to ``region`` open in this process's pool for
+        it (see the module docstring); what it did (``opened``, ``kept``, ...)."""
+        started = self._clock()
+        result = self.session.warm(region)
+        self.session.announce(ConnectionWarmed(region, result, self._clock() - started, time.time()))
+        return result
+
     def _heard(self, region: str, ok: bool, latency: float, reason: str | None, at: float) -> None:
         """Another process of the fleet probed ``region`` at ``at`` (wall clock)."""
         if region not in self._wake:
@@ -392,8 +414,9 @@ class HealthMonitor:
         stop, wake = self._stop, self._wake[region]
         while not stop.is_set():
             wake.clear()
+            resolved = None
             try:
-                self.resolve_now(region)
+                resolved = self.resolve_now(region)
             except Exception:  # noqa: BLE001 - as a bad probe: the thread outlives it
                 pass
             try:
@@ -406,6 +429,11 @@ class HealthMonitor:
                         sharing.publish(region, probe.ok, probe.latency, probe.reason, time.time() - (self._clock() - probe.at))
             except Exception:  # noqa: BLE001 - a probe thread must outlive a bad probe
                 pass
+            if (resolved is None or resolved.ok) and self.session.breaker_state(region) in (CLOSED, HALF_OPEN):
+                try:
+                    self.warm_now(region)
+                except Exception:  # noqa: BLE001 - warming is an optimisation: the thread outlives it
+                    pass
             if wake.wait(self.interval):
                 stop.wait(0.05)  # a burst of faults wakes one probe, not one per fault
 

@@ -10,6 +10,9 @@ A call whose parameters are a :class:`~regionproxy._regions.wire.JsonRequest`
 through the region's :class:`~regionproxy._regions.wire.WireSender`, built
 per process beside the client from its endpoint, config and credentials,
 and the TLS verification and proxies the client uses.
+
+:meth:`Replica.warm` keeps a connection open in the client's pool, ready
+for the first call that fails over here (:mod:`regionproxy._regions.warming`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from botocore.config import Config
 from regionproxy._config.policies import Timeouts
 from regionproxy._regions import redaction
 from regionproxy._regions.breaker import RegionBreaker
+from regionproxy._regions.warming import warm
 from regionproxy._regions.wire import JsonRequest, WireSender
 
 # Threaded servers run more threads than botocore's default pool of 10
@@ -129,6 +133,12 @@ class Replica:
         if method is None:
             method = self._methods[operation] = getattr(client, xform_name(operation))
         return method(**params)
+
+    def warm(self) -> str:
+        """Keep a connection open to the region in this process's client
+        pool, ready for a call (:mod:`regionproxy._regions.warming`): what
+        it did, ``kept``, ``opened``, ``failed``, ``busy`` or ``skipped``."""
+        return warm(self.client)
 
     def close(self) -> None:
         with _SESSIONS_LOCK:

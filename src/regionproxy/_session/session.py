@@ -479,6 +479,13 @@ class RegionSession:
         replica = self._replica(region)
         return replica.endpoint or replica.client.meta.endpoint_url
 
+    def warm(self, region: str) -> str:
+        """Keep a connection to ``region`` open in this process's pool for
+        it, without a request and outside its breaker
+        (:mod:`regionproxy._regions.warming`); what it did (``opened``,
+        ``kept``, ...)."""
+        return self._replica(region).warm()
+
     def key_names(self, table: str) -> tuple[str, ...] | None:
         """``table``'s key attribute names if known now (declared, or
         learned), without I/O."""

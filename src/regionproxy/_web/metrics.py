@@ -155,14 +155,14 @@ class PrometheusListener:
             "The replication canary's lag from source to replica region, in seconds (grows while heartbeats do not arrive).",
             ["source", "replica"],
             registry=target,
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",  # the measuring worker's latest (the lease moves between workers)
         )
         self.replication_stalled = Gauge(
             "regionproxy_replication_stalled",
             "1 while the canary's heartbeats from source stop arriving in replica (replication stopped), else 0.",
             ["source", "replica"],
             registry=target,
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",
         )
         self.poison = counter(
             "regionproxy_poison_requests",
@@ -266,6 +266,18 @@ class PrometheusListener:
 
     def _replication_lag(self, event: ReplicationLag) -> None:
         source, replica = self._region(event.source), self._region(event.replica)
+        if event.state == "not_measured":
+            # This process stopped measuring (another holds the canary
+            # lease): its figures go. A multiprocess gauge cannot drop a
+            # series (prometheus_client keeps it in the worker's file): NaN,
+            # newer than its last figure and older than the measuring
+            # worker's next (livemostrecent).
+            for gauge in (self.replication_lag, self.replication_stalled):
+                if _multiprocess():
+                    gauge.labels(source, replica).set(float("nan"))
+                else:
+                    gauge.remove(source, replica)
+            return
         if event.lag is not None:
             self.replication_lag.labels(source, replica).set(event.lag)
         self.replication_stalled.labels(source, replica).set(1 if event.state == "stalled" else 0)

@@ -18,6 +18,18 @@ its answer (moto's server does too), so a per-packet delay would also
 charge a connect round trip to every call, which a kept-alive connection
 to DynamoDB does not pay.
 
+Connections are numbered in the order the proxy accepts them
+(:meth:`FaultProxy.connections`: when each was accepted, and when it was
+ready for a request, its TLS handshake done), and each request says which
+connection it came on (:attr:`ProxiedRequest.connection`): a test can tell
+a call served on a connection opened before it (a warmed one) from one
+that paid for a new connection.
+
+A refused endpoint is a server that is gone: the connections it holds
+open, waiting for a request (a client's idle pooled ones), are closed when
+the refusal starts, as a dead server's are, so a client's next call meets
+the refusal instead of a live connection into a "refusing" region.
+
 A refusing proxy keeps its port: its socket stays bound and stops
 listening, so connections are refused (the kernel answers RST) and healing
 listens on the same port again, which no other socket of any process (a
@@ -42,7 +54,7 @@ from dataclasses import dataclass, field
 from regionproxy.errors import ConfigError
 from regionproxy.testing.fault_modes import OUTAGES, Fault, corrupt_checksum
 
-__all__ = ["FaultProxy", "ProxiedRequest"]
+__all__ = ["FaultProxy", "ProxiedConnection", "ProxiedRequest"]
 
 _MAX_HEADER = 64 * 1024
 
@@ -55,12 +67,27 @@ class ProxiedRequest:
     checksum), ``error``, ``reset``, ``blackholed`` or ``handshake`` (the
     last three before any request was read); ``delayed``: the seconds of
     injected latency it waited first. Each of ``forwarded``, ``late``,
-    ``dropped`` and ``corrupted`` is a request that reached DynamoDB."""
+    ``dropped`` and ``corrupted`` is a request that reached DynamoDB;
+    ``connection``: the number of the connection it came on (see
+    :class:`ProxiedConnection`)."""
 
     at: float
     operation: str | None
     action: str
     delayed: float = 0.0
+    connection: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxiedConnection:
+    """One client connection the proxy accepted: its ``number`` (1, 2, ...
+    in the order accepted), when it was accepted, and when it was ready for
+    a request (``ready_at``: its TLS handshake done; at once for plain
+    HTTP; None while the handshake is under way or if it failed)."""
+
+    number: int
+    accepted_at: float
+    ready_at: float | None = None
 
 
 @dataclass
@@ -100,6 +127,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._state = _FaultState()
         self._log: list[ProxiedRequest] = []
+        self._connections: list[ProxiedConnection] = []
+        self._waiting: set[socket.socket] = set()  # connections waiting for a request
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._held: socket.socket | None = None  # the port, bound, while refusing
@@ -186,6 +215,11 @@ class FaultProxy:
         with self._lock:
             return list(self._log)
 
+    def connections(self) -> list[ProxiedConnection]:
+        """Every connection accepted so far, in the order accepted."""
+        with self._lock:
+            return list(self._connections)
+
     # -- sockets -----------------------------------------------------------
 
     def _bound(self) -> socket.socket:
@@ -206,6 +240,13 @@ class FaultProxy:
 
     def _refuse(self) -> None:
         self._close_listener()
+        # A gone server's connections are gone too: close the idle ones
+        # (shutdown wakes the worker blocked reading them; close alone would not).
+        for waiting in self._waiting:
+            try:
+                waiting.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._held is None and not self._stopping.is_set():
             # Bound and not listening: a connection is refused, and the port
             # stays this proxy's (both sockets reuse the address; the old
@@ -242,48 +283,78 @@ class FaultProxy:
                 conn, _ = listener.accept()
             except (OSError, ValueError):  # closed under us by refuse or stop
                 continue
-            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             with self._lock:
+                number = len(self._connections) + 1
+                self._connections.append(ProxiedConnection(number, self._clock()))
+                worker = threading.Thread(target=self._serve, args=(conn, number), daemon=True)
                 self._workers.add(worker)
             worker.start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, number: int) -> None:
         try:
-            self._serve_one(conn)
+            self._serve_one(conn, number)
         except OSError:
             _close_quietly(conn)
         finally:
             with self._lock:
                 self._workers.discard(threading.current_thread())
 
+    def _ready(self, number: int) -> None:
+        with self._lock:
+            accepted = self._connections[number - 1]
+            self._connections[number - 1] = ProxiedConnection(number, accepted.accepted_at, self._clock())
+
+    def _wait_on(self, conn: socket.socket, waiting: bool) -> None:
+        with self._lock:
+            if waiting:
+                self._waiting.add(conn)
+            else:
+                self._waiting.discard(conn)
+
     def _flapping_down(self, outage: Fault) -> bool:
         return int((self._clock() - self._state.outage_since) / outage.delay) % 2 == 1
 
-    def _serve_one(self, conn: socket.socket) -> None:
+    def _serve_one(self, conn: socket.socket, number: int) -> None:
         outage = self._state.outage
         if outage is not None and outage.mode == "flap" and self._flapping_down(outage):
-            self._refuse_connection(conn, "reset", operation=None)
+            self._refuse_connection(conn, "reset", operation=None, number=number)
             return
-        if outage is not None and outage.mode in ("reset", "blackhole"):
-            self._refuse_connection(conn, outage.mode, operation=None)
+        if outage is not None and outage.mode == "reset":
+            self._refuse_connection(conn, outage.mode, operation=None, number=number)
+            return
+        if outage is not None and outage.mode == "blackhole":
+            self._blackhole(conn, number)
             return
         conn.settimeout(self._timeout)
         if outage is not None and outage.mode == "handshake":
-            self._break_handshake(conn)
+            self._break_handshake(conn, number)
             return
         if self._tls is None:
-            self._serve_request(conn)
+            self._ready(number)
+            self._serve_request(conn, number)
             return
         # wrap_socket takes over conn's descriptor, and closes the TLS
         # socket itself if the handshake fails (the OSError reaches _serve).
-        secure = self._tls.wrap_socket(conn, server_side=True)
+        self._wait_on(conn, True)
         try:
-            self._serve_request(secure)
+            secure = self._tls.wrap_socket(conn, server_side=True)
+        finally:
+            self._wait_on(conn, False)
+        self._ready(number)
+        try:
+            self._serve_request(secure, number)
         except OSError:
             _close_quietly(secure)
 
-    def _serve_request(self, conn: socket.socket) -> None:
-        head, body = _read_request(conn)
+    def _serve_request(self, conn: socket.socket, number: int) -> None:
+        self._wait_on(conn, True)
+        try:
+            if self._state.outage is not None and self._state.outage.mode == "refuse":
+                head, body = None, b""  # refused while the handshake went on
+            else:
+                head, body = _read_request(conn)
+        finally:
+            self._wait_on(conn, False)
         if head is None:
             conn.close()
             return
@@ -298,32 +369,39 @@ class FaultProxy:
         # Read the outage again: it may have changed while we waited.
         outage = self._state.outage
         if outage is not None and outage.mode in ("reset", "blackhole"):
-            self._refuse_connection(conn, outage.mode, operation, pause)
+            self._refuse_connection(conn, outage.mode, operation, pause, number)
+        elif outage is not None and outage.mode == "refuse":
+            # The server went away while this request came in: a dead
+            # server answers nothing (the client sees the connection close).
+            self._record(operation, "reset", pause, number)
+            conn.close()
         elif (
             outage is not None
             and outage.mode == "error"
             and (not outage.operations or operation in outage.operations)
             and self._rng.random() < outage.rate
         ):
-            self._record(operation, "error", pause)
+            self._record(operation, "error", pause, number)
             _send_error(conn, outage)
             conn.close()
         elif outage is not None and outage.mode == "late":
-            self._record(operation, "late", pause)
+            self._record(operation, "late", pause, number)
             self._forward(conn, head, body, hold=outage.delay)
         elif outage is not None and outage.mode == "drop":
-            self._record(operation, "dropped", pause)
+            self._record(operation, "dropped", pause, number)
             self._forward(conn, head, body, drop=True)
         elif outage is not None and outage.mode == "corrupt" and self._rng.random() < outage.rate:
-            self._record(operation, "corrupted", pause)
+            self._record(operation, "corrupted", pause, number)
             self._forward(conn, head, body, corrupt=True)
         else:
-            self._record(operation, "forwarded", pause)
+            self._record(operation, "forwarded", pause, number)
             described = self._described.get(_described_table(body)) if operation == "DescribeTable" and self._described else None
             self._forward(conn, head, body, describe=described)
 
-    def _refuse_connection(self, conn: socket.socket, mode: str, operation: str | None, delayed: float = 0.0) -> None:
-        self._record(operation, "reset" if mode == "reset" else "blackholed", delayed)
+    def _refuse_connection(
+        self, conn: socket.socket, mode: str, operation: str | None, delayed: float = 0.0, number: int = 0
+    ) -> None:
+        self._record(operation, "reset" if mode == "reset" else "blackholed", delayed, number)
         if mode == "reset":
             _reset(conn)
             return
@@ -332,6 +410,29 @@ class FaultProxy:
                 conn.close()
             else:
                 self._state.held.append(conn)
+
+    def _blackhole(self, conn: socket.socket, number: int) -> None:
+        # Held, never answered. Recorded when the client sends its request
+        # (or, over TLS, its handshake), not when the connection is accepted:
+        # a client may open a connection and send nothing yet (a warmed one),
+        # and that is no request. Heal or stop closes it (held), which ends
+        # the wait; so does the client closing it.
+        with self._lock:
+            if self._stopping.is_set() or self._state.outage is None:
+                conn.close()
+                return
+            self._state.held.append(conn)
+        while not self._stopping.is_set():
+            try:
+                ready, _, _ = select.select([conn], [], [], 0.05)
+                if not ready:
+                    continue
+                sent = conn.recv(_MAX_HEADER, socket.MSG_PEEK)
+            except (OSError, ValueError):  # closed by heal or stop
+                return
+            if sent:
+                self._record(None if self._tls else _operation(sent), "blackholed", number=number)
+            return
 
     def _forward(
         self,
@@ -367,17 +468,17 @@ class FaultProxy:
             conn.sendall(answer)  # after a hold the client gave up: usually a broken pipe
         conn.close()
 
-    def _break_handshake(self, conn: socket.socket) -> None:
+    def _break_handshake(self, conn: socket.socket, number: int) -> None:
         # A https endpoint whose TLS is broken: the ClientHello is answered
         # in plain HTTP (a server or middlebox that does not speak TLS there).
-        self._record(None, "handshake")
+        self._record(None, "handshake", number=number)
         conn.recv(65536)
         conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         conn.close()
 
-    def _record(self, operation: str | None, action: str, delayed: float = 0.0) -> None:
+    def _record(self, operation: str | None, action: str, delayed: float = 0.0, number: int = 0) -> None:
         with self._lock:
-            self._log.append(ProxiedRequest(self._clock(), operation, action, delayed))
+            self._log.append(ProxiedRequest(self._clock(), operation, action, delayed, number))
 
 
 def _read_request(conn: socket.socket) -> tuple[bytes | None, bytes]:

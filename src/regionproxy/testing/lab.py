@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from regionproxy.errors import ConfigError
 from regionproxy.testing import resolver
 from regionproxy.testing.fault_modes import RESOLVER_MODES, Fault
-from regionproxy.testing.fault_proxy import FaultProxy, ProxiedRequest
+from regionproxy.testing.fault_proxy import FaultProxy, ProxiedConnection, ProxiedRequest
 from regionproxy.testing.replication import Replicator
 from regionproxy.testing.servers import MotoServer
 from regionproxy.testing.tls import LabCertificates
@@ -501,6 +501,12 @@ class LocalRegions:
         """What the region's proxy forwarded or answered since the lab started
         or was last reset, oldest first."""
         return self._proxies[self._known(region)].requests()
+
+    def connections(self, region: str) -> list[ProxiedConnection]:
+        """The connections the region's proxy accepted since the lab started
+        or was last reset, in order (a request's ``connection`` is the
+        number of one of them)."""
+        return self._proxies[self._known(region)].connections()
 
     def outage(self, region: str) -> str | None:
         """The outage mode injected in ``region`` now, if any."""
