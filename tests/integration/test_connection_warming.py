@@ -16,7 +16,7 @@ from regionproxy._regions.health import HealthMonitor
 from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED
 from regionproxy.events import PROBE, CallFinished, ConnectionWarmed, FailedOver
 from regionproxy.testing import LocalRegions, wait_for
-from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE
+from tests.support import FLEET_TIMEOUT, KEY_SCHEMA, LOCAL, REMOTE, TABLE
 
 KEY = {"pk": "a", "sk": "s"}
 # The blackholed local region costs a read timeout; the remote one answers
@@ -81,7 +81,12 @@ def test_the_first_failed_over_call_is_served_on_a_connection_warmed_before_it(a
     monitor.start()
     try:
         assert wait_for(lambda: warmed == {LOCAL, REMOTE}, timeout=15)
-        assert _idle_ready(lab, LOCAL) and _idle_ready(lab, REMOTE), (lab.connections(REMOTE), lab.requests(REMOTE))
+        # The client's connect() returns once the kernel has done the TCP
+        # handshake, before the proxy's thread has accepted and numbered it.
+        assert wait_for(lambda: _idle_ready(lab, LOCAL) and _idle_ready(lab, REMOTE), timeout=10), (
+            lab.connections(REMOTE),
+            lab.requests(REMOTE),
+        )
         accepted, started, connection = _first_failed_over_call(lab, session, mode)
     finally:
         monitor.stop()
@@ -93,8 +98,8 @@ def test_the_first_failed_over_call_is_served_on_a_connection_warmed_before_it(a
 
 def test_a_process_that_does_not_hold_the_probe_lease_warms_its_own_pool(lab, redis):
     lab.client(REMOTE, direct=True).put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "s"}, "v": {"N": "1"}})
-    holder = lab.session(fleet=redis.url, timeouts=TIMEOUTS)
-    worker = lab.session(fleet=redis.url, timeouts=TIMEOUTS)
+    holder = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT, timeouts=TIMEOUTS)
+    worker = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT, timeouts=TIMEOUTS)
     probes = []
     held, warmed = _warmed(holder), _warmed(worker)
     worker.add_listener(lambda e: probes.append(e) if isinstance(e, CallFinished) and e.operation == PROBE else None)
@@ -108,7 +113,7 @@ def test_a_process_that_does_not_hold_the_probe_lease_warms_its_own_pool(lab, re
         monitors.append(HealthMonitor(worker, interval=3600))
         monitors[1].start()  # no lease: no probe, but a warmed pool of its own
         assert wait_for(lambda: warmed == {LOCAL, REMOTE}, timeout=15)
-        assert len(_idle_ready(lab, REMOTE)) == 2, lab.connections(REMOTE)
+        assert wait_for(lambda: len(_idle_ready(lab, REMOTE)) == 2, timeout=10), lab.connections(REMOTE)
         accepted, started, connection = _first_failed_over_call(lab, worker, "refuse")
     finally:
         for monitor in monitors:
