@@ -471,7 +471,11 @@ class RegionSession:
         """Send one wire-format call straight to ``region``'s replica: no
         cache, no router, no breaker, no failover (the replication canary's
         heartbeats, which measure the region itself)."""
-        return self._replica(region).call(operation, params)
+        call = Call(operation, params)
+        if not call.by_arn:
+            return self._replica(region).call(operation, params)
+        sent, renames = call.params_in(region, self.regions)
+        return call.answer_for_caller(self._replica(region).call(operation, sent), renames)
 
     def endpoint_url(self, region: str) -> str:
         """The URL ``region``'s requests go to in this process (an override,
@@ -649,7 +653,7 @@ class RegionSession:
 
     def _control(self, call: Call) -> dict[str, Any]:
         """A control-plane call: the local region, no failover."""
-        tables = changed_tables(call.operation, call.params)  # DeleteTable, CreateTable, ...
+        tables = changed_tables(call.operation, call.named)  # DeleteTable, CreateTable, ...: by name
         try:
             return self.attempts.run(call, self.router.plan(call.kind))[0]
         finally:
