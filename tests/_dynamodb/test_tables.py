@@ -9,6 +9,7 @@ import pytest
 
 import regionproxy as rp
 from regionproxy._dynamodb.calls import Call
+from regionproxy._dynamodb.operations import changed_tables
 from regionproxy._dynamodb.tables import in_region, restore, table_name
 from tests.support import LOCAL, REMOTE, moto_table
 
@@ -121,3 +122,15 @@ def test_a_session_sends_each_region_its_own_arn_in_process():
             assert item == {"p": {"S": "remote"}}
         finally:
             session.close()
+
+
+def test_a_partiql_statement_naming_a_table_by_arn_names_the_table():
+    call = Call("ExecuteStatement", {"Statement": f"UPDATE \"{ARN}\" SET v = 1 WHERE pk = 'a'"})
+    assert call.tables == ["Blog"]
+    assert call.written_keys(lambda table: ("pk",)) == [("Blog", {"pk": {"S": "a"}})]
+
+
+def test_a_control_plane_call_by_arn_is_sent_as_written_and_changes_its_table_by_name():
+    call = Call("DeleteTable", {"TableName": IN_REMOTE})
+    assert call.params_in(LOCAL, SERVED) == (call.params, {})  # which replica: the caller's to say
+    assert changed_tables(call.operation, call.named) == ("Blog",)  # what the cache and key schemas forget

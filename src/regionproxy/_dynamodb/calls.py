@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import (
+    CONTROL,
     KeyNames,
     is_idempotent,
     is_strongly_consistent,
@@ -121,7 +122,11 @@ class Call:
     def params_in(self, region: str, served: Container[str]) -> tuple[Any, dict[str, str]]:
         """The parameters to send to ``region`` (each table ARN naming one of
         the ``served`` regions rewritten to it; the caller's never changed),
-        and the rewrites, for :meth:`answer_for_caller`."""
+        and the rewrites, for :meth:`answer_for_caller`. A control-plane
+        call is sent as the caller wrote it (to the local region, as every
+        control-plane call): which replica it changes is the caller's to say."""
+        if self.kind == CONTROL:
+            return self.params, {}
         return in_region(self.operation, self.params, region, served)
 
     @staticmethod
