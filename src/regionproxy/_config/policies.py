@@ -124,8 +124,9 @@ class CachePolicy:
     :param negative_ttl: seconds a "no such item" answer is served from the
         cache (0-86400; 0 keeps none). Short by default: an item created in
         another region or process shows up this soon.
-    :param tables: the table names to cache (a list, tuple or set), or None
-        for every table.
+    :param tables: the tables to cache (a list, tuple or set of names or
+        table ARNs; an ARN stands for its table's name), or None for every
+        table.
     :raises ConfigError: a value of the wrong type or out of its range
         (``.setting`` names the field), when the policy is made.
     """

@@ -366,7 +366,10 @@ class RegionSession:
         """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``.
 
         Nothing is sent until the first call; a table that does not exist is
-        the caller's ``ResourceNotFoundException`` on that call, as in boto3."""
+        the caller's ``ResourceNotFoundException`` on that call, as in boto3.
+        ``name`` may be the table's ARN, as DynamoDB takes it: each region
+        is sent the ARN of its own replica, and the cache knows the table by
+        its name (docs/concepts/tables.md)."""
         return self.resource.Table(name)
 
     def new_client(self) -> RegionClient:
