@@ -119,3 +119,25 @@ def test_a_sidecar_request_naming_a_table_by_arn_is_rewritten_for_the_region_it_
         assert answer["Responses"][arn][0]["v"] == {"S": "x"}
         client.put_item(TableName=arn, Item={**KEY, "v": {"S": "y"}}, ConditionExpression="attribute_exists(pk)")
     assert lab.client(REMOTE, direct=True).get_item(TableName=TABLE, Key=KEY, ConsistentRead=True)["Item"]["v"] == {"S": "y"}
+
+
+def test_a_hedged_read_by_arn_sends_the_remote_region_its_own_arn(lab):
+    lab.client(LOCAL, direct=True).put_item(TableName=TABLE, Item={**KEY, "v": {"S": "x"}})
+    lab.wait_replicated(timeout=20)
+    arn = _arn(lab)
+    session = lab.session(hedge=rp.HedgePolicy(delay=0.02), timeouts=rp.Timeouts(connect=1.0, read=2.0, attempts=1))
+    # The local region never answers: only the hedge, sent to the remote
+    # region with the remote region's ARN, can.
+    lab.fault(LOCAL, "blackhole")
+    assert session.client.get_item(TableName=arn, Key=KEY)["Item"]["v"] == {"S": "x"}
+
+
+def test_a_read_by_name_follows_a_write_by_arn_that_failed_over(lab):
+    session = lab.session(timeouts=PATIENT, key_schemas={TABLE: ("pk", "sk")})
+    lab.fault(LOCAL, "refuse")
+    session.client.put_item(TableName=_arn(lab), Item={**KEY, "v": {"S": "failed-over"}})
+    lab.heal(LOCAL)
+    since = len(lab.requests(REMOTE))
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "failed-over"}
+    # Read-your-writes: the read went where the write landed.
+    assert any(request.operation == "GetItem" for request in lab.requests(REMOTE)[since:])
