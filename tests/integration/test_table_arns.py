@@ -141,3 +141,18 @@ def test_a_read_by_name_follows_a_write_by_arn_that_failed_over(lab):
     assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "failed-over"}
     # Read-your-writes: the read went where the write landed.
     assert any(request.operation == "GetItem" for request in lab.requests(REMOTE)[since:])
+
+
+def test_a_batch_read_by_arn_is_served_from_the_cache_by_name_and_dropped_by_a_write_by_arn(lab):
+    arn = _arn(lab)
+    session = _cached_session(lab)
+    session.client.put_item(TableName=TABLE, Item={**KEY, "v": {"S": "old"}})
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "old"}  # cached by name
+    since = len(lab.requests(LOCAL))
+    answer = session.client.batch_get_item(RequestItems={arn: {"Keys": [KEY]}})
+    assert answer["Responses"] == {arn: [{**KEY, "v": {"S": "old"}}]}
+    assert not any(request.operation == "BatchGetItem" for request in lab.requests(LOCAL)[since:])  # a hit
+    session.client.batch_write_item(RequestItems={arn: [{"PutRequest": {"Item": {**KEY, "v": {"S": "new"}}}}]})
+    answer = session.client.batch_get_item(RequestItems={arn: {"Keys": [KEY]}})
+    assert answer["Responses"] == {arn: [{**KEY, "v": {"S": "new"}}]}
+    assert session.client.get_item(TableName=TABLE, Key=KEY)["Item"]["v"] == {"S": "new"}

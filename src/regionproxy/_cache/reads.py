@@ -271,7 +271,7 @@ class CachedReads:
         return response
 
     def _answer_batch(
-        self, response: dict[str, Any], wanted: dict[str, dict[Any, Any]], flights: dict[Any, Any], names: dict[str, Any]
+        self, response: dict[str, Any], wanted: dict[str, dict[Any, Any]], flights: dict[Any, Any], tables: dict[str, Any]
     ) -> None:
         """Give each loaded key's flight its GetItem-shaped answer: the item
         returned, or none if the key was processed and no item came back."""
@@ -285,14 +285,14 @@ class CachedReads:
             for item in (response.get("Responses") or {}).get(table, ()):
                 fingerprint = key_fingerprint({name: item[name] for name in names if name in item})
                 left.discard(fingerprint)
-                flight = flights.get((names[table], fingerprint))
+                flight = flights.get((tables[table], fingerprint))
                 if flight is not None:
                     answer = {"Item": item, "ResponseMetadata": metadata} if metadata is not None else {"Item": item}
                     self.cache.answer(flight, answer, negative=False)
             for key in (unprocessed.get(table) or {}).get("Keys", ()):
                 left.discard(key_fingerprint(key))
             for fingerprint in left:
-                flight = flights.get((names[table], fingerprint))
+                flight = flights.get((tables[table], fingerprint))
                 if flight is not None:
                     self.cache.answer(flight, {"ResponseMetadata": metadata} if metadata is not None else {}, negative=True)
 
