@@ -268,9 +268,11 @@ class ReplicationCanary:
         waiting = [source for source in self.session.regions if source != region]
         pause = FIRST_POLL
         while waiting and time.monotonic() < deadline:
+            polled = False
             for source in list(waiting):
                 if not wrote[source].is_set():
                     continue  # not written yet: nothing read now could prove it arrived
+                polled = True
                 try:
                     answer = self.session.call_region(
                         region,
@@ -286,8 +288,11 @@ class ReplicationCanary:
                 if self._saw(source, region, float(value) if value else None, seen_at):
                     waiting.remove(source)
             if waiting:
-                time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-                pause = min(pause * 2, LONGEST_POLL)
+                # The backoff runs from the first read: waiting for a write
+                # does not coarsen the lag measured once it has been made.
+                time.sleep(min(pause if polled else FIRST_POLL, max(deadline - time.monotonic(), 0)))
+                if polled:
+                    pause = min(pause * 2, LONGEST_POLL)
 
     def _saw(self, source: str, replica: str, written: float | None, seen_at: float) -> bool:
         """Record what a read in ``replica`` found; True once the newest
