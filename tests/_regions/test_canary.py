@@ -27,6 +27,7 @@ class Regions:
         self.found: list[tuple[str, str]] = []  # (replica, source) of every read that found a heartbeat
         self.before_put = lambda region: None  # called in the writing thread, before the write lands
         self.read = threading.Event()  # set by the first GetItem
+        self.found_local_in_remote = threading.Event()  # set once REMOTE read LOCAL's heartbeat
         self._lock = threading.Lock()
         self._names: tuple[str, ...] | None = None
 
@@ -51,6 +52,8 @@ class Regions:
             item = copy.deepcopy(self.copies[region].get(key))
             if item is not None:
                 self.found.append((region, key.removeprefix(KEY_PREFIX)))
+                if region == REMOTE and key == KEY_PREFIX + LOCAL:
+                    self.found_local_in_remote.set()
         return {"Item": item} if item is not None else {}
 
     def key_names(self, table):
@@ -99,4 +102,26 @@ def test_a_pair_whose_heartbeat_has_not_arrived_is_not_ok():
     assert canary.warning() is None
     regions.replicate = True
     assert canary.run_cycle()
+    assert set(_states(canary).values()) == {"ok"}, canary.pairs()
+
+
+def test_a_source_slow_to_write_does_not_hide_its_earlier_heartbeat_arriving():
+    regions = Regions(replicate=False)
+    # Cycle one: nothing replicates; both heartbeats are on their way when it ends.
+    canary = ReplicationCanary(regions, "T", interval=0.2, lag_warn=120.0, stall_after=120.0)
+    assert canary.run_cycle() and set(_states(canary).values()) == {"unknown"}
+    # They arrive late; in cycle two LOCAL writes only once REMOTE has read its earlier one.
+    for region in regions.regions:
+        regions.copies[region].update(regions.copies[LOCAL] | regions.copies[REMOTE])
+    regions.replicate = True
+    order = []
+
+    def late(region):
+        if region == LOCAL:
+            order.append(regions.found_local_in_remote.wait(30))  # bounded; True at once when REMOTE reads first
+
+    regions.before_put = late
+    canary.interval = 60.0
+    assert canary.run_cycle()
+    assert order == [True], "REMOTE did not read LOCAL's earlier heartbeat while LOCAL was writing"
     assert set(_states(canary).values()) == {"ok"}, canary.pairs()

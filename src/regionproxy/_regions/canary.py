@@ -55,6 +55,8 @@ Rules:
   interval is over, never because the source has not written yet (the
   regions write side by side, and a replica that read before the
   source's write would otherwise take "nothing pending" for "arrived").
+  Meanwhile it still reads a source with an earlier heartbeat pending: a
+  source slow to write this cycle does not hide one that arrived.
 - Figures are announced as :class:`~regionproxy.events.ReplicationLag`
   events after the cycle, outside the lock.
 """
@@ -270,9 +272,13 @@ class ReplicationCanary:
         while waiting and time.monotonic() < deadline:
             polled = False
             for source in list(waiting):
-                if not wrote[source].is_set():
-                    continue  # not written yet: nothing read now could prove it arrived
-                polled = True
+                written_before = wrote[source].is_set()  # this cycle's write over before this read
+                if not written_before:
+                    with self._lock:
+                        earlier = self._pairs[(source, region)].pending is not None
+                    if not earlier:
+                        continue  # nothing a read now could prove arrived
+                polled |= written_before
                 try:
                     answer = self.session.call_region(
                         region,
@@ -285,7 +291,9 @@ class ReplicationCanary:
                     continue
                 seen_at = self._clock()
                 value = answer.get("Item", {}).get(WRITTEN_AT, {}).get("N")
-                if self._saw(source, region, float(value) if value else None, seen_at):
+                # An earlier heartbeat may arrive meanwhile; done only once the
+                # cycle's own write was over before the read that found nothing pending.
+                if self._saw(source, region, float(value) if value else None, seen_at) and written_before:
                     waiting.remove(source)
             if waiting:
                 # The backoff runs from the first read: waiting for a write
