@@ -11,13 +11,15 @@ the interval) until the new one has arrived. Per (source, replica):
   time, to the poll's resolution); while a heartbeat written has not yet
   arrived, how long it has been on its way (so it grows while replication
   is stopped);
-- ``state``: ``ok``; ``lagging`` (lag past ``lag_warn``); ``stalled``
+- ``state``: ``ok`` (a heartbeat from the source has arrived, and the lag
+  is within ``lag_warn``); ``lagging`` (lag past ``lag_warn``); ``stalled``
   (heartbeats written in the source have not arrived for ``stall_after``
   seconds: AWS's guidance alarms when ``ReplicationLatency`` drops to zero
   for the same reason, no data means replication stopped, not that it is
   instant); ``source_down`` (the heartbeat could not be written there);
   ``replica_down`` (the replica region could not be read); ``unknown``
-  (not measured yet).
+  (not measured yet: no heartbeat from the source has arrived, and the one
+  on its way is not yet late enough to be ``lagging``).
 
 Rules:
 
@@ -44,6 +46,17 @@ Rules:
   (its pairs are ``unknown``, so its readiness no longer warns on them), and
   it announces each pair as ``not_measured`` (lag None), on which the
   metrics drop the series it set.
+- A pair is judged only on a heartbeat read in the replica's own copy:
+  ``ok`` needs one that arrived there, never only a young one on its way
+  (its age is a lower bound of the lag, proof of ``lagging`` or
+  ``stalled``, never of ``ok``). In a cycle each replica waits for the
+  heartbeat its sources write in that cycle: it stops reading a source
+  once that heartbeat has arrived, the source's write has failed, or the
+  interval is over, never because the source has not written yet (the
+  regions write side by side, and a replica that read before the
+  source's write would otherwise take "nothing pending" for "arrived").
+  Meanwhile it still reads a source with an earlier heartbeat pending: a
+  source slow to write this cycle does not hide one that arrived.
 - Figures are announced as :class:`~regionproxy.events.ReplicationLag`
   events after the cycle, outside the lock.
 """
@@ -220,9 +233,12 @@ class ReplicationCanary:
             return False
         deadline = time.monotonic() + self.interval
         regions = self.session.regions
+        # Set once each region's write of this cycle is over (done or failed):
+        # until then its replicas cannot tell "arrived" from "not written yet".
+        wrote = {region: threading.Event() for region in regions}
         with ThreadPoolExecutor(len(regions), thread_name_prefix="regionproxy-canary") as pool:
             # one worker per region: a region that does not answer delays only its own
-            list(pool.map(lambda region: self._region_cycle(region, deadline), regions))
+            list(pool.map(lambda region: self._region_cycle(region, deadline, wrote), regions))
         with self._lock:
             self._measured_here = True
             self._cycles += 1
@@ -230,28 +246,39 @@ class ReplicationCanary:
             self.session.announce(event)
         return True
 
-    def _region_cycle(self, region: str, deadline: float) -> None:
-        names = self._key_attributes(region)
-        written = self._clock()
+    def _region_cycle(self, region: str, deadline: float, wrote: dict[str, threading.Event]) -> None:
         try:
-            item = {**self._key(names, region), WRITTEN_AT: {"N": repr(written)}}
-            item[TTL_ATTRIBUTE] = {"N": str(int(written + max(3600.0, 10 * self.interval)))}
-            self.session.call_region(region, "PutItem", {"TableName": self.table, "Item": item})
-            error = None
-        except Exception as caught:  # noqa: BLE001 - the region's failure is the figure
-            error = type(caught).__name__
-        with self._lock:
-            self._write_error[region] = error
-            if error is None:
-                self._written[region] = written
-                for (source, _), pair in self._pairs.items():
-                    if source == region and pair.pending is None:
-                        pair.pending = written
+            names = self._key_attributes(region)
+            written = self._clock()
+            try:
+                item = {**self._key(names, region), WRITTEN_AT: {"N": repr(written)}}
+                item[TTL_ATTRIBUTE] = {"N": str(int(written + max(3600.0, 10 * self.interval)))}
+                self.session.call_region(region, "PutItem", {"TableName": self.table, "Item": item})
+                error = None
+            except Exception as caught:  # noqa: BLE001 - the region's failure is the figure
+                error = type(caught).__name__
+            with self._lock:
+                self._write_error[region] = error
+                if error is None:
+                    self._written[region] = written
+                    for (source, _), pair in self._pairs.items():
+                        if source == region and pair.pending is None:
+                            pair.pending = written
+        finally:
+            wrote[region].set()  # its replicas may judge now (also when no key could be built)
         # Read the other regions' heartbeats here until each has arrived.
         waiting = [source for source in self.session.regions if source != region]
         pause = FIRST_POLL
         while waiting and time.monotonic() < deadline:
+            polled = False
             for source in list(waiting):
+                written_before = wrote[source].is_set()  # this cycle's write over before this read
+                if not written_before:
+                    with self._lock:
+                        earlier = self._pairs[(source, region)].pending is not None
+                    if not earlier:
+                        continue  # nothing a read now could prove arrived
+                polled |= written_before
                 try:
                     answer = self.session.call_region(
                         region,
@@ -264,11 +291,16 @@ class ReplicationCanary:
                     continue
                 seen_at = self._clock()
                 value = answer.get("Item", {}).get(WRITTEN_AT, {}).get("N")
-                if self._saw(source, region, float(value) if value else None, seen_at):
+                # An earlier heartbeat may arrive meanwhile; done only once the
+                # cycle's own write was over before the read that found nothing pending.
+                if self._saw(source, region, float(value) if value else None, seen_at) and written_before:
                     waiting.remove(source)
             if waiting:
-                time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-                pause = min(pause * 2, LONGEST_POLL)
+                # The backoff runs from the first read: waiting for a write
+                # does not coarsen the lag measured once it has been made.
+                time.sleep(min(pause if polled else FIRST_POLL, max(deadline - time.monotonic(), 0)))
+                if polled:
+                    pause = min(pause * 2, LONGEST_POLL)
 
     def _saw(self, source: str, replica: str, written: float | None, seen_at: float) -> bool:
         """Record what a read in ``replica`` found; True once the newest
@@ -329,8 +361,8 @@ class ReplicationCanary:
                     state = REPLICA_DOWN
                 elif pair.pending is not None and now - pair.pending > self.stall_after:
                     state = STALLED
-                elif lag is None:
-                    state = UNKNOWN
+                elif lag is None or pair.delay is None and lag <= self.lag_warn:
+                    state = UNKNOWN  # none arrived yet: a young heartbeat on its way proves nothing
                 elif lag > self.lag_warn:
                     state = LAGGING
                 else:
