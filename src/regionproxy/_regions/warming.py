@@ -104,7 +104,7 @@ def warm_session(http: Any, url: str) -> str:
     try:
         if conn is None:
             conn = pool._new_conn()  # with the pool's timeouts, socket options and TLS settings
-        elif not conn.is_closed and not _still_open(conn.sock, wait=0.0):
+        elif not conn.is_closed and not still_open(conn.sock, wait=0.0):
             conn.close()  # the server closed it (urllib3's own check before reuse, tickets read first)
         if conn.is_closed:
             result = OPENED
@@ -113,7 +113,7 @@ def warm_session(http: Any, url: str) -> str:
             if (
                 isinstance(sock, ssl.SSLSocket)
                 and sock.version() == "TLSv1.3"
-                and not _still_open(sock, wait=conn.timeout, quiet=TICKETS_QUIET)
+                and not still_open(sock, wait=conn.timeout, quiet=TICKETS_QUIET)
             ):
                 conn.close()
                 result = FAILED
@@ -126,7 +126,7 @@ def warm_session(http: Any, url: str) -> str:
     return result
 
 
-def _still_open(sock: Any, *, wait: Any = 0.0, quiet: float = 0.0) -> bool:
+def still_open(sock: Any, *, wait: Any = 0.0, quiet: float = 0.0) -> bool:
     """Whether an idle connection is still open, having read what the server
     sent since its handshake (TLS 1.3 session tickets): waits up to
     ``wait`` seconds for something to read, then after each read up to
