@@ -8,7 +8,11 @@ pool the region's botocore client sends through, without sending a request.
 
 The rule: every process keeps, for every region, one connection open in
 the urllib3 pool the region's client sends through (botocore's
-``URLLib3Session``: its ``PoolManager``'s pool for the endpoint). The
+``URLLib3Session``: its ``PoolManager``'s pool for the endpoint), and
+where the process sends raw (the sidecar), in the pool of the region's raw
+sender too (:meth:`~regionproxy._regions.wire.WireSender.warm`: the lean
+transport's, :meth:`~regionproxy._regions.transport.Transport.warm`, by
+this same rule; or its ``URLLib3Session``'s, :func:`warm_session`). The
 region's probe thread (:class:`~regionproxy._regions.health.HealthMonitor`)
 warms it once per probe interval, in every process: a worker that does not
 hold the fleet's probe lease sends no probe, but warms all the same. It
