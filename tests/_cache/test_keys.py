@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from regionproxy._cache.keys import EVERYTHING, ITEM, TABLE, write_drops
+from regionproxy._cache.keys import EVERYTHING, ITEM, TABLE, get_item_cache_key, read_cache_key, write_drops
 
 
 @pytest.mark.parametrize(
@@ -134,3 +134,29 @@ def _no_schema(table):
 )  # fmt: skip
 def test_a_write_drops_what_it_names_as_a_value_every_worker_can_apply(operation, params, key_names, drops):
     assert write_drops(operation, params, key_names) == drops
+
+
+# -- a table named by its ARN (regionproxy._dynamodb.tables) --------------------------
+
+_ARN = "arn:aws:dynamodb:eu-west-3:123456789012:table/Blog"
+_ARN_KEY = {"pk": {"S": "a"}}
+
+
+def test_a_read_by_arn_is_cached_under_its_tables_name():
+    assert get_item_cache_key({"TableName": _ARN, "Key": _ARN_KEY}) == get_item_cache_key({"TableName": "Blog", "Key": _ARN_KEY})
+    query = {"TableName": _ARN, "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}}}
+    assert read_cache_key("Query", query)[0] == "Blog"
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        pytest.param("PutItem", {"TableName": _ARN, "Item": _ARN_KEY}, id="put"),
+        pytest.param("BatchWriteItem", {"RequestItems": {_ARN: [{"DeleteRequest": {"Key": _ARN_KEY}}]}}, id="batch"),
+        pytest.param("TransactWriteItems", {"TransactItems": [{"Put": {"TableName": _ARN, "Item": _ARN_KEY}}]}, id="transaction"),
+    ],
+)
+def test_a_write_by_arn_drops_its_item_by_its_tables_name(operation, params):
+    """The drops are what the fleet sends to every worker
+    (regionproxy._fleet.coherence): they name the table as every reader's key does."""
+    assert write_drops(operation, params, lambda table: ("pk",)) == ((ITEM, "Blog", (("pk", ("S", "a")),)),)

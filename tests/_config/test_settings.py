@@ -247,3 +247,38 @@ def test_bad_session_argument_is_a_config_error_naming_it(changes, setting):
 def test_session_arguments_return_listeners_once_iterated():
     listeners = check_session_arguments(**_arguments(listeners=iter([print]), boto3_session=boto3.session.Session()))
     assert listeners == (print,)
+
+
+# -- a table configured by its ARN (regionproxy._dynamodb.tables) ----------------------
+
+_ARN = "arn:aws:dynamodb:eu-west-3:123456789012:table/Blog"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param(lambda arn: {"cache": rp.CachePolicy(tables=[arn])}, id="cache-tables"),
+        pytest.param(lambda arn: {"key_schemas": {arn: ("pk",)}}, id="key-schemas"),
+        pytest.param(lambda arn: {"consistency": {arn: "eventual"}}, id="consistency"),
+    ],
+)
+def test_a_table_configured_by_arn_is_configured_by_its_name(settings):
+    session = rp.RegionSession(["eu-west-3", "us-east-1"], **settings(_ARN))
+    try:
+        configured = settings("Blog")
+        for name in configured:
+            expected = configured[name]
+            got = getattr(session.settings, name)
+            if name == "cache":
+                assert got.tables == expected.tables
+            else:
+                assert got == expected
+    finally:
+        session.close()
+
+
+def test_an_arn_of_no_table_is_a_config_error():
+    with pytest.raises(rp.ConfigError):
+        rp.CachePolicy(tables=[_ARN + "/index/byDate"])
+
+

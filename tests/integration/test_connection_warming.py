@@ -17,7 +17,7 @@ from regionproxy._regions.health import HealthMonitor
 from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED
 from regionproxy.events import PROBE, CallFinished, ConnectionWarmed, FailedOver
 from regionproxy.testing import LocalRegions, wait_for
-from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE
+from tests.support import FLEET_TIMEOUT, KEY_SCHEMA, LOCAL, REMOTE, TABLE
 
 KEY = {"pk": "a", "sk": "s"}
 # The blackholed local region costs a read timeout; the remote one answers
@@ -84,8 +84,12 @@ def test_the_first_failed_over_call_is_served_on_a_connection_warmed_before_it(a
     monitor.start()
     try:
         assert wait_for(lambda: warmed == {LOCAL, REMOTE}, timeout=15)
-        # The proxy marks a connection ready a moment after the client opened it.
-        assert wait_for(lambda: _idle_ready(lab, LOCAL) and _idle_ready(lab, REMOTE), timeout=10), (lab.connections(REMOTE), lab.requests(REMOTE))
+        # The client's connect() returns once the kernel has done the TCP
+        # handshake, before the proxy's thread has accepted and numbered it.
+        assert wait_for(lambda: _idle_ready(lab, LOCAL) and _idle_ready(lab, REMOTE), timeout=10), (
+            lab.connections(REMOTE),
+            lab.requests(REMOTE),
+        )
         accepted, started, connection = _first_failed_over_call(lab, session, mode)
     finally:
         monitor.stop()
@@ -131,8 +135,8 @@ def test_the_sidecars_first_failed_over_request_is_served_on_a_connection_warmed
 
 def test_a_process_that_does_not_hold_the_probe_lease_warms_its_own_pool(lab, redis):
     lab.client(REMOTE, direct=True).put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "s"}, "v": {"N": "1"}})
-    holder = lab.session(fleet=redis.url, timeouts=TIMEOUTS)
-    worker = lab.session(fleet=redis.url, timeouts=TIMEOUTS)
+    holder = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT, timeouts=TIMEOUTS)
+    worker = lab.session(fleet=redis.url, fleet_timeout=FLEET_TIMEOUT, timeouts=TIMEOUTS)
     probes = []
     held, warmed = _warmed(holder), _warmed(worker)
     worker.add_listener(lambda e: probes.append(e) if isinstance(e, CallFinished) and e.operation == PROBE else None)

@@ -50,6 +50,7 @@ from typing import Any
 
 from regionproxy._dynamodb.keys import key_fingerprint
 from regionproxy._dynamodb.operations import KeyNames, tables_of, written_keys
+from regionproxy._dynamodb.tables import ARN_PREFIX, BATCHES, TRANSACTIONS, named, names_arn, table_name
 
 VALUES = "values"  # the third part of a Python-value item key
 # What a drop names (write_drops): one item, one table, everything.
@@ -71,6 +72,8 @@ def get_item_cache_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
     table = params.get("TableName")
     if not isinstance(table, str) or "Key" not in params:
         return None
+    if table[:4] == ARN_PREFIX:  # the table's name (regionproxy._dynamodb.tables): a slice, no call, for a name
+        table = table_name(table)
     # Both are there: so the keys are within CACHEABLE_GET, ConsistentRead
     # False, when there are two of them, or three with ConsistentRead False
     # (a length test costs a third of ``params.keys() <= CACHEABLE_GET``).
@@ -89,6 +92,8 @@ def read_cache_key(operation: str, params: Mapping[str, Any]) -> tuple[Any, ...]
         return get_item_cache_key(params)
     if operation == "Query":
         table = params.get("TableName")
+        if table.__class__ is str and table[:4] == ARN_PREFIX:
+            table = table_name(table)
         if (
             params.get("ConsistentRead", False) is False
             and isinstance(table, str)
@@ -208,7 +213,14 @@ def write_drops(operation: str, params: Mapping[str, Any], key_names: KeyNames) 
     be named (the key schema is unknown, a PartiQL write that does not state
     its whole key); ``(EVERYTHING,)`` when its tables cannot be named
     either. A table name that is not a string names nothing (botocore
-    refuses the write)."""
+    refuses the write). A table named by ARN is named by its name
+    (:mod:`regionproxy._dynamodb.tables`), whichever way the reads named it."""
+    if "TableName" in params:  # one slice, no call, for a write by name
+        table = params["TableName"]
+        if table.__class__ is str and table[:4] == ARN_PREFIX:
+            params = named(operation, params)
+    elif (operation in BATCHES or operation in TRANSACTIONS) and names_arn(operation, params):
+        params = named(operation, params)
     try:
         keys = written_keys(operation, params, key_names)
     except Exception:  # noqa: BLE001 - the key schema is unknown: drop the tables
@@ -231,3 +243,4 @@ def write_drops(operation: str, params: Mapping[str, Any], key_names: KeyNames) 
     if not tables:
         return ((EVERYTHING,),)
     return tuple(dict.fromkeys((TABLE, table) for table in tables if isinstance(table, str)))
+

@@ -25,6 +25,7 @@ from regionproxy._cache.keys import CACHEABLE_GET, VALUES, get_item_cache_key, q
 from regionproxy._cache.store import MISS, ReadCache
 from regionproxy._dynamodb.calls import Call
 from regionproxy._dynamodb.keys import key_fingerprint, values_key_fingerprint
+from regionproxy._dynamodb.tables import ARN_PREFIX, table_name
 from regionproxy.events import CacheBypassed, CacheLookup, Hooks
 
 # Reads the cache may answer (read_cache_key says which requests of them).
@@ -90,7 +91,7 @@ class CachedReads:
         flight stale, which is what keeps a load's answer out."""
         cache = self.cache
         if call.operation == "BatchGetItem":
-            request = call.params.get("RequestItems")
+            request = call.named.get("RequestItems")  # by table name (regionproxy._dynamodb.tables)
             if not isinstance(request, dict):
                 return
             for table, spec in request.items():
@@ -129,6 +130,8 @@ class CachedReads:
         if operation != "GetItem" or not params.keys() <= CACHEABLE_GET:
             return load()
         table = params.get("TableName")
+        if table.__class__ is str and table[:4] == ARN_PREFIX:  # its name (regionproxy._dynamodb.tables)
+            table = table_name(table)
         fingerprint = values_key_fingerprint(params.get("Key"))  # None: not a key, boto3 will say why
         if fingerprint is None or params.get("ConsistentRead", False) is not False or type(table) is not str:
             return load()
@@ -201,11 +204,15 @@ class CachedReads:
             return self._load(call)
         if call.params.get("ReturnConsumedCapacity", "NONE") != "NONE":
             return self._load(call)
+        # Answers are keyed by the tables as the request names them; the
+        # cache by their names (regionproxy._dynamodb.tables).
         found: dict[str, list[Any]] = {}
         send: dict[str, Any] = {}
         wanted: dict[str, dict[Any, Any]] = {}  # table -> fingerprint -> key, of the keys sent
+        names: dict[str, Any] = {}  # table as named -> its name
         metadata = None
         for table, spec in request.items():
+            name = names[table] = table_name(table)
             keys = spec.get("Keys") if isinstance(spec, dict) else None
             if (
                 not isinstance(keys, list)
@@ -213,7 +220,7 @@ class CachedReads:
                 or len(keys) > 100
                 or spec.keys() - _BATCH_SPEC
                 or spec.get("ConsistentRead", False) is not False
-                or not cache.caches(table)
+                or not cache.caches(name)
                 or not all(isinstance(key, dict) for key in keys)
             ):
                 send[table] = spec
@@ -226,7 +233,7 @@ class CachedReads:
                 return self._load(call)
             missing = wanted[table] = {}
             for fingerprint, key in prints.items():
-                answer = cache.lookup((table, fingerprint))
+                answer = cache.lookup((name, fingerprint))
                 if answer is MISS:
                     missing[fingerprint] = key
                     continue
@@ -242,18 +249,19 @@ class CachedReads:
         for table, missing in wanted.items():
             hits = len(request[table]["Keys"]) - len(missing)
             for hit in (True,) * hits + (False,) * len(missing):
-                self.hooks.emit(CacheBypassed(table, "BatchGetItem") if bypassing and not hit else _lookup(table, "BatchGetItem", hit))
+                name = names[table]
+                self.hooks.emit(CacheBypassed(name, "BatchGetItem") if bypassing and not hit else _lookup(name, "BatchGetItem", hit))
         if not send:
             response: dict[str, Any] = {"Responses": found, "UnprocessedKeys": {}}
             if metadata is not None:
                 response["ResponseMetadata"] = metadata
             return response
-        flights = cache.begin((table, fingerprint) for table, missing in wanted.items() for fingerprint in missing)
+        flights = cache.begin((names[table], fingerprint) for table, missing in wanted.items() for fingerprint in missing)
         try:
             # Of the request's own type: the sidecar's JSON-protocol request
             # stays one (regionproxy._regions.wire), so it is sent as JSON.
             response = self._load(Call("BatchGetItem", type(call.params)({**call.params, "RequestItems": send})))
-            self._answer_batch(response, wanted, flights)
+            self._answer_batch(response, wanted, flights, names)
         finally:
             for key, flight in flights.items():
                 cache.finish(key, flight)
@@ -262,7 +270,9 @@ class CachedReads:
             response.setdefault("Responses", {}).setdefault(table, []).extend(items)
         return response
 
-    def _answer_batch(self, response: dict[str, Any], wanted: dict[str, dict[Any, Any]], flights: dict[Any, Any]) -> None:
+    def _answer_batch(
+        self, response: dict[str, Any], wanted: dict[str, dict[Any, Any]], flights: dict[Any, Any], tables: dict[str, Any]
+    ) -> None:
         """Give each loaded key's flight its GetItem-shaped answer: the item
         returned, or none if the key was processed and no item came back."""
         metadata = response.get("ResponseMetadata")
@@ -275,14 +285,14 @@ class CachedReads:
             for item in (response.get("Responses") or {}).get(table, ()):
                 fingerprint = key_fingerprint({name: item[name] for name in names if name in item})
                 left.discard(fingerprint)
-                flight = flights.get((table, fingerprint))
+                flight = flights.get((tables[table], fingerprint))
                 if flight is not None:
                     answer = {"Item": item, "ResponseMetadata": metadata} if metadata is not None else {"Item": item}
                     self.cache.answer(flight, answer, negative=False)
             for key in (unprocessed.get(table) or {}).get("Keys", ()):
                 left.discard(key_fingerprint(key))
             for fingerprint in left:
-                flight = flights.get((table, fingerprint))
+                flight = flights.get((tables[table], fingerprint))
                 if flight is not None:
                     self.cache.answer(flight, {"ResponseMetadata": metadata} if metadata is not None else {}, negative=True)
 

@@ -15,6 +15,24 @@ from regionproxy.errors import ConfigError
 
 # A table name, or an ARN for one (DynamoDB takes both as TableName).
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}|arn:[\x21-\x7e]{1,1020}", re.ASCII)
+# A table's ARN, as DynamoDB takes it for a table's name; a configured one
+# stands for the table's name (regionproxy._dynamodb.tables owns the rule).
+TABLE_ARN = re.compile(
+    r"arn:(?P<partition>[a-z][a-z0-9-]*):dynamodb:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):table/(?P<name>[A-Za-z0-9_.-]{3,255})",
+    re.ASCII,
+)
+
+
+def configured_table(table: str, setting: str) -> str:
+    """The name a configured table (a name, or a table's ARN) stands for:
+    per-table settings apply to a table however a call names it. Raises
+    ConfigError for an ARN that is no table's (an index's, a stream's)."""
+    if not table.startswith("arn:"):
+        return table
+    match = TABLE_ARN.fullmatch(table)
+    if match is None:
+        raise ConfigError(f"{setting}: {shown(table)} is not a DynamoDB table's ARN", setting=setting)
+    return match["name"]
 DAY = 86_400.0
 # Socket timeouts past ~9e9 s overflow the OS timer (every call then fails
 # with OverflowError), and far before that a blackholed region holds each
@@ -106,8 +124,9 @@ class CachePolicy:
     :param negative_ttl: seconds a "no such item" answer is served from the
         cache (0-86400; 0 keeps none). Short by default: an item created in
         another region or process shows up this soon.
-    :param tables: the table names to cache (a list, tuple or set), or None
-        for every table.
+    :param tables: the tables to cache (a list, tuple or set of names or
+        table ARNs; an ARN stands for its table's name), or None for every
+        table.
     :raises ConfigError: a value of the wrong type or out of its range
         (``.setting`` names the field), when the policy is made.
     """
@@ -138,7 +157,7 @@ def _checked_tables(tables: Any) -> frozenset[str]:
     for table in tables:
         if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
             raise ConfigError(f"CachePolicy.tables: {shown(table)} is not a table name", setting="tables")
-    return frozenset(tables)
+    return frozenset(configured_table(table, "tables") for table in tables)
 
 
 _HEDGE_FLOOR = 0.005

@@ -31,6 +31,7 @@ from regionproxy._config.policies import (
     Timeouts,
     check_flag,
     check_number,
+    configured_table,
     shown,
 )
 from regionproxy.errors import ConfigError
@@ -342,7 +343,7 @@ def _checked_consistency(consistency: Any) -> dict[str, str]:
             raise ConfigError(f"consistency: {shown(table)} is not a DynamoDB table name", setting="consistency")
         if not isinstance(kind, str) or kind not in TABLE_KINDS:
             raise ConfigError(f"consistency[{table!r}] must be one of {TABLE_KINDS}, got {shown(kind)}", setting="consistency")
-        checked[table] = kind
+        checked[configured_table(table, "consistency")] = kind
     return checked
 
 
@@ -370,7 +371,7 @@ def _checked_key_schemas(schemas: Any) -> dict[str, tuple[str, ...]]:
                 )
         if len(set(names)) != len(names):
             raise ConfigError(f"key_schemas[{table!r}] names one attribute twice: {shown(names)}", setting="key_schemas")
-        checked[table] = tuple(names)
+        checked[configured_table(table, "key_schemas")] = tuple(names)
     return checked
 
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from regionproxy._dynamodb.tables import table_name
 from regionproxy._dynamodb.update_expressions import attribute_updates_are_idempotent, update_is_idempotent
 
 READ, WRITE, CONTROL = "read", "write", "control"
@@ -302,7 +303,7 @@ def _read_statement(statement: Any) -> tuple[str, str | None, list[_Token]]:
         at = next((n + 1 for n, token in _top_level(tokens, 0 if verb == "SELECT" else 2) if _is_word(token, "FROM")), None)
     if at is None or at >= len(tokens) or tokens[at][0] not in ("name", "word"):
         return verb, None, tokens
-    return verb, tokens[at][1], tokens
+    return verb, table_name(tokens[at][1]), tokens  # "arn:...:table/t" names t (regionproxy._dynamodb.tables)
 
 
 def _top_level(tokens: list[_Token], start: int = 0) -> list[tuple[int, _Token]]:

@@ -210,7 +210,9 @@ class AttemptLoop:
                 if ticket is not None:
                     attempt_started = perf_counter()
                     try:
-                        result = replica.call(call.operation, call.params)
+                        result = (
+                            replica.call(call.operation, call.params) if not call.by_arn else self._send_by_arn(replica, call)
+                        )
                     except BaseException as error:  # noqa: BLE001 - judged by _try_region, as every attempt's error
                         tally = _Run(call, plan, None, None, maybe_applied)
                         tally.sent = (ticket, error, attempt_started)
@@ -244,6 +246,13 @@ class AttemptLoop:
         # The region that served (with a hedge, not the last one started).
         self.hooks.emit(OperationFinished.build(call.operation, call.kind, OK, region, perf_counter() - started, tally.attempts))
         return result, region
+
+    def _send_by_arn(self, replica: Any, call: Call) -> dict[str, Any]:
+        """Send a call that names a table by ARN to ``replica``'s region: each
+        ARN of one of the session's regions rewritten to it (a copy), and the
+        caller's ARNs back in the answer (:mod:`regionproxy._dynamodb.tables`)."""
+        params, renames = call.params_in(replica.region, self.replicas)
+        return call.answer_for_caller(replica.call(call.operation, params), renames)
 
     def _attempt(self, run: _Run) -> tuple[dict[str, Any], str]:
         """Every region of the run's plan in turn, until one serves (or, on
@@ -311,7 +320,7 @@ class AttemptLoop:
                     # Raised again here, so that the handlers below judge it
                     # as they judge the error of an attempt made here.
                     raise failure
-                result = replica.call(call.operation, call.params)
+                result = replica.call(call.operation, call.params) if not call.by_arn else self._send_by_arn(replica, call)
             except Exception as error:
                 failure = None  # no cycle through this frame (as ``error`` is deleted after the block)
                 duration = perf_counter() - started

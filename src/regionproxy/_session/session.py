@@ -366,7 +366,10 @@ class RegionSession:
         """A drop-in for ``boto3.resource("dynamodb").Table(name)``: ``self.resource.Table(name)``.
 
         Nothing is sent until the first call; a table that does not exist is
-        the caller's ``ResourceNotFoundException`` on that call, as in boto3."""
+        the caller's ``ResourceNotFoundException`` on that call, as in boto3.
+        ``name`` may be the table's ARN, as DynamoDB takes it: each region
+        is sent the ARN of its own replica, and the cache knows the table by
+        its name (docs/concepts/tables.md)."""
         return self.resource.Table(name)
 
     def new_client(self) -> RegionClient:
@@ -471,7 +474,11 @@ class RegionSession:
         """Send one wire-format call straight to ``region``'s replica: no
         cache, no router, no breaker, no failover (the replication canary's
         heartbeats, which measure the region itself)."""
-        return self._replica(region).call(operation, params)
+        call = Call(operation, params)
+        if not call.by_arn:
+            return self._replica(region).call(operation, params)
+        sent, renames = call.params_in(region, self.regions)
+        return call.answer_for_caller(self._replica(region).call(operation, sent), renames)
 
     def endpoint_url(self, region: str) -> str:
         """The URL ``region``'s requests go to in this process (an override,
@@ -656,7 +663,7 @@ class RegionSession:
 
     def _control(self, call: Call) -> dict[str, Any]:
         """A control-plane call: the local region, no failover."""
-        tables = changed_tables(call.operation, call.params)  # DeleteTable, CreateTable, ...
+        tables = changed_tables(call.operation, call.named)  # DeleteTable, CreateTable, ...: by name
         try:
             return self.attempts.run(call, self.router.plan(call.kind))[0]
         finally:

@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.validate import ParamValidator
 
+from regionproxy._dynamodb.tables import table_name
 from regionproxy._regions.wire import JSON_CONTENT_TYPE, TARGET_PREFIX, JsonRequest, RawAnswer, raw_error
 from regionproxy._sidecar.signatures import ClientKeys, SignatureRefused, verify
 from regionproxy._web.admin import StartResponse
@@ -294,11 +295,11 @@ def _table(params: Mapping[str, Any]) -> str:
     table of a batch; "" for none or several."""
     name = params.get("TableName")
     if isinstance(name, str):
-        return name
+        return table_name(name)  # a table ARN: its name (regionproxy._dynamodb.tables)
     items = params.get("RequestItems")
     if isinstance(items, dict) and len(items) == 1:
         only = next(iter(items))
-        return only if isinstance(only, str) else ""
+        return table_name(only) if isinstance(only, str) else ""
     return ""
 
 
