@@ -56,3 +56,31 @@ def test_a_chain_of_forks_keeps_one_boto3_session_per_process():
         time.sleep(0.01)
     with os.fdopen(read) as answer:
         assert answer.read() == "True"  # no ancestor's session left behind
+
+
+def test_warming_builds_and_warms_a_raw_sender_only_where_calls_go_out_raw(monkeypatch):
+    """Each pool this process's calls to the region go through gets a warm
+    connection: the client's always, the raw sender's where the replica
+    sends raw (the sidecar's); a process that never sends raw builds none."""
+    from regionproxy._regions.wire import JsonRequest
+    from regionproxy.testing import wait_for
+    from tests._regions.test_transport import OK, Stub
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "SIDECAR")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sidecar-secret")
+    stub = Stub(lambda connection, _: connection.sendall(OK) or True)
+    session = rp.RegionSession(["eu-west-3"], endpoints={"eu-west-3": stub.url})
+    replica = session.replicas["eu-west-3"]
+    try:
+        assert replica.warm() == "opened"
+        assert replica._wire is None, "no raw sender built where none is used"
+        replica.sends_raw = True
+        assert replica.warm() == "opened"  # the client's kept, the raw sender's opened
+        assert replica._wire is not None
+        assert replica.warm() == "kept"
+        assert wait_for(lambda: stub.connections == 2)
+        replica.call("ListTables", JsonRequest({}))  # a raw call: on the raw sender's warmed connection
+        assert stub.connections == 2
+    finally:
+        session.close()
+        stub.close()

@@ -2,11 +2,14 @@
 against regions that misbehave on loopback: each failure is raised as the
 botocore class ``URLLib3Session`` raises for it (the verdicts judge by
 class), checked side by side with ``URLLib3Session`` itself; kept-alive
-connections are reused, and one the region closed is never written to."""
+connections are reused, and one the region closed is never written to.
+Warming (:meth:`Transport.warm`) keeps one connection open, TLS
+handshake done, that the next post is served on."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 
@@ -14,10 +17,12 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, SSLError
 from botocore.httpsession import URLLib3Session
+from urllib3.util.wait import wait_for_read
 
 from regionproxy._dynamodb.verdicts import classify
 from regionproxy._regions.transport import Transport
-from regionproxy.testing import resolver
+from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED, SKIPPED
+from regionproxy.testing import resolver, wait_for
 from tests.support import closed_port_url
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}"
@@ -25,15 +30,18 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Le
 
 class Stub:
     """A region on loopback that reads each request and answers with ``behaviour(connection, number)``
-    (the request's number on its connection, from 0); it counts connections."""
+    (the request's number on its connection, from 0); it counts connections
+    (and keeps them, TLS handshake done: ``accepted``). With ``tls`` (a server context), https."""
 
-    def __init__(self, behaviour: Callable[[socket.socket, int], bool]) -> None:
+    def __init__(self, behaviour: Callable[[socket.socket, int], bool], tls: ssl.SSLContext | None = None) -> None:
         self.behaviour = behaviour
+        self.tls = tls
         self.connections = 0
+        self.accepted: list[socket.socket] = []
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.listener.getsockname()[1]}/"
         self.done = threading.Event()
         self.closed = threading.Semaphore(0)  # released once per connection the stub has closed
         threading.Thread(target=self._accept, daemon=True).start()
@@ -49,6 +57,10 @@ class Stub:
 
     def _serve(self, connection: socket.socket) -> None:
         try:
+            if self.tls is not None:
+                connection.settimeout(10)
+                connection = self.tls.wrap_socket(connection, server_side=True)
+            self.accepted.append(connection)
             self._exchange(connection)
         finally:
             connection.close()
@@ -89,8 +101,8 @@ def stubs() -> Iterator[list[Stub]]:
         stub.close()
 
 
-def _stub(stubs: list[Stub], behaviour: Callable[[socket.socket, int], bool]) -> Stub:
-    stub = Stub(behaviour)
+def _stub(stubs: list[Stub], behaviour: Callable[[socket.socket, int], bool], tls: ssl.SSLContext | None = None) -> Stub:
+    stub = Stub(behaviour, tls)
     stubs.append(stub)
     return stub
 
@@ -253,3 +265,86 @@ def test_a_certificate_the_client_does_not_trust_is_a_handshake_fault_as_botocor
             b"{}",
         )
         assert answer.status_code == 200 and b"TableNames" in answer.content  # moto, through TLS verified by the lab's CA
+
+
+@pytest.fixture
+def certificates():
+    from regionproxy.testing.tls import LabCertificates
+
+    made = LabCertificates()
+    yield made
+    made.remove()
+
+
+def _answering(connection: socket.socket, _: int) -> bool:
+    connection.sendall(OK)
+    return True
+
+
+@pytest.fixture(params=["http", "https"])
+def answering(request, stubs, certificates):
+    """A region that answers every request and keeps the connection, and a transport to it (trusting it)."""
+    stub = _stub(stubs, _answering, certificates.server_context() if request.param == "https" else None)
+    return stub, Transport(stub.url, 1.0, 2.0, verify=certificates.ca_bundle)
+
+
+def test_warming_opens_the_connection_the_next_post_is_served_on(answering):
+    stub, transport = answering
+    assert transport.warm() == OPENED
+    assert transport.warm() == KEPT  # open: left alone
+    assert transport.post(HEAD, b"{}").status_code == 200
+    assert transport.post(HEAD, b"{}").status_code == 200
+    assert stub.connections == 1, "the posts went out on the warmed connection"
+    assert transport.warm() == KEPT
+
+
+def test_warming_reopens_a_connection_the_region_closed(answering):
+    stub, transport = answering
+    assert transport.warm() == OPENED
+    assert wait_for(lambda: len(stub.accepted) == 1)
+    stub.accepted[0].shutdown(socket.SHUT_RDWR)  # the region closes it (an idle timeout)
+    assert wait_for(lambda: wait_for_read(transport._idle[-1], timeout=0))
+    assert transport.warm() == OPENED
+    assert transport.post(HEAD, b"{}").status_code == 200
+    assert stub.connections == 2, "the post went out on the reopened connection, the closed one never written to"
+
+
+def test_warming_leaves_a_transport_whose_connections_are_all_out_on_posts(stubs):
+    release = threading.Event()
+    stub = _stub(stubs, lambda connection, _: release.wait(10) and connection.sendall(OK) is None)
+    transport = _lean(stub.url)
+    posting = threading.Thread(target=transport.post, args=(HEAD, b"{}"))
+    posting.start()
+    try:
+        assert wait_for(lambda: stub.connections == 1)
+        assert transport.warm() == BUSY  # traffic keeps the region warm
+    finally:
+        release.set()
+        posting.join(10)
+    assert stub.connections == 1
+    assert transport.warm() == KEPT  # the post's connection, back in the idle list
+
+
+def test_warming_a_closed_transport_or_a_refusing_region_keeps_nothing(stubs):
+    assert _lean(closed_port_url()).warm() == FAILED
+    stub = _stub(stubs, _answering)
+    transport = _lean(stub.url)
+    transport.close()
+    assert transport.warm() == SKIPPED
+    assert transport._idle == []
+
+
+def test_a_warmed_tls13_connection_whose_tickets_came_late_is_used_not_dropped(stubs, certificates):
+    """A TLS 1.3 server's session tickets arrive after the handshake and
+    leave a never-used connection readable: the reuse check reads them
+    (records without data) and keeps the connection, rather than taking it
+    for one the region closed."""
+    stub = _stub(stubs, _answering, certificates.server_context())
+    transport = Transport(stub.url, 1.0, 2.0, verify=certificates.ca_bundle)
+    sock = transport._connect()  # opened as warming opens it, its tickets not read (they came after warming stopped waiting)
+    assert sock.version() == "TLSv1.3"
+    assert wait_for_read(sock, timeout=10), "the server sent its session tickets"
+    transport._idle.append(sock)
+    assert transport.post(HEAD, b"{}").status_code == 200
+    assert transport.post(HEAD, b"{}").status_code == 200
+    assert stub.connections == 1, "served on the warmed connection"

@@ -215,3 +215,42 @@ def test_the_pass_through_goes_through_the_proxy_the_regions_client_uses(monkeyp
         session.close()
     assert answer["Item"] == {"pk": {"S": "via-proxy"}}
     assert region.seen and region.seen[-1][1] == BODY
+
+
+@pytest.mark.parametrize(
+    ("proxies", "sends_through"),
+    [
+        pytest.param({}, "transport", id="lean-transport"),
+        pytest.param({"https": "http://127.0.0.1:9"}, "urllib3", id="urllib3-session"),  # a proxy for another scheme: botocore's session
+    ],
+)
+def test_warming_opens_a_connection_in_the_pool_the_sender_sends_through(proxies, sends_through):
+    from tests._regions.test_transport import OK, Stub
+
+    stub = Stub(lambda connection, _: connection.sendall(OK) or True)
+    sender = WireSender("eu-west-3", stub.url, Config(connect_timeout=1, read_timeout=2, proxies=proxies), Credentials("SIDECAR", "sidecar-secret"))
+    try:
+        assert (sender._lean is not None) == (sends_through == "transport")
+        assert sender.warm() == "opened"
+        assert sender.warm() == "kept"
+        sender.send("GetItem", JsonRequest(json.loads(BODY), BODY))
+        sender.send("GetItem", JsonRequest(json.loads(BODY), BODY))
+        assert stub.connections == 1, "the sends went out on the warmed connection"
+    finally:
+        sender.close()
+        stub.close()
+
+
+def test_a_sender_through_a_proxy_is_not_warmed():
+    from tests._regions.test_transport import OK, Stub
+
+    stub = Stub(lambda connection, _: connection.sendall(OK) or True)
+    sender = WireSender(
+        "eu-west-3", closed_port_url(), Config(connect_timeout=1, read_timeout=2, proxies={"http": stub.url}), Credentials("SIDECAR", "sidecar-secret")
+    )
+    try:
+        assert sender.warm() == "skipped"  # urllib3 opens the tunnel itself, per request
+        assert stub.connections == 0
+    finally:
+        sender.close()
+        stub.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import select
 import socket
 import struct
 import threading
@@ -451,3 +452,52 @@ def test_concurrent_clients_with_connections_cut_while_idle_get_every_answer_rig
         assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert "a connection failed" not in caplog.text
+
+
+def test_connections_that_never_send_past_the_limit_evict_each_other_not_the_clients_being_served(app):
+    """A flood of connections that never send a byte, many more than
+    ``worker_connections``: each one accepted past the limit closes the
+    longest-idle (the flood's oldest), and a client that connects and
+    sends meanwhile is served every time."""
+    with running(app, threads=1, max_connections=4) as (front, port):
+        flood: list[socket.socket] = []
+        try:
+            for round_ in range(5):
+                flood.extend(connect(port) for _ in range(4))  # the limit's worth, silent
+                with connect(port) as client:
+                    client.sendall(request(body=f"round {round_}".encode()))
+                    assert Reader(client).answer()[2] == f"echo:round {round_}".encode()
+                assert front._open <= 4
+            assert Reader(flood[0]).closed()  # the oldest of the flood made room
+        finally:
+            for sock in flood:
+                sock.close()
+    assert [seen["body"] for seen in app.seen] == [f"round {n}".encode() for n in range(5)]
+
+
+def test_a_head_sent_a_byte_at_a_time_forever_is_cut_off_a_header_timeout_after_its_first_byte(app):
+    """Slowloris: one byte of the head at a time, every few tenths of a
+    second, for far longer than the header timeout. Each byte arrives well
+    within any per-read timeout; the head's deadline, from its first byte,
+    closes the connection all the same, and the app sees nothing. Another
+    client is served meanwhile."""
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (n, b"y" * 20) for n in range(3))
+    with running(app, threads=1, header_timeout=1.0) as (_, port), connect(port) as slow:
+        sent = 0
+        cut = False
+        for byte in head:  # bounded: the whole head would take 0.2 s x ~120 bytes
+            try:
+                slow.send(bytes([byte]))
+            except OSError:  # reset: closed by the front
+                cut = True
+                break
+            sent += 1
+            if select.select([slow], [], [], 0.2)[0]:  # the front closed it (nothing is ever answered)
+                cut = Reader(slow).closed()
+                break
+            if sent == 3:
+                with connect(port) as other:
+                    other.sendall(request(body=b"meanwhile"))
+                    assert Reader(other).answer()[2] == b"echo:meanwhile"
+        assert cut and sent < len(head), (sent, len(head))
+    assert [seen["body"] for seen in app.seen] == [b"meanwhile"]

@@ -13,14 +13,18 @@ from hypothesis import strategies as st
 
 from regionproxy._dynamodb.operations import PARTIQL, READS, WRITES
 from regionproxy._regions.breaker import CLOSED, EVACUATED, HALF_OPEN, OPEN
-from regionproxy._web.metrics import PrometheusListener, operation_names
+from regionproxy._web.metrics import MAX_TABLES, OTHER, PrometheusListener, operation_names
 from regionproxy.events import (
     BreakerChanged,
+    CacheBypassed,
+    CacheDropped,
+    CacheLookup,
     CallFinished,
     FailedOver,
     OperationFinished,
     PoisonRequest,
     ReplicaMissing,
+    SidecarRequest,
 )
 from tests.support import LOCAL, REMOTE
 
@@ -198,3 +202,46 @@ def test_a_worker_that_stopped_measuring_leaves_the_multiprocess_lag_to_the_meas
     assert value != value, "NaN: no figure from a worker that stopped measuring"
     worker("ok:0.5")  # the worker that holds the lease now
     assert lag() == [0.5]  # not the stale 30 s, as livemax would keep
+
+
+# Every metric with a table label, and an event that names a table for it.
+TABLE_LABELLED = {
+    "regionproxy_sidecar_requests": lambda table: SidecarRequest("GetItem", table, 200, 0.001),
+    "regionproxy_cache_lookups": lambda table: CacheLookup(table, "GetItem", True),
+    "regionproxy_cache_bypassed": lambda table: CacheBypassed(table, "GetItem"),
+    "regionproxy_cache_evictions": lambda table: CacheDropped(table, "expired", 1),
+    "regionproxy_replica_missing": lambda table: ReplicaMissing(REMOTE, table, 0.0),
+}
+
+
+@pytest.mark.parametrize("family", sorted(TABLE_LABELLED))
+def test_table_labels_from_clients_are_bounded_in_every_metric_that_has_one(metrics, family):
+    """Table names come from clients (the sidecar's requests, an app's):
+    past ``MAX_TABLES`` distinct names, each new one is counted as ``other``,
+    so a client sending many names cannot grow the series without bound."""
+    event = TABLE_LABELLED[family]
+    for number in range(MAX_TABLES + 50):
+        metrics(event(f"table-{number}"))
+    metrics(event("table-0"))  # a name seen before the bound: still its own
+    tables = label_values(metrics, family, "table")
+    assert len(tables) == MAX_TABLES + 1 and OTHER in tables and "table-0" in tables
+    assert sum(
+        sample.value for metric in metrics.registry.collect() if metric.name == family for sample in metric.samples if sample.name.endswith("_total")
+    ) == MAX_TABLES + 51  # nothing lost: the rest counted under other
+
+
+def test_the_table_bound_is_one_for_the_listener_and_a_name_that_is_not_text_is_other(metrics):
+    for number in range(MAX_TABLES):
+        metrics(SidecarRequest("GetItem", f"table-{number}", 200, 0.001))
+    metrics(CacheLookup("new", "GetItem", False))
+    metrics(CacheLookup(["a", "list"], "GetItem", False))  # type: ignore[arg-type]
+    assert label_values(metrics, "regionproxy_cache_lookups", "table") == {OTHER}
+
+
+def test_kept_children_count_as_prometheus_clients_own(metrics):
+    for _ in range(3):
+        metrics(SidecarRequest("GetItem", "Hot", 200, 0.001))
+        metrics(CallFinished(LOCAL, "GetItem", "read", 0.001, "ok"))
+    assert value(metrics, "regionproxy_sidecar_requests_total", operation="GetItem", table="Hot", status="200") == 3
+    assert value(metrics, "regionproxy_dynamodb_calls_total", region=LOCAL, operation="GetItem", outcome="ok") == 3
+    assert value(metrics, "regionproxy_dynamodb_call_duration_seconds_count", region=LOCAL, operation="GetItem") == 3

@@ -12,7 +12,15 @@ per process beside the client from its endpoint, config and credentials,
 and the TLS verification and proxies the client uses.
 
 :meth:`Replica.warm` keeps a connection open in the client's pool, ready
-for the first call that fails over here (:mod:`regionproxy._regions.warming`).
+for the first call that fails over here (:mod:`regionproxy._regions.warming`),
+and in the raw sender's pool, where the process sends raw: the rule is
+that warming reaches every pool this process's calls to the region go
+through, and builds nothing a process never uses. A process sends raw
+once its replica is marked :attr:`Replica.sends_raw` (the sidecar's app
+marks its session's replicas when it is built, before gunicorn forks):
+warming then builds the raw sender (in the probe thread, not on a call's
+path) and warms its pool too; elsewhere a raw sender someone's call built
+is warmed, and none is built.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from botocore.config import Config
 from regionproxy._config.policies import Timeouts
 from regionproxy._regions import redaction
 from regionproxy._regions.breaker import RegionBreaker
-from regionproxy._regions.warming import warm
+from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED, SKIPPED, warm
 from regionproxy._regions.wire import JsonRequest, WireSender
 
 # Threaded servers run more threads than botocore's default pool of 10
@@ -111,6 +119,9 @@ class Replica:
         self._client: Any = None
         self._methods: dict[str, Any] = {}
         self._wire: WireSender | None = None
+        # Calls to this region go out raw (JsonRequest) in every process:
+        # warming builds and warms the raw sender too.
+        self.sends_raw = False
 
     def __repr__(self) -> str:
         return f"Replica({self.region!r}, breaker={self.breaker.state!r})"
@@ -136,9 +147,19 @@ class Replica:
 
     def warm(self) -> str:
         """Keep a connection open to the region in this process's client
-        pool, ready for a call (:mod:`regionproxy._regions.warming`): what
-        it did, ``kept``, ``opened``, ``failed``, ``busy`` or ``skipped``."""
-        return warm(self.client)
+        pool, and in its raw sender's (module docstring), ready for a call
+        (:mod:`regionproxy._regions.warming`): what it did, ``kept``,
+        ``opened``, ``failed``, ``busy`` or ``skipped``; for two pools the
+        first of ``failed``, ``opened``, ``kept``, ``busy``, ``skipped``
+        that either did."""
+        result = warm(self.client)  # builds this process's client (and forgets a parent's sender)
+        wire = self._wire
+        try:
+            if wire is None and self.sends_raw:
+                wire = self._wire_sender()
+        except Exception:  # noqa: BLE001 - closed meanwhile, no credentials yet: the call will say so
+            return _worst(result, SKIPPED)
+        return result if wire is None else _worst(result, wire.warm())
 
     def close(self) -> None:
         with _SESSIONS_LOCK:
@@ -184,6 +205,14 @@ class Replica:
             self._methods = {}
             self._wire = None  # a parent's (after a fork), or none yet
             self._pid = os.getpid()
+
+
+_ORDER = (FAILED, OPENED, KEPT, BUSY, SKIPPED)
+
+
+def _worst(*results: str) -> str:
+    """What warming two pools did, as one result (:meth:`Replica.warm`)."""
+    return min(results, key=lambda result: _ORDER.index(result) if result in _ORDER else 0)
 
 
 def _process_session() -> boto3.session.Session:

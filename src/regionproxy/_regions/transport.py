@@ -39,7 +39,22 @@ here too):
 Nothing is retried here (``URLLib3Session`` is called without retries
 too; the session decides). A kept-alive connection is checked before it
 is used again, as urllib3 checks it: one that the region closed (or sent
-anything unasked on) is dropped, never written to.
+anything unasked on) is dropped, never written to. A readable TLS
+connection is read first, without blocking: what a TLS 1.3 server sends
+after the handshake (session tickets, records without data) leaves it
+open; an end of stream or any data drops it. This is what keeps a warmed
+connection (opened before any request, :meth:`Transport.warm`) usable
+when its tickets arrive after warming has stopped waiting for them: the
+same check as :func:`regionproxy._regions.warming.still_open`.
+
+Warming (:meth:`Transport.warm`, the rule of
+:mod:`regionproxy._regions.warming`): the probe thread keeps one
+connection open in the idle list the posts take from, TLS handshake done
+and TLS 1.3 tickets read, without a request; the most recent idle
+connection is checked as a post checks it and re-opened if the region
+closed it; nothing when every connection is out on a post (``busy``).
+A post pays nothing for it: warming holds the transport's lock only to
+take a connection from, or put one on, the idle list.
 
 Used where it is equivalent: ``http`` and ``https`` endpoints with no
 proxy and no client certificate configured; TLS verifies as the region's
@@ -60,6 +75,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, SSLError
+
+from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED, SKIPPED, TICKETS_QUIET, still_open
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -112,6 +129,8 @@ class Transport:
         if parts.scheme == "https":
             self._tls = _tls_context(verify)
         self._idle: list[socket.socket] = []
+        self._out = 0  # connections out on a post
+        self._closed = False  # closed: warming puts nothing back
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -120,8 +139,44 @@ class Transport:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+            self._closed = True
         for sock in idle:
             sock.close()
+
+    def warm(self) -> str:
+        """Keep one connection open in the idle list, ready for a post (the
+        module docstring): ``kept``, ``opened``, ``failed``, ``busy`` or
+        ``skipped`` (closed). Blocks up to the connect timeout (and the TLS
+        handshake, and for TLS 1.3 its tickets); raises nothing."""
+        with self._lock:
+            if self._closed:
+                return SKIPPED
+            if self._idle:
+                sock: socket.socket | None = self._idle.pop()  # the most recent: the next post's
+            elif self._out:
+                return BUSY  # traffic keeps the region warm
+            else:
+                sock = None
+        result = KEPT
+        if sock is not None and _dropped(sock):
+            sock.close()
+            sock = None
+        if sock is None:
+            result = OPENED
+            try:
+                sock = self._connect()
+            except Exception:  # noqa: BLE001 - refused, timed out, a bad certificate: the probe judges the region
+                return FAILED
+            if isinstance(sock, ssl.SSLSocket) and sock.version() == "TLSv1.3":
+                if not still_open(sock, wait=self.connect_timeout, quiet=TICKETS_QUIET):  # its tickets, read
+                    sock.close()
+                    return FAILED
+        with self._lock:
+            if not self._closed and len(self._idle) < self.max_connections:
+                self._idle.append(sock)  # on top: the next post takes it
+                return result
+        sock.close()  # closed meanwhile, or posts filled the idle list: warm either way
+        return SKIPPED if self._closed else result
 
     def post(self, head: bytes, body: bytes) -> Answer:
         """Write ``head`` (request line and headers, ending in an empty line)
@@ -145,21 +200,28 @@ class Transport:
         return answer
 
     def _take(self) -> socket.socket:
-        while True:
+        with self._lock:
+            self._out += 1
+            sock = self._idle.pop() if self._idle else None
+        while sock is not None and _dropped(sock):
+            sock.close()
             with self._lock:
                 sock = self._idle.pop() if self._idle else None
-            if sock is None:
+        if sock is None:
+            try:
                 return self._connect()
-            if not _dropped(sock):
-                return sock
-            sock.close()
+            except BaseException:
+                with self._lock:
+                    self._out -= 1
+                raise
+        return sock
 
     def _give(self, sock: socket.socket, keep: bool) -> None:
-        if keep:
-            with self._lock:
-                if len(self._idle) < self.max_connections:
-                    self._idle.append(sock)
-                    return
+        with self._lock:
+            self._out -= 1
+            if keep and len(self._idle) < self.max_connections:
+                self._idle.append(sock)
+                return
         sock.close()
 
     def _connect(self) -> socket.socket:
@@ -301,13 +363,17 @@ def _tls_context(verify: Any) -> ssl.SSLContext:
 
 def _dropped(sock: socket.socket) -> bool:
     """True if a kept-alive connection has been closed by the region (or
-    has bytes nobody asked for): not to be written to."""
+    has bytes nobody asked for): not to be written to. A readable TLS one
+    is read without blocking first: records without data (TLS 1.3 session
+    tickets, which a connection never used yet has not read) leave it open."""
     try:
         poller = select.poll()
         poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
+        if not poller.poll(0):
+            return False
     except (OSError, ValueError):
         return True
+    return not isinstance(sock, ssl.SSLSocket) or not still_open(sock)
 
 
 def usable(url: str, config: Any) -> bool:

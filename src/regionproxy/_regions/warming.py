@@ -8,7 +8,11 @@ pool the region's botocore client sends through, without sending a request.
 
 The rule: every process keeps, for every region, one connection open in
 the urllib3 pool the region's client sends through (botocore's
-``URLLib3Session``: its ``PoolManager``'s pool for the endpoint). The
+``URLLib3Session``: its ``PoolManager``'s pool for the endpoint), and
+where the process sends raw (the sidecar), in the pool of the region's raw
+sender too (:meth:`~regionproxy._regions.wire.WireSender.warm`: the lean
+transport's, :meth:`~regionproxy._regions.transport.Transport.warm`, by
+this same rule; or its ``URLLib3Session``'s, :func:`warm_session`). The
 region's probe thread (:class:`~regionproxy._regions.health.HealthMonitor`)
 warms it once per probe interval, in every process: a worker that does not
 hold the fleet's probe lease sends no probe, but warms all the same. It
@@ -104,7 +108,7 @@ def warm_session(http: Any, url: str) -> str:
     try:
         if conn is None:
             conn = pool._new_conn()  # with the pool's timeouts, socket options and TLS settings
-        elif not conn.is_closed and not _still_open(conn.sock, wait=0.0):
+        elif not conn.is_closed and not still_open(conn.sock, wait=0.0):
             conn.close()  # the server closed it (urllib3's own check before reuse, tickets read first)
         if conn.is_closed:
             result = OPENED
@@ -113,7 +117,7 @@ def warm_session(http: Any, url: str) -> str:
             if (
                 isinstance(sock, ssl.SSLSocket)
                 and sock.version() == "TLSv1.3"
-                and not _still_open(sock, wait=conn.timeout, quiet=TICKETS_QUIET)
+                and not still_open(sock, wait=conn.timeout, quiet=TICKETS_QUIET)
             ):
                 conn.close()
                 result = FAILED
@@ -126,7 +130,7 @@ def warm_session(http: Any, url: str) -> str:
     return result
 
 
-def _still_open(sock: Any, *, wait: Any = 0.0, quiet: float = 0.0) -> bool:
+def still_open(sock: Any, *, wait: Any = 0.0, quiet: float = 0.0) -> bool:
     """Whether an idle connection is still open, having read what the server
     sent since its handshake (TLS 1.3 session tickets): waits up to
     ``wait`` seconds for something to read, then after each read up to

@@ -75,7 +75,7 @@ from botocore.exceptions import ChecksumError, ClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
 from botocore.parsers import JSONParser, ResponseParserError
 
-from regionproxy._regions import transport
+from regionproxy._regions import transport, warming
 
 TARGET_PREFIX = "DynamoDB_20120810."
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -301,6 +301,16 @@ class WireSender:
             self._lean.close()
         if self._http is not None:
             self._http.close()
+
+    def warm(self) -> str:
+        """Keep one connection open in the pool this sender's requests go
+        through (:mod:`regionproxy._regions.warming`): the lean transport's
+        (:meth:`~regionproxy._regions.transport.Transport.warm`), or
+        ``URLLib3Session``'s (:func:`~regionproxy._regions.warming.warm_session`,
+        which skips a proxied endpoint). What it did, as they say it."""
+        if self._lean is not None:
+            return self._lean.warm()
+        return warming.warm_session(self._http, self.url)
 
     def send(self, operation: str, request: JsonRequest) -> dict[str, Any]:
         """DynamoDB ``operation`` with ``request``'s body; the parsed answer

@@ -130,6 +130,8 @@ class DynamoDBProtocol:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.session = session
+        for replica in getattr(session, "replicas", {}).values():  # (a stand-in session has none)
+            replica.sends_raw = True  # every call goes out raw: warming warms the raw senders (regionproxy._regions.replica)
         self.keys = keys
         self.max_body = max_body
         self.body_timeout = body_timeout
