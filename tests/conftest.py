@@ -15,7 +15,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.support import KEY_SCHEMA, LOCAL, TABLE, FakeClock
+from regionproxy.testing import LocalRegions
+from tests.support import KEY_SCHEMA, LOCAL, REMOTE, TABLE, FakeClock
 
 # Tests talk only to the lab on loopback: fake credentials, so that nothing
 # can reach (or sign for) a real AWS account.
@@ -38,6 +39,15 @@ def lab(local_regions):
     ``local_regions``), so every test gets a fresh ``Items`` and no faults."""
     local_regions.create_table(TableName=TABLE, **KEY_SCHEMA)
     return local_regions
+
+
+@pytest.fixture
+def tls_lab():
+    """A lab with https endpoints of its own (started while the shared one
+    is idle, stopped after: in-process moto state is global)."""
+    with LocalRegions([LOCAL, REMOTE], tls=True, replicate=False) as lab:
+        lab.create_table(TableName=TABLE, **KEY_SCHEMA)
+        yield lab
 
 
 @pytest.fixture

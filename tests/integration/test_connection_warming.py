@@ -16,22 +16,13 @@ import regionproxy as rp
 from regionproxy._regions.health import HealthMonitor
 from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED
 from regionproxy.events import PROBE, CallFinished, ConnectionWarmed, FailedOver
-from regionproxy.testing import LocalRegions, wait_for
-from tests.support import FLEET_TIMEOUT, KEY_SCHEMA, LOCAL, REMOTE, TABLE
+from regionproxy.testing import wait_for
+from tests.support import FLEET_TIMEOUT, LOCAL, REMOTE, TABLE
 
 KEY = {"pk": "a", "sk": "s"}
 # The blackholed local region costs a read timeout; the remote one answers
 # from an in-process moto on a loaded machine (MOTO.md): generous.
 TIMEOUTS = rp.Timeouts(connect=1.0, read=2.0, attempts=1)
-
-
-@pytest.fixture
-def tls_lab():
-    """A lab with https endpoints of its own (started while the shared one
-    is idle, stopped after: in-process moto state is global)."""
-    with LocalRegions([LOCAL, REMOTE], tls=True, replicate=False) as lab:
-        lab.create_table(TableName=TABLE, **KEY_SCHEMA)
-        yield lab
 
 
 @pytest.fixture(params=["http", "https"])

@@ -26,10 +26,9 @@ from botocore.exceptions import (
 import regionproxy as rp
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN, OPEN
 from regionproxy._regions.health import FAIL, PASS, HealthMonitor
-from regionproxy.testing import LocalRegions
-from tests.conftest import KEY_SCHEMA, TABLE
+from tests.conftest import TABLE
 from tests.integration.sts_stand_in import ANSWER_TIMEOUT, StandInSTS, role_session
-from tests.support import LOCAL, REMOTE
+from tests.support import LOCAL
 
 KEY = {"pk": {"S": "a"}, "sk": {"S": "s"}}
 ADD = {"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
@@ -179,15 +178,6 @@ def _ca_bundle(path):
     core = botocore.session.Session()
     core.set_config_variable("ca_bundle", path)  # what AWS_CA_BUNDLE sets
     return boto3.session.Session(botocore_session=core, aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-@pytest.fixture
-def tls_lab():
-    """A lab with https endpoints of its own (started while the shared one
-    is idle, stopped after: in-process moto state is global)."""
-    with LocalRegions([LOCAL, REMOTE], tls=True, replicate=False) as lab:
-        lab.create_table(TableName=TABLE, **KEY_SCHEMA)
-        yield lab
 
 
 @pytest.mark.parametrize(
