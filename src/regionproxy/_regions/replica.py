@@ -37,6 +37,7 @@ from botocore.config import Config
 from regionproxy._config.policies import Timeouts
 from regionproxy._regions import redaction
 from regionproxy._regions.breaker import RegionBreaker
+from regionproxy._regions.credentials import owned_session
 from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED, SKIPPED, warm
 from regionproxy._regions.wire import JsonRequest, WireSender
 
@@ -65,7 +66,8 @@ def client_config(timeouts: Timeouts, user: Config | None = None) -> Config:
     return user.merge(owned)
 
 
-_SESSIONS: dict[int, boto3.session.Session] = {}
+# pid -> the Timeouts a session's credential refreshes are bounded by -> its boto3 session
+_SESSIONS: dict[int, dict[Timeouts, boto3.session.Session]] = {}
 _SESSIONS_LOCK = threading.RLock()
 
 
@@ -90,8 +92,11 @@ class Replica:
     :param breaker: the region's breaker.
     :param timeouts: per-attempt timeouts for its client.
     :param endpoint: an endpoint URL override (a lab, a VPC endpoint).
-    :param boto3_session: where credentials come from; the default session
-        when None. All regions share one, so error classes are shared too.
+    :param boto3_session: where credentials come from; when None, a boto3
+        session of regionproxy's own, one per process and ``timeouts``,
+        whose credential refreshes (STS, SSO) are bounded by ``timeouts``
+        (:mod:`regionproxy._regions.credentials`). All regions share one, so
+        error classes are shared too.
     :param config: a botocore ``Config`` the session's timeouts and retries
         are merged onto.
     :param prepare: called with each client made, before its first use
@@ -113,6 +118,7 @@ class Replica:
         self.breaker = breaker
         self.endpoint = endpoint
         self._config = client_config(timeouts, config)
+        self._timeouts = timeouts
         self._boto3_session = boto3_session
         self._prepare = prepare
         self._pid = -1
@@ -176,7 +182,7 @@ class Replica:
             with _SESSIONS_LOCK:
                 wire = self._wire
                 if wire is None:
-                    session = self._boto3_session or _process_session()
+                    session = self._boto3_session or _process_session(self._timeouts)
                     meta = self._client.meta
                     http_session = getattr(getattr(self._client, "_endpoint", None), "http_session", None)
                     wire = self._wire = WireSender(
@@ -197,7 +203,7 @@ class Replica:
         with _SESSIONS_LOCK:
             if self._pid == os.getpid():
                 return  # another thread created it while we waited
-            session = self._boto3_session or _process_session()
+            session = self._boto3_session or _process_session(self._timeouts)
             client = session.client("dynamodb", region_name=self.region, endpoint_url=self.endpoint, config=self._config)
             if self._prepare is not None:
                 self._prepare(client)
@@ -215,11 +221,16 @@ def _worst(*results: str) -> str:
     return min(results, key=lambda result: _ORDER.index(result) if result in _ORDER else 0)
 
 
-def _process_session() -> boto3.session.Session:
-    """One boto3 session per process for sessions built without one
-    (called with _SESSIONS_LOCK held)."""
+def _process_session(timeouts: Timeouts | None = None) -> boto3.session.Session:
+    """One boto3 session per process and per ``timeouts`` for sessions built
+    without one, its credential refreshes bounded by them
+    (:mod:`regionproxy._regions.credentials`); called with _SESSIONS_LOCK held."""
+    timeouts = timeouts if timeouts is not None else Timeouts()
     pid = os.getpid()
     if pid not in _SESSIONS:
         _SESSIONS.clear()  # an ancestor's, after a fork: never used here again
-        _SESSIONS[pid] = boto3.session.Session()
-    return _SESSIONS[pid]
+        _SESSIONS[pid] = {}
+    sessions = _SESSIONS[pid]
+    if timeouts not in sessions:
+        sessions[timeouts] = owned_session(timeouts)
+    return sessions[timeouts]
