@@ -20,8 +20,8 @@ from botocore.config import Config
 
 import regionproxy as rp
 from regionproxy._regions import replica
-from regionproxy._regions.credentials import owned_session
-from tests.support import LOCAL, TABLE
+from regionproxy._regions.credentials import HeldFailure, owned_session
+from tests.support import LOCAL, TABLE, FakeClock
 
 # 1 s per connect and read, two attempts: a refresh against a dead STS costs
 # about 2 s plus a backoff, and a call that fails over once pays it twice.
@@ -79,7 +79,13 @@ def assume_role_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         "source_profile = source\n"
         "duration_seconds = 900\n"  # STS's shortest: inside botocore's 15 min advisory window at once
     )
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
@@ -128,7 +134,55 @@ def test_a_refresh_in_the_advisory_window_keeps_the_credentials_within_the_timeo
     elapsed = time.monotonic() - started
     assert item["v"] == {"S": "x"}  # served with the credentials still valid
     assert black_hole.accepted, "no refresh was tried"
+    assert len(black_hole.accepted) <= TIMEOUTS.attempts  # one refresh per call, its failure held
     assert elapsed < WALL_BOUND, f"a dead STS held the call {elapsed:.1f} s"
+
+
+def test_threads_waiting_on_a_dead_sts_fail_within_one_refresh_not_one_each(lab, assume_role_profile, black_hole, monkeypatch):
+    # botocore refreshes under a lock and each waiting thread tries again when
+    # it gets it: without the held failure the tenth thread waits ten refreshes.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", black_hole.url)
+    session = _session(lab)
+    client = session.client
+    assert session.replicas[LOCAL].client is not None  # built before the threads: they meet only the refresh
+    waited: list[float] = []
+
+    def call() -> None:
+        started = time.monotonic()
+        with contextlib.suppress(Exception):
+            client.get_item(TableName=TABLE, Key=ITEM_KEY)
+        waited.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)  # bounded; the old code's last thread took about 20 s here
+    assert len(waited) == len(threads), "a call still waits on the refresh"
+    assert max(waited) < WALL_BOUND, f"the last thread waited {max(waited):.1f} s"
+
+
+def test_a_held_failure_fails_fast_until_the_hold_ends_and_then_refreshes_again():
+    clock = FakeClock()
+    answers: list[object] = [OSError("sts down"), {"access_key": "A"}]
+    calls = []
+
+    def refresh():
+        calls.append(clock.now)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    held = HeldFailure(refresh, hold=2.0, clock=clock)
+    with pytest.raises(OSError, match="sts down"):
+        held()
+    clock.now += 1.9
+    with pytest.raises(OSError, match="sts down") as again:
+        held()
+    assert len(calls) == 1 and again.value.__traceback__ is not None
+    clock.now += 0.2
+    assert held() == {"access_key": "A"} and len(calls) == 2
 
 
 def test_credential_clients_of_an_owned_session_take_the_session_timeouts():

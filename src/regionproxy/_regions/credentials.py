@@ -26,6 +26,19 @@ changes nothing for them. One such boto3 session per process and per
 ``Timeouts`` (sessions with other timeouts get their own, with their own
 credentials cache).
 
+Bounding one refresh is not enough: botocore holds its refresh lock for the
+refresh's I/O, and each thread that waited on it in the mandatory window
+tries again when it gets the lock, so the n-th of n threads waited n
+refreshes (and in the advisory window every call, twice per call with
+DynamoDB's account-id endpoints, tried a refresh of its own). So a refresh
+that failed is held (:class:`HeldFailure`): for as long as one refresh may
+take (``attempts * (connect + read)``), the next refresh fails at once with
+the same error (a copy, with its traceback: the session still sees a
+credential provider's error, not the region's) and sends nothing; in the
+advisory window botocore then keeps the credentials it has. This wraps
+``RefreshableCredentials._refresh_using``, botocore's attribute since 2015
+(credentials without it, static keys, are left as they are).
+
 What is not bounded here:
 
 - a ``boto3_session`` the caller passes is theirs: regionproxy never
@@ -45,11 +58,16 @@ What is not bounded here:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
 if TYPE_CHECKING:
     from regionproxy._config.policies import Timeouts
@@ -68,6 +86,57 @@ def credential_client_config(timeouts: Timeouts) -> Config:
 def owned_session(timeouts: Timeouts) -> boto3.session.Session:
     """A new boto3 session (credentials from the default chain) whose
     credential refreshes are bounded by ``timeouts``."""
-    core = botocore.session.Session()
+    core = _BoundedCore(hold=timeouts.attempts * (timeouts.connect + timeouts.read))
     core.set_default_client_config(credential_client_config(timeouts))
     return boto3.session.Session(botocore_session=core)
+
+
+class HeldFailure:
+    """A credential refresh function that, once it failed, fails at once
+    with the same error for ``hold`` seconds rather than call again.
+
+    botocore calls it with its refresh lock held, one thread at a time;
+    the state is read and written only there.
+    """
+
+    def __init__(self, refresh: Callable[[], Any], hold: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._refresh = refresh
+        self._hold = hold
+        self._clock = clock
+        self._failure: tuple[float, BaseException, TracebackType | None] | None = None
+
+    def __call__(self) -> Any:
+        failure = self._failure
+        if failure is not None and self._clock() - failure[0] < self._hold:
+            raise _copy(failure[1]).with_traceback(failure[2])
+        try:
+            answer = self._refresh()
+        except Exception as error:
+            self._failure = (self._clock(), error, error.__traceback__)
+            raise
+        self._failure = None
+        return answer
+
+
+def _copy(error: BaseException) -> BaseException:
+    """A copy to raise in another thread: raising the one object everywhere
+    would grow and race on its ``__traceback__``."""
+    try:
+        return copy.copy(error)
+    except Exception:  # noqa: BLE001 - an exception class that cannot be copied: the original, as botocore would
+        return error
+
+
+class _BoundedCore(botocore.session.Session):
+    """A botocore session whose refreshable credentials hold a failure."""
+
+    def __init__(self, *, hold: float) -> None:
+        super().__init__()
+        self._hold = hold
+
+    def get_credentials(self) -> Any:
+        fresh = self._credentials is None
+        credentials = super().get_credentials()
+        if fresh and isinstance(credentials, RefreshableCredentials) and callable(getattr(credentials, "_refresh_using", None)):
+            credentials._refresh_using = HeldFailure(credentials._refresh_using, self._hold)
+        return credentials
