@@ -99,6 +99,11 @@ class Timeouts:
         connection, a 5xx, throttling); a timeout or a refusal fails over
         at once, and a write that may have been applied is never sent again
         unless it is idempotent.
+
+    They also bound a credential refresh (STS, SSO) through the boto3
+    session regionproxy builds when given none: ``attempts`` attempts of
+    ``connect`` and ``read`` each (:mod:`regionproxy._regions.credentials`).
+
     :raises ConfigError: a value of the wrong type or out of its range
         (``.setting`` names the field), when the policy is made.
     """

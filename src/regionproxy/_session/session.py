@@ -124,7 +124,14 @@ class RegionSession:
     :param config: a botocore ``Config`` for every region's client (pool
         size, user agent, proxies, ...); the session's timeouts and retries
         override its ``connect_timeout``, ``read_timeout`` and ``retries``.
-    :param boto3_session: where credentials come from.
+    :param boto3_session: where credentials come from; None: a boto3
+        session of regionproxy's own (the default credential chain), whose
+        credential refreshes (STS for an assume-role or web-identity
+        profile, SSO) are bounded by ``timeouts``, a failed one held that
+        long so threads do not queue on it
+        (:mod:`regionproxy._regions.credentials`). A session passed here is
+        used as it is, with botocore's defaults (60 s per attempt) unless
+        you bound it: ``boto3_session._session.set_default_client_config(Config(...))``.
     :param listeners: callables that receive every event.
     :param breaker_storage: ``region -> pybreaker storage`` (pybreaker's
         Redis storage shares open/closed only: prefer ``fleet``).
