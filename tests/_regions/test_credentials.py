@@ -160,6 +160,8 @@ def test_threads_waiting_on_a_dead_sts_fail_within_one_refresh_not_one_each(lab,
         thread.join(60)  # bounded; the old code's last thread took about 20 s here
     assert len(waited) == len(threads), "a call still waits on the refresh"
     assert max(waited) < WALL_BOUND, f"the last thread waited {max(waited):.1f} s"
+    # a held failure is still a credential provider's, not the region's
+    assert {replica_.breaker.state for replica_ in session.replicas.values()} == {"closed"}
 
 
 def test_a_held_failure_fails_fast_until_the_hold_ends_and_then_refreshes_again():
@@ -206,3 +208,13 @@ def test_the_regions_clients_keep_their_own_timeouts_and_one_attempt(lab, assume
     assert (config.connect_timeout, config.read_timeout) == (1.0, 1.0)
     assert config.retries == {"mode": "legacy", "total_max_attempts": 1}
     assert isinstance(replica._process_session(TIMEOUTS)._session.get_default_client_config(), Config)
+
+
+def test_sessions_with_ever_new_timeouts_keep_a_bounded_number_of_boto3_sessions(monkeypatch):
+    monkeypatch.setattr(replica, "_SESSIONS", {})
+    first = replica._process_session(TIMEOUTS)
+    with replica._SESSIONS_LOCK:
+        for n in range(1, 3 * replica.MAX_OWNED_SESSIONS):
+            replica._process_session(rp.Timeouts(connect=1.0, read=1.0 + n / 100, attempts=2))
+            assert replica._process_session(TIMEOUTS) is first  # the one in use stays
+    assert sum(len(by_timeouts) for by_timeouts in replica._SESSIONS.values()) <= replica.MAX_OWNED_SESSIONS

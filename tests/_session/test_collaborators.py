@@ -43,6 +43,9 @@ LIBRARY_PRIVATES = {
     ("_regions/warming.py", "_verify"),
     ("_regions/warming.py", "_new_conn"),
     ("_regions/warming.py", "_put_conn"),
+    # botocore's RefreshableCredentials: its refresh function, wrapped to hold a failed
+    # refresh (no public way to bound the refresh lock's queue)
+    ("_regions/credentials.py", "_refresh_using"),
     # the fork-safety protocol (regionproxy._forks.ForkAware), called on each owner
     ("_forks.py", "_after_fork"),
 }

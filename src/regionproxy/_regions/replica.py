@@ -69,6 +69,8 @@ def client_config(timeouts: Timeouts, user: Config | None = None) -> Config:
 # pid -> the Timeouts a session's credential refreshes are bounded by -> its boto3 session
 _SESSIONS: dict[int, dict[Timeouts, boto3.session.Session]] = {}
 _SESSIONS_LOCK = threading.RLock()
+# At most this many boto3 sessions of our own per process (one per Timeouts in use).
+MAX_OWNED_SESSIONS = 8
 
 
 def _after_fork_in_child() -> None:
@@ -231,6 +233,13 @@ def _process_session(timeouts: Timeouts | None = None) -> boto3.session.Session:
         _SESSIONS.clear()  # an ancestor's, after a fork: never used here again
         _SESSIONS[pid] = {}
     sessions = _SESSIONS[pid]
-    if timeouts not in sessions:
-        sessions[timeouts] = owned_session(timeouts)
-    return sessions[timeouts]
+    session = sessions.pop(timeouts, None)
+    if session is None:
+        session = owned_session(timeouts)
+        if len(sessions) >= MAX_OWNED_SESSIONS:
+            # Sessions made with ever new timeouts must not keep a boto3 session
+            # each: forget the least recently used. Its clients keep working;
+            # a replica that asks again gets a new one.
+            del sessions[next(iter(sessions))]
+    sessions[timeouts] = session  # last: the most recently used
+    return session
