@@ -24,7 +24,8 @@ regions' DynamoDB clients set all three themselves
 (:func:`~regionproxy._regions.replica.client_config`), so the default
 changes nothing for them. One such boto3 session per process and per
 ``Timeouts`` (sessions with other timeouts get their own, with their own
-credentials cache).
+credentials cache; at most ``replica.MAX_OWNED_SESSIONS``, the least
+recently used forgotten).
 
 Bounding one refresh is not enough: botocore holds its refresh lock for the
 refresh's I/O, and each thread that waited on it in the mandatory window
@@ -35,9 +36,10 @@ that failed is held (:class:`HeldFailure`): for as long as one refresh may
 take (``attempts * (connect + read)``), the next refresh fails at once with
 the same error (a copy, with its traceback: the session still sees a
 credential provider's error, not the region's) and sends nothing; in the
-advisory window botocore then keeps the credentials it has. This wraps
-``RefreshableCredentials._refresh_using``, botocore's attribute since 2015
-(credentials without it, static keys, are left as they are).
+advisory window botocore then keeps the credentials it has. The hold
+covers every refreshable provider, the IMDS and container ones included.
+It wraps ``RefreshableCredentials._refresh_using`` (botocore 1.44's
+attribute; credentials without it, static keys, are left as they are).
 
 What is not bounded here:
 
