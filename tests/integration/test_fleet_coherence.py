@@ -126,8 +126,11 @@ def test_no_worker_answers_from_its_cache_while_redis_is_away_and_coherence_resu
                     write(one, key, f"gap{gap}-{n}-down")
                     for _ in range(WORKERS):
                         assert read(two, key) == f"gap{gap}-{n}-down" and read(one, key) == f"gap{gap}-{n}-down"
-                for master in (one, two):  # and each says so
-                    master.every_worker(lambda who: who["cache"]["fleet_link"] == "down" and who["cache"]["bypassed"] > 0, timeout=WAIT)
+                # Each says so. Which worker served those reads is the kernel's
+                # choice (one may have served none), so the reads bypassed are
+                # counted over the fleet: every one of them was.
+                for master in (one, two):
+                    master.every_worker(lambda who: who["cache"]["fleet_link"] == "down", timeout=WAIT)
                 bypassed = one.metric("regionproxy_cache_bypassed") + two.metric("regionproxy_cache_bypassed")
                 assert bypassed >= 2 * WORKERS * len(KEYS)
             finally:
