@@ -475,6 +475,56 @@ def test_connections_that_never_send_past_the_limit_evict_each_other_not_the_cli
     assert [seen["body"] for seen in app.seen] == [f"round {n}".encode() for n in range(5)]
 
 
+def test_a_flood_of_silent_connections_past_the_limit_evicts_itself_not_the_clients_kept_alive_connections(app):
+    """Three clients with answered kept-alive connections, then a flood of
+    connections that never send, well past ``worker_connections``: the
+    flood evicts its own oldest, and every client's next request on its
+    same connection is served (no reconnect)."""
+    limit, flood_size = 5, 12
+    with running(app, threads=1, max_connections=limit, header_timeout=60.0) as (front, port):
+        clients = [connect(port) for _ in range(3)]
+        flood: list[socket.socket] = []
+        try:
+            readers = [Reader(sock) for sock in clients]
+            for number, (sock, reader) in enumerate(zip(clients, readers, strict=True)):
+                sock.sendall(request(body=b"first %d" % number))
+                assert reader.answer()[2] == b"echo:first %d" % number
+            _wait_for(lambda: len(front._parked) == 3)  # all three answered and parked (evictable)
+            flood.extend(connect(port) for _ in range(flood_size))
+            (listener,) = front.listeners.values()
+            # Every one accepted (each past the limit after an eviction):
+            _wait_for(lambda: not select.select([listener], [], [], 0)[0])
+            _wait_for(lambda: front._open == limit)
+            for number, (sock, reader) in enumerate(zip(clients, readers, strict=True)):
+                sock.sendall(request(body=b"again %d" % number))  # the same connection
+                assert reader.answer()[2] == b"echo:again %d" % number
+            kept = limit - len(clients)
+            for sock in flood[: flood_size - kept]:  # the flood's oldest were cut, its newest fill the room left
+                assert Reader(sock).closed()
+        finally:
+            for sock in clients + flood:
+                sock.close()
+    assert [seen["body"] for seen in app.seen] == [b"first 0", b"first 1", b"first 2", b"again 0", b"again 1", b"again 2"]
+
+
+def test_past_the_limit_a_request_waiting_for_a_busy_thread_is_not_evicted(app):
+    """The one thread busy in the app, a connection whose request no thread
+    has read yet is not idle: a newcomer past ``worker_connections`` does
+    not evict it; the newcomer is accepted once a connection can make room."""
+    with running(app, threads=1, max_connections=2) as (front, port):
+        with connect(port) as busy, connect(port) as waiting:
+            busy.sendall(request(path="/slow", body=b"slow"))
+            assert app.entered.wait(WAIT)
+            _wait_for(lambda: front._open == 2)
+            waiting.sendall(request(body=b"waiting"))  # no thread to read it
+            with connect(port) as newcomer:
+                newcomer.sendall(request(body=b"new"))
+                app.release.set()
+                assert Reader(busy).answer()[2] == b"echo:slow"
+                assert Reader(waiting).answer()[2] == b"echo:waiting"  # not evicted for the newcomer
+                assert Reader(newcomer).answer()[2] == b"echo:new"  # accepted once one was idle
+
+
 def test_a_head_sent_a_byte_at_a_time_forever_is_cut_off_a_header_timeout_after_its_first_byte(app):
     """Slowloris: one byte of the head at a time, every few tenths of a
     second, for far longer than the header timeout. Each byte arrives well

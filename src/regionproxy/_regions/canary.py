@@ -28,10 +28,12 @@ Rules:
   for an ``S`` attribute and as its UTF-8 bytes for a ``B`` one; for an
   ``N`` attribute a reserved number, ``-9.<crc32 of the region, 10
   digits>1E+125``, near the most negative number DynamoDB stores), so
-  they never collide with an app's items. The key attributes' types come
-  from the table's ``DescribeTable`` (asked once per process; while it
-  fails, e.g. denied by IAM with the key names declared, the attributes
-  are taken for strings and it is asked again a minute later). They carry a TTL attribute
+  they never collide with an app's items. The key and its attributes'
+  types are :mod:`regionproxy._regions.reserved`'s (the health probe's
+  too): the types come from the table's ``DescribeTable`` (asked once per
+  process; while it fails, e.g. denied by IAM with the key names
+  declared, the attributes are taken for strings and it is asked again a
+  minute later). They carry a TTL attribute
   (:data:`TTL_ATTRIBUTE`, epoch seconds) so they expire once the canary
   stops (name it as the table's TTL attribute). There is one item per
   source region, overwritten each time.
@@ -66,13 +68,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regionproxy._forks import reset_after_fork
+from regionproxy._regions.reserved import KeyTypes, reserved_key
 from regionproxy.errors import ConfigError
 from regionproxy.events import Event, ReplicationLag
 
@@ -91,18 +93,12 @@ OK, LAGGING, STALLED, SOURCE_DOWN, REPLICA_DOWN, UNKNOWN, NOT_MEASURED = (
 )
 WARN_STATES = frozenset({LAGGING, STALLED})
 FIRST_POLL, LONGEST_POLL = 0.05, 1.0
-DESCRIBE_AGAIN = 60.0  # seconds before a failed DescribeTable (for key types) is asked again
 
 
 def heartbeat_key(attributes: tuple[tuple[str, str], ...], source: str) -> dict[str, Any]:
     """The key of ``source``'s heartbeat: ``attributes`` are the table's key
     attributes, ``(name, type)`` with type ``S``, ``N`` or ``B``."""
-    values = {
-        "S": {"S": KEY_PREFIX + source},
-        "B": {"B": (KEY_PREFIX + source).encode()},
-        "N": {"N": f"-9.{zlib.crc32(source.encode()):010d}1E+125"},
-    }
-    return {name: values.get(kind, values["S"]) for name, kind in attributes}
+    return reserved_key(attributes, KEY_PREFIX, source)
 
 
 class Canaried(Protocol):
@@ -172,8 +168,7 @@ class ReplicationCanary:
         self._pairs = {(s, q): _Pair() for s in session.regions for q in session.regions if s != q}
         self._measured_here = False
         self._cycles = 0
-        self._key_types: dict[str, str] | None = None  # key attribute -> S, N or B, from DescribeTable
-        self._describe_failed_at = float("-inf")  # monotonic time a DescribeTable for key types last failed
+        self._keys = KeyTypes(session, table, "canary_table")  # the key attributes' types, from DescribeTable
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = -1
@@ -318,27 +313,7 @@ class ReplicationCanary:
 
     def _key_attributes(self, region: str) -> tuple[tuple[str, str], ...]:
         """The table's key attributes with their types, ``(name, type)``."""
-        names = self.session.key_names(self.table)
-        with self._lock:
-            types, failed_at = self._key_types, self._describe_failed_at
-        if types is None and (names is None or time.monotonic() - failed_at >= DESCRIBE_AGAIN):
-            try:
-                description = self.session.call_region(region, "DescribeTable", {"TableName": self.table})["Table"]
-            except Exception:
-                if names is None:
-                    raise  # nothing to build a key from: the region's cycle fails
-                with self._lock:
-                    self._describe_failed_at = time.monotonic()  # strings meanwhile; asked again later
-            else:
-                self.session.learn_table(self.table, description)
-                names = self.session.key_names(self.table)
-                defined = {d.get("AttributeName"): d.get("AttributeType") for d in description.get("AttributeDefinitions", ())}
-                types = {name: defined[name] for name in names or () if defined.get(name) in ("S", "N", "B")}
-                with self._lock:
-                    self._key_types = types
-            if names is None:
-                raise ConfigError(f"no key schema for canary table {self.table!r}", setting="canary_table")
-        return tuple((name, (types or {}).get(name, "S")) for name in names)
+        return self._keys.attributes(lambda: self.session.call_region(region, "DescribeTable", {"TableName": self.table})["Table"])
 
     @staticmethod
     def _key(attributes: tuple[tuple[str, str], ...], source: str) -> dict[str, Any]:

@@ -40,6 +40,16 @@ region its breaker keeps calls from (open, evacuated): no call goes there
 until a trial, and a dead region would cost a connect timeout per
 interval for nothing.
 
+The ``probe_table`` probe: a ``GetItem`` of a reserved key no item has,
+built of the table's own key types (string, number or binary:
+:mod:`regionproxy._regions.reserved`, the replication canary's keys too),
+so DynamoDB reads a partition and the probe tests the data plane; a key of
+the wrong type would be a ``ValidationException``, an answer that proves
+nothing of it. The types come from a ``DescribeTable`` of the probed
+region, sent before the first ``GetItem`` (once per process); while it
+fails with the key names declared (e.g. denied by IAM), the key is built
+of strings and it is asked again a minute later.
+
 Readiness policies:
 
 - ``evacuate`` (default): fail while the local region is unusable, so the
@@ -64,6 +74,7 @@ from regionproxy._config.settings import Settings
 from regionproxy._dynamodb.verdicts import CREDENTIAL_CODES, Verdict, error_code
 from regionproxy._forks import reset_after_fork
 from regionproxy._regions.breaker import CLOSED, HALF_OPEN
+from regionproxy._regions.reserved import KeyTypes, reserved_key
 from regionproxy.errors import ConfigError
 from regionproxy.events import FAULT, PROBE, CallFinished, ConnectionWarmed, Event, Listener, NameResolved, RegionProbed
 
@@ -201,7 +212,8 @@ class HealthMonitor:
     :param policy: ``evacuate`` or ``any`` (see the module docstring).
     :param probe: what a probe does, ``(replica) -> None``; by default a
         ``ListTables(Limit=1)`` call, or with ``probe_table`` a ``GetItem``
-        of a key no item has (string key attributes), which tests the data plane.
+        of a key no item has, of the table's key types (see the module
+        docstring), which tests the data plane.
     :param probe_table: a table to probe with ``GetItem``.
     :param stale_after: seconds after which a probe no longer proves a region.
     :param canary: a :class:`~regionproxy._regions.canary.ReplicationCanary`
@@ -461,17 +473,17 @@ def _host_port(url: str | None) -> tuple[str | None, int]:
 def _probe_with(session: Watched, table: str | None) -> Callable[[Any], None]:
     if table is None:
         return lambda replica: replica.call("ListTables", {"Limit": 1})
+    keys = KeyTypes(session, table, "probe_table")
 
     def probe(replica: Any) -> None:
-        # A GetItem of a key no item has: the data plane of the table, at
-        # the cost of one read unit. Until the key names are known, the
-        # probe is a DescribeTable of this region (it proves the region and
-        # the replica the same way, and teaches the key names).
-        names = session.key_names(table)
-        if names is None:
-            session.learn_table(table, replica.call("DescribeTable", {"TableName": table})["Table"])
-            return
-        key = {name: {"S": PROBE_KEY} for name in names}
+        # A GetItem of a key no item has, of the table's own key types: the
+        # data plane of the table, at the cost of one read unit. Until the
+        # key types are known, a DescribeTable of this region comes first
+        # (it teaches the key names and types).
+        def describe() -> dict[str, Any]:
+            return replica.call("DescribeTable", {"TableName": table})["Table"]
+
+        key = reserved_key(keys.attributes(describe), PROBE_KEY, "")
         replica.call("GetItem", {"TableName": table, "Key": key})
 
     return probe

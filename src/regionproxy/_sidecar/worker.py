@@ -34,9 +34,18 @@ The rules, for every connection:
   (nothing half-read is ever handed to the app). An answer that cannot
   be written within ``send_timeout`` seconds (a client that does not
   read) closes the connection.
-- **At most ``worker_connections`` open connections:** a new one closes
-  the longest-idle kept-alive connection; with none idle, the worker
-  stops accepting until one closes (the other workers accept meanwhile).
+- **At most ``worker_connections`` open connections:** a new one makes
+  room by closing one idle connection, in this order: first a connection
+  that has never sent a byte (the shape of a flood of silent
+  connections, slowloris-style, or a broken client), the oldest first;
+  only when there is none, a kept-alive connection that has been
+  answered, the longest idle first. So a flood of silent connections
+  evicts itself and never the kept-alive connections of the clients
+  being served. A connection mid-request (bytes of a request parked), or
+  with bytes waiting that no thread has read yet (every thread busy), is
+  never evicted: its deadline judges it. With no connection to close,
+  the worker stops accepting until one closes or can be evicted (looked
+  at every poll; the other workers accept meanwhile).
 - **Strict parsing:** a request line ``METHOD /target HTTP/1.x``, header
   lines ``name: value`` within gunicorn's ``limit_request_line``,
   ``limit_request_fields`` and ``limit_request_field_size``; a header
@@ -72,6 +81,7 @@ gunicorn's ``gthread`` worker (:func:`worker_class`).
 from __future__ import annotations
 
 import errno
+import heapq
 import io
 import logging
 import os
@@ -94,6 +104,7 @@ SEND_TIMEOUT = 10.0  # seconds to write an answer
 STOP_LINGER = 1.0  # seconds a kept-alive connection may still bring a request while stopping
 MAX_BODY = 16 * 1024 * 1024  # DynamoDB's request size limit
 PARK_BUDGET = 64 * 1024 * 1024  # bytes of partial requests kept in the poller, per worker
+_EVICT_LOOKS = 16  # idle connections an eviction looks at, oldest first (bounded system calls per accept)
 _THREAD_WAIT = 0.5  # seconds a thread waits for events before it looks whether the front is closing
 
 _READ = 256 * 1024
@@ -131,7 +142,7 @@ class _Connection:
         self.address = address
         self.buffer = bytearray()
         self.deadline = deadline  # close when parked past this (monotonic)
-        self.idle = True  # no request begun: may be evicted
+        self.idle = True  # no request begun: may be evicted (:meth:`HttpFront._evict`)
         self.parked_bytes = 0  # of this connection's buffer, counted in the front's budget
         self.body_started = False  # the head of the request in the buffer is complete (its body deadline set)
         self.closed = False
@@ -273,7 +284,9 @@ class HttpFront:
                 except OSError:
                     pass
         self._sweep()
-        if not self._accepting and self.alive and self._open < self.max_connections:
+        # Stopped accepting with nothing to evict: again once one closed, or
+        # one became evictable since (an answered connection now idle).
+        if not self._accepting and self.alive and (self._open < self.max_connections or self._evict()):
             self._set_accepting(True)
 
     def stop(self) -> None:
@@ -361,17 +374,22 @@ class HttpFront:
 
     def _evict(self) -> bool:
         """Make room for a connection waiting to be accepted: close the
-        longest-idle kept-alive connection (one that has been answered
-        before one that has not sent yet); False if none is idle."""
+        oldest connection that has never sent, else the longest-idle
+        kept-alive one (the module's rules); False if none is idle."""
         if not self._pending():
             return True  # nobody waits: nothing to close
         idle = [connection for connection in _snapshot(self._parked) if connection.idle]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda connection: (not connection.answered, connection.deadline))
-        self._parked.pop(oldest.fd, None)
-        self._close(oldest)
-        return True
+        # Never answered before answered; within each, the earliest deadline
+        # (accepted first, or answered longest ago: the deadlines are set
+        # from those moments, each group with its one timeout).
+        for connection in heapq.nsmallest(_EVICT_LOOKS, idle, key=lambda connection: (connection.answered, connection.deadline)):
+            if _readable(connection.sock):
+                continue  # bytes waiting for a busy thread: a request, not idleness
+            # Closed only if popped here: a thread that popped it first is serving it.
+            if self._parked.pop(connection.fd, None) is not None:
+                self._close(connection)
+                return True
+        return False
 
     def _pending(self) -> bool:
         """True if a listener has a connection waiting."""
