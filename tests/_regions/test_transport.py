@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
 
@@ -30,10 +31,10 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Le
 
 class Stub:
     """A region on loopback that reads each request and answers with ``behaviour(connection, number)``
-    (the request's number on its connection, from 0); it counts connections
+    (the request's number on its connection, from 0; None: echoes the request's body); it counts connections
     (and keeps them, TLS handshake done: ``accepted``). With ``tls`` (a server context), https."""
 
-    def __init__(self, behaviour: Callable[[socket.socket, int], bool], tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, behaviour: Callable[[socket.socket, int], bool] | None, tls: ssl.SSLContext | None = None) -> None:
         self.behaviour = behaviour
         self.tls = tls
         self.connections = 0
@@ -81,8 +82,10 @@ class Stub:
                 length = int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:]).get(b"Content-Length", b"0"))
                 while len(buffer) < length:
                     buffer += connection.recv(65536)
-                buffer = buffer[length:]
-                if not self.behaviour(connection, number):
+                body, buffer = buffer[:length], buffer[length:]
+                if self.behaviour is None:  # an echo: the request's body back
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                elif not self.behaviour(connection, number):
                     return
                 number += 1
             except OSError:
@@ -101,7 +104,7 @@ def stubs() -> Iterator[list[Stub]]:
         stub.close()
 
 
-def _stub(stubs: list[Stub], behaviour: Callable[[socket.socket, int], bool], tls: ssl.SSLContext | None = None) -> Stub:
+def _stub(stubs: list[Stub], behaviour: Callable[[socket.socket, int], bool] | None, tls: ssl.SSLContext | None = None) -> Stub:
     stub = Stub(behaviour, tls)
     stubs.append(stub)
     return stub
@@ -158,6 +161,12 @@ def test_a_chunked_answer_is_read_whole(stubs):
     assert stub.connections == 1
 
 
+def _reset(connection: socket.socket) -> bool:
+    """Read the request, then reset the connection (RST, not FIN)."""
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return False
+
+
 def _silent(connection: socket.socket, _: int) -> bool:
     threading.Event().wait(3)  # never answers within the read timeout
     return False
@@ -169,6 +178,19 @@ def _silent(connection: socket.socket, _: int) -> bool:
         pytest.param(lambda connection, _: False, ConnectionClosedError, "connection_closed", id="closed-without-answer"),
         pytest.param(lambda connection, _: connection.sendall(b"HELLO THERE\r\n\r\n") and False, ConnectionClosedError, "connection_closed", id="not-http"),
         pytest.param(_silent, ReadTimeoutError, "read_timeout", id="no-answer"),
+        pytest.param(lambda connection, _: _reset(connection), ConnectionClosedError, "connection_closed", id="reset-after-request"),
+        pytest.param(
+            lambda connection, _: connection.sendall(b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 20000) and False,
+            ConnectionClosedError,
+            "connection_closed",
+            id="too-many-headers",
+        ),
+        pytest.param(
+            lambda connection, _: connection.sendall(b"HTTP/1.1 200 OK\r\nX-A: " + b"b" * 200000) and False,
+            ConnectionClosedError,
+            "connection_closed",
+            id="header-line-too-long",
+        ),
     ],
 )
 def test_a_failure_after_connecting_is_botocores_class_and_may_have_been_applied(stubs, behaviour, kind, reason):
@@ -348,3 +370,224 @@ def test_a_warmed_tls13_connection_whose_tickets_came_late_is_used_not_dropped(s
     assert transport.post(HEAD, b"{}").status_code == 200
     assert transport.post(HEAD, b"{}").status_code == 200
     assert stub.connections == 1, "served on the warmed connection"
+
+
+# ---- a hostile region: framing, status lines, interim answers, reuse, threads, forks, close
+
+
+def _answers(*answers: bytes, close: bool = False) -> Callable[[socket.socket, int], bool]:
+    """Answer each request with ``answers`` (in turn, the last one for the rest); close after each with ``close``."""
+
+    def behaviour(connection: socket.socket, number: int) -> bool:
+        connection.sendall(answers[min(number, len(answers) - 1)])
+        return not close
+
+    return behaviour
+
+
+def test_an_answer_after_the_read_timeout_is_never_read_as_the_next_requests(stubs):
+    late = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n\"late\""
+    served = iter(range(1000))
+
+    def behaviour(connection: socket.socket, _: int) -> bool:
+        if next(served) == 0:
+            threading.Event().wait(1.5)  # past the read timeout: the client has given up
+            connection.sendall(late)
+        else:
+            connection.sendall(OK)
+        return True
+
+    stub = _stub(stubs, behaviour)
+    transport = _lean(stub.url)
+    with pytest.raises(ReadTimeoutError):
+        transport.post(HEAD, b"{}")
+    for _ in range(3):
+        assert transport.post(HEAD, b"{}").content == b"{}"
+    assert stub.connections == 2, "the timed-out connection was dropped, never used again"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    ],
+    ids=["length-and-chunked", "chunked-and-length", "unknown-coding", "not-quite-chunked"],
+)
+def test_an_answer_framed_ambiguously_is_a_closed_connection_never_a_success(stubs, answer):
+    stub = _stub(stubs, _answers(answer))
+    with pytest.raises(ConnectionClosedError) as raised:
+        _lean(stub.url).post(HEAD, b"{}")
+    assert classify(raised.value).maybe_applied
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [b"0x2\r\n{}\r\n0\r\n\r\n", b"+2\r\n{}\r\n0\r\n\r\n", b" 2\r\n{}\r\n0\r\n\r\n", b"1\r\n{}\r\n0\r\n\r\n", b"zz\r\n{}\r\n0\r\n\r\n"],
+    ids=["hex-prefix", "sign", "leading-space", "chunk-longer-than-its-size", "not-hex"],
+)
+def test_a_malformed_chunk_is_a_closed_connection_never_a_success(stubs, chunks):
+    stub = _stub(stubs, _answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks))
+    with pytest.raises(ConnectionClosedError):
+        _lean(stub.url).post(HEAD, b"{}")
+
+
+def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_stays_in_step(stubs):
+    answer = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2;name="v;x"\r\n{}\r\n0;end\r\nX-Trailer: t\r\n\r\n'
+    stub = _stub(stubs, _answers(answer))
+    transport = _lean(stub.url)
+    for _ in range(3):
+        answer_read = transport.post(HEAD, b"{}")
+        assert answer_read.content == b"{}" and "x-trailer" not in answer_read.headers
+    assert stub.connections == 1
+
+
+def test_bytes_past_a_chunked_answer_drop_the_connection(stubs):
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n\"smuggle\""
+    stub = _stub(stubs, _answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled, OK))
+    transport = _lean(stub.url)
+    assert transport.post(HEAD, b"{}").content == b"{}"
+    assert transport.post(HEAD, b"{}").content == b"{}"
+    assert stub.connections == 2, "the connection out of step was dropped"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [b"HTTP/2 200 OK", b"HTTP/1.1 2000 OK", b"HTTP/1.1 \xb200 OK", b"HTTP/1.1 20 OK", b"ICY 200 OK", b"HTTP/1.1 099 Odd", b"HTTP/1.1 200OK"],
+    ids=["http2", "four-digits", "superscript-digit", "two-digits", "icy", "below-100", "no-space"],
+)
+def test_a_status_line_that_is_not_http1_is_a_closed_connection_never_a_success(stubs, status):
+    stub = _stub(stubs, _answers(status + b"\r\nContent-Length: 2\r\n\r\n{}"))
+    with pytest.raises(ConnectionClosedError) as raised:
+        _lean(stub.url).post(HEAD, b"{}")
+    assert classify(raised.value).maybe_applied
+
+
+def test_a_content_length_of_non_ascii_digits_is_a_closed_connection_not_a_value_error(stubs):
+    stub = _stub(stubs, _answers(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n{}"))
+    with pytest.raises(ConnectionClosedError):
+        _lean(stub.url).post(HEAD, b"{}")
+
+
+def test_interim_answers_are_skipped_but_a_switch_or_a_flood_of_them_is_not_an_answer(stubs):
+    stub = _stub(stubs, _answers(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n" + OK))
+    transport = _lean(stub.url)
+    assert [transport.post(HEAD, b"{}").content for _ in range(2)] == [b"{}", b"{}"]
+    assert stub.connections == 1
+    for interim in (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", b"HTTP/1.1 100 Continue\r\n\r\n" * 50):
+        stub = _stub(stubs, _answers(interim + OK))
+        with pytest.raises(ConnectionClosedError):
+            _lean(stub.url).post(HEAD, b"{}")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        OK.replace(b"Content-Length: 2", b"Connection: close\r\nContent-Length: 2"),
+        OK.replace(b"Content-Length: 2", b"connection: Keep-Alive, Close\r\nContent-Length: 2"),
+        OK.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        b"HTTP/1.1 200 OK\r\n\r\n{}",
+    ],
+    ids=["connection-close", "connection-close-listed", "http-1.0", "read-to-close"],
+)
+def test_an_answer_that_ends_the_connection_is_read_and_the_connection_not_reused(stubs, answer):
+    stub = _stub(stubs, _answers(answer, close=True))
+    transport = _lean(stub.url)
+    for _ in range(2):
+        assert transport.post(HEAD, b"{}").content == b"{}"
+    assert stub.connections == 2
+
+
+def test_an_answer_before_the_body_was_written_is_never_a_not_sent(stubs):
+    """A 413 (and a close) while the body is still being written: the
+    answer, or an error that may have been applied, never "not sent"."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def refuse() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(10)
+            buffer = b""
+            while b"\r\n\r\n" not in buffer and (data := connection.recv(65536)):
+                buffer += data
+            connection.sendall(b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=refuse, daemon=True)
+    server.start()
+    body = b"x" * (8 << 20)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        answer = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/", 1.0, 5.0).post(head, body)
+    except Exception as error:  # noqa: BLE001 - the error is the result
+        assert classify(error).maybe_applied, error
+    else:
+        assert answer.status_code == 413
+    finally:
+        server.join(10)
+        listener.close()
+
+
+def test_many_threads_posting_through_one_transport_each_get_their_own_answer(stubs):
+    stub = _stub(stubs, None)  # echoes each request's body
+    transport = Transport(stub.url, 1.0, 5.0, max_connections=3)
+    wrong: list[tuple[bytes, bytes]] = []
+
+    def post(thread: int) -> None:
+        for number in range(25):
+            body = b"%d-%d-" % (thread, number) + b"x" * (number * 997 % 5000)
+            head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+            content = transport.post(head, body).content
+            if content != body:
+                wrong.append((body[:20], content[:20]))
+
+    threads = [threading.Thread(target=post, args=(thread,)) for thread in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert wrong == []
+    assert transport._out == 0 and len(transport._idle) <= 3
+
+
+def test_a_forked_child_never_uses_the_parents_connections(stubs):
+    from tests.support import in_child
+
+    stub = _stub(stubs, _answering)
+    transport = _lean(stub.url)
+    assert transport.post(HEAD, b"{}").status_code == 200  # one kept-alive connection, the parent's
+
+    def child() -> None:
+        assert transport.post(HEAD, b"{}").content == b"{}"
+
+    in_child(child)
+    assert wait_for(lambda: stub.connections == 2), "the child opened its own connection"
+    assert transport.post(HEAD, b"{}").content == b"{}"  # the parent's, still in step
+    assert stub.connections == 2
+
+
+def test_closing_the_transport_closes_the_connections_of_posts_in_flight(stubs):
+    received, release = threading.Event(), threading.Event()
+
+    def behaviour(connection: socket.socket, _: int) -> bool:
+        received.set()
+        release.wait(10)
+        connection.sendall(OK)
+        return True
+
+    stub = _stub(stubs, behaviour)
+    transport = Transport(stub.url, 1.0, 10.0)
+    posting = threading.Thread(target=transport.post, args=(HEAD, b"{}"))
+    posting.start()
+    try:
+        assert received.wait(10)
+        transport.close()
+    finally:
+        release.set()
+        posting.join(10)
+    assert stub.closed.acquire(timeout=10), "the post's connection was closed when it ended, not kept"
+    assert transport._idle == []

@@ -36,6 +36,26 @@ here too):
   would read as "no such item");
 - TLS failing after the handshake: ``SSLError``.
 
+What is "not HTTP" (``ConnectionClosedError``, never a success, and the
+connection dropped): a status line other than ``HTTP/1.0`` or ``HTTP/1.1``,
+a three-digit code and a reason; a ``101`` nobody asked for, or more than
+a few other ``1xx`` before the answer (those are skipped); a
+``Content-Length`` or chunk size that is not plain ASCII digits (hex for
+chunks: no ``0x``, sign or ``_``); a chunk longer than its size; a
+``Transfer-Encoding`` other than ``chunked``, or one together with a
+``Content-Length`` (framing a smuggler could split differently, RFC 9112
+6.3). Nothing from parsing the answer escapes as another class (a
+``ValueError`` would reach the caller as if it were DynamoDB's).
+
+A connection is used by one post at a time and goes back to the idle list
+only if its answer ended exactly where the bytes did, in step: never after
+any error or timeout (a late answer would be read as the next request's),
+never after ``Connection: close``, an HTTP/1.0 answer, an answer read to
+the close, or bytes past the answer; never once the transport is closed
+(a post in flight then closes its connection when it ends). A forked
+child never uses the parent's connections: its copy of the idle list is
+closed and emptied after the fork (:mod:`regionproxy._forks`).
+
 Nothing is retried here (``URLLib3Session`` is called without retries
 too; the session decides). A kept-alive connection is checked before it
 is used again, as urllib3 checks it: one that the region closed (or sent
@@ -76,9 +96,14 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, SSLError
 
+from regionproxy._forks import reset_after_fork
 from regionproxy._regions.warming import BUSY, FAILED, KEPT, OPENED, SKIPPED, TICKETS_QUIET, still_open
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_STATUS = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() takes "\xb2" (superscript two), which int() refuses
+_HEX = re.compile(rb"[0-9A-Fa-f]+")  # not "0x2", "+2", "1_0", which int(_, 16) takes
+_MAX_INTERIM = 8  # 1xx answers before the real one: past it, not read
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _MAX_HEAD = 64 * 1024  # bytes of an answer's status line and headers
 MAX_ANSWER = 64 * 1024 * 1024  # bytes of an answer's body (DynamoDB's are at most 16 MB): past it, not read
@@ -132,6 +157,17 @@ class Transport:
         self._out = 0  # connections out on a post
         self._closed = False  # closed: warming puts nothing back
         self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: none of the parent's connections (the module docstring)."""
+        self._lock = threading.Lock()
+        idle, self._idle, self._out = self._idle, [], 0
+        for sock in idle:
+            try:
+                sock.close()  # the child's copy of the descriptor only: the parent's connection stays open
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         return f"Transport({self.url!r})"
@@ -193,7 +229,7 @@ class Transport:
                 raise ReadTimeoutError(endpoint_url=self.url, error=error) from error
             except ssl.SSLError as error:
                 raise SSLError(endpoint_url=self.url, error=error) from error
-            except (OSError, _Unreadable) as error:
+            except (OSError, _Unreadable, ValueError) as error:  # ValueError: a parse this module missed, still not an answer
                 raise ConnectionClosedError(endpoint_url=self.url, error=error) from error
         finally:
             self._give(sock, keep)
@@ -219,7 +255,7 @@ class Transport:
     def _give(self, sock: socket.socket, keep: bool) -> None:
         with self._lock:
             self._out -= 1
-            if keep and len(self._idle) < self.max_connections:
+            if keep and not self._closed and len(self._idle) < self.max_connections:
                 self._idle.append(sock)
                 return
         sock.close()
@@ -252,6 +288,7 @@ class Transport:
     def _read(self, sock: socket.socket) -> tuple[Answer, bool]:
         """The answer; and whether the connection may be used again."""
         buffer = bytearray()
+        interim = 0
         while True:
             end = buffer.find(b"\r\n\r\n")
             while end < 0:
@@ -264,12 +301,16 @@ class Transport:
                 end = buffer.find(b"\r\n\r\n")
             lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
             del buffer[: end + 4]
-            version, _, rest = lines[0].partition(" ")
-            code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
-                raise _Unreadable(f"not an HTTP answer: {lines[0][:80]!r}")
-            status = int(code)
+            status_line = _STATUS.fullmatch(lines[0])
+            if status_line is None:
+                raise _Unreadable(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
+            version, status = status_line.group(1), int(status_line.group(2))
+            if status < 100:
+                raise _Unreadable(f"not an HTTP status: {status}")
             if 100 <= status < 200:
+                interim += 1
+                if status == 101 or interim > _MAX_INTERIM:
+                    raise _Unreadable(f"a protocol switch nobody asked for, or too many interim answers: {status}")
                 continue  # an interim answer (never asked for): the real one follows
             break
         items = []
@@ -284,13 +325,17 @@ class Transport:
             lowered = name.lower()
             headers[lowered] = f"{headers[lowered]}, {value}" if lowered in headers else value
         answer = Answer(status, tuple(items), headers, b"")
-        keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            answer.content = _chunked(sock, buffer)
-            return answer, keep
+        keep = version == "1" and "close" not in headers.get("connection", "").lower()
+        coding = headers.get("transfer-encoding")
         length = headers.get("content-length")
+        if coding is not None:
+            if coding.strip(" \t").lower() != "chunked" or length is not None:
+                # Both, or a coding this client does not read: framing a smuggler could split differently.
+                raise _Unreadable(f"an answer framed ambiguously: Transfer-Encoding {coding!r}, Content-Length {length!r}")
+            answer.content = _chunked(sock, buffer)
+            return answer, keep and not buffer  # bytes past the answer: out of step, dropped
         if length is not None:
-            if not length.isdigit():
+            if not _DIGITS.fullmatch(length):
                 raise _Unreadable("a Content-Length that is not a number")
             wanted = int(length)
             if wanted > MAX_ANSWER:
@@ -328,12 +373,11 @@ def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
         return text
 
     while True:
-        size_text = line().split(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _Unreadable("a chunk size that is not a number") from None
-        if size < 0 or len(body) + size > MAX_ANSWER:
+        size_text = line().split(b";")[0].rstrip(b" \t")
+        if not _HEX.fullmatch(size_text):
+            raise _Unreadable("a chunk size that is not a hex number")
+        size = int(size_text, 16)
+        if len(body) + size > MAX_ANSWER:
             raise _Unreadable("an answer past the size limit")
         if size == 0:
             while line():  # trailers, up to the empty line
@@ -344,6 +388,8 @@ def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
             if not data:
                 raise ConnectionResetError("the region closed the connection mid-answer")
             buffer.extend(data)
+        if buffer[size : size + 2] != b"\r\n":
+            raise _Unreadable("a chunk longer than its size")
         body += buffer[:size]
         del buffer[: size + 2]
 
