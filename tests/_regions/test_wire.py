@@ -132,6 +132,13 @@ def test_a_corrupt_answer_is_a_fault_that_may_have_been_applied_never_not_sent(r
     assert verdict.sent and verdict.fault and verdict.maybe_applied
 
 
+def test_a_crc32_of_non_ascii_digits_is_ignored_as_any_non_number_never_a_value_error(region):
+    # "\xb2" (superscript two) passes str.isdigit(), int() refuses it: a
+    # ValueError after sending would read as "not sent" (failed over, applied twice).
+    region.answer = (200, {"x-amz-crc32": "\xb2"}, b"{}")
+    assert _sender(region.url).send("PutItem", JsonRequest({}, b"{}"))["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
 def test_a_refused_connection_was_not_applied():
     with pytest.raises(EndpointConnectionError) as raised:
         _sender(closed_port_url()).send("PutItem", JsonRequest({}, b"{}"))

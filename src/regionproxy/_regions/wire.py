@@ -32,7 +32,8 @@ failure) for ``http(s)`` endpoints without a proxy or client certificate,
 and ``URLLib3Session`` itself otherwise; a body that is not JSON, or whose
 ``x-amz-crc32`` does not match, is a fault that may have been applied
 (``ResponseParserError``, ``ChecksumError``), never a ``ValueError``,
-which the verdicts read as "not sent".
+which the verdicts read as "not sent" (an ``x-amz-crc32`` that is not
+ASCII digits is not checked: ``"\xb2"`` passes ``str.isdigit()``, not ``int()``).
 
 Signing: SigV4 for ``dynamodb`` in the region, with the credentials of
 the boto3 session the region's client came from (refreshed as botocore
@@ -348,7 +349,7 @@ class WireSender:
             lowered = {name.lower(): value for name, value in items}
         raw = RawAnswer(status, items, body)
         expected = lowered.get("x-amz-crc32")
-        if expected is not None and expected.isdigit() and int(expected) != zlib.crc32(body) & 0xFFFFFFFF:
+        if expected is not None and expected.isascii() and expected.isdigit() and int(expected) != zlib.crc32(body) & 0xFFFFFFFF:
             raise ChecksumError(checksum_type="crc32", expected_checksum=int(expected), actual_checksum=zlib.crc32(body))
         metadata = {
             "RequestId": lowered.get("x-amzn-requestid", ""),
