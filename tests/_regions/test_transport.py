@@ -591,3 +591,39 @@ def test_closing_the_transport_closes_the_connections_of_posts_in_flight(stubs):
         posting.join(10)
     assert stub.closed.acquire(timeout=10), "the post's connection was closed when it ended, not kept"
     assert transport._idle == []
+
+
+def test_a_region_that_stops_reading_the_body_is_a_closed_connection_as_botocore_reports_it():
+    """The head read, the body never: the write times out. ``URLLib3Session``
+    raises ``ConnectionClosedError`` (urllib3's "Connection aborted"), not a read timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+    kept: list[socket.socket] = []
+
+    def stall() -> None:
+        for _ in range(2):
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(1024)  # a little of the head, then nothing more
+            kept.append(connection)
+
+    threading.Thread(target=stall, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    body = b"x" * (64 << 20)  # past any socket buffer: the write blocks
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        with pytest.raises(ConnectionClosedError) as raised:
+            Transport(url, 0.5, 0.5).post(head, body)
+        verdict = classify(raised.value)
+        assert verdict.maybe_applied and verdict.reason == "connection_closed"
+        session = URLLib3Session(timeout=(0.5, 0.5))
+        with pytest.raises(ConnectionClosedError):
+            session.send(AWSPreparedRequest("POST", url, {"Content-Length": str(len(body))}, body, stream_output=False))
+        session.close()
+    finally:
+        listener.close()
+        for connection in kept:
+            connection.close()

@@ -23,7 +23,10 @@ here too):
 - the TLS handshake failed: ``SSLError`` (timed out in it:
   ``ReadTimeoutError``; cut during it: ``ConnectionClosedError``);
 - no answer byte within the read timeout (per read, as urllib3 applies
-  it): ``ReadTimeoutError``;
+  it): ``ReadTimeoutError``; but a request that could not be written
+  within it (the region stopped reading): ``ConnectionClosedError``, as
+  urllib3 turns a timeout while sending into ``ProtocolError`` (it waits
+  the connect timeout there, this client the read timeout);
 - the connection closed or reset while sending or before the whole
   answer was read (its head, or the ``Content-Length`` it states), or an
   answer that is not HTTP (or a header line that is not ``name: value``
@@ -221,9 +224,12 @@ class Transport:
         keep = False
         try:
             try:
-                sock.sendall(head + body if len(body) < 65536 else head)
-                if len(body) >= 65536:
-                    sock.sendall(body)
+                try:
+                    sock.sendall(head + body if len(body) < 65536 else head)
+                    if len(body) >= 65536:
+                        sock.sendall(body)
+                except TimeoutError as error:  # the region stopped reading: urllib3 calls it "Connection aborted"
+                    raise ConnectionClosedError(endpoint_url=self.url, error=error) from error
                 answer, keep = self._read(sock)
             except TimeoutError as error:
                 raise ReadTimeoutError(endpoint_url=self.url, error=error) from error
