@@ -627,3 +627,18 @@ def test_a_region_that_stops_reading_the_body_is_a_closed_connection_as_botocore
         listener.close()
         for connection in kept:
             connection.close()
+
+
+def test_an_answer_dribbled_a_byte_at_a_time_is_read_whole_and_in_step(stubs):
+    answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\n{}\r\n0\r\nX-T: 1\r\n\r\n"
+
+    def dribble(connection: socket.socket, _: int) -> bool:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a segment per byte
+        for byte in answer:
+            connection.sendall(bytes([byte]))
+        return True
+
+    stub = _stub(stubs, dribble)
+    transport = _lean(stub.url)
+    assert [transport.post(HEAD, b"{}").content for _ in range(2)] == [b"{}", b"{}"]
+    assert stub.connections == 1

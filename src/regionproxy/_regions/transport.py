@@ -303,8 +303,9 @@ class Transport:
                 data = sock.recv(_READ)
                 if not data:
                     raise ConnectionResetError("the region closed the connection before answering")
+                start = max(0, len(buffer) - 3)  # only the new bytes searched: a head dribbled a byte at a time stays linear
                 buffer += data
-                end = buffer.find(b"\r\n\r\n")
+                end = buffer.find(b"\r\n\r\n", start)
             lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
             del buffer[: end + 4]
             status_line = _STATUS.fullmatch(lines[0])
@@ -367,12 +368,14 @@ def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
     body = bytearray()
 
     def line() -> bytes:
-        while (end := buffer.find(b"\r\n")) < 0:
+        start = 0
+        while (end := buffer.find(b"\r\n", start)) < 0:
             if len(buffer) > _MAX_HEAD:
                 raise _Unreadable("a chunk line is too long")
             data = sock.recv(_READ)
             if not data:
                 raise ConnectionResetError("the region closed the connection mid-answer")
+            start = max(0, len(buffer) - 1)
             buffer.extend(data)
         text = bytes(buffer[:end])
         del buffer[: end + 2]
