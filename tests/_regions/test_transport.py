@@ -463,6 +463,7 @@ def test_a_status_line_that_is_not_http1_is_a_closed_connection_never_a_success(
     with pytest.raises(ConnectionClosedError) as raised:
         _lean(stub.url).post(HEAD, b"{}")
     assert classify(raised.value).maybe_applied
+    assert type(_urllib3(stub.url)) is ConnectionClosedError  # botocore's session: the same
 
 
 def test_a_content_length_of_non_ascii_digits_is_a_closed_connection_not_a_value_error(stubs):
