@@ -501,35 +501,66 @@ def test_an_answer_that_ends_the_connection_is_read_and_the_connection_not_reuse
     assert stub.connections == 2
 
 
-def test_an_answer_before_the_body_was_written_is_never_a_not_sent(stubs):
-    """A 413 (and a close) while the body is still being written: the
-    answer, or an error that may have been applied, never "not sent"."""
+def test_an_answer_sent_before_the_body_was_written_is_the_answer_as_botocore_reads_it():
+    """A 413 (and a close, a reset since the body is unread) while the body
+    is still being written: that answer, as ``URLLib3Session`` returns it, never
+    a fault of the region (a caller's oversized request must not trip healthy regions)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+
+    def refuse() -> None:
+        for _ in range(2):
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(10)
+                buffer = b""
+                while b"\r\n\r\n" not in buffer and (data := connection.recv(65536)):
+                    buffer += data
+                connection.sendall(b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+
+    server = threading.Thread(target=refuse, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    body = b"x" * (16 << 20)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        answer = Transport(url, 1.0, 5.0).post(head, body)
+        assert (answer.status_code, answer.content) == (413, b"{}")
+        session = URLLib3Session(timeout=(1.0, 5.0))
+        theirs = session.send(AWSPreparedRequest("POST", url, {"Content-Length": str(len(body))}, body, stream_output=False))
+        session.close()
+        assert (theirs.status_code, theirs.content) == (413, b"{}")
+    finally:
+        listener.close()
+        server.join(10)
+
+
+def test_a_reset_while_writing_without_an_answer_may_have_been_applied(stubs):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
 
-    def refuse() -> None:
+    def reset() -> None:
         connection, _ = listener.accept()
-        with connection:
-            connection.settimeout(10)
-            buffer = b""
-            while b"\r\n\r\n" not in buffer and (data := connection.recv(65536)):
-                buffer += data
-            connection.sendall(b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        connection.recv(65536)
+        _reset(connection)
+        connection.close()
 
-    server = threading.Thread(target=refuse, daemon=True)
+    server = threading.Thread(target=reset, daemon=True)
     server.start()
-    body = b"x" * (8 << 20)
+    body = b"x" * (16 << 20)
     head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
     try:
-        answer = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/", 1.0, 5.0).post(head, body)
-    except Exception as error:  # noqa: BLE001 - the error is the result
-        assert classify(error).maybe_applied, error
-    else:
-        assert answer.status_code == 413
+        with pytest.raises(ConnectionClosedError) as raised:
+            Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/", 1.0, 5.0).post(head, body)
+        assert classify(raised.value).maybe_applied
     finally:
-        server.join(10)
         listener.close()
+        server.join(10)
 
 
 def test_many_threads_posting_through_one_transport_each_get_their_own_answer(stubs):

@@ -27,7 +27,9 @@ here too):
   within it (the region stopped reading): ``ConnectionClosedError``, as
   urllib3 turns a timeout while sending into ``ProtocolError`` (it waits
   the connect timeout there, this client the read timeout);
-- the connection closed or reset while sending or before the whole
+- the connection closed or reset while sending (and no answer came: one
+  the region sent before it closed, a ``413`` say, is read and returned,
+  as urllib3 reads it, the connection then dropped) or before the whole
   answer was read (its head, or the ``Content-Length`` it states), or an
   answer that is not HTTP (or a header line that is not ``name: value``
   with a token name and no control character: the sidecar passes the
@@ -224,13 +226,17 @@ class Transport:
         keep = False
         try:
             try:
+                written = True
                 try:
                     sock.sendall(head + body if len(body) < 65536 else head)
                     if len(body) >= 65536:
                         sock.sendall(body)
                 except TimeoutError as error:  # the region stopped reading: urllib3 calls it "Connection aborted"
                     raise ConnectionClosedError(endpoint_url=self.url, error=error) from error
+                except (BrokenPipeError, ConnectionResetError):
+                    written = False  # closed while writing: the answer it sent first (a 413) is read, as urllib3 reads it
                 answer, keep = self._read(sock)
+                keep = keep and written
             except TimeoutError as error:
                 raise ReadTimeoutError(endpoint_url=self.url, error=error) from error
             except ssl.SSLError as error:
