@@ -4,7 +4,10 @@ botocore class ``URLLib3Session`` raises for it (the verdicts judge by
 class), checked side by side with ``URLLib3Session`` itself; kept-alive
 connections are reused, and one the region closed is never written to.
 Warming (:meth:`Transport.warm`) keeps one connection open, TLS
-handshake done, that the next post is served on."""
+handshake done, that the next post is served on. A hostile region: late
+answers after a timeout, ambiguous framing, malformed chunks and status
+lines, interim answers, an answer before the body was written, resets,
+many threads on one transport, a fork, a close with posts in flight."""
 
 from __future__ import annotations
 
