@@ -447,6 +447,22 @@ def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_stays_in
     assert stub.connections == 1
 
 
+def test_trailers_past_the_head_limit_are_a_closed_connection_not_read_on(stubs):
+    def trailers(connection: socket.socket, _: int) -> bool:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+        try:
+            for _ in range(1000):  # a megabyte of trailers, bounded here; the client gives up first
+                connection.sendall(b"X-Trailer: " + b"t" * 1000 + b"\r\n")
+            connection.sendall(b"\r\n")
+        except OSError:
+            pass
+        return False
+
+    stub = _stub(stubs, trailers)
+    with pytest.raises(ConnectionClosedError):
+        _lean(stub.url).post(HEAD, b"{}")
+
+
 def test_bytes_past_a_chunked_answer_drop_the_connection(stubs):
     smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n\"smuggle\""
     stub = _stub(stubs, _answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled, OK))

@@ -49,7 +49,10 @@ a few other ``1xx`` before the answer (those are skipped); a
 chunks: no ``0x``, sign or ``_``); a chunk longer than its size; a
 ``Transfer-Encoding`` other than ``chunked``, or one together with a
 ``Content-Length`` (framing a smuggler could split differently, RFC 9112
-6.3). Nothing from parsing the answer escapes as another class (a
+6.3); a head, a chunk line or the trailers past 64 KiB, a body past
+``MAX_ANSWER``, more than a few interim answers: every read loop is
+bounded by size, not only by the read timeout a dribbling region resets
+with each byte. Nothing from parsing the answer escapes as another class (a
 ``ValueError`` would reach the caller as if it were DynamoDB's).
 
 A connection is used by one post at a time and goes back to the idle list
@@ -395,8 +398,11 @@ def _chunked(sock: socket.socket, buffer: bytearray) -> bytes:
         if len(body) + size > MAX_ANSWER:
             raise _Unreadable("an answer past the size limit")
         if size == 0:
-            while line():  # trailers, up to the empty line
-                pass
+            trailers = 0
+            while trailer := line():  # trailers (never passed on), up to the empty line; as much as a head at most
+                trailers += len(trailer) + 2
+                if trailers > _MAX_HEAD:
+                    raise _Unreadable("the answer's trailers are too large")
             return bytes(body)
         while len(buffer) < size + 2:
             data = sock.recv(_READ)
