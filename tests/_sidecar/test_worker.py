@@ -551,3 +551,45 @@ def test_a_head_sent_a_byte_at_a_time_forever_is_cut_off_a_header_timeout_after_
                     assert Reader(other).answer()[2] == b"echo:meanwhile"
         assert cut and sent < len(head), (sent, len(head))
     assert [seen["body"] for seen in app.seen] == [b"meanwhile"]
+
+
+def test_a_connection_that_arrives_just_after_the_eviction_check_is_not_accepted_past_the_limit(app):
+    """At the limit, ``_accept`` asks for room; if nobody was waiting when
+    the eviction looked, nothing was closed, and a connection that arrives
+    in that instant must wait for the next round, not be accepted as a
+    ``max_connections + 1``-th (a flood hit this window under load)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    front = HttpFront(app, [listener], threads=1, max_connections=2)
+    held = [connect(port) for _ in range(2)]
+    try:
+        assert _wait_until_pending(front)
+        front._accept(listener)
+        assert front._open == 2
+        looked = front._pending
+        calls = []
+
+        def nobody_then_the_truth() -> bool:
+            calls.append(1)
+            return False if len(calls) == 1 else looked()
+
+        front._pending = nobody_then_the_truth  # the eviction looks before the connection lands
+        held.append(connect(port))
+        front._accept(listener)
+        assert front._open == 2, "accepted past worker_connections"
+    finally:
+        for sock in held:
+            sock.close()
+        front.alive = False
+        front.close()
+        listener.close()
+
+
+def _wait_until_pending(front: HttpFront) -> bool:
+    for _ in range(200):  # bounded: 10 s
+        if front._pending():
+            return True
+        time.sleep(0.05)
+    return False

@@ -286,7 +286,8 @@ class HttpFront:
         self._sweep()
         # Stopped accepting with nothing to evict: again once one closed, or
         # one became evictable since (an answered connection now idle).
-        if not self._accepting and self.alive and (self._open < self.max_connections or self._evict()):
+        # Nobody waiting: listen again, and evict when one comes (_accept).
+        if not self._accepting and self.alive and (self._open < self.max_connections or not self._pending() or self._evict()):
             self._set_accepting(True)
 
     def stop(self) -> None:
@@ -375,9 +376,12 @@ class HttpFront:
     def _evict(self) -> bool:
         """Make room for a connection waiting to be accepted: close the
         oldest connection that has never sent, else the longest-idle
-        kept-alive one (the module's rules); False if none is idle."""
+        kept-alive one (the module's rules). True only if one was closed:
+        with nobody waiting, nothing is closed and no room is made, so
+        ``_accept`` does not accept past the limit a connection that
+        arrives just after this looked."""
         if not self._pending():
-            return True  # nobody waits: nothing to close
+            return False  # nobody waits: nothing to close
         idle = [connection for connection in _snapshot(self._parked) if connection.idle]
         # Never answered before answered; within each, the earliest deadline
         # (accepted first, or answered longest ago: the deadlines are set
