@@ -109,6 +109,18 @@ def session_rows(lab: LocalRegions, redis: RedisServer, hits: int) -> None:
     on.close()
 
 
+def _shared_writes(link: FleetLink, hooks: Hooks) -> SharedWrites:
+    """A worker's fleet cache coherence over ``link``, with a cache of its own."""
+    return SharedWrites(
+        link,
+        regions=REGIONS,
+        cache=ReadCache(CachePolicy(maxsize=10_000, ttl=3600)),
+        sticky=StickyWrites(5.0, home=REGIONS[0]),
+        forget_table=lambda table: None,
+        hooks=hooks,
+    )
+
+
 def _worker(url: str, writes: int, ready, results) -> None:
     """One worker: a link, a cache, a subscription; the monotonic time at
     which each write's drop was applied, sent back in order."""
@@ -119,14 +131,7 @@ def _worker(url: str, writes: int, ready, results) -> None:
         if isinstance(event, FleetDropsApplied):
             applied.append(time.monotonic())
 
-    shared = SharedWrites(
-        link,
-        regions=REGIONS,
-        cache=ReadCache(CachePolicy(maxsize=10_000, ttl=3600)),
-        sticky=StickyWrites(5.0, home=REGIONS[0]),
-        forget_table=lambda table: None,
-        hooks=Hooks([heard]),
-    )
+    shared = _shared_writes(link, Hooks([heard]))
     shared.start()
     wait_for(lambda: link.connected, timeout=10)
     ready.put(link.connected)
@@ -143,14 +148,7 @@ def lag_rows(redis: RedisServer, writes: int, workers: int) -> None:
         process.start()
     assert all(ready.get(timeout=60) for _ in processes), "a worker did not connect"
     link = FleetLink(redis.url, FLEET, heartbeat=0)
-    shared = SharedWrites(
-        link,
-        regions=REGIONS,
-        cache=ReadCache(CachePolicy(maxsize=10_000, ttl=3600)),
-        sticky=StickyWrites(5.0, home=REGIONS[0]),
-        forget_table=lambda table: None,
-        hooks=Hooks(),
-    )
+    shared = _shared_writes(link, Hooks())
     shared.start()
     assert wait_for(lambda: link.connected, timeout=10)
     returned, publish = [], []

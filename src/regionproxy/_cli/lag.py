@@ -38,7 +38,7 @@ def add_parser(commands: Any) -> None:
         "prefix) with the app's REGIONPROXY_* settings, and print its lag per source and replica region beside "
         "CloudWatch's ReplicationLatency (a 5-minute metric) where credentials allow.",
     )
-    lag.add_argument("--table", required=True, help="the Global Table to measure (string key attributes)")
+    lag.add_argument("--table", required=True, help="the Global Table to measure (keys of any type: S, N or B)")
     lag.add_argument("--region", dest="regions", action="append", default=[], metavar="REGION", help="a region (repeat; default REGIONPROXY_REGIONS)")
     lag.add_argument("--endpoint", dest="endpoints", action="append", default=[], metavar="REGION=URL", help="DynamoDB endpoint for REGION")
     lag.add_argument(
