@@ -248,8 +248,8 @@ class CachedReads:
         bypassing = cache.bypassing  # (the keys' count is the cache's, in begin())
         for table, missing in wanted.items():
             hits = len(request[table]["Keys"]) - len(missing)
+            name = names[table]
             for hit in (True,) * hits + (False,) * len(missing):
-                name = names[table]
                 self.hooks.emit(CacheBypassed(name, "BatchGetItem") if bypassing and not hit else _lookup(name, "BatchGetItem", hit))
         if not send:
             response: dict[str, Any] = {"Responses": found, "UnprocessedKeys": {}}

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from cachetools import Cache, TLRUCache
@@ -565,7 +565,7 @@ class ReadCache:
                 for key in [key for key in self._flights if key[0] == table]:
                     self._ground(key)
 
-    def invalidate_write(self, operation: str, params: dict[str, Any], key_names: KeyNames) -> tuple[Drop, ...]:
+    def invalidate_write(self, operation: str, params: Mapping[str, Any], key_names: KeyNames) -> tuple[Drop, ...]:
         """Drop what a write touches (:func:`~regionproxy._cache.keys.write_drops`):
         its keys (both forms) and the queries they may change; its tables
         when the keys cannot be named; everything for a PartiQL write
@@ -626,6 +626,5 @@ class ReadCache:
             # The child's link has heard nothing yet: bypassed until its own
             # subscription is live (its changes are numbered from 1 again).
             self._link_epoch = -1
-            self._clear()
-            self.bypassing = True
+            self._bypass(True)
             self.bypassed = 0

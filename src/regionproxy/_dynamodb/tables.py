@@ -59,7 +59,6 @@ from typing import Any
 from regionproxy._config.policies import TABLE_ARN
 
 ARN_PREFIX = "arn:"
-_TABLE_ARN = TABLE_ARN
 # Where a batch's answer is keyed by the tables of its request.
 _KEYED_BY_TABLE = ("Responses", "UnprocessedKeys", "UnprocessedItems", "ItemCollectionMetrics")
 BATCHES = frozenset({"BatchGetItem", "BatchWriteItem"})
@@ -69,20 +68,11 @@ TRANSACTIONS = frozenset({"TransactGetItems", "TransactWriteItems"})
 def table_name(table: Any) -> Any:
     """The table ``table`` names: itself, or the name a well-formed table
     ARN ends with (anything else is returned as it is)."""
-    if table.__class__ is str and table[:4] == ARN_PREFIX:
-        match = _TABLE_ARN.fullmatch(table)
+    if _is_arn(table):
+        match = TABLE_ARN.fullmatch(table)
         if match is not None:
             return match["name"]
     return table
-
-
-def arn_region(table: Any) -> str | None:
-    """The region a well-formed table ARN names; None for anything else."""
-    if table.__class__ is str and table[:4] == ARN_PREFIX:
-        match = _TABLE_ARN.fullmatch(table)
-        if match is not None:
-            return match["region"]
-    return None
 
 
 def _is_arn(table: Any) -> bool:
@@ -149,7 +139,7 @@ def in_region(operation: str, params: Mapping[str, Any], region: str, served: Co
     renames: dict[str, str] = {}
 
     def rename(table: Any) -> Any:
-        match = _TABLE_ARN.fullmatch(table) if _is_arn(table) else None
+        match = TABLE_ARN.fullmatch(table) if _is_arn(table) else None
         if match is None or match["region"] == region or match["region"] not in served:
             return table
         start, end = match.span("region")

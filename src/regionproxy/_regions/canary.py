@@ -246,7 +246,7 @@ class ReplicationCanary:
             names = self._key_attributes(region)
             written = self._clock()
             try:
-                item = {**self._key(names, region), WRITTEN_AT: {"N": repr(written)}}
+                item = {**heartbeat_key(names, region), WRITTEN_AT: {"N": repr(written)}}
                 item[TTL_ATTRIBUTE] = {"N": str(int(written + max(3600.0, 10 * self.interval)))}
                 self.session.call_region(region, "PutItem", {"TableName": self.table, "Item": item})
                 error = None
@@ -277,7 +277,7 @@ class ReplicationCanary:
                 try:
                     answer = self.session.call_region(
                         region,
-                        "GetItem", {"TableName": self.table, "Key": self._key(names, source), "ConsistentRead": True}
+                        "GetItem", {"TableName": self.table, "Key": heartbeat_key(names, source), "ConsistentRead": True}
                     )
                 except Exception as caught:  # noqa: BLE001
                     with self._lock:
@@ -314,10 +314,6 @@ class ReplicationCanary:
     def _key_attributes(self, region: str) -> tuple[tuple[str, str], ...]:
         """The table's key attributes with their types, ``(name, type)``."""
         return self._keys.attributes(lambda: self.session.call_region(region, "DescribeTable", {"TableName": self.table})["Table"])
-
-    @staticmethod
-    def _key(attributes: tuple[tuple[str, str], ...], source: str) -> dict[str, Any]:
-        return heartbeat_key(attributes, source)
 
     # -- figures -----------------------------------------------------------------
 

@@ -761,7 +761,7 @@ class RegionSession:
         # its keys are named (before, after, for read-your-writes).
         key_names = _KeyNamesOnce(self.key_schemas.names) if cache is not None else None
         if cache is not None:
-            cache.invalidate_write(call.operation, call.params, key_names)
+            cache.invalidate_write(call.operation, call.named, key_names)
         maybe_applied: list[str] = []  # where it failed in a way that may have applied it
         remembered: Remembered | None = None
         try:
@@ -793,7 +793,7 @@ class RegionSession:
                 # read that loaded before either (from the local region, which
                 # may not have a write that failed over yet) may have stored
                 # the old item.
-                drops = cache.invalidate_write(call.operation, call.params, key_names)
+                drops = cache.invalidate_write(call.operation, call.named, key_names)
             if self._shared is not None:
                 # Before the write returns: every worker of the fleet drops
                 # it too, and follows it (see regionproxy._fleet.coherence).

@@ -326,8 +326,9 @@ class PrometheusListener:
             # series (prometheus_client keeps it in the worker's file): NaN,
             # newer than its last figure and older than the measuring
             # worker's next (livemostrecent).
+            multiprocess = _multiprocess()
             for gauge in (self.replication_lag, self.replication_stalled):
-                if _multiprocess():
+                if multiprocess:
                     gauge.labels(source, replica).set(float("nan"))
                 else:
                     gauge.remove(source, replica)
